@@ -1,0 +1,718 @@
+"""Fan-out benchmark: spectators' websockets against a real ``livetrack serve``, and the ceiling.
+
+Starts real ``livetrack serve`` process(es) on a fresh log, connects ``--clients`` real
+``websockets`` clients spread over ``--client-procs`` processes, each subscribed as the race
+page is (``race:tenk,board:tenk:finish:all,feed:tenk``), then posts finish reads of new runners
+at ``--rate`` per second for ``--seconds``. The poster records the wall time of each post in
+shared memory; a client records, for each runner, the wall time of the first message that shows
+that runner (its bib in the feed, or the finish board's count reaching it), so read-to-screen
+latency covers the log, the fold, the hub's tick, rendering and the socket (one machine, so
+``time.time()`` is comparable across processes).
+
+In the same run the same clients then connect to a bare ``websockets`` server
+(``websockets.asyncio.server`` + ``broadcast``) that broadcasts pre-encoded frames of the mean
+size livetrack delivered, as fast as the clients take them: the ceiling for Python on this
+machine. Server memory per connection is the server's RSS (from ``/proc``) after connecting the
+idle clients minus before, divided by the count.
+
+    python bench/fanout.py [--clients 5000] [--rate 50] [--seconds 20] [--client-procs P]
+    python bench/fanout.py --processes 2 [--redis URL]   # two servers behind one Redis stream
+    python bench/fanout.py --compare                      # one process, then two, same run
+    python bench/fanout.py --clients 10000 --connect-only # connect + snapshot check only
+
+Prints one JSON object on its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import contextlib
+import json
+import math
+import multiprocessing as mp
+import os
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import SynchronizedArray
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+RACE = "tenk"
+TOPICS = f"race:{RACE},board:{RACE}:finish:all,feed:{RACE}"
+FEED_ID = f'id="t-feed-{RACE}"'.encode()
+BOARD_ID = f'id="t-board-{RACE}-finish-all"'.encode()
+BOARD_COUNT = re.compile(rb'<span class="meta">\((\d+)\)</span>')
+FEED_BIB = re.compile(rb'href="/runners/(\d+)"')
+HIST_MS = 120_000  # latency histogram: 1 ms buckets up to two minutes (the last is overflow)
+
+
+# -- setup --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def raise_nofile(want: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(want, soft)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def write_participants(path: Path, n: int) -> None:
+    from livetrack.cli import demo_event
+    from livetrack.sim import make_participants
+
+    people = make_participants(demo_event(), {RACE: n}, seed=3)
+    lines = ["bib,chip,first_name,last_name,gender,age,club,race,wave"]
+    for p in people:
+        lines.append(
+            f"{p.bib},{p.chips[0]},{p.first_name},{p.last_name},{p.gender},{p.age},"
+            f'"{p.club}",{p.race},{p.wave}'
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "livetrack.cli", *args]
+
+
+def token(log_args: list[str], role: str) -> str:
+    out = subprocess.run(
+        cli("token", "create", "--role", role, *log_args),
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    return out.stdout.split()[0]
+
+
+def start_server(log_args: list[str], people: Path, port: int, ws: str) -> subprocess.Popen[bytes]:
+    event = ROOT / "livetrack" / "demo" / "heaton.toml"
+    serve = ["serve", "--event", str(event), "--participants", str(people), *log_args]
+    serve += ["--port", str(port)]
+    if ws:  # the same server with another uvicorn websocket implementation, for comparison
+        argv = [sys.executable, str(Path(__file__).resolve()), "--serve-with", ws, "--", *serve]
+    else:
+        argv = cli(*serve)
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+
+
+def serve_with(ws: str, argv: list[str]) -> None:
+    """``livetrack serve`` with ``ws`` as uvicorn's websocket implementation (else the same)."""
+    import uvicorn
+
+    from livetrack import cli as lcli
+    from livetrack.web.app import Settings, create_app
+
+    args = lcli.build_parser().parse_args(argv)
+    event = lcli.load_event(args.event)
+    people = lcli.load_participants(args.participants, event) if args.participants else []
+    app = create_app(Settings(event=event, log_url=lcli._log_url(args), participants=people))
+    uvicorn.run(
+        app, host=args.host, port=args.port, ws=ws, ws_per_message_deflate=False,
+        ws_ping_interval=20, ws_ping_timeout=20, log_level="warning", access_log=False,
+    )  # fmt: skip
+
+
+def wait_ready(url: str, timeout: float = 180.0) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not ready")
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (from ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise SystemExit("fanout: --processes 2 needs redis-server on PATH, or --redis URL")
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp), "--save", "",
+         "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(200):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return proc, f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.05)
+    raise TimeoutError("redis-server did not start")
+
+
+# -- client processes ---------------------------------------------------------------------------
+
+
+class Spectator:
+    """One spectator's view: frames and bytes received, and how far it has seen the field."""
+
+    __slots__ = ("bytes", "frames", "snapshot", "upto")
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.bytes = 0
+        self.snapshot = False
+        self.upto = -1  # the highest runner index this spectator has been shown
+
+
+class Worker:
+    """A client process: many asyncio ``websockets`` clients and their shared tallies."""
+
+    def __init__(self, posted: SynchronizedArray[float], bib_index: dict[bytes, int]) -> None:
+        self.posted: Any = posted.get_obj()
+        self.bib_index = bib_index
+        self.spectators: list[Spectator] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.hist = array.array("q", bytes(8 * HIST_MS))
+        self.failed = 0
+        self.sample = b""
+
+    def see(self, sp: Spectator, msg: bytes, now: float) -> None:
+        """Credit every runner this message shows for the first time to this spectator."""
+        upto = sp.upto
+        i = msg.find(BOARD_ID)
+        if i >= 0:
+            m = BOARD_COUNT.search(msg, i, i + 2000)
+            if m is not None:
+                upto = max(upto, int(m.group(1)) - 1)  # runner k is the (k+1)th finisher
+        i = msg.find(FEED_ID)
+        if i >= 0:
+            end = msg.find(b"</section>", i)
+            for m in FEED_BIB.finditer(msg, i, end if end > 0 else len(msg)):
+                k = self.bib_index.get(m.group(1), -1)
+                if k > upto:
+                    upto = k
+        if upto > sp.upto:
+            posted = self.posted
+            hist = self.hist
+            for k in range(sp.upto + 1, min(upto + 1, len(posted))):
+                t = posted[k]
+                if t > 0:
+                    ms = int((now - t) * 1000)
+                    hist[min(max(ms, 0), HIST_MS - 1)] += 1
+            sp.upto = upto
+
+    async def spectate(self, url: str, sp: Spectator, opened: asyncio.Semaphore) -> None:
+        from websockets.asyncio.client import connect
+
+        try:
+            async with opened:
+                ws = await connect(
+                    url, compression=None, max_size=None, ping_interval=None,
+                    open_timeout=120, close_timeout=2, max_queue=None,
+                )  # fmt: skip
+        except Exception:
+            self.failed += 1
+            return
+        try:
+            async for msg in _frames(ws):
+                now = time.time()
+                sp.frames += 1
+                sp.bytes += len(msg)
+                if not sp.snapshot and BOARD_ID in msg:
+                    sp.snapshot = True
+                    if not self.sample:
+                        self.sample = msg
+                self.see(sp, msg, now)
+                if len(msg) > len(self.sample) and sp.frames > 3:
+                    self.sample = msg
+        except Exception:
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    def tally(self) -> dict[str, Any]:
+        sps = self.spectators
+        return {
+            "t": time.time(),
+            "frames": sum(s.frames for s in sps),
+            "bytes": sum(s.bytes for s in sps),
+            "snapshots": sum(s.snapshot for s in sps),
+            "failed": self.failed,
+            "open": sum(not t.done() for t in self.tasks),
+        }
+
+    async def serve(self, pipe: Connection) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            cmd, arg = await loop.run_in_executor(None, pipe.recv)
+            if cmd == "connect":
+                urls, n = arg
+                opened = asyncio.Semaphore(100)
+                for i in range(n):
+                    sp = Spectator()
+                    self.spectators.append(sp)
+                    url = urls[i % len(urls)]
+                    self.tasks.append(asyncio.create_task(self.spectate(url, sp, opened)))
+                deadline = time.monotonic() + 300
+                while time.monotonic() < deadline:
+                    t = self.tally()
+                    if t["snapshots"] + t["failed"] >= n or not t["open"]:
+                        break
+                    await asyncio.sleep(0.2)
+                pipe.send(self.tally())
+            elif cmd == "track":
+                for sp in self.spectators:
+                    sp.upto = arg - 1  # runners before ``arg`` were shown before tracking
+                self.hist = array.array("q", bytes(8 * HIST_MS))
+                pipe.send(self.tally())
+            elif cmd == "tally":
+                pipe.send(self.tally())
+            elif cmd == "report":
+                ups = [s.upto for s in self.spectators if s.snapshot]
+                pipe.send({"hist": self.hist.tobytes(), "upto": ups, "sample": self.sample})
+            elif cmd == "close":
+                for task in self.tasks:
+                    task.cancel()
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+                self.tasks.clear()
+                self.spectators.clear()
+                self.failed = 0
+                pipe.send(self.tally())
+            elif cmd == "exit":
+                pipe.send(None)
+                return
+
+
+async def _frames(ws: Any) -> Any:
+    while True:
+        yield await ws.recv(decode=False)
+
+
+def worker_main(pipe: Connection, posted: SynchronizedArray[float], bibs: list[str]) -> None:
+    raise_nofile(65536)
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    index = {b.encode(): i for i, b in enumerate(bibs)}
+    asyncio.run(Worker(posted, index).serve(pipe))
+
+
+class Clients:
+    """The client processes, driven over pipes."""
+
+    def __init__(self, procs: int, posted: SynchronizedArray[float], bibs: list[str]) -> None:
+        ctx = mp.get_context("fork")
+        self.pipes: list[Connection] = []
+        self.procs: list[Any] = []
+        for _ in range(procs):
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=worker_main, args=(child, posted, bibs), daemon=True)
+            p.start()
+            self.pipes.append(parent)
+            self.procs.append(p)
+
+    def ask(self, cmd: str, args: list[Any] | None = None) -> list[Any]:
+        for i, pipe in enumerate(self.pipes):
+            pipe.send((cmd, args[i] if args is not None else None))
+        return [pipe.recv() for pipe in self.pipes]
+
+    def connect(self, urls: list[str], n: int) -> dict[str, int]:
+        """Connect ``n`` clients over the processes, each process spreading over ``urls``."""
+        per = [n // len(self.pipes) + (i < n % len(self.pipes)) for i in range(len(self.pipes))]
+        return merge(self.ask("connect", [(urls, k) for k in per]))
+
+    def tally(self) -> dict[str, Any]:
+        return merge(self.ask("tally"))
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ask("exit")
+        for p in self.procs:
+            p.join(10)
+
+
+def merge(tallies: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: sum(t[k] for t in tallies) for k in tallies[0] if k != "t"}
+    out["t"] = max(t["t"] for t in tallies)
+    return out
+
+
+# -- load ---------------------------------------------------------------------------------------
+
+
+async def post_reads(
+    url: str,
+    tok: str,
+    start: int,
+    count: int,
+    rate: float,
+    posted: Any,
+    bibs: list[str],
+    stats: dict[str, Any] | None = None,
+) -> float:
+    """Post finish reads of runners ``start..start+count`` at ``rate``/s; returns the rate
+    achieved. Each post's wall time goes into ``posted`` just before it is sent; the posts'
+    own p50/p99 round trips (the durable append included) go into ``stats``."""
+    stats = {} if stats is None else stats
+    headers = {"authorization": f"Bearer {tok}"}
+    took: list[float] = []
+    inflight: set[asyncio.Task[None]] = set()
+    errors = 0
+
+    limits = httpx.Limits(max_connections=200)
+    async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers, limits=limits) as http:
+
+        async def one(k: int) -> None:
+            nonlocal errors
+            now = time.time()
+            read = {
+                "reader": "bench", "point": "finish", "chip": f"LT{int(bibs[k]):05d}",
+                "time": int(now * 1000), "seq": k + 1,
+            }  # fmt: skip
+            posted[k] = now
+            try:
+                r = await http.post("/api/v1/reads", json=[read])
+                ok = r.status_code == 200 and r.json().get("accepted") == 1
+            except httpx.HTTPError:
+                ok = False
+            took.append(time.time() - now)
+            if not ok:
+                errors += 1
+
+        t0 = time.monotonic()
+        for i in range(count):
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(one(start + i))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+        await asyncio.gather(*inflight)
+        elapsed = time.monotonic() - t0
+    if errors:
+        print(f"fanout: {errors} posts not accepted", file=sys.stderr)
+    took.sort()
+    if took:
+        stats["post_p50_ms"] = round(took[len(took) // 2] * 1000)
+        stats["post_p99_ms"] = round(took[int(len(took) * 0.99)] * 1000)
+    return count / elapsed if elapsed > 0 else 0.0
+
+
+def percentile(hist: array.array[int], q: float) -> float:
+    total = sum(hist)
+    if not total:
+        return float("nan")
+    want = q * total
+    acc = 0
+    for ms, n in enumerate(hist):
+        acc += n
+        if acc >= want:
+            return float(ms)
+    return float(HIST_MS)
+
+
+# -- the bare ceiling ---------------------------------------------------------------------------
+
+
+def ceiling_main(pipe: Connection, port: int) -> None:
+    """A bare ``websockets`` server: a snapshot on connect, then ``broadcast`` on command."""
+    raise_nofile(65536)
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+
+    async def main() -> None:
+        from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+        conns: set[ServerConnection] = set()
+        snapshot: list[bytes] = [b"<div></div>"]
+
+        async def handler(ws: ServerConnection) -> None:
+            conns.add(ws)
+            try:
+                await ws.send(snapshot[0], text=True)
+                await ws.wait_closed()
+            finally:
+                conns.discard(ws)
+
+        loop = asyncio.get_running_loop()
+        async with serve(
+            handler, "127.0.0.1", port, compression=None, ping_interval=20, ping_timeout=20,
+            max_size=2**20, backlog=4096,
+        ):  # fmt: skip
+            pipe.send(os.getpid())
+            while True:
+                cmd, arg = await loop.run_in_executor(None, pipe.recv)
+                if cmd == "snapshot":
+                    snapshot[0] = arg
+                    pipe.send(None)
+                elif cmd == "blast":
+                    frame, seconds = arg
+                    limit = 256 * 1024 * max(1, len(conns))
+                    sent = 0
+                    t_end = time.monotonic() + seconds
+                    while time.monotonic() < t_end:
+                        broadcast(conns, frame, text=True)
+                        sent += 1
+                        await asyncio.sleep(0)
+                        # no backpressure in broadcast: wait while the write buffers are full
+                        while (
+                            sum(c.transport.get_write_buffer_size() for c in conns) > limit
+                            and time.monotonic() < t_end
+                        ):
+                            await asyncio.sleep(0.002)
+                    pipe.send(sent)
+                elif cmd == "exit":
+                    pipe.send(None)
+                    return
+
+    asyncio.run(main())
+
+
+def measure_ceiling(
+    clients: Clients, n: int, frame: bytes, seconds: float, snapshot: bytes
+) -> dict[str, Any]:
+    ctx = mp.get_context("fork")
+    port = free_port()
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=ceiling_main, args=(child, port), daemon=True)
+    proc.start()
+    try:
+        pid = parent.recv()
+        parent.send(("snapshot", snapshot))
+        parent.recv()
+        before = rss_kb(pid)
+        got = clients.connect([f"ws://127.0.0.1:{port}/live?topics={TOPICS}"], n)
+        time.sleep(1.0)
+        after = rss_kb(pid)
+        t0 = clients.tally()
+        cpu0 = cpu_s(pid)
+        parent.send(("blast", (frame, seconds)))
+        parent.recv()
+        time.sleep(0.5)  # let the last buffered frames arrive
+        t1 = clients.tally()
+        cpu1 = cpu_s(pid)
+        clients.ask("close")
+        parent.send(("exit", None))
+        parent.recv()
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+    frames = t1["frames"] - t0["frames"]
+    return {
+        "connected": got["snapshots"],
+        "frames_per_s": frames / (t1["t"] - t0["t"]),
+        "mb_per_s": (t1["bytes"] - t0["bytes"]) / (t1["t"] - t0["t"]) / 1e6,
+        "kb_per_conn": (after - before) / max(1, got["snapshots"]),
+        "server_cpu_us_per_frame": (cpu1 - cpu0) * 1e6 / max(1, frames),
+    }
+
+
+# -- one livetrack configuration ----------------------------------------------------------------
+
+
+def run_livetrack(
+    args: argparse.Namespace,
+    clients: Clients,
+    posted: Any,
+    bibs: list[str],
+    processes: int,
+    redis: str | None,
+    tmp: Path,
+    people: Path,
+) -> dict[str, Any]:
+    for k in range(len(posted)):
+        posted[k] = 0.0
+    run_id = time.monotonic_ns()
+    if redis and "stream=" not in redis:  # a fresh stream for every run
+        redis += ("&" if "?" in redis else "?") + f"stream=livetrack-fanout-{run_id}"
+    log_args = ["--redis", redis] if redis else ["--db", str(tmp / f"log-{run_id}.db")]
+    reader, timer = token(log_args, "reader"), token(log_args, "timer")
+    ports = [free_port() for _ in range(processes)]
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        for port in ports:  # one at a time: the first seeds the participants, the rest find them
+            servers.append(start_server(log_args, people, port, args.ws))
+            wait_ready(f"http://127.0.0.1:{port}")
+        base_url = f"http://127.0.0.1:{ports[0]}"
+        gun_ms = int(time.time() * 1000) - 3_600_000  # an hour ago: any finish now is plausible
+        httpx.post(
+            base_url + f"/api/v1/races/{RACE}/gun", json={"time": gun_ms},
+            headers={"authorization": f"Bearer {timer}"}, timeout=30,
+        ).raise_for_status()  # fmt: skip
+        # a few finishers first, so the snapshot shows a board
+        asyncio.run(post_reads(base_url, reader, 0, 5, 50.0, posted, bibs))
+        time.sleep(1.0)
+        before = [rss_kb(s.pid) for s in servers]
+        urls = [f"ws://127.0.0.1:{p}/live?topics={TOPICS}" for p in ports]
+        t_connect = time.monotonic()
+        got = clients.connect(urls, args.clients)
+        connect_s = time.monotonic() - t_connect
+        time.sleep(2.0)
+        after = [rss_kb(s.pid) for s in servers]
+        share = args.clients / processes
+        per_conn = [(a - b) / share for a, b in zip(after, before, strict=True)]
+        out: dict[str, Any] = {
+            "processes": processes,
+            "log": "redis" if redis else "sqlite",
+            "clients": args.clients,
+            "connected": got["snapshots"],
+            "connect_failed": got["failed"],
+            "connect_s": round(connect_s, 1),
+            "server_kb_per_conn": round(max(per_conn), 1),
+            "server_rss_mb": [round(a / 1024) for a in after],
+        }
+        if args.connect_only:
+            clients.ask("close")
+            return out
+        start = 5
+        clients.ask("track", [start] * len(clients.pipes))
+        count = int(args.rate * args.seconds)
+        t0 = clients.tally()
+        cpu0 = [cpu_s(x.pid) for x in servers]
+        posting: dict[str, Any] = {}
+        rate = asyncio.run(
+            post_reads(base_url, reader, start, count, args.rate, posted, bibs, posting)
+        )
+        time.sleep(2.0)  # the last tick, the sockets
+        t1 = clients.tally()
+        cpu1 = [cpu_s(x.pid) for x in servers]
+        reports = clients.ask("report")
+        clients.ask("close")
+    finally:
+        for s in servers:
+            s.terminate()
+        for s in servers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                s.wait(30)
+    hist = array.array("q", bytes(8 * HIST_MS))
+    ups: list[int] = []
+    sample = b""
+    for r in reports:
+        h = array.array("q")
+        h.frombytes(r["hist"])
+        for i, v in enumerate(h):
+            if v:
+                hist[i] += v
+        ups.extend(r["upto"])
+        if len(r["sample"]) > len(sample):
+            sample = r["sample"]
+    last = start + count - 1
+    frames = t1["frames"] - t0["frames"]
+    span = t1["t"] - t0["t"]
+    out.update(
+        {
+            "passings_per_s": round(rate, 1),
+            "delivered_frames_per_s": round(frames / span),
+            "delivered_mb_per_s": round((t1["bytes"] - t0["bytes"]) / span / 1e6, 1),
+            "mean_frame_bytes": round((t1["bytes"] - t0["bytes"]) / max(1, frames)),
+            "server_cpu_s": round(sum(cpu1) - sum(cpu0), 1),
+            "server_cpu_us_per_frame": round((sum(cpu1) - sum(cpu0)) * 1e6 / max(1, frames), 1),
+            **posting,
+            "p50_ms": percentile(hist, 0.50),
+            "p99_ms": percentile(hist, 0.99),
+            "max_ms": percentile(hist, 1.0),
+            "shown_all": sum(u >= last for u in ups),
+            "_sample": sample,
+        }
+    )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clients", type=int, default=5000)
+    ap.add_argument("--rate", type=float, default=50.0, help="finish passings posted per second")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--client-procs", type=int, default=0, help="default: one per 2,500 clients")
+    ap.add_argument("--processes", type=int, default=1, choices=[1, 2])
+    ap.add_argument("--redis", help="redis://… for --processes 2 (default: a private one)")
+    ap.add_argument("--compare", action="store_true", help="one process, then two (both Redis)")
+    ap.add_argument("--connect-only", action="store_true", help="connect and snapshot only")
+    ap.add_argument("--no-ceiling", action="store_true")
+    ap.add_argument("--ws", default="", help="uvicorn websocket implementation (default: serve's)")
+    ap.add_argument("--serve-with", help=argparse.SUPPRESS)
+    ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve_with:
+        serve_with(args.serve_with, args.rest)
+        return
+    nofile = raise_nofile(args.clients * 2 + 1024)
+    procs = args.client_procs or max(2, math.ceil(args.clients / 2500))
+    runners = int(args.rate * args.seconds) + 100
+    bibs = [str(i) for i in range(1, runners + 1)]
+    posted = mp.Array("d", runners)
+    clients = Clients(procs, posted, bibs)  # forked before any event loop or thread exists
+    tmp = Path(tempfile.mkdtemp(prefix="livetrack-fanout-"))
+    people = tmp / "people.csv"
+    write_participants(people, runners)
+    redis_proc: subprocess.Popen[bytes] | None = None
+    result: dict[str, Any] = {"bench": "fanout", "cpus": os.cpu_count(), "nofile": nofile}
+    try:
+        redis = args.redis
+        if (args.processes == 2 or args.compare) and not redis:
+            redis_proc, redis = start_redis(tmp)
+        modes = [1, 2] if args.compare else [args.processes]
+        runs = []
+        for n in modes:
+            use_redis = redis if (n == 2 or args.compare) else None
+            runs.append(run_livetrack(args, clients, posted, bibs, n, use_redis, tmp, people))
+            print(json.dumps({k: v for k, v in runs[-1].items() if k != "_sample"}),
+                  file=sys.stderr)  # fmt: skip
+        sample = runs[0].pop("_sample", b"")
+        for r in runs:
+            r.pop("_sample", None)
+        if not args.connect_only and not args.no_ceiling and sample:
+            size = max(64, int(runs[0]["mean_frame_bytes"]))
+            text = (sample * (size // max(1, len(sample)) + 1))[:size]
+            frame = text.decode("utf-8", "ignore").encode()
+            frame += b" " * (size - len(frame))
+            ceiling = measure_ceiling(clients, args.clients, frame, min(args.seconds, 10), sample)
+            result["ceiling"] = {k: round(v, 1) for k, v in ceiling.items()}
+            for r in runs:
+                r["ratio"] = round(r["delivered_frames_per_s"] / ceiling["frames_per_s"], 2)
+                # the same comparison in server CPU per frame of the same size, which does not
+                # depend on the offered load (the hub sends at most one message per tick)
+                us = max(r["server_cpu_us_per_frame"], 1e-9)
+                r["cpu_ratio"] = round(ceiling["server_cpu_us_per_frame"] / us, 2)
+        if args.compare:
+            result.update({"one": runs[0], "two": runs[1]})
+        else:
+            result.update(runs[0])
+        if "ceiling" in result:
+            result["ceiling_frames_per_s"] = result["ceiling"]["frames_per_s"]
+    finally:
+        clients.stop()
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

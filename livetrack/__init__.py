@@ -1,0 +1,1 @@
+"""livetrack: live race tracking."""

@@ -1,0 +1,607 @@
+"""The event model: courses, races, timing points, readers and their read rules.
+
+Built from the dictionary that ``EVENT.toml`` parses to; every error names the key that is
+wrong and says why (``race[1].course: unknown course 'mile2'``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+RaceKind = Literal["timed", "team", "fun", "relay"]
+Role = Literal["main", "backup"]
+Pick = Literal["first", "last"]
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+
+
+class ConfigError(ValueError):
+    """An event file is wrong; ``str(err)`` names the key and what is wrong."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    id: str
+    name: str
+    distance_m: float
+    lat: float | None = None
+    lon: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Course:
+    id: str
+    checkpoints: tuple[Checkpoint, ...]
+    polyline: tuple[tuple[float, float], ...] = ()
+
+    def index(self, checkpoint_id: str) -> int:
+        for i, cp in enumerate(self.checkpoints):
+            if cp.id == checkpoint_id:
+                return i
+        raise KeyError(checkpoint_id)
+
+    @property
+    def finish(self) -> Checkpoint:
+        return self.checkpoints[-1]
+
+    @property
+    def length_m(self) -> float:
+        return self.checkpoints[-1].distance_m
+
+
+@dataclass(frozen=True, slots=True)
+class Wave:
+    id: str
+    name: str
+    offset_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Categories:
+    """Age categories by sex: under ``junior_under`` a junior (``MU20``), from each age in
+    ``bands`` a veteran band (``FV40``), otherwise senior (``MSEN``). Empty ``bands`` and no
+    junior age means no categories at all."""
+
+    bands: tuple[int, ...] = (35, 40, 45, 50, 55, 60, 65, 70, 75, 80)
+    junior_under: int | None = 20
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bands) or self.junior_under is not None
+
+
+UK_MASTERS = Categories()
+NO_CATEGORIES = Categories((), None)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamScoring:
+    method: Literal["sum", "average"] = "sum"
+    counting: int = 3
+    min_women: int = 0
+    min_men: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Championship:
+    """Who may win the championship within an open race: every rule given must hold (an
+    empty rule admits everyone). ``nationality``: ISO codes such as ``GBR``; ``clubs``: club
+    names as entered. A race without a ``[race.championship]`` table has no championship."""
+
+    nationality: tuple[str, ...] = ()
+    clubs: tuple[str, ...] = ()
+
+    def admits(self, nationality: str, club: str) -> bool:
+        if self.nationality and nationality.strip().upper() not in self.nationality:
+            return False
+        return not self.clubs or club.strip().lower() in {c.lower() for c in self.clubs}
+
+
+@dataclass(frozen=True, slots=True)
+class Race:
+    id: str
+    name: str
+    course: Course
+    kind: RaceKind = "timed"
+    waves: tuple[Wave, ...] = (Wave("", "All"),)
+    course_record_s: float | None = None
+    rank_by: Literal["gun", "chip"] = "gun"
+    categories: Categories = UK_MASTERS
+    scheduled_ms: int | None = None
+    max_speed_mps: float = 7.0
+    ranked: bool = True
+    team: TeamScoring = field(default_factory=TeamScoring)
+    championship: Championship | None = None
+    #: A relay's handover checkpoints in course order: leg ``i`` ends at ``handovers[i]``,
+    #: the last leg at the finish (so a relay has ``len(handovers) + 1`` legs).
+    handovers: tuple[str, ...] = ()
+
+    def wave(self, wave_id: str) -> Wave:
+        for w in self.waves:
+            if w.id == wave_id:
+                return w
+        return self.waves[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRules:
+    """How reads at one timing point become passings.
+
+    ``dedup_s``: reads of one chip closer together than this are one passing.
+    ``pick``: ``first`` read of a passing counts (splits, finish) or the ``last`` (start mat).
+    ``min_gap_s``: a passing sooner than this after the previous checkpoint is implausible;
+    when ``None`` it is derived from distance / the race's ``max_speed_mps``.
+    ``ignore_before_start``: reads before the runner's gun are not passings.
+    """
+
+    dedup_s: float = 10.0
+    pick: Pick = "first"
+    min_gap_s: float | None = None
+    ignore_before_start: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TimingPoint:
+    """A mat: reads naming ``id`` feed ``checkpoints`` (several when a loop passes it again)."""
+
+    id: str
+    checkpoints: tuple[str, ...]
+    role: Role = "main"
+    rules: ReadRules = field(default_factory=ReadRules)
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    id: str
+    protocol: str = "http"
+    point: str = ""
+    host: str = ""
+    port: int = 0
+    listen: bool = False
+    role: Role | None = None
+    clock_offset_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    name: str
+    venue: str
+    date: date
+    timezone: str
+    courses: Mapping[str, Course]
+    races: Mapping[str, Race]
+    points: Mapping[str, TimingPoint]
+    readers: Mapping[str, Reader]
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def point_for(self, reader: str, point: str) -> str:
+        """The timing point a read from ``reader`` at ``point`` counts at (a reader configured
+        as backup on a main mat feeds that mat's backup alias)."""
+        r = self.readers.get(reader)
+        if r is not None and r.role and r.point == point and self.points[point].role != r.role:
+            return f"{point}.{r.role}"
+        return point
+
+    def checkpoint_ids(self) -> set[str]:
+        return {cp.id for c in self.courses.values() for cp in c.checkpoints}
+
+
+def _req(data: Mapping[str, Any], key: str, path: str) -> Any:
+    if key not in data:
+        raise ConfigError(f"{path}.{key}" if path else key, "is required")
+    return data[key]
+
+
+def _str(data: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
+    where = f"{path}.{key}" if path else key
+    value = data.get(key, default) if default is not None else _req(data, key, path)
+    if not isinstance(value, str):
+        raise ConfigError(where, f"must be a string, not {type(value).__name__}")
+    return value
+
+
+def _ident(data: Mapping[str, Any], key: str, path: str) -> str:
+    value = _str(data, key, path)
+    if not _ID.match(value):
+        raise ConfigError(
+            f"{path}.{key}", f"{value!r} is not an id (letters, digits, '-', '_', at most 40)"
+        )
+    return value
+
+
+def _num(data: Mapping[str, Any], key: str, path: str, default: float | None = None) -> float:
+    where = f"{path}.{key}" if path else key
+    value = data.get(key, default) if default is not None else _req(data, key, path)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(where, f"must be a number, not {type(value).__name__}")
+    return float(value)
+
+
+def _table_list(data: Mapping[str, Any], key: str, path: str = "") -> list[Mapping[str, Any]]:
+    value = data.get(key, [])
+    where = f"{path}.{key}" if path else key
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(where, "must be a list of tables ([[" + key + "]])")
+    return value
+
+
+def _check_keys(data: Mapping[str, Any], allowed: set[str], path: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        where = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(where, f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+
+
+def parse_duration(text: str | float | int, path: str) -> float:
+    """``"6:58"``, ``"1:02:03.5"`` or a number of seconds, as seconds."""
+    if isinstance(text, bool):
+        raise ConfigError(path, "must be a duration like '6:58' or seconds")
+    if isinstance(text, int | float):
+        return float(text)
+    parts = text.strip().split(":")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ConfigError(path, f"{text!r} is not a duration like '6:58' or '1:02:03'") from None
+    if not 1 <= len(values) <= 3 or any(v < 0 for v in values):
+        raise ConfigError(path, f"{text!r} is not a duration like '6:58' or '1:02:03'")
+    seconds = 0.0
+    for v in values:
+        seconds = seconds * 60 + v
+    return seconds
+
+
+def _course(data: Mapping[str, Any], path: str) -> Course:
+    _check_keys(data, {"id", "checkpoints", "polyline"}, path)
+    cid = _ident(data, "id", path)
+    cps: list[Checkpoint] = []
+    for i, cp in enumerate(_table_list(data, "checkpoints", path)):
+        where = f"{path}.checkpoints[{i}]"
+        _check_keys(cp, {"id", "name", "distance", "lat", "lon"}, where)
+        dist = _num(cp, "distance", where)
+        if dist < 0:
+            raise ConfigError(f"{where}.distance", "must not be negative")
+        if cps and dist <= cps[-1].distance_m:
+            raise ConfigError(f"{where}.distance", "checkpoints must be in increasing distance")
+        ident = _ident(cp, "id", where)
+        if any(c.id == ident for c in cps):
+            raise ConfigError(f"{where}.id", f"duplicate checkpoint {ident!r}")
+        lat = _num(cp, "lat", where) if "lat" in cp else None
+        lon = _num(cp, "lon", where) if "lon" in cp else None
+        cps.append(Checkpoint(ident, _str(cp, "name", where, ident), dist, lat, lon))
+    if len(cps) < 2:
+        raise ConfigError(f"{path}.checkpoints", "needs at least a start and a finish")
+    poly_raw = data.get("polyline", [])
+    if not isinstance(poly_raw, list):
+        raise ConfigError(f"{path}.polyline", "must be a list of [lat, lon] pairs")
+    poly: list[tuple[float, float]] = []
+    for i, pt in enumerate(poly_raw):
+        ok = isinstance(pt, list) and len(pt) == 2
+        if not ok or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pt):
+            raise ConfigError(f"{path}.polyline[{i}]", "must be a [lat, lon] pair of numbers")
+        poly.append((float(pt[0]), float(pt[1])))
+    return Course(cid, tuple(cps), tuple(poly))
+
+
+def parse_categories(value: Any, path: str) -> Categories:
+    """``"uk-masters"``, ``"none"`` or a table ``{ bands = [40, 50, 60], junior_under = 18 }``."""
+    if value == "uk-masters":
+        return UK_MASTERS
+    if value == "none":
+        return NO_CATEGORIES
+    if isinstance(value, Categories):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(path, "must be 'uk-masters', 'none' or a table with bands")
+    _check_keys(value, {"bands", "junior_under"}, path)
+    bands = value.get("bands", [])
+    if not isinstance(bands, list) or not all(
+        isinstance(b, int) and not isinstance(b, bool) and 20 <= b < 120 for b in bands
+    ):
+        raise ConfigError(f"{path}.bands", "must be a list of whole ages from 20 to 119")
+    if sorted(set(bands)) != bands:
+        raise ConfigError(f"{path}.bands", "must be in increasing order, each age once")
+    junior = value.get("junior_under")
+    if junior is not None and (
+        not isinstance(junior, int) or isinstance(junior, bool) or not 5 <= junior <= 25
+    ):
+        raise ConfigError(f"{path}.junior_under", "must be a whole age from 5 to 25")
+    if bands and junior is not None and junior > bands[0]:
+        raise ConfigError(f"{path}.junior_under", "must not be above the first band")
+    return Categories(tuple(bands), junior)
+
+
+def _race(
+    data: Mapping[str, Any],
+    path: str,
+    courses: Mapping[str, Course],
+    tz: ZoneInfo,
+    default_categories: Any = "uk-masters",
+) -> Race:
+    allowed = {
+        "id", "name", "course", "kind", "waves", "course_record", "rank_by", "categories",
+        "start", "max_speed_mps", "ranked", "team", "championship", "handovers",
+    }  # fmt: skip
+    _check_keys(data, allowed, path)
+    rid = _ident(data, "id", path)
+    course_id = _str(data, "course", path)
+    if course_id not in courses:
+        raise ConfigError(f"{path}.course", f"unknown course {course_id!r}")
+    kind = _str(data, "kind", path, "timed")
+    if kind not in ("timed", "team", "fun", "relay"):
+        raise ConfigError(f"{path}.kind", f"{kind!r} is not one of timed, team, fun, relay")
+    waves: list[Wave] = []
+    for i, w in enumerate(_table_list(data, "waves", path)):
+        where = f"{path}.waves[{i}]"
+        _check_keys(w, {"id", "name", "offset"}, where)
+        wid = _ident(w, "id", where)
+        offset = parse_duration(w.get("offset", 0), f"{where}.offset")
+        waves.append(Wave(wid, _str(w, "name", where, wid), offset))
+    record = None
+    if "course_record" in data:
+        record = parse_duration(data["course_record"], f"{path}.course_record")
+    rank_by = _str(data, "rank_by", path, "gun")
+    if rank_by not in ("gun", "chip"):
+        raise ConfigError(f"{path}.rank_by", "must be 'gun' or 'chip'")
+    cats = parse_categories(data.get("categories", default_categories), f"{path}.categories")
+    scheduled = None
+    if "start" in data:
+        scheduled = parse_time(data["start"], tz, f"{path}.start")
+    speed = _num(data, "max_speed_mps", path, 7.0)
+    if speed <= 0:
+        raise ConfigError(f"{path}.max_speed_mps", "must be positive")
+    ranked = data.get("ranked", kind != "fun")
+    if not isinstance(ranked, bool):
+        raise ConfigError(f"{path}.ranked", "must be true or false")
+    team = TeamScoring()
+    if "team" in data:
+        t = data["team"]
+        where = f"{path}.team"
+        if not isinstance(t, dict):
+            raise ConfigError(where, "must be a table")
+        _check_keys(t, {"method", "counting", "min_women", "min_men"}, where)
+        method = _str(t, "method", where, "sum")
+        if method not in ("sum", "average"):
+            raise ConfigError(f"{where}.method", "must be 'sum' or 'average'")
+        team = TeamScoring(
+            method="sum" if method == "sum" else "average",
+            counting=int(_num(t, "counting", where, 3)),
+            min_women=int(_num(t, "min_women", where, 0)),
+            min_men=int(_num(t, "min_men", where, 0)),
+        )
+    championship = _championship(data, path) if "championship" in data else None
+    handovers = _handovers(data, path, courses[course_id], kind)
+    return Race(
+        id=rid,
+        name=_str(data, "name", path, rid),
+        course=courses[course_id],
+        kind=kind,  # type: ignore[arg-type]
+        waves=tuple(waves) or (Wave("", "All"),),
+        course_record_s=record,
+        rank_by="gun" if rank_by == "gun" else "chip",
+        categories=cats,
+        scheduled_ms=scheduled,
+        max_speed_mps=speed,
+        ranked=ranked,
+        team=team,
+        championship=championship,
+        handovers=handovers,
+    )
+
+
+def _codes(data: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"{path}.{key}", "must be a list of non-empty strings")
+    return tuple(v.strip() for v in value)
+
+
+def _championship(data: Mapping[str, Any], path: str) -> Championship:
+    where = f"{path}.championship"
+    c = data["championship"]
+    if not isinstance(c, dict):
+        raise ConfigError(where, 'must be a table (e.g. { nationality = ["GBR"] })')
+    _check_keys(c, {"nationality", "clubs"}, where)
+    nats = tuple(n.upper() for n in _codes(c, "nationality", where))
+    return Championship(nationality=nats, clubs=_codes(c, "clubs", where))
+
+
+def _handovers(data: Mapping[str, Any], path: str, course: Course, kind: str) -> tuple[str, ...]:
+    where = f"{path}.handovers"
+    if "handovers" not in data:
+        if kind == "relay":
+            raise ConfigError(where, 'a relay needs its handover checkpoints (e.g. ["hall"])')
+        return ()
+    if kind != "relay":
+        raise ConfigError(where, "only a race of kind 'relay' has handovers")
+    value = data["handovers"]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(where, "must be a non-empty list of checkpoint ids")
+    inner = [cp.id for cp in course.checkpoints[1:-1]]
+    last = -1
+    for v in value:
+        if v not in inner:
+            raise ConfigError(where, f"{v!r} is not a checkpoint between start and finish")
+        if inner.index(v) <= last:
+            raise ConfigError(where, "handovers must be in course order, each once")
+        last = inner.index(v)
+    return tuple(value)
+
+
+def parse_time(value: Any, tz: ZoneInfo, path: str) -> int:
+    """A TOML datetime or ISO-8601 string (local to ``tz`` when it has no offset) as epoch ms."""
+    from datetime import datetime
+
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(path, f"{value!r} is not an ISO-8601 date-time") from None
+    if not isinstance(value, datetime):
+        raise ConfigError(path, "must be a date-time")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return int(value.timestamp() * 1000)
+
+
+def _point(data: Mapping[str, Any], path: str, checkpoint_ids: set[str]) -> TimingPoint:
+    _check_keys(data, {"id", "checkpoint", "checkpoints", "role", "rules"}, path)
+    pid = _ident(data, "id", path)
+    raw = data.get("checkpoints", data.get("checkpoint", pid))
+    cps: Sequence[Any] = [raw] if isinstance(raw, str) else raw
+    if not isinstance(cps, list | tuple) or not cps:
+        raise ConfigError(f"{path}.checkpoints", "must be a checkpoint id or a list of them")
+    for cp in cps:
+        if cp not in checkpoint_ids:
+            raise ConfigError(f"{path}.checkpoints", f"unknown checkpoint {cp!r}")
+    role = _str(data, "role", path, "main")
+    if role not in ("main", "backup"):
+        raise ConfigError(f"{path}.role", "must be 'main' or 'backup'")
+    rules = ReadRules(pick="last" if cps and _is_start(cps[0], checkpoint_ids) else "first")
+    if "rules" in data:
+        rules = _rules(data["rules"], f"{path}.rules", rules)
+    return TimingPoint(pid, tuple(cps), "main" if role == "main" else "backup", rules)
+
+
+def _is_start(checkpoint: str, _ids: set[str]) -> bool:
+    return checkpoint == "start"
+
+
+def _rules(data: Any, path: str, base: ReadRules) -> ReadRules:
+    if not isinstance(data, dict):
+        raise ConfigError(path, "must be a table")
+    _check_keys(data, {"dedup_s", "pick", "min_gap_s", "ignore_before_start"}, path)
+    pick = _str(data, "pick", path, base.pick)
+    if pick not in ("first", "last"):
+        raise ConfigError(f"{path}.pick", "must be 'first' or 'last'")
+    dedup = _num(data, "dedup_s", path, base.dedup_s)
+    if dedup < 0:
+        raise ConfigError(f"{path}.dedup_s", "must not be negative")
+    min_gap = _num(data, "min_gap_s", path) if "min_gap_s" in data else base.min_gap_s
+    ibs = data.get("ignore_before_start", base.ignore_before_start)
+    if not isinstance(ibs, bool):
+        raise ConfigError(f"{path}.ignore_before_start", "must be true or false")
+    return ReadRules(dedup, "first" if pick == "first" else "last", min_gap, ibs)
+
+
+def _reader(data: Mapping[str, Any], path: str, points: Mapping[str, TimingPoint]) -> Reader:
+    allowed = {"id", "protocol", "point", "host", "port", "listen", "role", "clock_offset_ms"}
+    _check_keys(data, allowed, path)
+    rid = _ident(data, "id", path)
+    point = _str(data, "point", path, "")
+    if point and point not in points:
+        raise ConfigError(f"{path}.point", f"unknown timing point {point!r}")
+    role = data.get("role")
+    if role not in (None, "main", "backup"):
+        raise ConfigError(f"{path}.role", "must be 'main' or 'backup'")
+    protocol = _str(data, "protocol", path, "http")
+    known = ("http", "raceresult", "ctp01", "ipico", "mylaps", "generic")
+    if protocol not in known:
+        raise ConfigError(f"{path}.protocol", f"{protocol!r} is not one of {', '.join(known)}")
+    port = data.get("port", 0)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ConfigError(f"{path}.port", "must be a port number 0-65535")
+    listen = data.get("listen", False)
+    if not isinstance(listen, bool):
+        raise ConfigError(f"{path}.listen", "must be true or false")
+    offset = data.get("clock_offset_ms", 0)
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        raise ConfigError(f"{path}.clock_offset_ms", "must be a whole number of milliseconds")
+    return Reader(rid, protocol, point, _str(data, "host", path, ""), port, listen, role, offset)
+
+
+def parse_event(data: Mapping[str, Any]) -> Event:
+    """Build an :class:`Event` from a parsed ``EVENT.toml``; raises :class:`ConfigError`."""
+    _check_keys(data, {"event", "course", "race", "timing_point", "reader"}, "")
+    ev = _req(data, "event", "")
+    if not isinstance(ev, dict):
+        raise ConfigError("event", "must be a table ([event])")
+    _check_keys(ev, {"id", "name", "venue", "date", "timezone", "categories"}, "event")
+    event_categories = parse_categories(ev.get("categories", "uk-masters"), "event.categories")
+    tzname = _str(ev, "timezone", "event", "Europe/London")
+    try:
+        tz = ZoneInfo(tzname)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("event.timezone", f"unknown time zone {tzname!r}") from None
+    raw_date = _req(ev, "date", "event")
+    if isinstance(raw_date, str):
+        try:
+            raw_date = date.fromisoformat(raw_date)
+        except ValueError:
+            raise ConfigError("event.date", f"{raw_date!r} is not a date (YYYY-MM-DD)") from None
+    if not isinstance(raw_date, date):
+        raise ConfigError("event.date", "must be a date (YYYY-MM-DD)")
+    courses: dict[str, Course] = {}
+    for i, c in enumerate(_table_list(data, "course")):
+        course = _course(c, f"course[{i}]")
+        if course.id in courses:
+            raise ConfigError(f"course[{i}].id", f"duplicate course {course.id!r}")
+        courses[course.id] = course
+    if not courses:
+        raise ConfigError("course", "at least one [[course]] is required")
+    races: dict[str, Race] = {}
+    for i, r in enumerate(_table_list(data, "race")):
+        race = _race(r, f"race[{i}]", courses, tz, event_categories)
+        if race.id in races:
+            raise ConfigError(f"race[{i}].id", f"duplicate race {race.id!r}")
+        races[race.id] = race
+    if not races:
+        raise ConfigError("race", "at least one [[race]] is required")
+    cp_ids = {cp.id for c in courses.values() for cp in c.checkpoints}
+    points: dict[str, TimingPoint] = {}
+    for i, p in enumerate(_table_list(data, "timing_point")):
+        point = _point(p, f"timing_point[{i}]", cp_ids)
+        if point.id in points:
+            raise ConfigError(f"timing_point[{i}].id", f"duplicate timing point {point.id!r}")
+        points[point.id] = point
+    for cp in sorted(cp_ids):
+        if not any(cp in p.checkpoints for p in points.values()) and cp not in points:
+            points[cp] = _point({"id": cp, "checkpoint": cp}, f"checkpoint {cp}", cp_ids)
+    readers: dict[str, Reader] = {}
+    for i, r in enumerate(_table_list(data, "reader")):
+        reader = _reader(r, f"reader[{i}]", points)
+        if reader.id in readers:
+            raise ConfigError(f"reader[{i}].id", f"duplicate reader {reader.id!r}")
+        readers[reader.id] = reader
+        if reader.role and reader.point and points[reader.point].role != reader.role:
+            base = points[reader.point]
+            alias = f"{base.id}.{reader.role}"
+            points.setdefault(alias, TimingPoint(alias, base.checkpoints, reader.role, base.rules))
+    return Event(
+        id=_ident(ev, "id", "event") if "id" in ev else "event",
+        name=_str(ev, "name", "event"),
+        venue=_str(ev, "venue", "event", ""),
+        date=raw_date,
+        timezone=tzname,
+        courses=courses,
+        races=races,
+        points=points,
+        readers=readers,
+    )
+
+
+def load_event_text(text: str) -> Event:
+    """Parse TOML text into an :class:`Event`; TOML syntax errors become ConfigError too."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("EVENT.toml", f"not valid TOML: {exc}") from None
+    return parse_event(data)

@@ -1,0 +1,254 @@
+"""Today's field on one segment: how runners' times between two checkpoints differ from a model.
+
+:class:`SegmentOffsets` keeps, for the stretch of course from checkpoint ``k`` to ``k + 1``,
+the residual ``r`` (observed log ratio of times minus the model's median) of every runner who
+has covered it so far, keyed by their log pace ``x`` at ``k``, together with their pacing trends
+at checkpoints ``0..k``.
+
+``offset`` returns, for a runner of log pace ``x`` whose trend at checkpoint ``i`` is ``z``:
+
+* the median residual of the ``window`` runners nearest in pace, shrunk towards zero while few
+  runners exist,
+* plus ``g * (z - mean trend at i of those runners)``, where ``g`` is the least-squares slope of
+  residuals on trend at ``i`` over every runner so far (a runner slowing down keeps slowing),
+* and the variance of that estimate.
+
+Window statistics are cached per pace bin and recomputed once the number of runners used (or
+those in the bin) has grown by ``refresh`` (a factor): ``add`` is O(log n) plus O(k), ``offset``
+is a dictionary look-up most of the time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from sortedcontainers import SortedList
+
+from livetrack.domain.predict_grid import quantile
+
+_EDGE = -(2**62)
+"""Cache key of queries at or beyond the cut (they all use the runners just below it)."""
+_CLIP_RESIDUAL = 0.15
+_CLIP_TREND = 0.5
+
+
+CALIBRATION_PRIOR_N = 30.0
+"""Weight, in runners, of the fallback spread ratio against realised errors (Calibration)."""
+SCALED_PER_UNIT = 20
+SCALED_BINS = 200
+
+
+def histogram_quantile(counts: list[int], rank: float) -> float:
+    """Value at ``rank`` (0..total) of a histogram with bins of 1/SCALED_PER_UNIT from 0."""
+    seen = 0
+    for b, c in enumerate(counts):
+        if seen + c >= rank and c:
+            return (b + (rank - seen) / c) / SCALED_PER_UNIT
+        seen += c
+    return len(counts) / SCALED_PER_UNIT
+
+
+class _Window:
+    __slots__ = ("delta", "due_bin", "due_n", "high", "low", "mean_x", "trends", "var")
+
+    def __init__(
+        self,
+        delta: float,
+        var: float,
+        mean_x: float,
+        trends: list[float],
+        due_n: float,
+        spread: tuple[float, float],
+    ) -> None:
+        self.delta = delta
+        self.low, self.high = spread
+        self.var = var
+        self.mean_x = mean_x
+        self.trends = trends
+        self.due_n = due_n
+        self.due_bin = 0.0
+
+
+class SegmentOffsets:
+    """Residuals of today's runners on one segment; see the module docstring.
+
+    ``pace_drift`` is the extra variance per squared unit of log pace between a query and the
+    runners it borrows from: it widens intervals while only much faster runners have covered
+    the segment.
+    """
+
+    def __init__(
+        self,
+        start: int,
+        *,
+        window: int = 100,
+        shrink: float = 4.0,
+        bin_width: float = 0.01,
+        refresh: float = 1.15,
+        pace_drift: float = 0.0006,
+        prior_n: float = 20.0,
+    ) -> None:
+        self._start = start
+        self._points: SortedList = SortedList()
+        self._seq = 0
+        self._cut = -math.inf
+        self._cut_n = 0
+        self._window = window
+        self._shrink = shrink
+        self._inv_bin = 1.0 / bin_width
+        self._refresh = refresh
+        self._drift = pace_drift
+        self._prior_n = prior_n
+        self._cache: dict[int, _Window] = {}
+        self._bin_counts: dict[int, int] = {}
+        self._scaled = [0] * SCALED_BINS
+        self._n_scaled = 0
+        self._ratio = 1.0
+        self._ratio_due = 0.0
+        # regression of clipped residuals on trends at each checkpoint 0..start
+        self._n = 0
+        self._sum_r = 0.0
+        self._sz = [0.0] * (start + 1)
+        self._szz = [0.0] * (start + 1)
+        self._szr = [0.0] * (start + 1)
+        self._slopes = [0.0] * (start + 1)
+        self._slope_due = [0.0] * (start + 1)
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def add(self, x: float, residual: float, scaled: float, trends: Sequence[float]) -> None:
+        """Record one runner.
+
+        ``x``: log pace at the segment start; ``residual``: its log ratio minus the model's
+        median; ``scaled``: the residual in units of the model's interval half-width on that
+        side (1 = on the bound); ``trends``: its pacing trend at checkpoints ``0..start``.
+        """
+        zs = tuple(trends[: self._start + 1])
+        self._seq += 1
+        self._points.add((x, residual, self._seq, zs))
+        if x < self._cut:
+            self._cut_n += 1
+        self._scaled[min(SCALED_BINS - 1, int(abs(scaled) * SCALED_PER_UNIT))] += 1
+        self._n_scaled += 1
+        key = math.floor(x * self._inv_bin)
+        self._bin_counts[key] = self._bin_counts.get(key, 0) + 1
+        r = max(-_CLIP_RESIDUAL, min(_CLIP_RESIDUAL, residual))
+        self._n += 1
+        self._sum_r += r
+        sz, szz, szr = self._sz, self._szz, self._szr
+        for i, z in enumerate(zs):
+            sz[i] += z
+            szz[i] += z * z
+            szr[i] += z * r
+
+    def spread_ratio(self) -> float:
+        """How much wider today's spread is than the model's: the 80% quantile of the scaled
+        residuals, shrunk towards 1 while few runners exist."""
+        n = self._n_scaled
+        if n >= self._ratio_due:
+            m = histogram_quantile(self._scaled, 0.8 * n) if n else 1.0
+            self._ratio = (n * m + self._prior_n) / (n + self._prior_n)
+            self._ratio_due = n * self._refresh + 2
+        return self._ratio
+
+    def trend_slope(self, i: int) -> float:
+        """Slope of residuals on the trend at checkpoint ``i``, shrunk while few runners."""
+        n = self._n
+        if n < self._slope_due[i]:
+            return self._slopes[i]
+        self._slope_due[i] = n * 1.02 + 1
+        self._slopes[i] = slope = self._slope(i)
+        return slope
+
+    def _slope(self, i: int) -> float:
+        n = self._n
+        if n < 10:
+            return 0.0
+        mz = self._sz[i] / n
+        var = self._szz[i] / n - mz * mz
+        cov = self._szr[i] / n - mz * self._sum_r / n
+        return cov / (var + 1e-4) * n / (n + 50.0)
+
+    def offset(
+        self, x: float, x_cut: float, i: int, z: float
+    ) -> tuple[float, float, float, float] | None:
+        """(offset, variance of the offset, lower and upper 80% half-width of the residuals
+        around it) for a runner of log pace ``x`` and trend ``z`` at checkpoint ``i``
+        (``i <= start``); ``None`` without data.
+
+        Only runners with log pace below ``x_cut`` are used: slower ones may not all have
+        covered the segment yet, and those who have are the quick ones (a biased sample).
+        """
+        if x_cut == self._cut:
+            n = self._cut_n
+        else:
+            n = self._cut_n = self._points.bisect_left((x_cut,))
+            self._cut = x_cut
+        if n == 0:
+            return None
+        if x >= x_cut:
+            key = _EDGE
+            in_bin = 0
+        else:
+            key = math.floor(x * self._inv_bin)
+            in_bin = self._bin_counts.get(key, 0)
+        win = self._cache.get(key)
+        if win is None or n >= win.due_n or in_bin >= win.due_bin:
+            win = self._compute(x, n)
+            win.due_bin = in_bin * self._refresh + 1
+            self._cache[key] = win
+        shift = win.delta
+        if z or win.trends[i]:
+            shift += self.trend_slope(i) * (z - win.trends[i])
+        return shift, win.var + self._drift * (x - win.mean_x) ** 2, win.low, win.high
+
+    def _compute(self, x: float, n: int) -> _Window:
+        w = self._window
+        pos = self._points.bisect_left((x,))
+        lo = max(0, min(pos - w // 2, n - w))
+        window = self._points[lo : min(n, lo + w)]
+        m = len(window)
+        residuals = sorted(p[1] for p in window)
+        mean_x = sum(p[0] for p in window) / m
+        trends = [sum(p[3][i] for p in window) / m for i in range(self._start + 1)]
+        median = quantile(residuals, 0.5)
+        q10 = quantile(residuals, 0.1)
+        q90 = quantile(residuals, 0.9)
+        if m < 5:
+            q10 = min(q10, median - 0.01)
+            q90 = max(q90, median + 0.01)
+        sd = (q90 - q10) / 2.56
+        delta = median * m / (m + self._shrink)
+        inflate = 1.0 + 2.0 / math.sqrt(m)
+        spread = ((median - q10) * inflate, (q90 - median) * inflate)
+        return _Window(delta, 1.57 * sd * sd / m, mean_x, trends, n * self._refresh + 2, spread)
+
+
+class Calibration:
+    """Realised errors of earlier finish predictions from one checkpoint, in units of the
+    predicted interval half-width (a histogram); their 80% quantile is the factor that makes
+    the interval cover 80%."""
+
+    __slots__ = ("_counts", "_due", "_n", "_ratio")
+
+    def __init__(self) -> None:
+        self._counts = [0] * SCALED_BINS
+        self._n = 0
+        self._due = 0.0
+        self._ratio = 1.0
+
+    def add(self, scaled: float) -> None:
+        self._counts[min(SCALED_BINS - 1, int(scaled * SCALED_PER_UNIT))] += 1
+        self._n += 1
+
+    def ratio(self, fallback: float) -> float:
+        """The 80% quantile, blended with ``fallback`` while fewer than ~30 are known."""
+        n = self._n
+        if n == 0:
+            return fallback
+        if n >= self._due:
+            self._ratio = histogram_quantile(self._counts, 0.8 * n)
+            self._due = n * 1.05 + 1
+        return (n * self._ratio + CALIBRATION_PRIOR_N * fallback) / (n + CALIBRATION_PRIOR_N)

@@ -1,0 +1,494 @@
+"""The fold: ``RaceState.apply(record) -> topics changed``. Pure and synchronous.
+
+Two processes that apply the same records in the same order hold the same state. Time only
+comes in on the records; nothing here awaits, reads a clock or touches I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList
+
+from livetrack.domain.event import Event, Race, TimingPoint
+from livetrack.domain.forecast import Forecasts
+from livetrack.domain.participants import category, display_name
+from livetrack.domain.passings import CourseFeeds, Inputs, Passing, compute
+from livetrack.domain.ranking import ALL, Boards
+from livetrack.domain.readers import ReaderHealth
+from livetrack.domain.records import (
+    ChipAssign,
+    ChipRead,
+    Correction,
+    GunStart,
+    ParticipantRecord,
+    Record,
+    Sighting,
+    StatusChange,
+    Sweep,
+    TokenRecord,
+)
+
+
+def _irrelevant(tp: TimingPoint, current: Passing, t: int) -> bool:
+    """Whether a new read at ``tp`` at ``t`` cannot change ``current`` (its checkpoint's
+    passing): a main passing shadows every backup read, and with ``first`` picking a later
+    read never moves a passing of the same stream."""
+    if tp.role == "backup":
+        if current.source == "chip":
+            return True
+        return current.source == "backup" and tp.rules.pick == "first" and t >= current.time_ms
+    return current.source == "chip" and tp.rules.pick == "first" and t >= current.time_ms
+
+
+def board_topic(race: str, checkpoint: str, division: str = ALL) -> str:
+    return f"board:{race}:{checkpoint}:{division}"
+
+
+def runner_topic(bib: str) -> str:
+    return f"runner:{bib}"
+
+
+def feed_topic(race: str) -> str:
+    return f"feed:{race}"
+
+
+def race_topic(race: str) -> str:
+    return f"race:{race}"
+
+
+def map_topic(race: str) -> str:
+    return f"map:{race}"
+
+
+def marshal_topic(checkpoint: str) -> str:
+    return f"marshal:{checkpoint}"
+
+
+RACES_TOPIC = "races"
+UNMATCHED_TOPIC = "unmatched"
+PROBLEMS_TOPIC = "problems"
+
+
+@dataclass(slots=True)
+class Runner:
+    """One participant's live state: inputs, derived passings, and what the boards hold."""
+
+    p: ParticipantRecord
+    race: Race
+    divisions: tuple[str, ...]
+    category: str
+    inputs: Inputs = field(default_factory=Inputs)
+    passings: dict[str, Passing] = field(default_factory=dict)
+    ranked: dict[str, int] = field(default_factory=dict)  # checkpoint -> elapsed on the boards
+    status: str = "ok"
+    status_reason: str = ""
+    contradiction: bool = False
+    statuses: list[tuple[str, str, str]] = field(default_factory=list)  # (key, status, reason)
+    corrections: dict[str, list[tuple[str, int | None]]] = field(default_factory=dict)
+    history: list[Record] = field(default_factory=list)
+    _topics: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+
+    @property
+    def bib(self) -> str:
+        return self.p.bib
+
+    def board_topics(self, checkpoint: str) -> tuple[str, ...]:
+        """The board topics this runner appears on at ``checkpoint`` (memoised)."""
+        topics = self._topics.get(checkpoint)
+        if topics is None:
+            topics = self._topics[checkpoint] = tuple(
+                board_topic(self.race.id, checkpoint, d) for d in self.divisions
+            )
+        return topics
+
+    @property
+    def name(self) -> str:
+        return display_name(self.p)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    kind: str
+    bib: str
+    point: str
+    detail: str
+    key: str
+
+
+class RaceState:
+    """The whole event's live state, derived from the log by :meth:`apply` alone."""
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.runners: dict[str, Runner] = {}
+        self.boards = Boards()
+        self.chip_owner: dict[str, str] = {}
+        self.reads_by_chip: dict[str, list[tuple[str, int]]] = {}
+        self.unmatched: dict[str, int] = {}
+        self.guns: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        self.finishers: dict[str, SortedList] = {r: SortedList() for r in event.races}
+        self.problems: dict[str, Problem] = {}
+        self.tokens: dict[str, TokenRecord] = {}
+        self.sweeps: dict[str, Sweep] = {}
+        self.readers = ReaderHealth()
+        self.now_ms = 0
+        self.applied = 0
+        self._undone: set[str] = set()
+        self._gun_cache: dict[tuple[str, str], int | None] = {}
+        self._targets: dict[str, str] = {}  # undoable record key -> bib
+        self._feeds = {
+            cid: CourseFeeds.build(c, event.points, event) for cid, c in event.courses.items()
+        }
+        self._offsets = {r.id: r.clock_offset_ms for r in event.readers.values()}
+        self._aliases: dict[tuple[str, str], str] = {}
+        self.forecasts = Forecasts(event)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def gun_ms(self, race_id: str, wave: str = "") -> int | None:
+        """The gun for ``wave`` of ``race``: its own gun, else the race gun plus the wave's
+        offset, else the scheduled start; None when none is known."""
+        key = (race_id, wave)
+        if key in self._gun_cache:
+            return self._gun_cache[key]
+        race = self.event.races[race_id]
+        own = self.guns.get(key) if wave else None
+        whole = self.guns.get((race_id, ""))
+        if own:
+            value: int | None = own[-1][1]
+        elif whole:
+            value = whole[-1][1] + int(race.wave(wave).offset_s * 1000)
+        else:
+            value = race.scheduled_ms
+        self._gun_cache[key] = value
+        return value
+
+    def started(self, race_id: str) -> bool:
+        return any(r == race_id and v for (r, _), v in self.guns.items())
+
+    def elapsed(self, runner: Runner, checkpoint: str, basis: str = "") -> int | None:
+        """Elapsed ms at ``checkpoint`` by ``basis`` (``gun``/``chip``; default the race's)."""
+        passing = runner.passings.get(checkpoint)
+        if passing is None:
+            return None
+        basis = basis or runner.race.rank_by
+        start = runner.passings.get(runner.race.course.checkpoints[0].id)
+        if basis == "chip" and start is not None:
+            return passing.time_ms - start.time_ms
+        gun = self.gun_ms(runner.race.id, runner.p.wave)
+        return None if gun is None else passing.time_ms - gun
+
+    def position(self, runner: Runner, checkpoint: str, division: str = ALL) -> int | None:
+        elapsed = runner.ranked.get(checkpoint)
+        if elapsed is None or division not in runner.divisions:
+            return None
+        return self.boards.position(runner.race.id, checkpoint, division, runner.bib, elapsed)
+
+    # -- the fold ----------------------------------------------------------------------------
+
+    def apply(self, record: Record) -> set[str]:
+        """Fold one record in; returns the topics whose content changed."""
+        self.applied += 1
+        if isinstance(record, ChipRead):
+            return self._read(record)
+        if isinstance(record, ParticipantRecord):
+            return self._participant(record)
+        if isinstance(record, GunStart):
+            return self._gun(record)
+        if isinstance(record, Sighting):
+            return self._sighting(record)
+        if isinstance(record, Correction):
+            return self._correction(record)
+        if isinstance(record, StatusChange):
+            return self._status(record)
+        if isinstance(record, ChipAssign):
+            return self._assign(record)
+        if isinstance(record, Sweep):
+            self.sweeps[record.point] = record
+            self.now_ms = max(self.now_ms, record.time_ms)
+            return {marshal_topic(record.point)}
+        if isinstance(record, TokenRecord):
+            self.tokens[record.token_hash] = record
+            return set()
+        raise TypeError(f"not a record: {type(record).__name__}")
+
+    def apply_all(self, records: Iterable[Record]) -> set[str]:
+        changed: set[str] = set()
+        for r in records:
+            changed |= self.apply(r)
+        return changed
+
+    def _read(self, r: ChipRead) -> set[str]:
+        t = r.time_ms + self._offsets.get(r.reader, 0)
+        if t > self.now_ms:
+            self.now_ms = t
+        alias = (r.reader, r.point)
+        point = self._aliases.get(alias)
+        if point is None:
+            point = self._aliases[alias] = self.event.point_for(r.reader, r.point)
+        self.readers.observe(r, point)
+        self.reads_by_chip.setdefault(r.chip, []).append((point, t))
+        bib = self.chip_owner.get(r.chip)
+        if bib is None:
+            self.unmatched[r.chip] = self.unmatched.get(r.chip, 0) + 1
+            return {UNMATCHED_TOPIC}
+        runner = self.runners[bib]
+        if not runner.inputs.add_read(point, t):
+            return set()
+        feeds = self._feeds[runner.race.course.id]
+        index = feeds.first_index.get(point)
+        if index is None:
+            return set()
+        tp = self.event.points[point]
+        single = len(tp.checkpoints) == 1
+        if single:
+            current = runner.passings.get(runner.race.course.checkpoints[index].id)
+            if current is not None and _irrelevant(tp, current, t):
+                return set()
+        return self._refresh(runner, index, settle=single)
+
+    def _participant(self, p: ParticipantRecord) -> set[str]:
+        race = self.event.races.get(p.race)
+        if race is None:
+            self._problem("unknown-race", p.bib, "", f"race {p.race!r} is not in this event", p)
+            return {PROBLEMS_TOPIC}
+        old = self.runners.get(p.bib)
+        cat = p.category or category(p.gender, p.age, race.categories)
+        divisions = tuple(d for d in (ALL, p.gender, cat) if d)
+        changed: set[str] = {RACES_TOPIC, runner_topic(p.bib)}
+        if old is not None:
+            changed |= self._unrank(old)
+            for chip in old.p.chips:
+                if self.chip_owner.get(chip) == p.bib:
+                    del self.chip_owner[chip]
+            runner = Runner(p, race, divisions, cat, inputs=Inputs(), history=old.history)
+            runner.inputs.sightings = old.inputs.sightings
+            runner.inputs.overrides = old.inputs.overrides
+            runner.corrections = old.corrections
+            runner.statuses = old.statuses
+            runner.status, runner.status_reason = old.status, old.status_reason
+        else:
+            runner = Runner(p, race, divisions, cat)
+        self.runners[p.bib] = runner
+        for chip in p.chips:
+            self._take_chip(chip, p.bib, changed)
+        changed |= self._refresh(runner, 0, force=True)
+        return changed
+
+    def _take_chip(self, chip: str, bib: str, changed: set[str]) -> None:
+        previous = self.chip_owner.get(chip)
+        if previous == bib:
+            return
+        self.chip_owner[chip] = bib
+        if previous is not None and previous in self.runners:
+            other = self.runners[previous]
+            other.inputs.reads = {}
+            for c in other.p.chips:
+                if self.chip_owner.get(c) == previous:
+                    self._load_reads(other, c)
+            changed |= self._refresh(other, 0)
+        if self.unmatched.pop(chip, None) is not None:
+            changed.add(UNMATCHED_TOPIC)
+        self._load_reads(self.runners[bib], chip)
+
+    def _load_reads(self, runner: Runner, chip: str) -> None:
+        for point, t in self.reads_by_chip.get(chip, ()):
+            runner.inputs.add_read(point, t)
+
+    def _assign(self, a: ChipAssign) -> set[str]:
+        runner = self.runners.get(a.bib)
+        if runner is None:
+            self._problem("unknown-bib", a.bib, "", f"chip {a.chip} assigned to unknown bib", a)
+            return {PROBLEMS_TOPIC}
+        changed: set[str] = set()
+        runner.history.append(a)
+        self._take_chip(a.chip, a.bib, changed)
+        return changed | self._refresh(runner, 0)
+
+    def _gun(self, g: GunStart) -> set[str]:
+        if g.race not in self.event.races:
+            self._problem("unknown-race", "", "", f"gun for unknown race {g.race!r}", g)
+            return {PROBLEMS_TOPIC}
+        self.guns.setdefault((g.race, g.wave), []).append((g.key, g.time_ms))
+        self._gun_cache.clear()
+        self.now_ms = max(self.now_ms, g.time_ms)
+        self._targets[g.key] = f"gun:{g.race}"
+        return self._refresh_race(g.race)
+
+    def _refresh_race(self, race_id: str) -> set[str]:
+        changed = {RACES_TOPIC, race_topic(race_id), feed_topic(race_id)}
+        for runner in self.runners.values():
+            if runner.race.id == race_id:
+                changed |= self._refresh(runner, 0, force=True)
+        return changed
+
+    def _sighting(self, s: Sighting) -> set[str]:
+        runner = self.runners.get(s.bib)
+        self.now_ms = max(self.now_ms, s.time_ms)
+        if runner is None:
+            self._problem("unknown-bib", s.bib, s.point, "a marshal saw a bib nobody has", s)
+            return {PROBLEMS_TOPIC}
+        cps = runner.race.course.checkpoints
+        index = next((i for i, cp in enumerate(cps) if cp.id == s.point), None)
+        if index is None:
+            self._problem(
+                "wrong-course", s.bib, s.point, f"{s.point} is not on {runner.race.name}", s
+            )
+            return {PROBLEMS_TOPIC}
+        runner.inputs.add_sighting(s.point, s.time_ms, s.key)
+        runner.history.append(s)
+        self._targets[s.key] = s.bib
+        return self._refresh(runner, index) | {runner_topic(s.bib), marshal_topic(s.point)}
+
+    def _correction(self, c: Correction) -> set[str]:
+        if c.kind == "undo":
+            return self._undo(c)
+        runner = self.runners.get(c.bib)
+        if runner is None:
+            self._problem("unknown-bib", c.bib, c.point, "correction for an unknown bib", c)
+            return {PROBLEMS_TOPIC}
+        cps = runner.race.course.checkpoints
+        index = next((i for i, cp in enumerate(cps) if cp.id == c.point), None)
+        if index is None:
+            return set()
+        t = None if c.kind == "void" else c.time_ms
+        runner.corrections.setdefault(c.point, []).append((c.key, t))
+        runner.inputs.overrides[c.point] = (c.key, t)
+        runner.history.append(c)
+        self._targets[c.key] = c.bib
+        return self._refresh(runner, index) | {runner_topic(c.bib)}
+
+    def _undo(self, c: Correction) -> set[str]:
+        target = self._targets.get(c.target)
+        if target is None and c.target in self.problems and c.target not in self._undone:
+            # a record that only raised a problem (e.g. a mistyped bib): undoing it clears it
+            self._undone.add(c.target)
+            del self.problems[c.target]
+            return {PROBLEMS_TOPIC}
+        if target is None or c.target in self._undone:
+            return set()
+        self._undone.add(c.target)
+        if target.startswith("gun:"):
+            race_id = target[4:]
+            for key, entries in self.guns.items():
+                if key[0] == race_id:
+                    entries[:] = [e for e in entries if e[0] != c.target]
+            self._gun_cache.clear()
+            return self._refresh_race(race_id)
+        runner = self.runners[target]
+        runner.history.append(c)
+        if runner.inputs.remove_sighting(c.target) is None:
+            for cp, items in runner.corrections.items():
+                items[:] = [i for i in items if i[0] != c.target]
+                if items:
+                    runner.inputs.overrides[cp] = items[-1]
+                else:
+                    runner.inputs.overrides.pop(cp, None)
+            runner.statuses = [s for s in runner.statuses if s[0] != c.target]
+            self._set_status(runner)
+        return self._refresh(runner, 0, force=True) | {runner_topic(target)}
+
+    def _status(self, s: StatusChange) -> set[str]:
+        runner = self.runners.get(s.bib)
+        if runner is None:
+            self._problem("unknown-bib", s.bib, "", "status for an unknown bib", s)
+            return {PROBLEMS_TOPIC}
+        runner.statuses.append((s.key, s.status, s.reason))
+        runner.history.append(s)
+        self._targets[s.key] = s.bib
+        self._set_status(runner)
+        return self._refresh(runner, 0, force=True) | {runner_topic(s.bib), RACES_TOPIC}
+
+    @staticmethod
+    def _set_status(runner: Runner) -> None:
+        if runner.statuses:
+            _, runner.status, runner.status_reason = runner.statuses[-1]
+        else:
+            runner.status, runner.status_reason = "ok", ""
+
+    def _problem(self, kind: str, bib: str, point: str, detail: str, record: Record) -> None:
+        self.problems[record.key] = Problem(kind, bib, point, detail, record.key)
+
+    # -- derived state -----------------------------------------------------------------------
+
+    def _refresh(
+        self, runner: Runner, from_index: int, *, settle: bool = False, force: bool = False
+    ) -> set[str]:
+        """Re-derive ``runner``'s passings from checkpoint ``from_index`` and move the boards.
+
+        ``settle``: only that checkpoint's inputs changed. ``force``: re-rank every checkpoint
+        even if no passing changed (a new gun, status or division)."""
+        race = runner.race
+        gun = self.gun_ms(race.id, runner.p.wave)
+        old = runner.passings
+        feeds = self._feeds[race.course.id]
+        new = compute(race, feeds, runner.inputs, gun, old, from_index, settle)
+        moved = new is not old and new != old
+        if not force and not moved:
+            return set()
+        runner.passings = new
+        changed: set[str] = {runner_topic(runner.bib), map_topic(race.id)} if moved else set()
+        cps = race.course.checkpoints
+        start = new.get(cps[0].id)
+        by_chip = race.rank_by == "chip" and start is not None
+        full = force or (race.rank_by == "chip" and start != old.get(cps[0].id))
+        base = start.time_ms if by_chip and start is not None else gun
+        finish = cps[-1].id
+        rankable = runner.status not in ("DQ", "DNS")
+        for cp in cps[1:]:
+            p = new.get(cp.id)
+            q = old.get(cp.id)
+            if q is None and p is not None and base is not None:
+                own = start.time_ms if start is not None else base
+                self.forecasts.passing(race, runner.bib, cp.id, (p.time_ms - own) / 1000)
+            if not full and (p is q or p == q):
+                continue
+            before = runner.ranked.get(cp.id)
+            after = None
+            if p is not None and rankable and base is not None:
+                after = p.time_ms - base
+                if cp.id == finish and runner.status == "DNF":
+                    after = None
+            changed.add(marshal_topic(cp.id))
+            if before == after:
+                continue
+            self.boards.move(race.id, cp.id, runner.divisions, runner.bib, before, after)
+            if after is None:
+                runner.ranked.pop(cp.id, None)
+            else:
+                runner.ranked[cp.id] = after
+            changed.update(runner.board_topics(cp.id))
+            changed.add(runner_topic(runner.bib))
+            if cp.id == finish:
+                changed.add(feed_topic(race.id))
+                changed.add(race_topic(race.id))
+        old_finish, new_finish = old.get(finish), new.get(finish) if rankable else None
+        if old_finish != new_finish or force:
+            self._update_finishers(runner, old_finish, new_finish)
+        contradiction = (
+            any(p.contradiction for p in new.values()) if moved else runner.contradiction
+        )
+        if contradiction or runner.contradiction:
+            runner.contradiction = contradiction
+            changed.add(PROBLEMS_TOPIC)
+        return changed
+
+    def _update_finishers(self, runner: Runner, old: Passing | None, new: Passing | None) -> None:
+        feed = self.finishers[runner.race.id]
+        if old is not None:
+            feed.discard((old.time_ms, runner.bib))
+        if new is not None and runner.status != "DNF":
+            feed.add((new.time_ms, runner.bib))
+
+    def _unrank(self, runner: Runner) -> set[str]:
+        changed: set[str] = set()
+        for cp, elapsed in runner.ranked.items():
+            self.boards.move(runner.race.id, cp, runner.divisions, runner.bib, elapsed, None)
+            changed.update(board_topic(runner.race.id, cp, d) for d in runner.divisions)
+        runner.ranked = {}
+        finish = runner.passings.get(runner.race.course.checkpoints[-1].id)
+        if finish is not None:
+            self.finishers[runner.race.id].discard((finish.time_ms, runner.bib))
+        return changed

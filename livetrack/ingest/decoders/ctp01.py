@@ -1,0 +1,210 @@
+"""ChronoTrack socket protocol CTP01 (commonly TCP 61611).
+
+Lines end with CRLF, fields are separated by ``~``.  The session as handled here:
+
+1. The peer (the ChronoTrack controller or the client program that relays it)
+   greets first with a line whose fields contain ``CTP01``, for example
+   ``SimpleClient~0.5.0~CTP01``.
+2. We answer ``<name>~<version>~<n>`` followed by ``n`` ``key=value`` settings:
+   ``stream-mode=push``, ``time-format=iso`` and ``pushmode-ack=true``, then the
+   ``start`` command (optionally ``start~<location>...``).
+3. Tag observations arrive as
+   ``CT01_33~<seq>~<location>~<tag>~<time>~<lap>~<reader id>~<gator/antenna>``
+   (``CT01_13`` has the same field order).  The tag ``guntime`` marks a gun
+   time (a :class:`DecodedRead` with ``kind="gun"`` and an empty chip); the tag
+   ``newlocation`` announces a location, which we start as well.
+4. ``ping`` is answered with ``ack~ping``; ``ack~...`` lines are accepted
+   silently; ``err~...`` lines are reported as decode errors.
+
+The time field may be ISO (``2024-05-01T09:15:21.31``), a time of day
+(``09:15:21.31``; needs the caller's ``date``), Unix seconds with a fraction
+(``1714554921.31``, already UTC) or milliseconds since midnight.  The protocol
+has no request for missed reads; sequence gaps are recorded in ``gaps``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from typing import ClassVar
+from zoneinfo import ZoneInfo
+
+from .base import CLOCK_UNSET, DecodedRead, DecoderProtocol, parse_hms
+
+__all__ = ["Ctp01Protocol", "format_tag_line"]
+
+_ISO_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{1,2}:\d{2}:\d{2}(?:\.\d+)?)$")
+_UNIX_RE = re.compile(r"^\d{9,11}\.\d+$")
+_MSECS_RE = re.compile(r"^\d{1,8}$")
+
+TAG_FORMATS = ("CT01_33", "CT01_13")
+GUN_TAG = "guntime"
+
+
+class Ctp01Protocol(DecoderProtocol):
+    """Sans-I/O receiving side of CTP01 (push mode)."""
+
+    name: ClassVar[str] = "ctp01"
+    default_port: ClassVar[int] = 61611
+    supports_refetch: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        source_id: str,
+        tz: ZoneInfo,
+        date: dt.date | None = None,
+        min_year: int = 2010,
+        max_year: int = 2099,
+        client_name: str = "livetrack",
+        client_version: str = "1.0",
+        locations: Sequence[str] = (),
+        time_format: str = "iso",
+    ) -> None:
+        super().__init__(
+            source_id=source_id, tz=tz, date=date, min_year=min_year, max_year=max_year
+        )
+        self.client_name = client_name
+        self.client_version = client_version
+        self.locations = tuple(locations)
+        self.time_format = time_format
+        self.greeted = False
+        self.started = False
+        self.peer_name: str | None = None
+
+    def keepalive(self) -> None:
+        """Queue ``ping`` (the peer answers ``ack~ping``)."""
+        self._send("ping")
+
+    def _handle_message(self, text: str) -> None:
+        line = text.strip()
+        parts = line.split("~")
+        head = parts[0]
+        if head in TAG_FORMATS:
+            self._tag_line(parts, line)
+        elif not self.greeted and "CTP01" in parts[1:]:
+            self._greeting(parts)
+        elif head == "ack":
+            if len(parts) > 1 and parts[1] == "start":
+                self.started = True
+        elif head == "ping":
+            self._send("ack~ping")
+        elif head == "err":
+            self._error("peer reported an error", line)
+        elif len(parts) == 1 and "=" in line:
+            return  # a setting line from the peer's own greeting block
+        elif len(parts) == 3 and parts[2].isdigit():
+            return  # the peer's greeting answer: name~version~number of settings
+        else:
+            self._error("unrecognised line", text)
+
+    def _greeting(self, parts: list[str]) -> None:
+        self.greeted = True
+        self.peer_name = parts[0]
+        settings = [
+            "stream-mode=push",
+            f"time-format={self.time_format}",
+            "pushmode-ack=true",
+        ]
+        self._send(f"{self.client_name}~{self.client_version}~{len(settings)}")
+        for setting in settings:
+            self._send(setting)
+        self._send("~".join(("start", *self.locations)))
+
+    def _tag_line(self, parts: list[str], raw: str) -> None:
+        if len(parts) < 5:
+            self._error("tag line too short", raw)
+            return
+        try:
+            seq = int(parts[1])
+        except ValueError:
+            self._error("bad sequence number", raw)
+            return
+        location = parts[2].strip() or None
+        tag = parts[3].strip()
+        if tag == "newlocation":
+            if location and self.locations:
+                self._send(f"start~{location}")
+            return
+        if not tag:
+            self._error("empty tag", raw)
+            return
+        try:
+            time_ms, flags = self._parse_time(parts[4].strip())
+        except ValueError as exc:
+            self._error(str(exc), raw)
+            return
+        reader = parts[6].strip() if len(parts) > 6 else ""
+        kind = "read"
+        chip = tag
+        if tag.lower() == GUN_TAG:
+            kind, chip = "gun", ""
+        if self.last_seq is not None and seq > self.last_seq + 1:
+            self.gaps.append((self.last_seq + 1, seq - 1))
+        self._note_seq(seq)
+        self._emit(
+            DecodedRead(
+                chip=chip,
+                time_ms=time_ms,
+                seq=seq,
+                source=reader or self.source_id,
+                loop=location,
+                kind=kind,
+                flags=flags,
+                raw=raw,
+            )
+        )
+
+    def _parse_time(self, text: str) -> tuple[int, tuple[str, ...]]:
+        m = _ISO_RE.match(text)
+        if m is not None:
+            year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            if year == 0 or month == 0 or day == 0:
+                return (
+                    self._epoch_ms(self._fallback_date(), parse_hms(m.group(4))),
+                    (CLOCK_UNSET,),
+                )
+            date = dt.date(year, month, day)
+            flags = () if self._year_ok(year) else (CLOCK_UNSET,)
+            return self._epoch_ms(date, parse_hms(m.group(4))), flags
+        if _UNIX_RE.match(text):
+            seconds, _, frac = text.partition(".")
+            ms = int(seconds) * 1000 + int((frac + "000")[:3])
+            year = dt.datetime.fromtimestamp(int(seconds), dt.UTC).year
+            return ms, (() if self._year_ok(year) else (CLOCK_UNSET,))
+        if ":" in text:
+            hms = parse_hms(text)
+            if self.date is None:
+                raise ValueError("time of day without a date (configure the race date)")
+            return self._epoch_ms(self.date, hms), ()
+        if _MSECS_RE.match(text):
+            msecs = int(text)
+            if self.date is None:
+                raise ValueError("time of day without a date (configure the race date)")
+            if msecs >= 86_400_000:
+                raise ValueError("milliseconds since midnight out of range")
+            hms = (msecs // 3_600_000, msecs // 60_000 % 60, msecs // 1000 % 60, msecs % 1000)
+            return self._epoch_ms(self.date, hms), ()
+        raise ValueError(f"bad time {text!r}")
+
+
+def format_tag_line(
+    seq: int,
+    location: str,
+    tag: str,
+    local: dt.datetime,
+    *,
+    reader_id: str,
+    lap: int = 0,
+    antenna: str = "0",
+    time_format: str = "iso",
+) -> str:
+    """Format one ``CT01_33`` line (without CRLF); used by the simulator and tests.
+
+    The time is written with hundredths, ``iso`` or ``normal`` (time of day).
+    """
+    hundredths = local.microsecond // 10_000
+    tod = local.strftime("%H:%M:%S") + f".{hundredths:02d}"
+    time = local.strftime("%Y-%m-%dT") + tod if time_format == "iso" else tod
+    return "~".join(("CT01_33", str(seq), location, tag, time, str(lap), reader_id, antenna))

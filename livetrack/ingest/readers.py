@@ -1,0 +1,604 @@
+"""Native timing hardware: one decoder connector per configured ``[[reader]]``.
+
+:class:`ReaderManager` runs :func:`~livetrack.ingest.decoders.connect.run_connector` for every
+reader in ``EVENT.toml`` whose protocol is a decoder protocol (anything but ``http``): it
+connects out to ``host:port``, or with ``listen = true`` waits for the decoder (or the software
+relaying it) to connect in. Each batch of decoded reads becomes log records that are appended
+with ``await rt.append(records)``; only when that returns does the connector acknowledge the
+batch to the decoder, so a crash never loses an acknowledged read.
+
+Decisions, in one place:
+
+* **Identity.** A read becomes ``ChipRead(reader=<configured reader id>, point=<its point>,
+  ...)``. In connect mode one configured reader is one decoder, so the protocol's own passing
+  number is the ``seq`` and the key is ``read:<reader>:<seq>``: a re-fetch or a resend after a
+  drop stores nothing twice. In listen mode any number of decoders may connect to one
+  listener and their numbers would collide, so ``seq`` is dropped and the key is
+  ``read:<reader>:<chip>:<time>`` (equally stable across resends). The decoder's own box or
+  location ids seen on a reader are listed in :meth:`ReaderManager.health` (``sources``), and a
+  change of box in connect mode is logged, because a new box numbers its passings from 1 again.
+* **Resume.** At start the manager reads the stored sequence numbers of its connect-mode
+  readers back from the log (:class:`SeqIndex`, :func:`resume_point`). RACE RESULT resumes
+  after the contiguous stored prefix and fetches the rest; other protocols after the highest.
+* **Gun markers** (``kind == "gun"``) become a :class:`GunStart` for every race whose course
+  starts at a checkpoint the reader's timing point feeds (:func:`gun_races`). When several
+  races start there, only those whose scheduled start is nearest the marker (within
+  :data:`GUN_MATCH_MS`) are started; races sharing that scheduled start all get the gun. When
+  that still leaves no race, or the marker came from an untrusted clock, the marker is not
+  written (a guessed race would start the wrong clock): it is logged and kept as a problem in
+  :meth:`ReaderManager.health` for the timer to fire the gun by hand at that time. The
+  configured ``clock_offset_ms`` is added to a gun's time (the fold corrects reads, not guns).
+* **Clock.** Every batch gives one sample: the server's receipt time minus the newest decoder
+  time in the batch (the least delayed read). The estimate is the median of the last
+  :data:`OFFSET_WINDOW` samples; when it differs from the configured ``clock_offset_ms`` by
+  more than :data:`OFFSET_WARN_MS` the reader's clock state is ``offset`` and a warning is
+  logged. The configured offset itself is applied by the fold, never here.
+* **Unset clock.** Reads flagged ``clock_unset`` by the parser (year 2000, ``0000-00-00``), or
+  further than :data:`MAX_DISTANCE_MS` from both the event's day and their receipt, are never
+  trusted as they are, and they are not held back either (holding them would lose them, since
+  the decoder has been acknowledged). They are stored on the server's clock: the first such
+  batch fixes an anchor (receipt time minus the newest decoder time in that batch) and every
+  untrusted read is stored at its decoder time plus that anchor. Relative times between reads
+  are kept, the key of a resent read stays the same while the server runs, and the reader's
+  health says ``clock: unset`` (and a warning is logged) until the decoder's clock is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from livetrack.domain.event import Event, Reader
+from livetrack.domain.records import ChipRead, GunStart, Record
+from livetrack.ingest.decoders import CLOCK_UNSET, PROTOCOLS, DecodedRead
+from livetrack.ingest.decoders.connect import ConnectorStats, run_connector
+from livetrack.ingest.reads import MAX_DISTANCE_MS
+from livetrack.store.base import AppendResult, EventLog, Offset
+
+__all__ = [
+    "GUN_MATCH_MS",
+    "NATIVE_PROTOCOLS",
+    "OFFSET_WARN_MS",
+    "OFFSET_WINDOW",
+    "ClockEstimate",
+    "Conversion",
+    "ReaderChannel",
+    "ReaderManager",
+    "SeqIndex",
+    "gun_races",
+    "resume_point",
+]
+
+log = logging.getLogger("livetrack.readers")
+
+#: Protocols a reader can speak natively (``http`` readers post to the API instead).
+NATIVE_PROTOCOLS = frozenset(PROTOCOLS)
+#: How many per-batch samples the clock-offset median looks at.
+OFFSET_WINDOW = 31
+#: A reader whose estimated offset differs from its configured one by more is flagged.
+OFFSET_WARN_MS = 1000
+#: A gun marker picks, among several races starting at its point, those scheduled this close.
+GUN_MATCH_MS = 15 * 60 * 1000
+#: Window of the reads-per-minute rate.
+RATE_WINDOW_MS = 60_000
+#: Problems kept per reader for the health view.
+MAX_PROBLEMS = 20
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class LogWriter(Protocol):
+    """What the manager needs from the runtime: the event, the log, and the one write path."""
+
+    @property
+    def event(self) -> Event: ...
+
+    @property
+    def log(self) -> EventLog: ...
+
+    async def append(self, records: list[Record]) -> list[AppendResult]: ...
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+
+def gun_races(event: Event, reader: Reader, time_ms: int) -> tuple[list[str], str]:
+    """The races a gun marker from ``reader`` at ``time_ms`` starts, or ``([], why)``.
+
+    Candidates are the races whose first checkpoint is fed by the reader's timing point. One
+    candidate is started. Among several, those whose scheduled start is nearest ``time_ms``
+    and within :data:`GUN_MATCH_MS` are started (all of them when they share that schedule);
+    otherwise the marker is ambiguous and the reason says why.
+    """
+    point = event.points.get(event.point_for(reader.id, reader.point))
+    if point is None:
+        return [], f"reader {reader.id} has no timing point"
+    candidates = [
+        r for r in event.races.values() if r.course.checkpoints[0].id in point.checkpoints
+    ]
+    if not candidates:
+        return [], f"no race starts at timing point {point.id}"
+    if len(candidates) == 1:
+        return [candidates[0].id], ""
+    scheduled = [r for r in candidates if r.scheduled_ms is not None]
+    names = ", ".join(r.id for r in candidates)
+    if scheduled:
+        best = min(abs(r.scheduled_ms - time_ms) for r in scheduled if r.scheduled_ms is not None)
+        if best <= GUN_MATCH_MS:
+            return [
+                r.id
+                for r in scheduled
+                if r.scheduled_ms is not None and abs(r.scheduled_ms - time_ms) == best
+            ], ""
+    return [], f"races {names} all start at {point.id} and none is scheduled near this time"
+
+
+def gun_id(reader: str, seq: int | None, time_ms: int) -> str:
+    """The id of a gun made from a marker: the reader and the marker's number (else time)."""
+    return f"{reader}#{seq}" if seq is not None else f"{reader}@{time_ms}"
+
+
+def resume_point(seqs: Iterable[int], *, contiguous: bool) -> tuple[int | None, set[int]]:
+    """Where a connector resumes from the sequence numbers already stored for its reader.
+
+    ``contiguous`` (protocols that re-fetch, whose numbers start at 1): the end of the run
+    1..n that is complete, and the stored numbers above it; otherwise the highest number.
+    ``None`` when nothing counts as stored.
+    """
+    stored = set(seqs)
+    if not contiguous:
+        return (max(stored) if stored else None), set()
+    mark = 0
+    while mark + 1 in stored:
+        mark += 1
+    return (mark or None), {s for s in stored if s > mark}
+
+
+class SeqIndex:
+    """Collects, from log records, the sequence numbers stored for some readers."""
+
+    def __init__(self, readers: Iterable[str]) -> None:
+        self.seqs: dict[str, set[int]] = {r: set() for r in readers}
+
+    def observe(self, record: Record) -> None:
+        if isinstance(record, ChipRead):
+            if record.seq is not None and record.reader in self.seqs:
+                self.seqs[record.reader].add(record.seq)
+        elif isinstance(record, GunStart) and record.by.startswith("reader:"):
+            reader, sep, number = record.id.rpartition("#")
+            if sep and reader in self.seqs and number.isdigit():
+                self.seqs[reader].add(int(number))
+
+
+@dataclass
+class ClockEstimate:
+    """Median of (receipt time - decoder time) over the last :data:`OFFSET_WINDOW` samples."""
+
+    samples: deque[int] = field(default_factory=lambda: deque(maxlen=OFFSET_WINDOW))
+
+    def add(self, decoder_ms: int, received_ms: int) -> None:
+        self.samples.append(received_ms - decoder_ms)
+
+    @property
+    def offset_ms(self) -> int | None:
+        """Server clock minus decoder clock, in ms (positive: the decoder is behind)."""
+        return int(statistics.median(self.samples)) if self.samples else None
+
+
+@dataclass
+class Conversion:
+    """Records to append for one batch of decoded reads, and what could not be stored."""
+
+    records: list[Record]
+    problems: list[str]
+
+
+class ReaderChannel:
+    """One configured reader: turns decoded reads into records and keeps its health.
+
+    Pure apart from being stateful: times come in as arguments, nothing here awaits, reads a
+    clock or touches I/O.
+    """
+
+    def __init__(self, event: Event, reader: Reader, *, keep_seq: bool | None = None) -> None:
+        self.event = event
+        self.reader = reader
+        self.keep_seq = (not reader.listen) if keep_seq is None else keep_seq
+        self.clock = ClockEstimate()
+        self.centre_ms = int(
+            dt.datetime.combine(event.date, dt.time(), event.tz).timestamp() * 1000
+        )
+        #: Receipt minus decoder time fixed by the first untrusted batch (see module doc).
+        self.anchor_ms: int | None = None
+        self.state = "stopped"
+        self.state_since_ms = 0
+        self.connections = 0
+        self.reads = 0
+        self.stored = 0
+        self.duplicates = 0
+        self.untrusted = 0
+        self.last_error = ""
+        self.last_read_ms: int | None = None
+        self.last_received_ms: int | None = None
+        self.sources: set[str] = set()
+        self.problems: deque[dict[str, Any]] = deque(maxlen=MAX_PROBLEMS)
+        self.clock_status = "unknown"
+        self.stats = ConnectorStats()
+        self._heard: deque[int] = deque()
+
+    # -- conversion ------------------------------------------------------------------------
+
+    def trusted(self, read: DecodedRead, received_ms: int | None) -> bool:
+        """Whether a read's own time can be used: its clock is set and plausible."""
+        if CLOCK_UNSET in read.flags:
+            return False
+        if abs(read.time_ms - self.centre_ms) <= MAX_DISTANCE_MS:
+            return True
+        return received_ms is not None and abs(read.time_ms - received_ms) <= MAX_DISTANCE_MS
+
+    def convert(self, reads: Sequence[DecodedRead], received_ms: int | None) -> Conversion:
+        """Records for ``reads`` received at ``received_ms`` (``None``: from a file, where
+        untrusted times cannot be re-based and are reported instead of stored)."""
+        r = self.reader
+        records: list[Record] = []
+        problems: list[str] = []
+        verdicts = [self.trusted(x, received_ms) for x in reads]
+        if received_ms is not None:
+            self._observe_clock(
+                [x for x, ok in zip(reads, verdicts, strict=True) if ok],
+                [x for x, ok in zip(reads, verdicts, strict=True) if not ok],
+                received_ms,
+            )
+        for read, ok in zip(reads, verdicts, strict=True):
+            if read.source:
+                self._see_source(read.source)
+            seq = read.seq if self.keep_seq else None
+            if read.kind == "gun":
+                problems.extend(self._gun(read, ok, seq, records))
+                continue
+            chip = read.chip.strip()
+            if not chip or len(chip) > 64:
+                problems.append(f"read without a usable chip: {read.raw[:80]!r}")
+                continue
+            time_ms = read.time_ms
+            if not ok:
+                if received_ms is None or self.anchor_ms is None:
+                    problems.append(
+                        f"decoder clock unset or implausible: chip {chip} not stored "
+                        f"({read.raw[:80]!r})"
+                    )
+                    continue
+                time_ms = read.time_ms + self.anchor_ms - r.clock_offset_ms
+                self.untrusted += 1
+            records.append(
+                ChipRead(
+                    reader=r.id,
+                    point=r.point,
+                    chip=chip,
+                    time_ms=time_ms,
+                    seq=seq,
+                    received_ms=received_ms or 0,
+                )
+            )
+            corrected = time_ms + r.clock_offset_ms
+            if self.last_read_ms is None or corrected > self.last_read_ms:
+                self.last_read_ms = corrected
+        for text in problems:
+            self.problem(text, received_ms)
+        return Conversion(records, problems)
+
+    def _gun(
+        self, read: DecodedRead, ok: bool, seq: int | None, records: list[Record]
+    ) -> list[str]:
+        r = self.reader
+        if not ok:
+            return [f"gun marker from an unset clock ({read.raw[:80]!r}): fire the gun by hand"]
+        time_ms = read.time_ms + r.clock_offset_ms
+        races, why = gun_races(self.event, r, time_ms)
+        if not races:
+            stamp = dt.datetime.fromtimestamp(time_ms / 1000, self.event.tz).strftime(
+                "%H:%M:%S.%f"
+            )[:-3]
+            return [f"gun marker at {stamp} not applied: {why}; fire the gun by hand"]
+        ident = gun_id(r.id, seq, time_ms)
+        records.extend(GunStart(race, time_ms, "", ident, f"reader:{r.id}") for race in races)
+        return []
+
+    def _observe_clock(
+        self, trusted: list[DecodedRead], untrusted: list[DecodedRead], received_ms: int
+    ) -> None:
+        if trusted:
+            self.clock.add(max(x.time_ms for x in trusted), received_ms)
+        if untrusted and self.anchor_ms is None:
+            self.anchor_ms = received_ms - max(x.time_ms for x in untrusted)
+        before = self.clock_status
+        if untrusted:
+            self.clock_status = "unset"
+        else:
+            offset = self.clock.offset_ms
+            if offset is None:
+                self.clock_status = "unknown"
+            elif abs(offset - self.reader.clock_offset_ms) > OFFSET_WARN_MS:
+                self.clock_status = "offset"
+            else:
+                self.clock_status = "ok"
+        if self.clock_status != before:
+            if self.clock_status == "unset":
+                log.warning(
+                    "reader %s: decoder clock is unset or implausible; its reads are stored "
+                    "on the server clock (anchor %+d ms) until the decoder's time is set",
+                    self.reader.id,
+                    self.anchor_ms or 0,
+                )
+            elif self.clock_status == "offset":
+                log.warning(
+                    "reader %s: decoder clock is off by about %+d ms (configured "
+                    "clock_offset_ms = %d)",
+                    self.reader.id,
+                    self.clock.offset_ms or 0,
+                    self.reader.clock_offset_ms,
+                )
+
+    def _see_source(self, source: str) -> None:
+        if source in self.sources:
+            return
+        if self.sources and self.keep_seq:
+            log.warning(
+                "reader %s: a different decoder (%s, before: %s) now answers at %s:%s; "
+                "if it numbers its passings from 1 again, they collide with stored ones",
+                self.reader.id,
+                source,
+                ", ".join(sorted(self.sources)),
+                self.reader.host,
+                self.reader.port,
+            )
+        self.sources.add(source)
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def stored_results(self, results: Sequence[AppendResult]) -> None:
+        """Count what the log made of a batch (stored or duplicate)."""
+        for res in results:
+            if res.duplicate:
+                self.duplicates += 1
+            else:
+                self.stored += 1
+
+    def heard(self, count: int, received_ms: int) -> None:
+        self.reads += count
+        self.last_received_ms = received_ms
+        self._heard.extend([received_ms] * count)
+        while self._heard and self._heard[0] <= received_ms - RATE_WINDOW_MS:
+            self._heard.popleft()
+
+    def per_minute(self, now_ms: int) -> int:
+        return sum(1 for t in self._heard if now_ms - RATE_WINDOW_MS < t <= now_ms)
+
+    def set_state(self, state: str, now_ms: int) -> None:
+        if state == "connected":
+            self.connections += 1
+        self.state = state
+        self.state_since_ms = now_ms
+
+    def problem(self, text: str, at_ms: int | None) -> None:
+        log.warning("reader %s: %s", self.reader.id, text)
+        self.problems.append({"at_ms": at_ms, "detail": text})
+
+    def health(self, now_ms: int) -> dict[str, Any]:
+        """This reader's health as plain JSON-able data (see :meth:`ReaderManager.health`)."""
+        r = self.reader
+        offset = self.clock.offset_ms
+        warning = ""
+        if self.clock_status == "unset":
+            warning = "decoder clock unset: reads are stored on the server clock; set its time"
+        elif self.clock_status == "offset" and offset is not None:
+            warning = (
+                f"decoder clock off by {offset - r.clock_offset_ms:+d} ms beyond the "
+                f"configured clock_offset_ms ({r.clock_offset_ms})"
+            )
+        return {
+            "reader": r.id,
+            "protocol": r.protocol,
+            "point": r.point,
+            "mode": "listen" if r.listen else "connect",
+            "host": r.host,
+            "port": self.stats.listen_port if r.listen and self.stats.listen_port else r.port,
+            "state": self.state,
+            "connected": self.state == "connected",
+            "state_since_ms": self.state_since_ms,
+            "connections": self.connections,
+            "reads": self.reads,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "untrusted_time": self.untrusted,
+            "errors": self.stats.errors,
+            "last_error": self.last_error,
+            "last_read_ms": self.last_read_ms,
+            "last_received_ms": self.last_received_ms,
+            "reads_per_minute": self.per_minute(now_ms),
+            "clock": self.clock_status,
+            "clock_offset_ms": offset,
+            "configured_offset_ms": r.clock_offset_ms,
+            "clock_warning": warning,
+            "last_seq": self.stats.last_stored_seq,
+            "sources": sorted(self.sources),
+            "problems": list(self.problems),
+        }
+
+
+# -- the manager -------------------------------------------------------------------------------
+
+
+class ReaderManager:
+    """Runs a connector for every native reader of the event; see the module doc.
+
+    ``start()`` reads back resume points and starts one task per reader; ``stop()`` stops
+    them (both idempotent). A failing append (the log unavailable) stops that reader's
+    connector with nothing acknowledged; it is restarted after ``restart_s`` and resumes.
+    ``connector_options`` are passed to ``run_connector`` (e.g. ``backoff_initial``).
+    """
+
+    def __init__(
+        self,
+        rt: LogWriter,
+        *,
+        clock: Callable[[], int] = _now_ms,
+        restart_s: float = 2.0,
+        connector_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.rt = rt
+        self.event = rt.event
+        self.clock = clock
+        self.restart_s = restart_s
+        self.options = dict(connector_options or {})
+        self.channels: dict[str, ReaderChannel] = {
+            r.id: ReaderChannel(rt.event, r)
+            for r in rt.event.readers.values()
+            if r.protocol in NATIVE_PROTOCOLS
+        }
+        self._stop = asyncio.Event()
+        #: One stop event per running connector (a listener that fails sets its own).
+        self._stops: set[asyncio.Event] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Resume points from the log, then one supervised connector task per reader."""
+        if self._tasks or not self.channels:
+            return
+        await self._load_resume_points()
+        for ch in self.channels.values():
+            ch.set_state("starting", self.clock())
+            task = asyncio.create_task(self._supervise(ch), name=f"reader-{ch.reader.id}")
+            self._tasks.append(task)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop every connector (closing its sockets); cancel what does not end in time."""
+        self._stop.set()
+        for event in self._stops:
+            event.set()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def health(self, now_ms: int | None = None) -> list[dict[str, Any]]:
+        """One dict per native reader, in configuration order: ``reader``, ``protocol``,
+        ``point``, ``mode`` (connect|listen), ``host``, ``port`` (the bound one when
+        listening), ``state`` (starting, connecting, connected, waiting, listening,
+        disconnected, error, stopped), ``connected``, ``state_since_ms``, ``connections``,
+        ``reads`` (decoded), ``stored``, ``duplicates``, ``untrusted_time`` (stored on the
+        server clock), ``errors`` (malformed input), ``last_error``, ``last_read_ms`` (race
+        time of the newest read, configured offset applied), ``last_received_ms``,
+        ``reads_per_minute``, ``clock`` (unknown|ok|offset|unset), ``clock_offset_ms`` (the
+        estimate: server minus decoder clock), ``configured_offset_ms``, ``clock_warning``,
+        ``last_seq``, ``sources`` (the decoders' own ids) and ``problems`` (recent, each
+        ``{"at_ms", "detail"}``)."""
+        now = self.clock() if now_ms is None else now_ms
+        return [ch.health(now) for ch in self.channels.values()]
+
+    # -- internals -------------------------------------------------------------------------
+
+    async def _load_resume_points(self) -> None:
+        wanted = {rid for rid, ch in self.channels.items() if ch.keep_seq}
+        if not wanted:
+            return
+        index = SeqIndex(wanted)
+        await _scan(self.rt.log, index)
+        for rid in wanted:
+            ch = self.channels[rid]
+            cls = PROTOCOLS[ch.reader.protocol]
+            mark, above = resume_point(index.seqs[rid], contiguous=cls.supports_refetch)
+            ch.stats.last_stored_seq = mark
+            ch.stats.stored_above = above
+            if mark is not None:
+                log.info("reader %s: resuming after passing %d", rid, mark)
+
+    async def _supervise(self, ch: ReaderChannel) -> None:
+        r = ch.reader
+        cls = PROTOCOLS[r.protocol]
+        host = r.host or ("0.0.0.0" if r.listen else "")
+        port = r.port or (0 if r.listen else cls.default_port)
+        if not host or not port:
+            ch.set_state("error", self.clock())
+            ch.last_error = "no host/port to connect to (set host and port, or listen = true)"
+            log.error("reader %s: %s", r.id, ch.last_error)
+            return
+
+        def on_state(state: str) -> None:
+            ch.set_state(state, self.clock())
+
+        async def on_reads(batch: list[DecodedRead]) -> None:
+            received = self.clock()
+            ch.heard(len(batch), received)
+            conv = ch.convert(batch, received)
+            if conv.records:
+                results = await self.rt.append(conv.records)
+                ch.stored_results(results)
+
+        while not self._stop.is_set():
+            stop = asyncio.Event()
+            self._stops.add(stop)
+            try:
+                await run_connector(
+                    r.protocol,
+                    host,
+                    port,
+                    source_id=r.id,
+                    tz=self.event.tz,
+                    on_reads=on_reads,
+                    on_state=on_state,
+                    stop=stop,
+                    listen=r.listen,
+                    date=self.event.date,
+                    resume_seq=ch.stats.last_stored_seq,
+                    stats=ch.stats,
+                    **self.options,
+                )
+            except Exception as exc:  # the log failed, or the listener could not bind
+                ch.set_state("error", self.clock())
+                ch.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("reader %s stopped: %s; restarting", r.id, ch.last_error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.restart_s)
+                continue
+            finally:
+                self._stops.discard(stop)
+            break
+
+
+async def _scan(event_log: EventLog, index: SeqIndex) -> None:
+    """Feed every record up to the log's current head to ``index``."""
+    head = await event_log.head()
+    if head is None:
+        return
+    tail = event_log.tail(None)
+    try:
+        async for offset, record in tail:
+            index.observe(record)
+            if _offset_key(offset) >= _offset_key(head):
+                break
+    finally:
+        aclose = getattr(tail, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _offset_key(o: Offset) -> tuple[int, int]:
+    """Offset order: numeric for SQLite row ids, (ms, seq) for Redis stream ids."""
+    if "-" in o:
+        ms, _, seq = o.partition("-")
+        return int(ms), int(seq)
+    return int(o), 0

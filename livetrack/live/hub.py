@@ -1,0 +1,359 @@
+"""The hub: topics, subscriptions, and a coalescing tick that renders each dirty topic once.
+
+The fold marks topics dirty; every ``tick_s`` the hub renders each dirty topic that has
+subscribers **once**. A subscriber holds one latest-wins slot per topic, so a slow client
+skips intermediate states instead of queueing them: memory per client is bounded by its topic
+count, and no client waits for another.
+
+Delivery is one websocket message per client per tick: the changed fragments of all of its
+topics, concatenated (htmx's ws extension swaps every top-level element with an id
+out-of-band, so one message may carry several regions). Subscribers with the same topic set
+form a :class:`Group`; the group's message is built (joined, encoded, framed) once per tick and
+the same object is handed to each member. A member that can take it at once (its
+:data:`~livetrack.live.wire.Write` succeeds) gets it written on the spot, without a task
+switch; one that cannot keeps per-topic slots, merged latest-wins, and a short-lived task
+drains them through the ordinary ``send`` when the connection can take more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from livetrack.live.wire import Write, text_frame
+
+log = logging.getLogger("livetrack.hub")
+
+Render = Callable[[str], str]
+Send = Callable[[str], Awaitable[None]]
+
+
+class Message:
+    """One tick's fragments for one topic set: the text, and its frame built on first use."""
+
+    __slots__ = ("_frame", "fragments", "text")
+
+    def __init__(self, fragments: dict[str, str]) -> None:
+        self.fragments = fragments
+        self.text = "".join(fragments.values())
+        self._frame: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = text_frame(self.text.encode())
+        return self._frame
+
+
+class Subscriber:
+    """One connected client: its topics and one latest-wins slot per topic.
+
+    ``send`` delivers a message (several fragments concatenated); ``write``, when given,
+    delivers a pre-built frame synchronously or says it cannot (see :mod:`livetrack.live.wire`).
+    The slots hold what is not yet sent; while they are exactly a group's message they share
+    that message's dict (never mutated: a later offer replaces it).
+    """
+
+    __slots__ = (
+        "_done",
+        "_message",
+        "_slots",
+        "_task",
+        "closed",
+        "send",
+        "sent",
+        "skipped",
+        "topics",
+        "write",
+    )
+
+    def __init__(self, send: Send, topics: Iterable[str], write: Write | None = None) -> None:
+        self.send = send
+        self.write = write
+        self.topics = tuple(dict.fromkeys(topics))
+        self._slots: dict[str, str] = {}
+        self._message: Message | None = None  # set while _slots is that message's dict
+        self._task: asyncio.Task[None] | None = None
+        self._done: asyncio.Future[None] | None = None
+        self.closed = False
+        self.sent = 0
+        self.skipped = 0
+
+    def offer(self, topic: str, fragment: str) -> None:
+        """Put ``fragment`` in ``topic``'s slot, replacing an unsent older one."""
+        if not fragment or self.closed:
+            return
+        self._own_slots()
+        if topic in self._slots:
+            self.skipped += 1
+        self._slots[topic] = fragment
+        self._kick()
+
+    def offer_message(self, message: Message) -> None:
+        """Offer a group's message: written at once when possible, else merged into the slots
+        (each topic's older unsent fragment replaced by the newer one)."""
+        if self.closed:
+            return
+        if not self._slots:
+            self._slots = message.fragments
+            self._message = message
+        else:
+            self._own_slots()
+            slots = self._slots
+            for topic, fragment in message.fragments.items():
+                if topic in slots:
+                    self.skipped += 1
+                slots[topic] = fragment
+        self._kick()
+
+    def pending(self) -> int:
+        return len(self._slots)
+
+    def _own_slots(self) -> None:
+        if self._message is not None:
+            self._slots = dict(self._slots)
+            self._message = None
+
+    def _take(self) -> Message:
+        message = self._message or Message(self._slots)
+        self._slots = {}
+        self._message = None
+        return message
+
+    def _kick(self) -> None:
+        """Deliver the slots: written directly if the connection takes them now, else (or
+        when there is no direct write) by a task that drains them through ``send``. Outside
+        an event loop they wait in their slots."""
+        if self._task is not None or not self._slots:
+            return
+        if self.write is not None:
+            if self._message is None:
+                self._message = Message(self._slots)  # the slots are now this message's
+            if self.write(self._message.frame):
+                self._slots = {}
+                self._message = None
+                self.sent += 1
+                return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._task = loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._slots and not self.closed:
+                await self.send(self._take().text)
+                self.sent += 1
+        except Exception:
+            self.close()  # the connection is gone; the endpoint notices and unsubscribes
+        finally:
+            self._task = None
+
+    def close(self) -> None:
+        """Stop delivering (idempotent): drops the slots, cancels a drain still waiting on a
+        send, and wakes :meth:`wait_closed`."""
+        self.closed = True
+        self._slots = {}
+        self._message = None
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    async def wait_closed(self) -> None:
+        if self.closed:
+            return
+        if self._done is None:
+            self._done = asyncio.get_running_loop().create_future()
+        await self._done
+
+    async def pump(self) -> None:
+        """Deliver until the client goes away (the delivery itself happens on offers)."""
+        await self.wait_closed()
+
+
+class Group:
+    """Subscribers with the same topic set: their message is built once per tick."""
+
+    __slots__ = ("members", "pending", "topics")
+
+    def __init__(self, topics: tuple[str, ...]) -> None:
+        self.topics = topics
+        self.members: dict[Subscriber, None] = {}
+        self.pending: dict[str, str] = {}
+
+
+class UnknownTopic(ValueError):
+    pass
+
+
+class Hub:
+    """Coalesces changes into at most one render per topic per tick."""
+
+    def __init__(
+        self,
+        render: Render,
+        *,
+        is_topic: Callable[[str], bool],
+        tick_s: float = 0.25,
+        max_topics: int = 64,
+        derive: Callable[[set[str]], set[str]] | None = None,
+    ) -> None:
+        self._render = render
+        self._derive = derive
+        self._is_topic = is_topic
+        self.tick_s = tick_s
+        self.max_topics = max_topics
+        self._subs: dict[str, set[Subscriber]] = {}
+        self._groups: dict[tuple[str, ...], Group] = {}
+        self._topic_groups: dict[str, set[Group]] = {}
+        self._dirty: set[str] = set()
+        self._cache: dict[str, str] = {}
+        self.renders = 0
+        self.render_errors = 0
+        self.ticks = 0
+        self.last_tick_s = 0.0
+        self.last_send_s = 0.0
+        self.messages = 0
+        self.clients = 0
+        #: Fragments skipped (replaced unsent) by clients that have since gone away; the
+        #: live ones keep their own count in ``Subscriber.skipped``.
+        self.frames_skipped = 0
+
+    def validate(self, topics: Iterable[str]) -> list[str]:
+        """The topics, checked; raises :class:`UnknownTopic` naming the first unknown one."""
+        out = list(dict.fromkeys(t for t in topics if t))
+        if not out:
+            raise UnknownTopic("no topics given")
+        if len(out) > self.max_topics:
+            raise UnknownTopic(f"too many topics ({len(out)} > {self.max_topics})")
+        for t in out:
+            if not self._is_topic(t):
+                raise UnknownTopic(f"unknown topic {t[:60]!r}")
+        return out
+
+    def subscribe(self, sub: Subscriber) -> None:
+        """Register ``sub`` and offer it the current fragment of every topic (the snapshot,
+        delivered as one message)."""
+        self.clients += 1
+        group = self._groups.get(sub.topics)
+        if group is None:
+            group = self._groups[sub.topics] = Group(sub.topics)
+            for topic in sub.topics:
+                self._topic_groups.setdefault(topic, set()).add(group)
+        group.members[sub] = None
+        snapshot: dict[str, str] = {}
+        for topic in sub.topics:
+            self._subs.setdefault(topic, set()).add(sub)
+            fragment = self._current(topic)
+            if fragment:
+                snapshot[topic] = fragment
+        if snapshot:
+            sub.offer_message(Message(snapshot))
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        sub.close()
+        self.clients -= 1
+        self.frames_skipped += sub.skipped
+        group = self._groups.get(sub.topics)
+        if group is not None:
+            group.members.pop(sub, None)
+            if not group.members:
+                del self._groups[sub.topics]
+                for topic in sub.topics:
+                    groups = self._topic_groups.get(topic)
+                    if groups is not None:
+                        groups.discard(group)
+                        if not groups:
+                            del self._topic_groups[topic]
+        for topic in sub.topics:
+            subs = self._subs.get(topic)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[topic]
+                    self._cache.pop(topic, None)
+
+    def _current(self, topic: str) -> str:
+        cached = self._cache.get(topic)
+        if cached is None or topic in self._dirty:
+            cached = self._cache[topic] = self._safe_render(topic)
+        return cached
+
+    def _safe_render(self, topic: str) -> str:
+        """Render ``topic``; a failure is logged and yields an empty fragment, so one broken
+        region never takes the others (or the tick) down with it."""
+        self.renders += 1
+        try:
+            return self._render(topic)
+        except Exception:
+            self.render_errors += 1
+            log.exception("rendering topic %r failed", topic)
+            return ""
+
+    def mark(self, topics: Iterable[str]) -> None:
+        """Note that ``topics`` changed; rendered at the next tick if anyone watches them."""
+        self._dirty.update(topics)
+
+    def subscribed(self, topic: str) -> int:
+        return len(self._subs.get(topic, ()))
+
+    @property
+    def topic_count(self) -> int:
+        return len(self._subs)
+
+    def flush(self) -> int:
+        """Render each dirty, watched topic once; offer each group whose topics changed one
+        message (its changed fragments, in its topic order), the same object to every member.
+        Returns the number of renders."""
+        dirty, self._dirty = self._dirty, set()
+        if self._derive is not None and dirty:
+            dirty = self._derive(dirty)
+        rendered = 0
+        started = time.perf_counter()
+        touched: dict[Group, None] = {}
+        for topic in dirty:
+            if topic not in self._subs:
+                self._cache.pop(topic, None)
+                continue
+            fragment = self._safe_render(topic)
+            rendered += 1
+            if not fragment or fragment == self._cache.get(topic):
+                continue
+            self._cache[topic] = fragment
+            for group in self._topic_groups.get(topic, ()):
+                group.pending[topic] = fragment
+                touched[group] = None
+        rendered_at = time.perf_counter()
+        for group in touched:
+            pending, group.pending = group.pending, {}
+            message = Message({t: pending[t] for t in group.topics if t in pending})
+            self.messages += 1
+            for sub in list(group.members):
+                sub.offer_message(message)
+        self.ticks += 1
+        self.last_tick_s = rendered_at - started
+        self.last_send_s = time.perf_counter() - rendered_at
+        return rendered
+
+    async def run(self) -> None:
+        """Tick forever (cancel to stop); a failing render is logged, never fatal."""
+        while True:
+            await asyncio.sleep(self.tick_s)
+            try:
+                self.flush()
+            except Exception:
+                log.exception("hub tick failed")
+
+    async def serve(self, sub: Subscriber) -> None:
+        """Subscribe ``sub`` and deliver to it until it closes, fails to send, or this is
+        cancelled; then unsubscribe it."""
+        self.subscribe(sub)
+        try:
+            await sub.wait_closed()
+        finally:
+            self.unsubscribe(sub)

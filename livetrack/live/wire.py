@@ -1,0 +1,102 @@
+"""The websocket wire: a text frame built once, and a direct write for uvicorn's connections.
+
+A server's data frames are not masked and (with permessage-deflate off) not compressed, so the
+bytes of one text message are the same for every client. :func:`text_frame` builds them once
+per message; :func:`direct_writer` returns a function that hands those bytes straight to a
+connection's transport, skipping the per-send ASGI round (message dict, state checks, frame
+serialisation and UTF-8 encoding for each client). It is used only where it is known to be
+equivalent to ``websocket.send``: uvicorn's ``websockets-sansio`` protocol, open, with no
+extension negotiated. Anything else gets ``None`` and the caller sends through ASGI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+#: Write one pre-built frame now; False when the connection cannot take it without waiting
+#: (its write buffer is over the high-water mark, or it is closing) — send through ASGI then.
+Write = Callable[[bytes], bool]
+
+#: The kernel send buffer asked for each direct connection: small, so that a slow client's
+#: backlog shows up where latest-wins can drop stale states instead of queueing in the kernel.
+SNDBUF = 128 * 1024
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, final, uncompressed text frame carrying ``payload`` (UTF-8)."""
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, n)
+    return head + payload
+
+
+#: ASGI ``send`` wrappers known to pass ``websocket.send`` messages through unchanged
+#: (Starlette's exception handling wraps ``send`` only to note when an HTTP response starts).
+_PASS_THROUGH = {("starlette._exception_handler", "wrap_app_handling_exceptions.<locals>"
+                  ".wrapped_app.<locals>.sender")}  # fmt: skip
+
+
+def server_protocol(send: Any) -> Any:
+    """The object whose bound method the ASGI ``send`` is, looking through the pass-through
+    wrappers above (a closure's ``send`` free variable); ``None`` past any other wrapper."""
+    for _ in range(16):
+        owner = getattr(send, "__self__", None)
+        if owner is not None:
+            return owner
+        code = getattr(send, "__code__", None)
+        cells = getattr(send, "__closure__", None)
+        key = (getattr(send, "__module__", None), getattr(send, "__qualname__", None))
+        if code is None or cells is None or key not in _PASS_THROUGH:
+            return None
+        if "send" not in code.co_freevars:
+            return None
+        send = cells[code.co_freevars.index("send")].cell_contents
+    return None
+
+
+def direct_writer(ws: WebSocket, *, sndbuf: int | None = SNDBUF) -> Write | None:
+    """A direct writer for ``ws`` (accepted already), or ``None`` when the server is not one
+    this module knows to be safe to write to directly."""
+    proto: Any = server_protocol(getattr(ws, "_send", None))
+    if proto is None or type(proto).__name__ != "WebSocketsSansIOProtocol":
+        return None
+    transport: Any = getattr(proto, "transport", None)
+    conn: Any = getattr(proto, "conn", None)
+    writable: Any = getattr(proto, "writable", None)
+    if transport is None or conn is None or writable is None or not proto.handshake_complete:
+        return None
+    if getattr(conn, "extensions", None):  # permessage-deflate: frames differ per connection
+        return None
+    try:
+        from websockets.protocol import State
+    except ImportError:  # pragma: no cover
+        return None
+    if sndbuf:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    is_open = State.OPEN
+
+    def write(frame: bytes) -> bool:
+        if (
+            not writable.is_set()
+            or proto.close_sent
+            or conn.state is not is_open
+            or transport.is_closing()
+        ):
+            return False
+        transport.write(frame)
+        return True
+
+    return write

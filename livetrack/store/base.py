@@ -1,0 +1,59 @@
+"""The EventLog contract: a durable, ordered, idempotent log of records."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from livetrack.domain.records import Record
+
+#: An opaque position in a log. Offsets of one log compare in log order as strings of equal
+#: shape within one backend (SQLite: zero-padded row ids; Redis: stream ids), but callers treat
+#: them as opaque and only hand them back to ``tail``.
+Offset = str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What became of one appended record: stored at ``offset``, or a ``duplicate`` of a key
+    already in the log (then ``offset`` is None)."""
+
+    key: str
+    offset: Offset | None
+    duplicate: bool
+
+
+class LogUnavailable(RuntimeError):
+    """The log's backend cannot be reached; the message says which and why."""
+
+
+class EventLog(Protocol):
+    async def append(self, records: Sequence[Record]) -> list[AppendResult]:
+        """Store ``records`` in order; durable when it returns. A record whose key is already
+        in the log (or earlier in the same call) is reported as a duplicate, not stored."""
+        ...
+
+    def tail(self, after: Offset | None = None) -> AsyncIterator[tuple[Offset, Record]]:
+        """Every record after ``after`` (from the start when None), then new ones as they are
+        appended, by any process, forever."""
+        ...
+
+    async def head(self) -> Offset | None:
+        """The offset of the newest record, or None for an empty log."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def open_log(url: str) -> EventLog:
+    """A log for ``url``: ``sqlite:///path/to/file.db`` or a path, or ``redis://host:port/db``
+    (``?stream=NAME`` names the event's stream). The Redis driver is imported only here."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from livetrack.store.redis import RedisEventLog
+
+        return RedisEventLog.from_url(url)
+    from livetrack.store.sqlite import SqliteEventLog
+
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+    return SqliteEventLog(path)

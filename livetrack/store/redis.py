@@ -1,0 +1,506 @@
+"""The shared EventLog: one Redis Stream per event, idempotent appends through a Lua script.
+
+Key layout for a stream named ``NAME`` (``?stream=NAME`` in the URL, default
+``livetrack:events``):
+
+* ``NAME`` — the Stream. Each entry has the fields ``k`` (record key), ``b`` (the encoded
+  record, see :func:`livetrack.domain.records.encode`) and ``c`` (a random token of the
+  ``append`` call that stored it, used to recognise a retried call's own entries).
+* ``NAME:keys`` — the idempotency hash: record key -> stream id of the entry that holds it.
+* ``NAME:snapshot:SNAP`` — a hash with ``o`` (the offset a snapshot covers) and ``b`` (its body).
+
+All keys start with ``NAME``, so a stream name with a hash tag (``{heaton}:events``) keeps them
+in one Redis Cluster slot, as the script needs.
+
+Durability: ``append`` returns after Redis has executed the script and replied. With
+``appendonly yes`` and ``appendfsync always`` Redis fsyncs the AOF before it replies, so an
+acknowledged record survives a crash of Redis or of its host. With ``appendfsync everysec``
+up to about one second of acknowledged records can be lost on a power cut (not on a crash of
+the Redis process alone). Without AOF nothing is durable. Two options ask for more, at the cost
+of latency on every append: ``?wait_replicas=N`` issues ``WAIT N timeout`` so the records
+reached N replicas, and ``?wait_aof=1`` issues ``WAITAOF`` (Redis 7.2 or later) so the local
+AOF (and, with ``wait_replicas``, the replicas' AOF) is fsynced even under ``everysec``. When
+too few replicas confirm in time the records are nonetheless stored on the primary: ``append``
+logs a warning and reports them as stored rather than failing a write that happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import re
+import secrets
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import Any, Final, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+)
+from redis.exceptions import (
+    NoScriptError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import (
+    TimeoutError as RedisTimeoutError,
+)
+
+from livetrack.domain.records import Record, decode, encode
+from livetrack.store.base import AppendResult, LogUnavailable, Offset
+
+log = logging.getLogger("livetrack.store")
+
+DEFAULT_STREAM: Final = "livetrack:events"
+#: Records per script call: each call is atomic and blocks Redis while it runs, so a huge
+#: ``append`` is split into calls of this size (each record is still stored exactly once).
+CHUNK: Final = 500
+
+_T = TypeVar("_T")
+_STREAM_ID = re.compile(r"^\d+-\d+$")
+
+#: KEYS[1] = stream, KEYS[2] = idempotency hash; ARGV = token, then key, body pairs.
+#: Returns, per pair, the stream id it is stored at, or "" for a duplicate. A key already in
+#: the hash whose entry carries this call's token was stored by an earlier attempt of the same
+#: call (its reply was lost), so it is reported as stored, not as a duplicate.
+APPEND_LUA: Final = """
+local stream, index, token = KEYS[1], KEYS[2], ARGV[1]
+local out = {}
+for i = 2, #ARGV, 2 do
+  local key = ARGV[i]
+  local id = redis.call('HGET', index, key)
+  if id then
+    local mine = false
+    local entry = redis.call('XRANGE', stream, id, id)
+    if entry[1] then
+      local f = entry[1][2]
+      for j = 1, #f, 2 do
+        if f[j] == 'c' and f[j + 1] == token then mine = true end
+      end
+    end
+    if mine then out[#out + 1] = id else out[#out + 1] = '' end
+  else
+    id = redis.call('XADD', stream, '*', 'k', key, 'b', ARGV[i + 1], 'c', token)
+    redis.call('HSET', index, key, id)
+    out[#out + 1] = id
+  end
+end
+return out
+"""
+
+#: Errors after which the same command may succeed once Redis is back (a restart, a failover,
+#: a dataset still loading). ``BusyLoadingError`` is a ``ConnectionError``.
+_TRANSIENT: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, TryAgainError, OSError)
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisEventLog:
+    """``EventLog`` on a Redis Stream, shared by any number of processes.
+
+    * ``append`` stores each record whose key is new, atomically with its key in the
+      idempotency hash, so a resend (after a lost reply, by any process) never makes a second
+      entry; a key seen earlier in the log or in the same call is reported as a duplicate.
+      During an outage it retries with backoff for up to ``append_retry_s`` seconds, then
+      raises :class:`LogUnavailable`; it never reports a record it did not store.
+    * ``tail`` reads with ``XREAD COUNT BLOCK`` and never gives up: when Redis goes away it
+      reconnects with capped exponential backoff and resumes after the last entry it read, so
+      it neither skips nor repeats. An entry that cannot be decoded is logged and skipped.
+      It ends when the log is closed.
+    * The first operation other than ``tail`` (or an explicit :meth:`connect`) raises
+      :class:`LogUnavailable` at once, naming the URL, when Redis cannot be reached.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        stream: str = DEFAULT_STREAM,
+        *,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+        wait_aof: bool = False,
+        append_retry_s: float = 10.0,
+        op_retry_s: float = 2.0,
+        connect_timeout_s: float = 2.0,
+        command_timeout_s: float = 5.0,
+        block_ms: int = 1000,
+        batch: int = 5000,
+        backoff_min_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+        max_connections: int = 32,
+    ) -> None:
+        """``url`` is a redis-py URL without livetrack's own query parameters (see
+        :meth:`from_url`); nothing is contacted until the first operation."""
+        if not stream:
+            raise ValueError("the Redis stream name must not be empty")
+        self.url = url
+        self.stream = stream
+        self.keys_hash = f"{stream}:keys"
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self.wait_aof = wait_aof
+        self.append_retry_s = append_retry_s
+        self.op_retry_s = op_retry_s
+        self.block_ms = block_ms
+        self.batch = batch
+        self.backoff_min_s = backoff_min_s
+        self.backoff_max_s = backoff_max_s
+        self._conn_kwargs: dict[str, Any] = {
+            "socket_connect_timeout": connect_timeout_s,
+            "retry": Retry(NoBackoff(), 0),  # retries are ours: bounded, logged, idempotent
+        }
+        self._command_timeout_s = command_timeout_s
+        self._client: Redis = Redis.from_pool(
+            BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=None,
+                socket_timeout=command_timeout_s,
+                **self._conn_kwargs,
+            )
+        )
+        self._sha: str | None = None
+        self._connected = False
+        self._connect_lock = asyncio.Lock()
+        self._closed = asyncio.Event()
+        self._tail_clients: set[Redis] = set()
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisEventLog:
+        """A log for ``redis://host:port/db?stream=NAME`` (also ``rediss://``, ``unix://``).
+
+        Besides redis-py's own URL options it understands ``stream`` (default
+        ``livetrack:events``), ``wait_replicas`` (int), ``wait_timeout_ms`` (int) and
+        ``wait_aof`` (``1``/``true``); see the module documentation."""
+        parts = urlsplit(url)
+        ours: dict[str, str] = {}
+        rest: list[tuple[str, str]] = []
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if name in ("stream", "wait_replicas", "wait_timeout_ms", "wait_aof"):
+                ours[name] = value
+            else:
+                rest.append((name, value))
+        plain = urlunsplit(parts._replace(query=urlencode(rest)))
+        try:
+            wait_replicas = int(ours.get("wait_replicas", "0"))
+            wait_timeout_ms = int(ours.get("wait_timeout_ms", "1000"))
+        except ValueError as exc:
+            raise ValueError(f"bad Redis URL {redact(url)!r}: {exc}") from None
+        wait_aof = ours.get("wait_aof", "").lower() in ("1", "true", "yes", "on")
+        return cls(
+            plain,
+            ours.get("stream") or DEFAULT_STREAM,
+            wait_replicas=wait_replicas,
+            wait_timeout_ms=wait_timeout_ms,
+            wait_aof=wait_aof,
+        )
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _unavailable(self, exc: BaseException) -> LogUnavailable:
+        reason = str(exc) or type(exc).__name__
+        return LogUnavailable(f"cannot reach Redis at {redact(self.url)}: {reason}")
+
+    async def connect(self) -> None:
+        """Check that Redis answers and load the append script; raise :class:`LogUnavailable`
+        at once (no retry) when it cannot be reached. Idempotent; other operations call it."""
+        if self._connected:
+            return
+        if self._closed.is_set():
+            raise LogUnavailable("the event log is closed")
+        async with self._connect_lock:
+            if self._connected:
+                return
+            try:
+                await self._client.ping()
+                if self.wait_aof and not await self._client.command_list(pattern="waitaof"):
+                    raise LogUnavailable(
+                        f"Redis at {redact(self.url)} has no WAITAOF (needs Redis 7.2+);"
+                        " drop wait_aof from the URL or upgrade Redis"
+                    )
+                self._sha = _text(await self._client.script_load(APPEND_LUA))
+            except LogUnavailable:
+                raise
+            except (RedisError, OSError) as exc:
+                raise self._unavailable(exc) from exc
+            self._connected = True
+
+    async def _retrying(self, what: str, op: Callable[[], Awaitable[_T]], budget_s: float) -> _T:
+        """Run ``op``; on a transient error retry with capped exponential backoff until
+        ``budget_s`` seconds have passed since the first failure, then raise LogUnavailable."""
+        await self.connect()
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        delay = self.backoff_min_s
+        while True:
+            if self._closed.is_set():
+                raise LogUnavailable("the event log is closed")
+            try:
+                return await op()
+            except _TRANSIENT as exc:
+                now = loop.time()
+                if deadline is None:
+                    deadline = now + budget_s
+                    log.warning("Redis %s failed (%s); retrying", what, exc)
+                if now >= deadline:
+                    raise self._unavailable(exc) from exc
+                await self._pause(min(delay, max(0.0, deadline - now)))
+                delay = min(delay * 2, self.backoff_max_s)
+            except ResponseError as exc:
+                raise LogUnavailable(f"Redis at {redact(self.url)} refused {what}: {exc}") from exc
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the log is closed meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+
+    # -- append -------------------------------------------------------------------------------
+
+    async def append(self, records: Sequence[Record]) -> list[AppendResult]:
+        """Store ``records`` in order and say, per record, where (or that it is a duplicate).
+
+        Durable when it returns to the extent Redis is configured (see the module
+        documentation). Each chunk of up to :data:`CHUNK` records is stored atomically; a call
+        interrupted by an outage is retried with the same token, so the records stored before
+        the interruption are reported as stored, never twice and never as duplicates of
+        themselves. Raises :class:`LogUnavailable` when Redis stays away longer than
+        ``append_retry_s`` (then some of the records may be stored: resending is safe)."""
+        if self._closed.is_set():
+            raise LogUnavailable("the event log is closed")
+        if not records:
+            return []
+        token = secrets.token_hex(8)
+        keys = [rec.key for rec in records]
+        results: list[AppendResult | None] = [None] * len(records)
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key in first:
+                results[i] = AppendResult(key, None, True)
+            else:
+                first[key] = i
+        todo = list(first.values())
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start : start + CHUNK]
+            args: list[str | bytes] = [token]
+            for i in chunk:
+                args += [keys[i], encode(records[i])]
+            ids = await self._retrying(
+                "append", functools.partial(self._run_script, args), self.append_retry_s
+            )
+            if len(ids) != len(chunk):
+                raise LogUnavailable(f"unexpected reply from Redis append script: {ids!r}")
+            for i, sid in zip(chunk, ids, strict=True):
+                results[i] = AppendResult(keys[i], sid or None, not sid)
+        return [r for r in results if r is not None]
+
+    async def _run_script(self, args: list[str | bytes]) -> list[str]:
+        """One script call (``args`` = token, key, body, ...) on one connection, followed on
+        that same connection by ``WAIT``/``WAITAOF`` when asked for (both only count the
+        writes of the connection they run on). Reloads the script once on ``NOSCRIPT``."""
+        for attempt in (1, 2):
+            if self._sha is None or attempt == 2:
+                self._sha = _text(await self._client.script_load(APPEND_LUA))
+            pipe = self._client.pipeline(transaction=False)
+            pipe.evalsha(self._sha, 2, self.stream, self.keys_hash, *args)
+            if self.wait_aof:
+                pipe.waitaof(1, self.wait_replicas, self.wait_timeout_ms)
+            elif self.wait_replicas:
+                pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            replies = await pipe.execute(raise_on_error=False)
+            reply = replies[0]
+            if isinstance(reply, NoScriptError) and attempt == 1:
+                continue  # Redis restarted (or SCRIPT FLUSH): load it again, once
+            if isinstance(reply, Exception):
+                raise reply
+            if len(replies) > 1:
+                self._check_confirmed(replies[1])
+            return [_text(x) for x in reply]
+        raise AssertionError("unreachable")
+
+    def _check_confirmed(self, reply: Any) -> None:
+        """Log when ``WAIT``/``WAITAOF`` confirmed less than asked: the records are stored on
+        the primary either way, so the append still succeeds."""
+        if isinstance(reply, Exception):
+            log.warning(
+                "%s failed after an append: %s", "WAITAOF" if self.wait_aof else "WAIT", reply
+            )
+        elif self.wait_aof:
+            local, replicas = (int(x) for x in reply)
+            if local < 1 or replicas < self.wait_replicas:
+                log.warning(
+                    "WAITAOF: local fsync %s, %s of %s replicas within %s ms",
+                    local,
+                    replicas,
+                    self.wait_replicas,
+                    self.wait_timeout_ms,
+                )
+        elif int(reply) < self.wait_replicas:
+            log.warning(
+                "WAIT: %s of %s replicas confirmed within %s ms",
+                reply,
+                self.wait_replicas,
+                self.wait_timeout_ms,
+            )
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def head(self) -> Offset | None:
+        """The id of the newest entry, or None when the stream is empty or missing."""
+
+        async def op() -> Offset | None:
+            rows = await self._client.xrevrange(self.stream, "+", "-", count=1)
+            return _text(rows[0][0]) if rows else None
+
+        return await self._retrying("head", op, self.op_retry_s)
+
+    async def count(self) -> int:
+        """How many records the stream holds."""
+        n = await self._retrying("count", lambda: self._client.xlen(self.stream), self.op_retry_s)
+        return int(n)
+
+    async def tail(
+        self, after: Offset | None = None
+    ) -> AsyncGenerator[tuple[Offset, Record], None]:
+        """Every record after ``after`` (a stream id; from the start when None), then new ones
+        as any process appends them, until the log is closed. Outages are waited out."""
+        if after is not None and not _STREAM_ID.match(after):
+            raise ValueError(f"not a Redis stream id: {after!r}")
+        last = after or "0-0"
+        client: Redis = Redis.from_pool(
+            BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=1,
+                timeout=None,
+                socket_timeout=self.block_ms / 1000 + self._command_timeout_s,
+                **self._conn_kwargs,
+            )
+        )
+        self._tail_clients.add(client)
+        closed = asyncio.ensure_future(self._closed.wait())
+        read: asyncio.Future[Any] | None = None
+        delay = self.backoff_min_s
+        failing = False
+        try:
+            while not self._closed.is_set():
+                read = asyncio.ensure_future(
+                    client.xread({self.stream: last}, count=self.batch, block=self.block_ms)
+                )
+                await asyncio.wait((read, closed), return_when=asyncio.FIRST_COMPLETED)
+                if not read.done():
+                    return  # closed: the read is cancelled below
+                try:
+                    reply = read.result()
+                except _TRANSIENT as exc:
+                    if not failing:
+                        log.warning("tail of %s lost Redis (%s); reconnecting", self.stream, exc)
+                        failing = True
+                    await self._pause(delay)
+                    delay = min(delay * 2, self.backoff_max_s)
+                    continue
+                except ResponseError as exc:
+                    raise LogUnavailable(
+                        f"Redis at {redact(self.url)} refused to read {self.stream}: {exc}"
+                    ) from exc
+                if failing:
+                    log.warning("tail of %s is reading again after %s", self.stream, last)
+                    failing = False
+                delay = self.backoff_min_s
+                for sid_raw, fields in _entries(reply, self.stream):
+                    sid = _text(sid_raw)
+                    last = sid  # resume after it even if it is skipped below
+                    body = fields.get(b"b", fields.get("b"))
+                    if body is None:
+                        log.error("stream %s entry %s has no body; skipped", self.stream, sid)
+                        continue
+                    try:
+                        record = decode(body)
+                    except Exception as exc:  # RecordError, or anything a bad body provokes
+                        log.error("stream %s entry %s skipped: %s", self.stream, sid, exc)
+                        continue
+                    yield sid, record
+        finally:
+            for fut in (read, closed):
+                if fut is not None and not fut.done():
+                    fut.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                        await fut
+            self._tail_clients.discard(client)
+            # shielded: a tail cancelled while it closes still releases its connection
+            await asyncio.shield(client.aclose())
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def _snapshot_key(self, name: str) -> str:
+        return f"{self.stream}:snapshot:{name}"
+
+    async def save_snapshot(self, name: str, offset: Offset, body: bytes) -> None:
+        """Keep ``body`` (a serialised fold) as covering the log up to ``offset``; replaces an
+        earlier snapshot of the same name atomically."""
+        key = self._snapshot_key(name)
+
+        async def op() -> None:
+            await self._client.hset(key, mapping={"o": offset, "b": body})
+
+        await self._retrying("save_snapshot", op, self.append_retry_s)
+
+    async def load_snapshot(self, name: str) -> tuple[Offset, bytes] | None:
+        """The ``(offset, body)`` last saved under ``name``, or None."""
+        key = self._snapshot_key(name)
+
+        async def op() -> tuple[Offset, bytes] | None:
+            offset, body = await self._client.hmget(key, ["o", "b"])
+            if offset is None or body is None:
+                return None
+            return _text(offset), body if isinstance(body, bytes) else body.encode()
+
+        return await self._retrying("load_snapshot", op, self.op_retry_s)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """End running tails and release every connection; safe to call more than once."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        for _ in range(100):  # tails close their own client as they end
+            if not self._tail_clients:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.shield(self._client.aclose())
+
+
+def _entries(reply: Any, stream: str) -> list[tuple[Any, dict[Any, Any]]]:
+    """The ``(id, fields)`` pairs of one stream in an ``XREAD`` reply (RESP2 or RESP3)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        for name, entries in reply.items():
+            if _text(name) == stream:
+                items = entries[0] if entries and isinstance(entries[0], list) else entries
+                return [(sid, dict(f) if not isinstance(f, dict) else f) for sid, f in items]
+        return []
+    for name, entries in reply:
+        if _text(name) == stream:
+            return [(sid, f or {}) for sid, f in entries]
+    return []

@@ -1,0 +1,227 @@
+"""The embedded EventLog: one SQLite file in WAL mode, a unique key index, group commit.
+
+Appends from many concurrent callers are gathered and written in one transaction by one
+writer thread; each caller's ``append`` returns once that transaction is committed with
+``synchronous=FULL`` (fsynced). Other processes may append to the same file; tails notice
+their records by polling when idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from livetrack.domain.records import Record, RecordError, decode, encode
+from livetrack.store.base import AppendResult, LogUnavailable, Offset
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    appended_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    name TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+"""
+
+log = logging.getLogger("livetrack.store")
+
+_INSERT = "INSERT OR IGNORE INTO records (key, type, body, appended_ms) VALUES "
+_RETURNING = " RETURNING key, seq"
+#: Rows per INSERT statement (4 parameters each, well under SQLite's limit).
+_ROWS_PER_INSERT = 500
+
+#: How often an idle tail looks for records other processes appended.
+POLL_S = 0.2
+BATCH = 5000
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class SqliteEventLog:
+    """``EventLog`` on a SQLite file (``:memory:`` is refused: the log must be durable)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path in ("", ":memory:"):
+            raise ValueError("the SQLite event log needs a file path")
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._writer = _connect(self.path)
+            self._writer.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise LogUnavailable(f"cannot open SQLite log {self.path!r}: {exc}") from exc
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livetrack-log")
+        self._pending: list[tuple[Sequence[Record], asyncio.Future[list[AppendResult]]]] = []
+        self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
+        self._waiters: set[asyncio.Event] = set()
+        self._closed = False
+        self._readers: list[sqlite3.Connection] = []
+
+    async def append(self, records: Sequence[Record]) -> list[AppendResult]:
+        if self._closed:
+            raise LogUnavailable("the event log is closed")
+        if not records:
+            return []
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[AppendResult]] = loop.create_future()
+        self._pending.append((records, fut))
+        if not self._flushing:
+            self._flushing = True
+            self._flusher = loop.create_task(self._flush_loop())
+        return await fut
+
+    async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await loop.run_in_executor(
+                        self._pool, self._write, [r for r, _ in batch]
+                    )
+                except Exception as exc:  # every waiter learns of the failure; none is lost
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(LogUnavailable(f"append failed: {exc}"))
+                    continue
+                for (_, fut), res in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(res)
+                for w in self._waiters:
+                    w.set()
+        finally:
+            self._flushing = False
+
+    def _write(self, groups: list[Sequence[Record]]) -> list[list[AppendResult]]:
+        now = int(time.time() * 1000)
+        cur = self._writer.cursor()
+        out: list[list[AppendResult]] = []
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            for records in groups:
+                keys = [r.key for r in records]
+                rows = [
+                    (k, r.TYPE, encode(r).decode(), now) for k, r in zip(keys, records, strict=True)
+                ]
+                stored: dict[str, str] = {}
+                for i in range(0, len(rows), _ROWS_PER_INSERT):
+                    chunk = rows[i : i + _ROWS_PER_INSERT]
+                    sql = _INSERT + ",".join(["(?, ?, ?, ?)"] * len(chunk)) + _RETURNING
+                    for key, seq in cur.execute(sql, [v for row in chunk for v in row]):
+                        stored[key] = str(seq)
+                # a key stored by this call counts once; any other copy is a duplicate
+                res = []
+                for k in keys:
+                    offset = stored.pop(k, None)
+                    res.append(AppendResult(k, offset, offset is None))
+                out.append(res)
+            cur.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                cur.execute("ROLLBACK")
+            raise
+        return out
+
+    async def head(self) -> Offset | None:
+        row = await asyncio.to_thread(self._query_one, "SELECT MAX(seq) FROM records")
+        return None if row is None or row[0] is None else str(row[0])
+
+    def _query_one(self, sql: str) -> tuple[object, ...] | None:
+        conn = _connect(self.path)
+        try:
+            row: tuple[object, ...] | None = conn.execute(sql).fetchone()
+            return row
+        finally:
+            conn.close()
+
+    async def tail(self, after: Offset | None = None) -> AsyncIterator[tuple[Offset, Record]]:
+        seq = int(after) if after else 0
+        conn = _connect(self.path)
+        self._readers.append(conn)
+        wake = asyncio.Event()
+        self._waiters.add(wake)
+        try:
+            while not self._closed:
+                wake.clear()
+                rows = await asyncio.to_thread(self._page, conn, seq)
+                for row_seq, body in rows:
+                    seq = row_seq
+                    try:
+                        record = decode(body)
+                    except RecordError as exc:
+                        log.error("log record %d skipped: %s", row_seq, exc)
+                        continue
+                    yield str(row_seq), record
+                if len(rows) < BATCH:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), POLL_S)
+        finally:
+            self._waiters.discard(wake)
+            if conn in self._readers:
+                self._readers.remove(conn)
+            conn.close()
+
+    @staticmethod
+    def _page(conn: sqlite3.Connection, seq: int) -> list[tuple[int, str]]:
+        rows: list[tuple[int, str]] = conn.execute(
+            "SELECT seq, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?", (seq, BATCH)
+        ).fetchall()
+        return rows
+
+    async def save_snapshot(self, name: str, offset: Offset, body: bytes) -> None:
+        """Keep ``body`` (a serialised fold) as covering the log up to ``offset``."""
+
+        def write() -> None:
+            self._writer.execute(
+                "INSERT OR REPLACE INTO snapshots (name, seq, body) VALUES (?, ?, ?)",
+                (name, int(offset), body),
+            )
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, write)
+
+    async def load_snapshot(self, name: str) -> tuple[Offset, bytes] | None:
+        def read() -> tuple[Offset, bytes] | None:
+            conn = _connect(self.path)
+            try:
+                row = conn.execute(
+                    "SELECT seq, body FROM snapshots WHERE name = ?", (name,)
+                ).fetchone()
+            finally:
+                conn.close()
+            return None if row is None else (str(row[0]), bytes(row[1]))
+
+        return await asyncio.to_thread(read)
+
+    async def count(self) -> int:
+        row = await asyncio.to_thread(self._query_one, "SELECT COUNT(*) FROM records")
+        return int(row[0]) if row is not None and isinstance(row[0], int) else 0
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        while self._flushing or self._pending:
+            await asyncio.sleep(0.005)
+        self._closed = True
+        for w in self._waiters:
+            w.set()
+        self._pool.shutdown(wait=True)
+        self._writer.close()

@@ -1,0 +1,79 @@
+"""Bearer tokens by role. Only a token's SHA-256 is ever stored (as a record in the log)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from urllib.parse import urlsplit
+
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
+
+from livetrack.domain.records import TokenRecord
+from livetrack.domain.state import RaceState
+
+ROLES = ("reader", "marshal", "timer")
+
+
+def new_token() -> str:
+    return "lt_" + secrets.token_urlsafe(24)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue(role: str, point: str = "", label: str = "", at_ms: int = 0) -> tuple[str, TokenRecord]:
+    """A new token and the record that makes it valid once appended to the log."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if role == "marshal" and not point:
+        raise ValueError("a marshal token needs --point (the checkpoint it may write)")
+    token = new_token()
+    return token, TokenRecord(token_hash(token), role, point, label, False, at_ms)
+
+
+def bearer(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def lookup(state: RaceState, token: str) -> TokenRecord | None:
+    """The live (issued, not revoked) grant for ``token``."""
+    record = state.tokens.get(token_hash(token))
+    if record is None or record.revoked:
+        return None
+    return record
+
+
+def same_origin(conn: HTTPConnection) -> bool:
+    """False when the request names an ``Origin`` that is not this server (or ``null``)."""
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return True
+    host = conn.headers.get("host", "")
+    return origin != "null" and urlsplit(origin).netloc.lower() == host.lower()
+
+
+def require(
+    conn: HTTPConnection, state: RaceState, roles: tuple[str, ...], point: str = ""
+) -> TokenRecord:
+    """The caller's grant; 403 for a cross-site ``Origin``, 401 without a valid token, 403
+    with the wrong role or point. ``timer`` may do everything; a ``marshal`` only at its own
+    checkpoint."""
+    if not same_origin(conn):
+        raise HTTPException(403, "cross-site request refused: Origin is not this server")
+    token = bearer(conn)
+    if token is None:
+        raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)")
+    grant = lookup(state, token)
+    if grant is None:
+        raise HTTPException(401, "unknown or revoked token")
+    if grant.role != "timer" and grant.role not in roles:
+        raise HTTPException(403, f"a {grant.role} token may not do this (needs {'/'.join(roles)})")
+    if grant.role == "marshal" and point and grant.point != point:
+        raise HTTPException(403, f"this marshal token is for {grant.point!r}, not {point!r}")
+    return grant

@@ -1,0 +1,345 @@
+"""Race formats beyond the plain timed race: team standings, a team's page, relay legs,
+charity totals, the championship and the course record watch.
+
+Routes: ``/races/{race}/teams``, ``/races/{race}/teams/{team}``, ``/races/{race}/relay``,
+``/races/{race}/charity``, ``/races/{race}/championship``. Live regions (topics, each
+``kind:race`` and marked dirty by the hub whenever their race changes): ``teams``, ``relay``,
+``charity``, ``champ`` and ``record``. Each region is one template block, used by the page and
+the pushed fragment alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from livetrack.domain.charity import charity_totals, has_charity
+from livetrack.domain.ranking import ALL
+from livetrack.domain.records_watch import record_watch
+from livetrack.domain.relay import leg_rankings, legs_of, relay_standings
+from livetrack.domain.state import RaceState
+from livetrack.domain.teams import has_teams, team_standings
+from livetrack.web.render import Renderer, race_summary
+from livetrack.web.runtime import Runtime, clock
+from livetrack.web.views import fmt_elapsed, race_status
+
+KINDS = ("teams", "relay", "charity", "champ", "record")
+
+
+def money(amount: float) -> str:
+    """``£1,250`` (pennies only when there are some)."""
+    return f"£{amount:,.2f}" if amount != int(amount) else f"£{int(amount):,}"
+
+
+# -- view models -----------------------------------------------------------------------------
+
+
+def shows_teams(state: RaceState, race_id: str) -> bool:
+    race = state.event.races[race_id]
+    return race.kind == "team" or (race.kind != "relay" and has_teams(state, race_id))
+
+
+def teams_view(state: RaceState, race_id: str, limit: int | None = None) -> dict[str, Any]:
+    """Team standings: rows with position (None while provisional), score and scorers."""
+    race = state.event.races[race_id]
+    rule = race.team
+    rows = []
+    for t in team_standings(state, race_id)[:limit]:
+        scorers = [m for m in t.members if m.scoring]
+        rows.append(
+            {
+                "team": t.team,
+                "position": t.position,
+                "score": fmt_elapsed(t.score_ms),
+                "complete": t.complete,
+                "counted": t.counted,
+                "needed": t.needed,
+                "scorers": [{"name": m.name, "time": fmt_elapsed(m.elapsed_ms)} for m in scorers],
+                "members": len(t.members),
+            }
+        )
+    gender_rule = []
+    if rule.min_women:
+        gender_rule.append(f"at least {rule.min_women} women")
+    if rule.min_men:
+        gender_rule.append(f"at least {rule.min_men} men")
+    return {
+        "race": race_id,
+        "race_name": race.name,
+        "method": rule.method,
+        "counting": rule.counting,
+        "gender_rule": " and ".join(gender_rule),
+        "rows": rows,
+    }
+
+
+def team_view(state: RaceState, race_id: str, team: str) -> dict[str, Any] | None:
+    for t in team_standings(state, race_id):
+        if t.team == team:
+            return {
+                "team": t.team,
+                "position": t.position,
+                "score": fmt_elapsed(t.score_ms),
+                "complete": t.complete,
+                "counted": t.counted,
+                "needed": t.needed,
+                "members": [
+                    {
+                        "bib": m.bib,
+                        "name": m.name,
+                        "gender": m.gender,
+                        "time": fmt_elapsed(m.elapsed_ms),
+                        "status": m.status,
+                        "scoring": m.scoring,
+                        "position": state.position(state.runners[m.bib], _finish(state, race_id)),
+                    }
+                    for m in t.members
+                ],
+            }
+    return None
+
+
+def _finish(state: RaceState, race_id: str) -> str:
+    return state.event.races[race_id].course.checkpoints[-1].id
+
+
+def relay_view(state: RaceState, race_id: str) -> dict[str, Any]:
+    race = state.event.races[race_id]
+    teams = relay_standings(state, race_id)
+    cps = {cp.id: cp.name for cp in race.course.checkpoints}
+    legs = legs_of(race)
+    rows = []
+    for t in teams:
+        rows.append(
+            {
+                "bib": t.bib,
+                "name": t.name,
+                "category": t.category,
+                "position": t.position,
+                "elapsed": fmt_elapsed(t.elapsed_ms),
+                "finished": t.finished,
+                "legs_done": t.legs_done,
+                "legs": [
+                    {
+                        "number": leg.number,
+                        "runner": leg.runner,
+                        "chip": leg.chip,
+                        "state": leg.state,
+                        "split": fmt_elapsed(leg.split_ms),
+                        "rank": leg.rank,
+                        "attribution": leg.attribution,
+                    }
+                    for leg in t.legs
+                ],
+            }
+        )
+    leg_tables = []
+    for leg in legs:
+        best = leg_rankings(teams, leg.number)[:5]
+        leg_tables.append(
+            {
+                "number": leg.number,
+                "from": cps[leg.start],
+                "to": cps[leg.end],
+                "rows": [
+                    {"team": t.name, "runner": lr.runner, "split": fmt_elapsed(lr.split_ms)}
+                    for t, lr in best
+                ],
+            }
+        )
+    return {
+        "race": race_id,
+        "race_name": race.name,
+        "legs": [{"number": leg.number, "to": cps[leg.end]} for leg in legs],
+        "rows": rows,
+        "leg_tables": leg_tables,
+    }
+
+
+def charity_view(state: RaceState, race_id: str) -> dict[str, Any]:
+    """Totals raised (by finishers) and pledged (by all entrants); ``share`` is each
+    charity's raised amount as a percentage of the largest (for bars)."""
+    totals = charity_totals(state, race_id)
+    top = max((c.raised for c in totals.charities), default=0.0)
+    return {
+        "race": race_id,
+        "raised": money(totals.raised),
+        "pledged": money(totals.pledged),
+        "raised_value": totals.raised,
+        "finishers": totals.finishers,
+        "entrants": totals.entrants,
+        "rows": [
+            {
+                "charity": c.charity,
+                "raised": money(c.raised),
+                "pledged": money(c.pledged),
+                "finishers": c.finishers,
+                "entrants": c.entrants,
+                "share": 0 if not top else round(100 * c.raised / top),
+            }
+            for c in totals.charities
+        ],
+    }
+
+
+def champ_view(state: RaceState, race_id: str, limit: int = 50) -> dict[str, Any]:
+    """The championship: finishers the race's rule admits, ranked among themselves; the
+    overall position is shown alongside (the champion need not win the race)."""
+    race = state.event.races[race_id]
+    rule = race.championship
+    finish = _finish(state, race_id)
+    rows: list[dict[str, Any]] = []
+    if rule is not None:
+        for elapsed, bib in state.boards.top(race_id, finish, ALL, 10**9):
+            r = state.runners[bib]
+            if not rule.admits(r.p.nationality, r.p.club):
+                continue
+            rows.append(
+                {
+                    "position": len(rows) + 1,
+                    "overall": state.position(r, finish),
+                    "bib": bib,
+                    "name": r.name,
+                    "club": r.p.club,
+                    "nationality": r.p.nationality,
+                    "category": r.category,
+                    "time": fmt_elapsed(elapsed),
+                }
+            )
+            if len(rows) >= limit:
+                break
+    rules = []
+    if rule is not None and rule.nationality:
+        rules.append("nationality " + ", ".join(rule.nationality))
+    if rule is not None and rule.clubs:
+        rules.append("clubs: " + ", ".join(rule.clubs))
+    return {"race": race_id, "race_name": race.name, "rule": "; ".join(rules), "rows": rows}
+
+
+def record_view(state: RaceState, race_id: str) -> dict[str, Any]:
+    w = record_watch(state, race_id)
+    if w is None:
+        return {"race": race_id, "has_record": False}
+    return {
+        "race": race_id,
+        "has_record": True,
+        "record": fmt_elapsed(w.record_ms),
+        "new": None
+        if w.new_record is None
+        else {
+            "bib": w.new_record[0],
+            "name": w.new_record[1],
+            "time": fmt_elapsed(w.new_record[2]),
+        },
+        "on_pace": [
+            {
+                "bib": p.bib,
+                "name": p.name,
+                "expected": fmt_elapsed(p.expected_ms),
+                "margin": fmt_elapsed(abs(p.margin_ms)),
+                "ahead": p.margin_ms > 0,
+                "chance": p.chance,
+            }
+            for p in w.on_pace
+        ],
+    }
+
+
+def formats_of(state: RaceState, race_id: str) -> list[tuple[str, str]]:
+    """Links (label, path) to the format views that apply to ``race_id``."""
+    race = state.event.races[race_id]
+    out: list[tuple[str, str]] = []
+    if race.kind == "relay":
+        out.append(("Relay legs", f"/races/{race_id}/relay"))
+    if shows_teams(state, race_id):
+        out.append(("Teams", f"/races/{race_id}/teams"))
+    if race.championship is not None:
+        out.append(("Championship", f"/races/{race_id}/championship"))
+    if race.kind == "fun" or has_charity(state, race_id):
+        out.append(("Charity totals", f"/races/{race_id}/charity"))
+    out.append(("Big screen", f"/screen/{race_id}"))
+    return out
+
+
+# -- pages -----------------------------------------------------------------------------------
+
+
+def _race(request: Request) -> tuple[Runtime, Renderer, str]:
+    rt: Runtime = request.state.runtime
+    race_id = request.path_params["race"]
+    if race_id not in rt.event.races:
+        raise HTTPException(404, f"No race {race_id!r} at this event.")
+    return rt, request.state.renderer, race_id
+
+
+def _page(request: Request, template: str, topics: list[str], **ctx: Any) -> HTMLResponse:
+    rt, r, race_id = _race(request)
+    rs = race_status(rt.state, rt.event.races[race_id], clock(rt))
+    links = formats_of(rt.state, race_id)
+    return HTMLResponse(r.page(template, rs=rs, links=links, topics=topics, **ctx))
+
+
+def teams_page(request: Request) -> HTMLResponse:
+    rt, _, race_id = _race(request)
+    return _page(request, "teams.html", [f"teams:{race_id}"], tv=teams_view(rt.state, race_id))
+
+
+def team_page(request: Request) -> HTMLResponse:
+    rt, _, race_id = _race(request)
+    team = unquote(request.path_params["team"])
+    data = team_view(rt.state, race_id, team)
+    if data is None:
+        raise HTTPException(404, f"No team {team!r} in this race.")
+    return _page(
+        request, "teams.html", [f"teams:{race_id}"], t=data, tv=teams_view(rt.state, race_id)
+    )
+
+
+def relay_page(request: Request) -> HTMLResponse:
+    rt, _, race_id = _race(request)
+    if rt.event.races[race_id].kind != "relay":
+        raise HTTPException(404, "This race is not a relay.")
+    return _page(request, "relay.html", [f"relay:{race_id}"], rl=relay_view(rt.state, race_id))
+
+
+def charity_page(request: Request) -> HTMLResponse:
+    rt, _, race_id = _race(request)
+    return _page(
+        request, "charity.html", [f"charity:{race_id}"], ch=charity_view(rt.state, race_id)
+    )
+
+
+def champ_page(request: Request) -> HTMLResponse:
+    rt, _, race_id = _race(request)
+    if rt.event.races[race_id].championship is None:
+        raise HTTPException(404, "This race has no championship.")
+    return _page(
+        request,
+        "teams.html",
+        [f"champ:{race_id}", f"record:{race_id}"],
+        cv=champ_view(rt.state, race_id),
+        rw=record_view(rt.state, race_id),
+    )
+
+
+ROUTES = [
+    Route("/races/{race}/teams", teams_page),
+    Route("/races/{race}/teams/{team:path}", team_page),
+    Route("/races/{race}/relay", relay_page),
+    Route("/races/{race}/charity", charity_page),
+    Route("/races/{race}/championship", champ_page),
+]
+
+
+TOPICS = (
+    race_summary("teams", "teams.html", "teams", "tv", teams_view),
+    race_summary("relay", "relay.html", "relay", "rl", relay_view),
+    race_summary("charity", "charity.html", "charity", "ch", charity_view),
+    race_summary("champ", "teams.html", "champ", "cv", champ_view),
+    race_summary("record", "teams.html", "record", "rw", record_view),
+)

@@ -1,0 +1,441 @@
+"""Staff access and the marshal's page.
+
+Staff (marshals and the timer) sign in with a link whose token sits in the URL fragment
+(``/signin#token=...``), which the browser never sends; the page keeps the token in
+localStorage and sends it only as ``Authorization: Bearer`` from JavaScript. No cookie is ever
+set, so a cross-site page cannot make a browser write on a marshal's behalf; writes whose
+``Origin`` header names another site are refused anyway.
+
+Routes:
+
+- ``GET /signin``, ``GET /marshal``: pages (no data until the token is presented).
+- ``GET /api/v1/whoami``: the caller's grant and the topics its console shows.
+- ``POST /api/v1/sightings``: ``[{"id", "point", "bib", "time"}]`` (marshal of ``point``);
+  idempotent by ``id`` (a UUID made on the phone).
+- ``POST /api/v1/sweeps``: ``{"id", "point", "time"}``: the sweep has passed ``point``.
+- ``WS /ws/staff``: first message ``{"token": ..., "topics": [...]}``; then pushes the topics
+  (a marshal may watch only its own checkpoint's topic; the timer any topic).
+
+Topic kind ``marshal:<checkpoint>``: expected soon, overdue and recent passings there. The
+fold marks it when passings there change; while anyone watches it, the staff socket also
+marks it every few seconds, because the mere passing of time makes runners overdue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from livetrack.domain.expect import expected, next_checkpoint, overdue_ms
+from livetrack.domain.records import Record, Sighting, Sweep, TokenRecord
+from livetrack.domain.state import RaceState, Runner, marshal_topic
+from livetrack.ingest.reads import BodyError, parse_time
+from livetrack.live.hub import Subscriber, UnknownTopic
+from livetrack.web.api import read_body
+from livetrack.web.auth import lookup, require, same_origin
+from livetrack.web.render import Renderer, TopicKind, dom_id
+from livetrack.web.runtime import Runtime, clock_of, now_ms
+from livetrack.web.views import fmt_clock, fmt_elapsed
+
+#: "Expected soon": runners predicted here within this long.
+SOON_MS = 5 * 60_000
+#: Close code for a staff socket that may not have what it asked for.
+POLICY = 1008
+#: How often a watched time-dependent topic is re-rendered (seconds), by topic kind.
+TOUCH_S: dict[str, float] = {
+    "marshal": 2.0,
+    "readers": 2.0,
+    "problems": 3.0,
+    "guns": 1.0,
+    "announce": 0.5,
+}
+MAX_ITEMS = 500
+_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+# -- access --------------------------------------------------------------------------------
+
+
+def runtime(conn: HTTPConnection) -> Runtime:
+    rt: Runtime = conn.state.runtime
+    return rt
+
+
+def guard(request: Request, roles: tuple[str, ...], point: str = "") -> TokenRecord:
+    """The caller's grant for a write: 403 for a cross-site ``Origin``, else as
+    :func:`livetrack.web.auth.require` (401 without a valid token, 403 wrong role/point)."""
+    if not same_origin(request):
+        raise HTTPException(403, "cross-site request refused: Origin is not this server")
+    return require(request, runtime(request).state, roles, point)
+
+
+def who(grant: TokenRecord) -> str:
+    return grant.label or grant.role
+
+
+class Invalid(ValueError):
+    """A request body that says what is wrong with it (422)."""
+
+
+async def json_body(request: Request, limit: int = 256_000) -> Any:
+    try:
+        raw = await read_body(request, limit)
+    except BodyError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(400, f"body is not JSON: {exc}") from None
+
+
+def items_of(data: Any, name: str) -> list[dict[str, Any]]:
+    """A JSON array of objects, or ``{name: [...]}``, or one object."""
+    if isinstance(data, dict) and isinstance(data.get(name), list):
+        data = data[name]
+    elif isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not data:
+        raise Invalid(f"body must be a non-empty JSON array of {name}")
+    if len(data) > MAX_ITEMS:
+        raise Invalid(f"at most {MAX_ITEMS} {name} per request")
+    if not all(isinstance(d, dict) for d in data):
+        raise Invalid(f"every one of the {name} must be a JSON object")
+    return data
+
+
+def text(d: dict[str, Any], key: str, limit: int, *, required: bool = True) -> str:
+    value = d.get(key, "")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise Invalid(f"{key}: must be a string")
+    value = value.strip()
+    if required and not value:
+        raise Invalid(f"{key}: required")
+    if len(value) > limit:
+        raise Invalid(f"{key}: at most {limit} characters")
+    if any(ord(c) < 32 for c in value):
+        raise Invalid(f"{key}: control characters are not allowed")
+    return value
+
+
+def ident(d: dict[str, Any]) -> str:
+    value = d.get("id")
+    if not isinstance(value, str) or not _ID.match(value):
+        raise Invalid("id: a UUID (8-64 letters, digits, '-' or '_') made by the client")
+    return value
+
+
+def when(d: dict[str, Any], key: str = "time") -> int:
+    try:
+        return parse_time(d.get(key))
+    except ValueError as exc:
+        raise Invalid(f"{key}: {exc}") from None
+
+
+def checkpoint(rt: Runtime, d: dict[str, Any]) -> str:
+    point = text(d, "point", 64)
+    if point not in rt.event.checkpoint_ids():
+        raise Invalid(f"point: no checkpoint {point!r} at this event")
+    return point
+
+
+def invalid(exc: Invalid, index: int | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": str(exc)}
+    if index is not None:
+        body["index"] = index
+    return JSONResponse(body, status_code=422)
+
+
+async def store(rt: Runtime, records: list[Record]) -> list[dict[str, Any]]:
+    """Append ``records`` and wait until the fold has them (so a reload shows them)."""
+    results = await rt.append(records)
+    offsets = [r.offset for r in results if r.offset is not None]
+    if offsets:
+        with contextlib.suppress(TimeoutError):
+            await rt.wait_applied(max(offsets, key=_offset_key))
+    return [{"key": r.key, "status": "duplicate" if r.duplicate else "accepted"} for r in results]
+
+
+def _offset_key(o: str) -> tuple[int, int]:
+    ms, _, seq = o.partition("-")
+    return int(ms), int(seq or 0)
+
+
+# -- pages and the API --------------------------------------------------------------------
+
+
+def _renderer(request: Request) -> Renderer:
+    r: Renderer = request.state.renderer
+    return r
+
+
+def signin_page(request: Request) -> HTMLResponse:
+    return HTMLResponse(_renderer(request).page("signin.html"))
+
+
+def marshal_page(request: Request) -> HTMLResponse:
+    return HTMLResponse(_renderer(request).page("marshal.html"))
+
+
+TIMER_TOPICS = ("guns", "readers", "announce", "problems", "unmatched")
+
+
+def whoami(request: Request) -> Response:
+    """The caller's grant and the topics its console subscribes to (with their element ids)."""
+    rt = runtime(request)
+    grant = require(request, rt.state, ("reader", "marshal", "timer"))
+    topics: list[str] = []
+    point = grant.point
+    if grant.role == "marshal":
+        topics = [marshal_topic(grant.point)]
+    elif grant.role == "timer":
+        topics = list(TIMER_TOPICS)
+        wanted = request.query_params.get("point", "")
+        if wanted in rt.event.checkpoint_ids():
+            point = wanted
+            topics.append(marshal_topic(wanted))
+    return JSONResponse(
+        {
+            "role": grant.role,
+            "point": point,
+            "point_name": checkpoint_name(rt.state, point) if point else "",
+            "label": grant.label,
+            "topics": {t: dom_id(t) for t in topics},
+        }
+    )
+
+
+async def post_sightings(request: Request) -> Response:
+    """Marshal sightings; all are checked before any is stored (nothing half-way)."""
+    rt = runtime(request)
+    if not same_origin(request):
+        raise HTTPException(403, "cross-site request refused: Origin is not this server")
+    require(request, rt.state, ("marshal",))  # 401 before looking at the body
+    data = await json_body(request)
+    try:
+        items = items_of(data, "sightings")
+    except Invalid as exc:
+        return invalid(exc)
+    received = now_ms()
+    records: list[Record] = []
+    grant: TokenRecord | None = None
+    for i, d in enumerate(items):
+        try:
+            point = checkpoint(rt, d)
+            grant = guard(request, ("marshal",), point)
+            records.append(
+                Sighting(ident(d), point, text(d, "bib", 32), when(d), received, who(grant))
+            )
+        except Invalid as exc:
+            return invalid(exc, i)
+    return JSONResponse({"results": await store(rt, records)})
+
+
+async def post_sweep(request: Request) -> Response:
+    rt = runtime(request)
+    require(request, rt.state, ("marshal",))
+    data = await json_body(request, 10_000)
+    if not isinstance(data, dict):
+        return invalid(Invalid("body must be a JSON object"))
+    try:
+        point = checkpoint(rt, data)
+        grant = guard(request, ("marshal",), point)
+        t = when(data) if data.get("time") is not None else now_ms()
+        record = Sweep(ident(data), point, t, who(grant))
+    except Invalid as exc:
+        return invalid(exc)
+    return JSONResponse({"results": await store(rt, [record])})
+
+
+# -- the staff socket ----------------------------------------------------------------------
+
+
+def allowed_topics(grant: TokenRecord, topics: list[str]) -> str | None:
+    """Why ``grant`` may not watch ``topics`` (None when it may)."""
+    if grant.role == "timer":
+        return None
+    if grant.role == "marshal":
+        mine = marshal_topic(grant.point)
+        bad = [t for t in topics if t != mine]
+        return f"a marshal for {grant.point!r} may watch only {mine!r}" if bad else None
+    return f"a {grant.role} token has no console"
+
+
+async def staff_socket(ws: WebSocket) -> None:
+    """Pushes staff topics to a signed-in console (the token comes in the first message)."""
+    if not same_origin(ws):
+        await ws.close(code=POLICY, reason="cross-site socket refused")
+        return
+    rt = runtime(ws)
+    await ws.accept()
+    try:
+        first = json.loads(await asyncio.wait_for(ws.receive_text(), 10))
+        if not isinstance(first, dict) or not isinstance(first.get("token"), str):
+            raise UnknownTopic('first message must be {"token": "...", "topics": [...]}')
+        token: str = first["token"]
+        grant = lookup(rt.state, token)
+        if grant is None:
+            raise UnknownTopic("unknown or revoked token")
+        items = first.get("topics")
+        if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
+            raise UnknownTopic("topics must be a list of strings")
+        topics = rt.hub.validate(items)
+        refusal = allowed_topics(grant, topics)
+        if refusal:
+            raise UnknownTopic(refusal)
+    except (UnknownTopic, ValueError, TimeoutError, KeyError) as exc:
+        with contextlib.suppress(Exception):
+            await ws.close(code=POLICY, reason=str(exc)[:120])
+        return
+    except WebSocketDisconnect:
+        return
+    sub = Subscriber(ws.send_text, topics)
+    serve = asyncio.create_task(rt.hub.serve(sub))
+    touch = asyncio.create_task(_touch(rt, sub, token, ws))
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sub.closed = True
+        for task in (touch, serve):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def _touch(rt: Runtime, sub: Subscriber, token: str, ws: WebSocket) -> None:
+    """Mark this client's time-dependent topics dirty on their own period, and drop the
+    connection when its token is revoked."""
+    loop = asyncio.get_running_loop()
+    due: dict[str, float] = {}
+    for t in sub.topics:
+        period = TOUCH_S.get(t.partition(":")[0])
+        if period is not None:
+            due[t] = loop.time() + period
+    while not sub.closed:
+        await asyncio.sleep(0.25)
+        if lookup(rt.state, token) is None:
+            with contextlib.suppress(Exception):
+                await ws.close(code=POLICY, reason="token revoked")
+            return
+        now = loop.time()
+        ready = [t for t, at in due.items() if at <= now]
+        for t in ready:
+            due[t] = now + TOUCH_S[t.partition(":")[0]]
+        if ready:
+            rt.hub.mark(ready)
+
+
+# -- the marshal's lists -------------------------------------------------------------------
+
+
+def checkpoint_name(state: RaceState, cp_id: str) -> str:
+    for course in state.event.courses.values():
+        for cp in course.checkpoints:
+            if cp.id == cp_id:
+                return cp.name
+    return cp_id
+
+
+def _runners_at(state: RaceState, cp_id: str) -> list[Runner]:
+    races = {
+        r.id
+        for r in state.event.races.values()
+        if any(cp.id == cp_id for cp in r.course.checkpoints)
+    }
+    return [r for r in state.runners.values() if r.race.id in races]
+
+
+def marshal_view(state: RaceState, cp_id: str, now: int) -> dict[str, Any]:
+    """What a marshal at ``cp_id`` needs: who is expected soon, who is overdue (most overdue
+    first), who passed recently, and whether the sweep has gone by."""
+    soon: list[tuple[int, dict[str, Any]]] = []
+    late: list[tuple[int, dict[str, Any]]] = []
+    passed: list[tuple[int, dict[str, Any]]] = []
+    for r in _runners_at(state, cp_id):
+        here = r.passings.get(cp_id)
+        base = {"bib": r.bib, "name": r.name, "race": r.race.name}
+        if here is not None:
+            passed.append(
+                (
+                    here.time_ms,
+                    {
+                        **base,
+                        "clock": fmt_clock(state, here.time_ms),
+                        "source": here.source,
+                        "confirmed": here.confirmed,
+                        "flag": here.contradiction,
+                    },
+                )
+            )
+            continue
+        if r.status != "ok" or next_checkpoint(r) != cp_id:
+            continue
+        late_ms = overdue_ms(state, r, cp_id, now)
+        if late_ms is not None:
+            cps = r.race.course.checkpoints
+            last = next((cp for cp in reversed(cps) if cp.id in r.passings), cps[0])
+            seen = r.passings.get(last.id)
+            late.append(
+                (
+                    late_ms,
+                    {
+                        **base,
+                        "overdue": "+" + fmt_elapsed(late_ms),
+                        "last_seen": last.name,
+                        "last_clock": fmt_clock(state, seen.time_ms) if seen else "",
+                    },
+                )
+            )
+            continue
+        exp = expected(state, r, cp_id)
+        if exp is not None and exp.at_ms <= now + SOON_MS:
+            due = exp.at_ms - now
+            eta = "due now" if due <= 30_000 else f"in {fmt_elapsed(due)}"
+            soon.append((exp.at_ms, {**base, "eta": eta, "clock": fmt_clock(state, exp.at_ms)}))
+    sweep = state.sweeps.get(cp_id)
+    return {
+        "checkpoint": cp_id,
+        "name": checkpoint_name(state, cp_id),
+        "now": fmt_clock(state, now),
+        "soon": [v for _, v in sorted(soon, key=lambda x: x[0])[:40]],
+        "overdue": [v for _, v in sorted(late, key=lambda x: -x[0])[:60]],
+        "overdue_count": len(late),
+        "passed": [v for _, v in sorted(passed, key=lambda x: -x[0])[:8]],
+        "passed_count": len(passed),
+        "sweep": {"clock": fmt_clock(state, sweep.time_ms), "by": sweep.by} if sweep else None,
+    }
+
+
+def _render_marshal(r: Renderer, rest: str) -> str:
+    return r.block("marshal.html", "lists", m=marshal_view(r.state, rest, clock_of(r.state)))
+
+
+def _valid_marshal(st: RaceState, rest: str) -> bool:
+    return rest in st.event.checkpoint_ids()
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/signin", signin_page),
+    Route("/marshal", marshal_page),
+    Route("/api/v1/whoami", whoami),
+    Route("/api/v1/sightings", post_sightings, methods=["POST"]),
+    Route("/api/v1/sweeps", post_sweep, methods=["POST"]),
+    WebSocketRoute("/ws/staff", staff_socket),
+]
+
+TOPICS: list[TopicKind] = [TopicKind("marshal", _valid_marshal, _render_marshal)]

@@ -1,0 +1,99 @@
+"""``/metrics``: this process's numbers in the Prometheus text format.
+
+Each app has a registry of its own (never the global one), so several apps in one process,
+as in tests, do not clash. Every value is read from the running service when scraped; nothing
+is counted twice. All metrics are per process: sum them over processes for the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+
+from livetrack.web.runtime import Runtime
+
+
+class RuntimeCollector(Collector):
+    """Reads the counters of one :class:`Runtime` (set once the app has started)."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        rt = self.runtime
+        if rt is None:
+            return
+        reads = CounterMetricFamily(
+            "livetrack_reads", "Chip reads posted to this process, by outcome", labels=["status"]
+        )
+        reads.add_metric(["accepted"], rt.counters.reads_accepted)
+        reads.add_metric(["duplicate"], rt.counters.reads_duplicate)
+        reads.add_metric(["rejected"], rt.counters.reads_rejected)
+        yield reads
+        yield CounterMetricFamily(
+            "livetrack_records_applied",
+            "Log records folded into this process's state (a restored snapshot's included)",
+            value=rt.state.applied,
+        )
+        yield GaugeMetricFamily(
+            "livetrack_log_lag_records",
+            "Records in the log this process has not folded yet (as of the last head check)",
+            value=0 if rt.caught_up else max(rt.lag, 1),
+        )
+        yield GaugeMetricFamily(
+            "livetrack_caught_up",
+            "1 when this process has folded everything the log held at the last head check",
+            value=1 if rt.caught_up else 0,
+        )
+        hub = rt.hub
+        yield GaugeMetricFamily(
+            "livetrack_ws_clients", "Websocket clients connected to this process", value=hub.clients
+        )
+        yield GaugeMetricFamily(
+            "livetrack_topics", "Topics with at least one subscriber", value=hub.topic_count
+        )
+        yield GaugeMetricFamily(
+            "livetrack_tick_render_seconds",
+            "Time the last hub tick spent rendering dirty topics",
+            value=hub.last_tick_s,
+        )
+        yield CounterMetricFamily("livetrack_renders", "Topic renders", value=hub.renders)
+        live_skipped = sum(s.skipped for subs in hub._subs.values() for s in subs)
+        yield CounterMetricFamily(
+            "livetrack_frames_skipped",
+            "Fragments replaced before a slow client took them (latest-wins)",
+            value=hub.frames_skipped + live_skipped,
+        )
+        snap = rt.snapshot
+        age = snap.age_s()
+        yield GaugeMetricFamily(
+            "livetrack_snapshot_age_seconds",
+            "Age of the newest snapshot this process loaded or saved (-1: none)",
+            value=-1.0 if age is None else age,
+        )
+        yield GaugeMetricFamily(
+            "livetrack_snapshot_records_behind",
+            "Records folded since the newest snapshot this process loaded or saved",
+            value=max(0, rt.state.applied - snap.applied),
+        )
+        yield CounterMetricFamily(
+            "livetrack_snapshot_saves", "Snapshots saved by this process", value=snap.saves
+        )
+
+
+def make_registry() -> tuple[CollectorRegistry, RuntimeCollector]:
+    """A registry of the app's own, with the collector to point at its runtime."""
+    registry = CollectorRegistry(auto_describe=False)
+    collector = RuntimeCollector()
+    registry.register(collector)
+    return registry, collector
+
+
+async def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

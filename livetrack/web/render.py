@@ -1,0 +1,179 @@
+"""Templates and topics: every live region is one template block, used by the page and by the
+pushed fragment alike, with its element id derived from the topic by :func:`dom_id`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
+
+from livetrack.domain.ranking import ALL
+from livetrack.domain.state import RaceState
+from livetrack.web import views
+from livetrack.web.runtime import clock_of
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "templates"
+STATIC = ROOT / "static"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def dom_id(topic: str) -> str:
+    """The element id of a topic: ``board:mile:finish:all`` → ``t-board-mile-finish-all``."""
+    return "t-" + _UNSAFE.sub(lambda m: f"_{ord(m.group()):x}", topic.replace(":", "-"))
+
+
+def division_label(division: str) -> str:
+    return {ALL: "Overall", "F": "Women", "M": "Men", "X": "Non-binary"}.get(division, division)
+
+
+def make_env(static_version: str = "1") -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["dom_id"] = dom_id
+    env.globals["division_label"] = division_label
+    env.globals["static"] = lambda path: f"/static/{path}?v={static_version}"
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class TopicKind:
+    """One kind of live region: ``kind:rest`` topics, checked by ``valid`` and drawn by
+    ``render`` (which returns the region's element, carrying ``hx-swap-oob``)."""
+
+    name: str
+    valid: Callable[[RaceState, str], bool]
+    render: Callable[[Renderer, str], str]
+    #: ``kind:<race>`` summarises a whole race (team standings, a big-screen panel…): it is
+    #: dirty whenever anything in that race changed (see :meth:`Renderer.derive`).
+    per_race: bool = False
+
+
+def is_race(state: RaceState, rest: str) -> bool:
+    """Topic validity for ``kind:<race>`` topics."""
+    return rest in state.event.races
+
+
+def race_summary(
+    name: str, template: str, block: str, var: str, view: Callable[[RaceState, str], Any]
+) -> TopicKind:
+    """A ``name:<race>`` kind drawn from ``block`` of ``template`` with ``view(state, race)``
+    bound to ``var``; dirty whenever anything in its race changes."""
+    return TopicKind(
+        name,
+        is_race,
+        lambda r, rest: r.block(template, block, **{var: view(r.state, rest)}),
+        per_race=True,
+    )
+
+
+class Renderer:
+    """Renders pages and topic fragments from the fold's current state."""
+
+    def __init__(self, env: Environment, state: RaceState) -> None:
+        self.env = env
+        self.state = state
+        self.kinds: dict[str, TopicKind] = {}
+        for kind in CORE_TOPICS:
+            self.register(kind)
+
+    def register(self, kind: TopicKind) -> None:
+        if kind.name in self.kinds:
+            raise ValueError(f"topic kind {kind.name!r} is registered twice")
+        self.kinds[kind.name] = kind
+
+    def page(self, name: str, **context: Any) -> str:
+        return self.env.get_template(name).render(event=self.state.event, **context)
+
+    def block(self, template: str, block: str, **context: Any) -> str:
+        """One block of ``template``, rendered alone (the pushed form of a page region)."""
+        tmpl: Template = self.env.get_template(template)
+        ctx = tmpl.new_context({"event": self.state.event, **context})
+        return "".join(tmpl.blocks[block](ctx))
+
+    def derive(self, dirty: set[str]) -> set[str]:
+        """``dirty`` plus the per-race kinds of every race it touches (once per tick, so the
+        fold need not know which summaries exist)."""
+        per_race = [k.name for k in self.kinds.values() if k.per_race]
+        if not per_race:
+            return dirty
+        races: set[str] = set()
+        for topic in dirty:
+            kind, _, rest = topic.partition(":")
+            if kind in _RACE_SIGNALS:
+                races.add(rest.partition(":")[0])
+        return dirty | {f"{k}:{race}" for k in per_race for race in races}
+
+    def is_topic(self, topic: str) -> bool:
+        name, _, rest = topic.partition(":")
+        kind = self.kinds.get(name)
+        return kind is not None and kind.valid(self.state, rest)
+
+    def topic(self, topic: str) -> str:
+        """The out-of-band fragment for ``topic`` (which :meth:`is_topic` accepted)."""
+        name, _, rest = topic.partition(":")
+        return self.kinds[name].render(self, rest)
+
+
+#: Topics the fold marks when something in a race changes (``map`` on any passing, ``board``
+#: on any ranking, ``race``/``feed`` on finishes and guns).
+_RACE_SIGNALS = frozenset({"race", "feed", "board", "map"})
+
+
+def _board_valid(st: RaceState, rest: str) -> bool:
+    parts = rest.split(":")
+    if len(parts) != 3 or parts[0] not in st.event.races or not parts[2]:
+        return False
+    return any(cp.id == parts[1] for cp in st.event.races[parts[0]].course.checkpoints[1:])
+
+
+def _board(r: Renderer, rest: str) -> str:
+    race, cp, division = rest.split(":")
+    return r.block("race.html", "board", b=views.board(r.state, race, cp, division))
+
+
+CORE_TOPICS = (
+    TopicKind(
+        "races",
+        lambda st, rest: rest == "",
+        lambda r, rest: r.block(
+            "home.html", "races", races=views.races(r.state, clock_of(r.state))
+        ),
+    ),
+    TopicKind(
+        "race",
+        is_race,
+        lambda r, rest: r.block(
+            "race.html",
+            "header",
+            rs=views.race_status(r.state, r.state.event.races[rest], clock_of(r.state)),
+        ),
+    ),
+    TopicKind(
+        "feed",
+        is_race,
+        lambda r, rest: r.block("race.html", "feed", f=views.feed(r.state, rest)),
+    ),
+    TopicKind(
+        "runner",
+        lambda st, rest: rest in st.runners,
+        lambda r, rest: r.block(
+            "runner.html", "card", rn=views.runner(r.state, rest, clock_of(r.state))
+        ),
+    ),
+    TopicKind("board", _board_valid, _board),
+    TopicKind(
+        "map",
+        is_race,
+        lambda r, rest: r.block("map.html", "field", fp=views.field_positions(r.state, rest)),
+    ),
+)

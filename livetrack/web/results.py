@@ -1,0 +1,63 @@
+"""Official results: ``GET /results/{race}`` (a printable page), ``/results/{race}.csv`` and
+``/results/{race}.json``; ``?division=`` picks a gender or category (default overall).
+
+Public and read-only. The CSV's columns are documented in :mod:`livetrack.domain.results`;
+its ``split_`` columns load as next year's predictor history.
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from livetrack.domain import results as res
+from livetrack.domain.ranking import ALL
+from livetrack.domain.state import RaceState
+from livetrack.web.render import Renderer
+from livetrack.web.runtime import Runtime
+
+
+def divisions(st: RaceState, race_id: str) -> list[str]:
+    present = {d for r in st.runners.values() if r.race.id == race_id for d in r.divisions}
+    return [ALL, *sorted(present - {ALL}, key=lambda d: (len(d) > 1, d))]
+
+
+def results(request: Request) -> Response:
+    rt: Runtime = request.state.runtime
+    name: str = request.path_params["name"]
+    race_id, dot, fmt = name.rpartition(".")
+    if not dot:
+        race_id, fmt = name, "html"
+    if race_id not in rt.event.races or fmt not in ("html", "csv", "json"):
+        raise HTTPException(404, f"No results {name!r} at this event.")
+    division = request.query_params.get("division", ALL)
+    known = divisions(rt.state, race_id)
+    if division not in known:
+        division = ALL
+    table = res.table(rt.state, race_id, division)
+    if fmt == "csv":
+        suffix = "" if division == ALL else f"-{division}"
+        return Response(
+            res.to_csv(table),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "content-disposition": f'attachment; filename="{race_id}{suffix}-results.csv"'
+            },
+        )
+    if fmt == "json":
+        return JSONResponse(res.to_json(table))
+    r: Renderer = request.state.renderer
+    html = r.page(
+        "results.html",
+        t=table,
+        rows=res.to_json(table)["results"],
+        divisions=known,
+        division=division,
+        fmt=res.fmt_hms,
+    )
+    return HTMLResponse(html)
+
+
+ROUTES: list[BaseRoute] = [Route("/results/{name}", results)]

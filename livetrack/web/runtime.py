@@ -1,0 +1,226 @@
+"""The running service's resources: the log, the fold fed by tailing it, and the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from livetrack.domain.event import Event
+from livetrack.domain.records import ParticipantRecord, Record
+from livetrack.domain.state import RaceState, race_topic
+from livetrack.live.hub import Hub
+from livetrack.store.base import AppendResult, EventLog, LogUnavailable, Offset
+from livetrack.web import snapshots
+from livetrack.web.snapshots import SnapshotInfo
+
+log = logging.getLogger("livetrack.runtime")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def clock_of(state: RaceState) -> int:
+    """The event's clock: wall time, or the newest record's time when a (simulated or
+    replayed) race runs ahead of the wall clock."""
+    return max(now_ms(), state.now_ms)
+
+
+def clock(rt: Runtime) -> int:
+    return clock_of(rt.state)
+
+
+@dataclass
+class Counters:
+    reads_accepted: int = 0
+    reads_duplicate: int = 0
+    reads_rejected: int = 0
+
+
+#: How often a process reads the log's head to know whether it is caught up (and how far behind).
+HEAD_EVERY_S = 1.0
+
+
+@dataclass
+class Runtime:
+    """Owns the fold and keeps it in step with the log (every write goes through the log)."""
+
+    event: Event
+    log: EventLog
+    state: RaceState
+    hub: Hub
+    offset: Offset | None = None
+    head_at_start: Offset | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    counters: Counters = field(default_factory=Counters)
+    #: Save a snapshot of the fold after this many new records, or after this many seconds
+    #: with anything new folded, and on shutdown; 0 turns periodic snapshots off.
+    snapshot_every_records: int = 250_000
+    snapshot_every_s: float = 600.0
+    snapshot_on_stop: bool = True
+    snapshot: SnapshotInfo = field(default_factory=SnapshotInfo)
+    #: The log's head as last read (every :data:`HEAD_EVERY_S`), and when.
+    head: Offset | None = None
+    head_checked: float = 0.0
+    head_error: str = ""
+    lag: int = 0
+    _progress: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiting: int = 0
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def append(self, records: list[Record]) -> list[AppendResult]:
+        """Durably append ``records``; the fold sees them when the tail delivers them."""
+        return await self.log.append(records)
+
+    async def seed_participants(self, participants: list[ParticipantRecord]) -> int:
+        """Append participants (a rerun with the same file stores nothing new)."""
+        stored = 0
+        for i in range(0, len(participants), 1000):
+            res = await self.log.append(participants[i : i + 1000])
+            stored += sum(not r.duplicate for r in res)
+        return stored
+
+    async def start(self) -> None:
+        """Start tailing from ``offset`` (None: the start; a restored snapshot's offset
+        otherwise). ``ready`` is set once the fold has reached the head the log had now."""
+        self.head_at_start = self.head = await self.log.head()
+        self.head_checked = time.monotonic()
+        if self.head_at_start is None or (
+            self.offset is not None and _ge(self.offset, self.head_at_start)
+        ):
+            self.ready.set()
+        self.lag = self._lag()
+        self._tasks.append(asyncio.create_task(self._follow(), name="livetrack-follow"))
+        self._tasks.append(asyncio.create_task(self.hub.run(), name="livetrack-hub"))
+        self._tasks.append(asyncio.create_task(self._clock(), name="livetrack-clock"))
+        self._tasks.append(asyncio.create_task(self._watch_head(), name="livetrack-head"))
+        if self.snapshot_every_records > 0 or self.snapshot_every_s > 0:
+            self._tasks.append(asyncio.create_task(self._snapshots(), name="livetrack-snapshots"))
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the fold has applied everything the log held at the last head check."""
+        return self.ready.is_set() and (
+            self.head is None or (self.offset is not None and _ge(self.offset, self.head))
+        )
+
+    def _lag(self) -> int:
+        """Records behind the head as last read: exact for SQLite row ids; for Redis stream
+        ids, 1 when behind (the exact count comes from :meth:`_watch_head`)."""
+        if self.head is None or (self.offset is not None and _ge(self.offset, self.head)):
+            return 0
+        if self.offset is None:
+            return int(self.head) if self.head.isdigit() else 1
+        if self.head.isdigit() and self.offset.isdigit():
+            return int(self.head) - int(self.offset)
+        return 1
+
+    async def _watch_head(self) -> None:
+        """Read the log's head every second: /healthz and /metrics compare it with the fold."""
+        counting = hasattr(self.log, "count")
+        while True:
+            await asyncio.sleep(HEAD_EVERY_S)
+            try:
+                self.head = await self.log.head()
+                self.head_checked = time.monotonic()
+                self.head_error = ""
+                lag = self._lag()
+                if lag and counting and not (self.head or "").isdigit():
+                    total = int(await self.log.count())  # type: ignore[attr-defined]
+                    lag = max(1, total - self.state.applied)
+                self.lag = lag
+            except (LogUnavailable, OSError) as exc:
+                self.head_error = str(exc)
+
+    async def _snapshots(self) -> None:
+        """Save a snapshot when enough records or time have passed since the last one."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            if self.offset is None or not self.ready.is_set():
+                continue  # not during the first replay: it would only delay being ready
+            new = self.state.applied - self.snapshot.applied
+            due_records = self.snapshot_every_records > 0 and new >= self.snapshot_every_records
+            due_time = (
+                self.snapshot_every_s > 0 and time.monotonic() - last >= self.snapshot_every_s
+            )
+            if new > 0 and (due_records or due_time):
+                last = time.monotonic()
+                await snapshots.save(self.log, self.state, self.offset, self.snapshot)
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self.ready.wait(), timeout)
+
+    async def wait_applied(self, offset: Offset, timeout: float = 5.0) -> None:
+        """Wait until the fold has applied the record at ``offset`` (for read-your-writes)."""
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        self._waiting += 1
+        try:
+            while self.offset is None or not _ge(self.offset, offset):
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise TimeoutError(f"record {offset} not applied within {timeout}s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._progress.wait(), left)
+        finally:
+            self._waiting -= 1
+
+    async def _follow(self) -> None:
+        async for offset, record in self.log.tail(self.offset):
+            try:
+                changed = self.state.apply(record)
+            except Exception:
+                log.exception("record at %s could not be applied; skipped", offset)
+                changed = set()
+            self.hub.mark(changed)
+            self.offset = offset
+            if (
+                not self.ready.is_set()
+                and self.head_at_start is not None
+                and _ge(offset, self.head_at_start)
+            ):
+                self.ready.set()
+            if self._waiting:
+                woken, self._progress = self._progress, asyncio.Event()
+                woken.set()
+        log.info("log tail ended")
+
+    async def _clock(self) -> None:
+        """Once a second, running races' clocks are dirty (rendered only if watched)."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.hub.mark(race_topic(r) for r in self.event.races if self.state.started(r))
+
+    async def stop(self) -> None:
+        """Stop tailing; save a last snapshot if anything was folded since the newest one;
+        close the log."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        try:
+            if (
+                self.snapshot_on_stop
+                and self.offset is not None
+                and self.state.applied > self.snapshot.applied
+            ):
+                await snapshots.save(self.log, self.state, self.offset, self.snapshot)
+        finally:
+            await self.log.close()
+
+
+def _ge(a: Offset, b: Offset) -> bool:
+    """Offset order: numeric for SQLite row ids, (ms, seq) for Redis stream ids."""
+    return _key(a) >= _key(b)
+
+
+def _key(o: Offset) -> tuple[int, int]:
+    if "-" in o:
+        ms, _, seq = o.partition("-")
+        return int(ms), int(seq)
+    return int(o), 0

@@ -1,0 +1,403 @@
+"""View models: plain dictionaries derived from the fold for pages, fragments and the JSON API.
+
+One function per region of a page; the same dictionary feeds the HTML block and the JSON,
+so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from datetime import datetime
+from typing import Any
+
+from livetrack.domain.event import Race
+from livetrack.domain.expect import expected, last_passing, next_checkpoint, start_ms
+from livetrack.domain.ranking import ALL
+from livetrack.domain.state import RaceState, Runner
+
+
+def fmt_elapsed(ms: int | None) -> str:
+    """``6:58`` / ``1:02:03`` (tenths are dropped; negative shows as ``-0:03``)."""
+    if ms is None:
+        return ""
+    sign = "-" if ms < 0 else ""
+    s = abs(ms) // 1000
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{sign}{h}:{m:02d}:{sec:02d}" if h else f"{sign}{m}:{sec:02d}"
+
+
+def fmt_clock(state: RaceState, ms: int | None) -> str:
+    """A time of day in the event's time zone."""
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, state.event.tz).strftime("%H:%M:%S")
+
+
+def fmt_pace(ms: int, metres: float) -> str:
+    """Minutes per km, ``5:12/km``."""
+    if metres <= 0 or ms <= 0:
+        return ""
+    per_km = int(ms / metres * 1000)
+    return fmt_elapsed(per_km) + "/km"
+
+
+def race_status(state: RaceState, race: Race, now_ms: int) -> dict[str, Any]:
+    guns = [g for w in race.waves if (g := state.gun_ms(race.id, w.id)) is not None]
+    gun = min(guns) if guns else None  # the first wave's gun starts the race clock
+    started = state.started(race.id)
+    runners = [r for r in state.runners.values() if r.race.id == race.id]
+    finish = race.course.checkpoints[-1].id
+    moving = [r for r in runners if r.passings and r.status == "ok"]
+    done = bool(moving) and all(finish in r.passings for r in moving)
+    status = "not started" if not started else ("finished" if done else "running")
+    finished = len(state.finishers[race.id])
+    return {
+        "id": race.id,
+        "name": race.name,
+        "kind": race.kind,
+        "status": status,
+        "gun_ms": gun if started else None,
+        "gun_clock": fmt_clock(state, gun) if started else "",
+        "clock": fmt_elapsed(max(0, now_ms - gun)) if started and gun is not None else "",
+        "entrants": len(runners),
+        "finished": finished,
+        "distance_m": race.course.length_m,
+        "course_record": fmt_elapsed(int(race.course_record_s * 1000))
+        if race.course_record_s
+        else "",
+        "checkpoints": [
+            {"id": cp.id, "name": cp.name, "distance_m": cp.distance_m}
+            for cp in race.course.checkpoints
+        ],
+    }
+
+
+def races(state: RaceState, now_ms: int) -> list[dict[str, Any]]:
+    return [race_status(state, race, now_ms) for race in state.event.races.values()]
+
+
+def runner_row(state: RaceState, r: Runner, checkpoint: str, division: str) -> dict[str, Any]:
+    race = r.race
+    gun = state.elapsed(r, checkpoint, "gun")
+    chip = state.elapsed(r, checkpoint, "chip")
+    pos = state.position(r, checkpoint, division)
+    cps = [cp.id for cp in race.course.checkpoints]
+    i = cps.index(checkpoint)
+    move = None
+    for prev in reversed(cps[1:i]):
+        before = state.position(r, prev, division)
+        if before is not None and pos is not None:
+            move = before - pos
+            break
+    passing = r.passings.get(checkpoint)
+    return {
+        "bib": r.bib,
+        "name": r.name,
+        "club": r.p.club,
+        "category": r.category,
+        "gender": r.p.gender,
+        "position": pos,
+        "gun": fmt_elapsed(gun),
+        "chip": fmt_elapsed(chip),
+        "gun_ms": gun,
+        "chip_ms": chip,
+        "move": move,
+        "status": r.status,
+        "manual": passing is not None and passing.source in ("manual", "corrected"),
+    }
+
+
+def board(
+    state: RaceState, race_id: str, checkpoint: str, division: str = ALL, limit: int = 50
+) -> dict[str, Any]:
+    race = state.event.races[race_id]
+    leader = state.boards.leader(race_id, checkpoint, division)
+    rows = []
+    for elapsed, bib in state.boards.top(race_id, checkpoint, division, limit):
+        row = runner_row(state, state.runners[bib], checkpoint, division)
+        row["gap"] = (
+            "" if leader is None or elapsed == leader else "+" + fmt_elapsed(elapsed - leader)
+        )
+        rows.append(row)
+    cp = race.course.checkpoints[race.course.index(checkpoint)]
+    return {
+        "race": race_id,
+        "race_name": race.name,
+        "checkpoint": checkpoint,
+        "checkpoint_name": cp.name,
+        "division": division,
+        "count": state.boards.count(race_id, checkpoint, division),
+        "ranked": race.ranked,
+        "rows": rows,
+    }
+
+
+def feed(state: RaceState, race_id: str, limit: int = 10) -> dict[str, Any]:
+    race = state.event.races[race_id]
+    finish = race.course.checkpoints[-1].id
+    latest = list(state.finishers[race_id].islice(-limit, None, reverse=True)) if limit else []
+    rows = []
+    for _, bib in latest:
+        r = state.runners[bib]
+        row = runner_row(state, r, finish, ALL)
+        row["category_position"] = state.position(r, finish, r.category) if r.category else None
+        rows.append(row)
+    return {"race": race_id, "rows": rows, "ranked": race.ranked}
+
+
+_MEDIANS: dict[tuple[int, str], tuple[int, list[float | None]]] = {}
+
+
+def segment_medians(state: RaceState, race_id: str) -> list[float | None]:
+    """The field's median pace (ms per metre) on each segment; recomputed at most every 500
+    records, since it is a whole-field statistic read by every runner card."""
+    key = (id(state), race_id)
+    cached = _MEDIANS.get(key)
+    if cached is not None and state.applied - cached[0] < 500:
+        return cached[1]
+    cps = state.event.races[race_id].course.checkpoints
+    samples: list[list[float]] = [[] for _ in cps[1:]]
+    for r in state.runners.values():
+        if r.race.id != race_id:
+            continue
+        for i in range(1, len(cps)):
+            a, b = r.passings.get(cps[i - 1].id), r.passings.get(cps[i].id)
+            if a is not None and b is not None:
+                samples[i - 1].append(
+                    (b.time_ms - a.time_ms) / (cps[i].distance_m - cps[i - 1].distance_m)
+                )
+    medians: list[float | None] = [statistics.median(x) if x else None for x in samples]
+    _MEDIANS[key] = (state.applied, medians)
+    return medians
+
+
+def _expected_view(state: RaceState, r: Runner, cp_id: str, now: int) -> dict[str, Any] | None:
+    exp = expected(state, r, cp_id)
+    if exp is None:
+        return None
+    cps = r.race.course.checkpoints
+    cp = cps[[c.id for c in cps].index(cp_id)]
+    begin = start_ms(state, r) or exp.at_ms
+    return {
+        "id": cp.id,
+        "name": cp.name,
+        "distance_m": cp.distance_m,
+        "at_ms": exp.at_ms,
+        "clock": fmt_clock(state, exp.at_ms),
+        "low": fmt_clock(state, exp.low_ms)[:5],
+        "high": fmt_clock(state, exp.high_ms)[:5],
+        "elapsed": fmt_elapsed(exp.at_ms - begin),
+        "elapsed_low": fmt_elapsed(exp.low_ms - begin),
+        "elapsed_high": fmt_elapsed(exp.high_ms - begin),
+        "in_min": max(0, round((exp.at_ms - now) / 60000)),
+        "overdue": now > exp.high_ms and last_passing(r) is not None,
+    }
+
+
+def runner(state: RaceState, bib: str, now: int | None = None) -> dict[str, Any] | None:
+    r = state.runners.get(bib)
+    if r is None:
+        return None
+    now = state.now_ms if now is None else now
+    race = r.race
+    cps = race.course.checkpoints
+    medians = segment_medians(state, race.id)
+    splits = []
+    segments = []
+    start = r.passings.get(cps[0].id)
+    prev_t: int | None = start.time_ms if start is not None else state.gun_ms(race.id, r.p.wave)
+    prev_d = 0.0
+    last: dict[str, Any] | None = None
+    for i, cp in enumerate(cps):
+        p = r.passings.get(cp.id)
+        row: dict[str, Any] = {"id": cp.id, "name": cp.name, "distance_m": cp.distance_m}
+        if p is not None:
+            pace_ms = (p.time_ms - prev_t) / (cp.distance_m - prev_d) if i and prev_t else None
+            row.update(
+                {
+                    "clock": fmt_clock(state, p.time_ms),
+                    "time_ms": p.time_ms,
+                    "gun": fmt_elapsed(state.elapsed(r, cp.id, "gun")) if i else "",
+                    "chip": fmt_elapsed(state.elapsed(r, cp.id, "chip")) if i else "",
+                    "position": state.position(r, cp.id, ALL),
+                    "gender_position": state.position(r, cp.id, r.p.gender) if r.p.gender else None,
+                    "category_position": (
+                        state.position(r, cp.id, r.category) if r.category else None
+                    ),
+                    "pace": fmt_pace(int(pace_ms * 1000), 1000) if pace_ms else "",
+                    "source": p.source,
+                    "confirmed": p.confirmed,
+                }
+            )
+            if i and pace_ms:
+                segments.append({"name": cp.name, "pace": pace_ms, "median": medians[i - 1]})
+            prev_t, prev_d = p.time_ms, cp.distance_m
+            last = {"id": cp.id, "name": cp.name, "time_ms": p.time_ms, "distance_m": cp.distance_m}
+        splits.append(row)
+    nxt = next_checkpoint(r)
+    finish_id = cps[-1].id
+    return {
+        "bib": r.bib,
+        "name": r.name,
+        "club": r.p.club,
+        "team": r.p.team,
+        "category": r.category,
+        "gender": r.p.gender,
+        "race": race.id,
+        "race_name": race.name,
+        "status": r.status,
+        "status_reason": r.status_reason,
+        "splits": splits,
+        "segments": segments,
+        "chart": pace_chart(segments),
+        "last": last,
+        "next": _expected_view(state, r, nxt, now) if nxt else None,
+        "finish": _expected_view(state, r, finish_id, now) if nxt and nxt != finish_id else None,
+        "now_ms": now,
+    }
+
+
+def pace_chart(
+    segments: list[dict[str, Any]], width: int = 320, height: int = 120
+) -> dict[str, Any]:
+    """Geometry of a small SVG bar chart: the runner's pace per segment (bars) against the
+    field's median (ticks). Slower is taller, so a fading runner's bars climb."""
+    paces = [s["pace"] for s in segments] + [s["median"] for s in segments if s["median"]]
+    if not segments or not paces:
+        return {"bars": [], "width": width, "height": height}
+    top = max(paces) * 1.1
+    n = len(segments)
+    slot = width / n
+    bars = []
+    for i, s in enumerate(segments):
+        h = s["pace"] / top * (height - 20)
+        m = s["median"] / top * (height - 20) if s["median"] else None
+        w = min(slot * 0.6, 36.0)
+        bars.append(
+            {
+                "x": round(i * slot + (slot - w) / 2, 1),
+                "w": round(w, 1),
+                "y": round(height - 18 - h, 1),
+                "h": round(h, 1),
+                "median_y": round(height - 18 - m, 1) if m is not None else None,
+                "label": s["name"][:10],
+                "lx": round(i * slot + slot / 2, 1),
+                "pace": fmt_pace(int(s["pace"] * 1000), 1000),
+                "median": fmt_pace(int(s["median"] * 1000), 1000) if s["median"] else "",
+            }
+        )
+    return {"bars": bars, "width": width, "height": height}
+
+
+def search(state: RaceState, query: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Runners whose bib, name or club contains ``query`` (bib exact matches first)."""
+    q = query.strip().lower()
+    if not q:
+        return []
+    exact: list[Runner] = []
+    found: list[Runner] = []
+    for r in state.runners.values():
+        if r.bib.lower() == q:
+            exact.append(r)
+        elif q in r.name.lower() or q in r.bib.lower() or (r.p.club and q in r.p.club.lower()):
+            found.append(r)
+        if len(found) >= limit * 4:
+            break
+    out = exact + sorted(found, key=lambda r: r.name.lower())
+    return [
+        {
+            "bib": r.bib,
+            "name": r.name,
+            "club": r.p.club,
+            "race": r.race.id,
+            "race_name": r.race.name,
+        }
+        for r in out[:limit]
+    ]
+
+
+def course_map(state: RaceState, race_id: str, size: int = 1000) -> dict[str, Any]:
+    """The course as SVG geometry: the polyline projected into a ``size``-wide box, each
+    vertex with its distance along the course in metres (scaled to the course length), and
+    the checkpoints placed by distance."""
+    course = state.event.races[race_id].course
+    pts = list(course.polyline)
+    if len(pts) < 2:  # no polyline: a straight line is still a map of progress
+        pts = [(0.0, 0.0), (0.0, 0.01)]
+    lat0 = sum(p[0] for p in pts) / len(pts)
+    k = math.cos(math.radians(lat0))
+    xy = [(lon * k, -lat) for lat, lon in pts]
+    minx, maxx = min(p[0] for p in xy), max(p[0] for p in xy)
+    miny, maxy = min(p[1] for p in xy), max(p[1] for p in xy)
+    span = max(maxx - minx, maxy - miny) or 1.0
+    pad, side = 40, 260  # room for labels left and right of the course
+    scale = (size - 2 * side) / span
+    proj = [(side + (x - minx) * scale, pad + (y - miny) * scale) for x, y in xy]
+    cum = [0.0]
+    for a, b in itertools.pairwise(proj):
+        cum.append(cum[-1] + math.dist(a, b))
+    factor = course.length_m / cum[-1] if cum[-1] else 1.0
+    dist = [round(c * factor, 1) for c in cum]
+    height = max(240, int(max(p[1] for p in proj) + pad))
+    proj = [(x, y + (height - pad - max(p[1] for p in proj)) / 2) for x, y in proj]
+
+    def at(d: float) -> tuple[float, float]:
+        for i in range(1, len(dist)):
+            if d <= dist[i] or i == len(dist) - 1:
+                seg = dist[i] - dist[i - 1] or 1.0
+                f = min(1.0, max(0.0, (d - dist[i - 1]) / seg))
+                (x0, y0), (x1, y1) = proj[i - 1], proj[i]
+                return round(x0 + (x1 - x0) * f, 1), round(y0 + (y1 - y0) * f, 1)
+        return proj[0]
+
+    return {
+        "race": race_id,
+        "width": size,
+        "height": height,
+        "path": " ".join(f"{x:.1f},{y:.1f}" for x, y in proj),
+        "points": [[round(x, 1), round(y, 1), d] for (x, y), d in zip(proj, dist, strict=True)],
+        "checkpoints": _labels([(cp.name, at(cp.distance_m)) for cp in course.checkpoints]),
+    }
+
+
+def _labels(points: list[tuple[str, tuple[float, float]]]) -> list[dict[str, Any]]:
+    """Checkpoints at one spot (a loop's start and finish, a lap's two passes) share a label."""
+    groups: dict[tuple[int, int], dict[str, Any]] = {}
+    for name, xy in points:
+        key = (round(xy[0] / 20), round(xy[1] / 20))
+        if key in groups:
+            if not name.startswith(groups[key]["first"]):
+                groups[key]["name"] += " / " + name
+        else:
+            groups[key] = {"name": name, "first": name, "xy": xy}
+    return list(groups.values())
+
+
+def field_positions(state: RaceState, race_id: str, limit: int = 400) -> dict[str, Any]:
+    """Runners on course with what a map needs to move them between checkpoints: the last
+    passing (distance, time) and the expected next one."""
+    out: list[dict[str, Any]] = []
+    for r in state.runners.values():
+        if r.race.id != race_id or r.status != "ok" or not r.passings:
+            continue
+        nxt = next_checkpoint(r)
+        if nxt is None:
+            continue
+        last = None
+        for cp in reversed(r.race.course.checkpoints):
+            p = r.passings.get(cp.id)
+            if p is not None:
+                last = (cp.distance_m, p.time_ms)
+                break
+        exp = expected(state, r, nxt)
+        if last is None or exp is None:
+            continue
+        d1 = r.race.course.checkpoints[[c.id for c in r.race.course.checkpoints].index(nxt)]
+        out.append(
+            {"bib": r.bib, "d0": last[0], "t0": last[1], "d1": d1.distance_m, "t1": exp.at_ms}
+        )
+    out.sort(key=lambda x: -int(x["t0"]))
+    return {"race": race_id, "runners": out[:limit], "now_ms": state.now_ms}

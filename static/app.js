@@ -1,0 +1,251 @@
+// livetrack spectator pages: connection badge, race clock, follows and alerts, course map.
+(function () {
+  "use strict";
+  var FOLLOW_KEY = "livetrack.follow";
+  var SEEN_KEY = "livetrack.seen";
+  var MAX_FOLLOW = 30;
+
+  function domId(topic) {
+    return "t-" + topic.replace(/:/g, "-").replace(/[^A-Za-z0-9_-]/g, function (c) {
+      return "_" + c.charCodeAt(0).toString(16);
+    });
+  }
+  function load(key, fallback) {
+    try { return JSON.parse(localStorage.getItem(key)) || fallback; } catch (e) { return fallback; }
+  }
+  function save(key, value) {
+    try { localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* private mode */ }
+  }
+  var follows = load(FOLLOW_KEY, []);
+  var seen = load(SEEN_KEY, {});
+
+  // -- connection badge ---------------------------------------------------------------------
+  function badge(show) {
+    var el = document.getElementById("conn");
+    if (el) el.hidden = !show;
+  }
+  document.addEventListener("htmx:wsOpen", function () { badge(false); });
+  document.addEventListener("htmx:wsClose", function () { badge(true); });
+  document.addEventListener("htmx:wsError", function () { badge(true); });
+  window.addEventListener("offline", function () { badge(true); });
+  // Signal back and the socket survived: no wsOpen will come, so clear the badge here (a
+  // socket that did die fires wsClose and shows it again).
+  window.addEventListener("online", function () { badge(false); });
+
+  // A phone left in a pocket: its socket may have died silently. Coming back after a while,
+  // start afresh from the server's current page rather than trust a stale connection.
+  var hiddenAt = null;
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) { hiddenAt = Date.now(); return; }
+    if (hiddenAt && Date.now() - hiddenAt > 60000 && document.querySelector("[ws-connect]")) {
+      location.reload();
+    }
+    hiddenAt = null;
+  });
+
+  // -- race clock ---------------------------------------------------------------------------
+  function fmt(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    var mm = h ? String(m).padStart(2, "0") : String(m);
+    return (h ? h + ":" : "") + mm + ":" + String(sec).padStart(2, "0");
+  }
+  var clockBase = null;
+  setInterval(function () {
+    var p = document.querySelector(".clock[data-gun][data-status='running']");
+    var t = p && p.querySelector(".race-clock");
+    if (!t) return;
+    if (clockBase === null || clockBase.el !== t) {
+      var secs = t.textContent.split(":").map(Number).reduce(function (a, b) { return a * 60 + b; }, 0);
+      clockBase = { el: t, secs: secs, at: Date.now() };
+    }
+    t.textContent = fmt(clockBase.secs * 1000 + (Date.now() - clockBase.at));
+  }, 1000);
+
+  // -- follows ------------------------------------------------------------------------------
+  function isFollowed(bib) { return follows.indexOf(bib) >= 0; }
+  function refreshStars() {
+    document.querySelectorAll("[data-follow]").forEach(function (b) {
+      var on = isFollowed(b.getAttribute("data-follow"));
+      b.setAttribute("aria-pressed", on ? "true" : "false");
+      b.textContent = on ? "★" : "☆";
+      b.classList.toggle("on", on);
+    });
+  }
+  document.addEventListener("click", function (ev) {
+    var star = ev.target.closest && ev.target.closest("[data-follow]");
+    if (star) {
+      var bib = star.getAttribute("data-follow");
+      if (isFollowed(bib)) follows = follows.filter(function (b) { return b !== bib; });
+      else if (follows.length < MAX_FOLLOW) follows.push(bib);
+      save(FOLLOW_KEY, follows);
+      refreshStars();
+      return;
+    }
+    var share = ev.target.closest && ev.target.closest("[data-share]");
+    if (share) {
+      var data = { title: share.getAttribute("data-share"), url: location.href };
+      if (navigator.share) navigator.share(data).catch(function () {});
+      else if (navigator.clipboard) navigator.clipboard.writeText(location.href).then(function () {
+        share.textContent = "Link copied";
+      });
+    }
+    var notify = ev.target.closest && ev.target.closest(".notify");
+    if (notify && window.Notification) {
+      Notification.requestPermission().then(function () { notify.hidden = true; });
+    }
+  });
+
+  function placeholder(bib, hidden) {
+    var id = domId("runner:" + bib);
+    if (document.getElementById(id)) return null;
+    var el = document.createElement("section");
+    el.id = id;
+    el.className = "runner compact";
+    if (hidden) el.hidden = true;
+    else el.textContent = "Runner " + bib + "…";
+    return el;
+  }
+
+  // Before htmx wires up the page: subscribe the page's socket to the followed runners too.
+  function wireFollows() {
+    var mine = document.querySelector("[data-mine]");
+    if (mine) {
+      document.getElementById("mine-empty").hidden = follows.length > 0;
+      var btn = document.querySelector(".notify");
+      if (btn && window.Notification && Notification.permission === "default") btn.hidden = false;
+      if (!follows.length) return;
+      follows.forEach(function (bib) { mine.appendChild(placeholder(bib, false)); });
+      mine.setAttribute("hx-ext", "ws");
+      mine.setAttribute("ws-connect", "/live?topics=" + encodeURIComponent(
+        follows.map(function (b) { return "runner:" + b; }).join(",")));
+      return;
+    }
+    var ws = document.querySelector("[ws-connect]");
+    if (!ws || !follows.length) return;
+    var store = document.createElement("div");
+    store.hidden = true;
+    store.className = "follow-store";
+    ws.appendChild(store);
+    var url = ws.getAttribute("ws-connect");
+    var topics = decodeURIComponent(url.split("topics=")[1] || "").split(",").filter(Boolean);
+    follows.forEach(function (bib) {
+      var t = "runner:" + bib;
+      if (topics.indexOf(t) < 0 && topics.length < 60) {
+        topics.push(t);
+        var el = placeholder(bib, true);
+        if (el) store.appendChild(el);
+      }
+    });
+    ws.setAttribute("ws-connect", "/live?topics=" + encodeURIComponent(topics.join(",")));
+  }
+  wireFollows();
+  refreshStars();
+
+  // -- alerts when a followed runner passes a checkpoint ------------------------------------
+  function toast(text) {
+    var box = document.getElementById("toasts");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "toasts";
+      box.setAttribute("role", "alert");
+      box.setAttribute("aria-live", "assertive");
+      document.body.appendChild(box);
+    }
+    var t = document.createElement("div");
+    t.className = "toast";
+    t.textContent = text;
+    box.appendChild(t);
+    while (box.children.length > 3) box.removeChild(box.firstChild);
+    setTimeout(function () { if (t.parentNode) t.parentNode.removeChild(t); }, 15000);
+  }
+  function checkPassings() {
+    follows.forEach(function (bib) {
+      var el = document.getElementById(domId("runner:" + bib));
+      if (!el || !el.hasAttribute("data-bib")) return;
+      var last = el.getAttribute("data-last") || "";
+      if (!(bib in seen)) { seen[bib] = last; return; }
+      if (seen[bib] === last || !last) return;
+      seen[bib] = last;
+      var msg = el.getAttribute("data-name") + " passed " + el.getAttribute("data-last-name");
+      var next = el.getAttribute("data-next-name");
+      if (next) {
+        msg += ". Due at " + next + " in ~" + el.getAttribute("data-next-in") + " min, " +
+          el.getAttribute("data-next-clock") + " (" + el.getAttribute("data-next-range") + ")";
+      }
+      toast(msg);
+      if (navigator.vibrate) navigator.vibrate([120, 60, 120]);
+      if (window.Notification && Notification.permission === "granted" && document.hidden) {
+        try { new Notification(msg); } catch (e) { /* not allowed here */ }
+      }
+    });
+    save(SEEN_KEY, seen);
+  }
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    refreshStars();
+    checkPassings();
+    serverOffset();
+  });
+
+  // -- course map ---------------------------------------------------------------------------
+  var svg = document.getElementById("course");
+  var offset = 0;
+  function serverOffset() {
+    var holder = document.querySelector("[data-now]");
+    if (holder) offset = Number(holder.getAttribute("data-now")) - Date.now();
+  }
+  if (svg) {
+    serverOffset();
+    var pts = JSON.parse(svg.getAttribute("data-points"));
+    var layer = document.getElementById("dots");
+    var showField = document.getElementById("show-field");
+    var NS = "http://www.w3.org/2000/svg";
+    var at = function (d) {
+      for (var i = 1; i < pts.length; i++) {
+        if (d <= pts[i][2] || i === pts.length - 1) {
+          var seg = pts[i][2] - pts[i - 1][2] || 1;
+          var f = Math.min(1, Math.max(0, (d - pts[i - 1][2]) / seg));
+          return [pts[i - 1][0] + (pts[i][0] - pts[i - 1][0]) * f,
+                  pts[i - 1][1] + (pts[i][1] - pts[i - 1][1]) * f];
+        }
+      }
+      return [pts[0][0], pts[0][1]];
+    };
+    var where = function (el, now) {
+      var d0 = Number(el.getAttribute("data-d0")), t0 = Number(el.getAttribute("data-t0"));
+      var d1 = Number(el.getAttribute("data-d1")), t1 = Number(el.getAttribute("data-t1"));
+      if (!el.hasAttribute("data-d0")) return null;
+      if (!el.hasAttribute("data-d1") || !(t1 > t0)) return at(d0);
+      var f = Math.min(0.98, Math.max(0, (now - t0) / (t1 - t0)));
+      return at(d0 + (d1 - d0) * f);
+    };
+    var draw = function () {
+      var now = Date.now() + offset;
+      var items = [];
+      if (!showField || showField.checked) {
+        document.querySelectorAll("[id^='t-map-'] i").forEach(function (el) {
+          if (!isFollowed(el.getAttribute("data-bib"))) items.push([el, "dot"]);
+        });
+      }
+      follows.forEach(function (bib) {
+        var el = document.getElementById(domId("runner:" + bib));
+        if (el && el.getAttribute("data-race") === svg.getAttribute("data-race")) {
+          items.push([el, "dot mine"]);
+        }
+      });
+      while (layer.children.length > items.length) layer.removeChild(layer.lastChild);
+      items.forEach(function (item, i) {
+        var xy = where(item[0], now);
+        var c = layer.children[i];
+        if (!c) { c = document.createElementNS(NS, "circle"); layer.appendChild(c); }
+        if (!xy) { c.setAttribute("r", 0); return; }
+        c.setAttribute("cx", xy[0].toFixed(1));
+        c.setAttribute("cy", xy[1].toFixed(1));
+        c.setAttribute("r", item[1] === "dot mine" ? 28 : 16);
+        c.setAttribute("class", item[1]);
+      });
+    };
+    setInterval(draw, 500);
+    draw();
+  }
+})();

@@ -1,0 +1,151 @@
+"""Shared fixtures: real services on free ports, and skip-or-fail for what a machine lacks.
+
+Outside CI a test that needs Redis or a browser the machine does not have is skipped with a
+reason; under ``CI=true`` nothing may skip, so the same absence fails the test instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("LIVETRACK_DATA", REPO.parent / "shared" / "data"))
+
+
+def unavailable(reason: str) -> None:
+    """Skip (locally) or fail (in CI) because something the test needs is missing."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: nothing may skip)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+class RedisServer:
+    """A ``redis-server`` of the test's own, on a free port, with AOF in a temporary folder."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise FileNotFoundError("redis-server is not on PATH")
+        self.proc = subprocess.Popen(
+            [
+                exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+                "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                "--daemonize", "no", "--logfile", str(self.workdir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(self.port)
+
+    def kill(self) -> None:
+        """SIGKILL, like a crash: only what AOF fsynced survives."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server per test (for tests that kill or restart it)."""
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``REDIS_URL`` when given, else a redis-server started for this test session."""
+    given = os.environ.get("REDIS_URL")
+    if given:
+        yield given
+        return
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not installed and REDIS_URL is not set")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def chromium_path() -> str | None:
+    given = os.environ.get("LIVETRACK_CHROMIUM")
+    if given:
+        return given if Path(given).exists() else None
+    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if Path(candidate).exists():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = chromium_path()
+    if path is None:
+        unavailable("no Chromium (set LIVETRACK_CHROMIUM or apt-get install chromium)")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real race results in ../shared/data (not shipped with the package)."""
+    if not (DATA / "boston_2015.csv").exists():
+        unavailable(f"real race data not found in {DATA} (set LIVETRACK_DATA)")
+    return DATA
+
+
+pytest_plugins = ["browser"]

@@ -1,0 +1,133 @@
+"""The command line: tokens issued and revoked while a server runs; a simulated race."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import REPO, free_port
+
+from livetrack.domain.event import load_event_text
+from livetrack.sim import make_participants
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "livetrack.cli", *args],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+
+
+def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("server not ready")
+
+
+EVENT = REPO / "livetrack" / "demo" / "heaton.toml"
+
+
+def write_mile_entries(path: Path) -> Path:
+    event = load_event_text(EVENT.read_text())
+    people = make_participants(event, {"mile": 60})
+    lines = ["bib,chip,first_name,last_name,gender,age,club,race"]
+    lines += [
+        f'{p.bib},{p.chips[0]},{p.first_name},"{p.last_name}",{p.gender},{p.age},"{p.club}",mile'
+        for p in people
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def demo_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """``livetrack serve`` on the demo event file and 60 mile entrants, as a separate process."""
+    db = tmp_path / "live.db"
+    port = free_port()
+    entries = write_mile_entries(tmp_path / "entries.csv")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livetrack.cli", "serve", "--event", str(EVENT),
+         "--participants", str(entries), "--db", str(db), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url)
+        yield url, db
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_a_token_created_while_serving_works_and_stops_working_when_revoked(
+    demo_server: tuple[str, Path],
+) -> None:
+    url, db = demo_server
+    made = cli("token", "create", "--role", "reader", "--db", str(db))
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.split()[0]
+    assert token.startswith("lt_") and "only its hash is stored" in made.stderr
+    now = int(time.time() * 1000)
+    read = [{"reader": "r1", "point": "finish", "chip": "LT00001", "time": now, "seq": 1}]
+    headers = {"authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 10
+    status = 0
+    while time.monotonic() < deadline:  # the server learns of the token by tailing the log
+        status = httpx.post(url + "/api/v1/reads", json=read, headers=headers).status_code
+        if status == 200:
+            break
+        time.sleep(0.2)
+    assert status == 200
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        bodies = [r[0] for r in conn.execute("SELECT body FROM records WHERE type = 'token'")]
+    assert bodies and all(token not in b for b in bodies)  # only the hash is stored
+    assert cli("token", "revoke", "--token", token, "--db", str(db)).returncode == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = httpx.post(url + "/api/v1/reads", json=read, headers=headers).status_code
+        if status == 401:
+            break
+        time.sleep(0.2)
+    assert status == 401
+
+
+def test_a_marshal_token_needs_its_checkpoint(tmp_path: Path) -> None:
+    res = cli("token", "create", "--role", "marshal", "--db", str(tmp_path / "x.db"))
+    assert res.returncode != 0 and "--point" in res.stderr
+
+
+def test_simulate_plays_a_race_into_a_running_server(demo_server: tuple[str, Path]) -> None:
+    url, db = demo_server
+    reader = cli("token", "create", "--role", "reader", "--db", str(db)).stdout.split()[0]
+    timer = cli("token", "create", "--role", "timer", "--db", str(db)).stdout.split()[0]
+    time.sleep(1.0)  # let the server tail the new tokens
+    res = subprocess.run(
+        [sys.executable, "-m", "livetrack.cli", "simulate", "--url", url, "--token", reader,
+         "--timer-token", timer, "--race", "mile", "--speed", "400",
+         "--participants", str(db.parent / "entries.csv"), "--event", str(EVENT)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "'rejected': 0" in res.stdout
+    standings = httpx.get(url + "/api/v1/races/mile/standings?point=finish&limit=500").json()
+    assert standings["count"] >= 50  # 60 entered; a few do not start or drop out
+    times = [row["gun_ms"] for row in standings["rows"]]
+    assert times == sorted(times)
+    runner = httpx.get(url + f"/api/v1/runners/{standings['rows'][0]['bib']}").json()
+    assert [s["id"] for s in runner["splits"] if "time_ms" in s][-1] == "finish"

@@ -1,0 +1,195 @@
+"""The evaluate-predictions command and the results loaders."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from livetrack.evaluate import main
+from livetrack.results_formats import (
+    BOSTON_CHECKPOINTS,
+    WESTERN_STATES_MILES,
+    load_boston,
+    load_western_states,
+    parse_clock,
+)
+
+BOSTON_HEADER = [
+    *("Bib", "Name", "Age", "M/F", "City", "State", "Country", "Citizen", ""),
+    *("5K", "10K", "15K", "20K", "Half", "25K", "30K", "35K", "40K"),
+    *("Pace", "Proj Time", "Official Time", "Overall", "Gender", "Division"),
+]
+
+
+def clock(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def write_boston(path: Path, runners: int = 30, seed: int = 7) -> list[list[float]]:
+    """A small Boston-format file; the third runner misses the 10K mat and the fifth has its
+    finish written as a spreadsheet day fraction. Returns the true times."""
+    rng = random.Random(seed)
+    truth = []
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(BOSTON_HEADER)
+        for r in range(runners):
+            pace = rng.uniform(0.18, 0.40)
+            fade = rng.uniform(0.0, 0.2)
+            times = [pace * d * (1.0 + fade * (d / 42195.0) ** 2) for _, d in BOSTON_CHECKPOINTS]
+            truth.append(times)
+            cells = [clock(t) for t in times]
+            if r == 2:
+                cells[1] = "-"
+            if r == 4:
+                cells[-1] = f"{times[-1] / 86400.0:.9f}"
+            out.writerow(
+                [
+                    *(str(100 + r), f"Runner {r}", "30", "F", "Town", "", "USA", "", ""),
+                    *cells[:-1],
+                    *("0:07:00", "-", cells[-1], str(r + 1), str(r + 1), str(r + 1)),
+                ]
+            )
+    return truth
+
+
+def test_parse_clock_reads_times_day_fractions_and_blanks() -> None:
+    assert parse_clock("2:09:17") == 2 * 3600 + 9 * 60 + 17
+    assert parse_clock("14:43") == 14 * 60 + 43
+    assert parse_clock("0.5") == 43200.0
+    assert parse_clock("59867") == 59867.0
+    assert parse_clock("-") is None
+    assert parse_clock(" ") is None
+    assert parse_clock("NA") is None
+
+
+def test_boston_loader_reads_splits_missing_marks_and_day_fractions(tmp_path: Path) -> None:
+    truth = write_boston(tmp_path / "b.csv")
+    race = load_boston(tmp_path / "b.csv")
+    assert race.checkpoints == BOSTON_CHECKPOINTS
+    assert len(race.runners) == 30
+    assert race.runners[2].times[1] is None
+    assert race.runners[0].runner_id == "100"
+    assert race.runners[4].finish == pytest.approx(truth[4][-1], abs=0.01)
+    assert race.runners[7].times[3] == pytest.approx(truth[7][3], abs=0.5)
+
+
+def test_evaluate_prints_one_row_per_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_boston(tmp_path / "today.csv", seed=1)
+    write_boston(tmp_path / "past.csv", runners=40, seed=2)
+    status = main(
+        [str(tmp_path / "today.csv"), "--history", str(tmp_path / "past.csv"), "--format", "boston"]
+    )
+    out, err = capsys.readouterr()
+    assert status == 0
+    assert "history: 40 runners" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[3:]}
+    assert list(rows) == [name for name, _ in BOSTON_CHECKPOINTS[:-1]]
+    assert rows["5K"][1] == "30"
+    assert rows["10K"][1] == "29"  # one runner missed the 10K mat
+    assert float(rows["40K"][2]) < float(rows["5K"][2])  # later estimates are closer
+    assert "replayed" in err
+
+
+def test_evaluate_limit_and_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_boston(tmp_path / "today.csv")
+    assert (
+        main([str(tmp_path / "today.csv"), "--format", "boston", "--limit", "10", "--quiet"]) == 0
+    )
+    out, err = capsys.readouterr()
+    assert "10 runners (10 finished), history: 0 runners" in out
+    assert err == ""
+
+
+def test_evaluate_rejects_a_file_of_another_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_boston(tmp_path / "today.csv")
+    assert main([str(tmp_path / "today.csv"), "--format", "westernstates"]) == 2
+    assert "not a Western States results file" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.csv"), "--format", "boston"]) == 2
+
+
+def write_western_states(path: Path) -> None:
+    """Two editions; in the later one runner 3 drops out after Foresthill."""
+    rng = random.Random(3)
+    header = ["year", "Place", "Time", "First.Name", "Last.Name", "Gender", "Age"]
+    header += [column for column, _, _ in WESTERN_STATES_MILES[:-1]]
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(header)
+        for year in (2014, 2015):
+            for place in range(1, 21):
+                pace = rng.uniform(500.0, 900.0)  # seconds per mile
+                times = [
+                    pace * miles * (1 + 0.3 * miles / 100) for *_, miles in WESTERN_STATES_MILES
+                ]
+                cells = [str(round(t)) for t in times]
+                if year == 2015 and place == 3:
+                    cells = [c if i <= 10 else "NA" for i, c in enumerate(cells)]
+                out.writerow([str(year), str(place), cells[-1], "A", "B", "M", "40", *cells[:-1]])
+
+
+def test_western_states_evaluation_uses_earlier_editions_and_counts_dnf(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ws.csv"
+    write_western_states(path)
+    race = load_western_states(path)
+    assert race.editions() == [2014, 2015]
+    assert race.checkpoints[-1][1] == pytest.approx(100.2 * 1609.344)
+    status = main([str(path), "--history", str(path), "--format", "westernstates", "--quiet"])
+    out, _ = capsys.readouterr()
+    assert status == 0
+    assert "edition 2015: 20 runners (19 finished), history: 20 runners" in out
+    rows = {line[:20].strip(): line[20:].split() for line in out.splitlines()[3:]}
+    assert rows["Lyon Ridge"][0] == "19"
+    assert rows["Lyon Ridge"][-1] == "1"  # the runner who dropped out, estimated but not scored
+    assert rows["Rucky Chucky"][-1] == "0"
+
+
+def test_history_years_select_editions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ws.csv"
+    write_western_states(path)
+    args = [str(path), "--history", str(path), "--format", "westernstates", "--quiet"]
+    assert main([*args, "--year", "2015", "--history-years", "2015-2015"]) == 0
+    assert "history: 0 runners" in capsys.readouterr().out
+    assert main([*args, "--year", "2013"]) == 2
+
+
+def data_dir(*files: str) -> Path:
+    env = os.environ.get("LIVETRACK_DATA")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    missing = [f for f in files if not (path / f).exists()]
+    if missing:
+        reason = f"race results {missing} not found in {path} (set LIVETRACK_DATA)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+def test_western_states_file_loads_with_plausible_station_distances() -> None:
+    race = load_western_states(
+        data_dir("western_states_1986_2015.csv") / "western_states_1986_2015.csv"
+    )
+    assert len(race.runners) == 11098
+    finishers = [r for r in race.runners if r.finish is not None]
+    assert 7000 < len(finishers) < 7500
+    # median pace per segment between consecutive stations stays within walking/running speeds
+    dists = [d for _, d in race.checkpoints]
+    for k in range(len(dists) - 1):
+        paces = sorted(
+            (b - a) / (dists[k + 1] - dists[k]) * 1609.344
+            for r in finishers
+            if (a := r.times[k]) is not None and (b := r.times[k + 1]) is not None
+        )
+        if paces:
+            assert 300.0 < paces[len(paces) // 2] < 2400.0, race.checkpoints[k]  # s per mile

@@ -1,0 +1,395 @@
+"""One contract for every EventLog backend.
+
+Each test runs once per backend in ``BACKENDS``. A backend is a function that, given the
+test's request, returns an *opener*: a callable that opens a new log object on the same storage
+each time it is called (as a second process would). A new backend joins the suite by adding
+one entry to ``BACKENDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import fields
+from pathlib import Path
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import pytest
+
+from livetrack.domain.records import (
+    ChipRead,
+    Correction,
+    GunStart,
+    ParticipantRecord,
+    Record,
+    Sighting,
+    StatusChange,
+    TokenRecord,
+)
+from livetrack.store.base import AppendResult, LogUnavailable, Offset
+
+#: Long enough for a polling backend to notice another process's append, short enough that a
+#: bug fails a test quickly instead of hanging the suite.
+WAIT_S = 5.0
+
+Opener = Callable[[], Any]
+Cleanup = Callable[[], Awaitable[None]]
+
+
+async def _no_cleanup() -> None:
+    return None
+
+
+def _sqlite(request: pytest.FixtureRequest) -> tuple[Opener, Cleanup]:
+    from livetrack.store.sqlite import SqliteEventLog
+
+    path: Path = request.getfixturevalue("tmp_path") / "events.db"
+    return (lambda: SqliteEventLog(path)), _no_cleanup
+
+
+def _redis(request: pytest.FixtureRequest) -> tuple[Opener, Cleanup]:
+    from redis.asyncio import Redis
+
+    from livetrack.store.redis import RedisEventLog
+
+    base: str = request.getfixturevalue("redis_url")
+    stream = f"livetrack:test:{uuid.uuid4().hex}"
+    sep = "&" if "?" in base else "?"
+
+    async def cleanup() -> None:
+        client = Redis.from_url(base)
+        try:
+            keys = [k async for k in client.scan_iter(match=f"{stream}*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+    return (lambda: RedisEventLog.from_url(f"{base}{sep}stream={stream}")), cleanup
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], tuple[Opener, Cleanup]]] = {
+    "sqlite": _sqlite,
+    "redis": _redis,
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def open_log(request: pytest.FixtureRequest) -> AsyncIterator[Opener]:
+    """Opens logs on one fresh storage; every log it opened is closed after the test."""
+    opener, cleanup = BACKENDS[request.param](request)
+    opened: list[Any] = []
+
+    def open_one() -> Any:
+        log = opener()
+        opened.append(log)
+        return log
+
+    try:
+        yield open_one
+    finally:
+        for log in opened:
+            await log.close()
+        await cleanup()
+
+
+@pytest.fixture
+def event_log(open_log: Opener) -> Any:
+    return open_log()
+
+
+def reads(n: int, reader: str = "R1", start: int = 0) -> list[Record]:
+    return [
+        ChipRead(reader, "finish", f"chip{i}", 1_700_000_000_000 + i, seq=i)
+        for i in range(start, start + n)
+    ]
+
+
+def _value(name: str, hint: Any, i: int) -> Any:
+    """A non-default value of type ``hint`` for field ``name`` (odd characters included)."""
+    if get_origin(hint) is Literal:
+        return get_args(hint)[-1]
+    if get_origin(hint) in (Union, UnionType):
+        return _value(name, next(a for a in get_args(hint) if a is not type(None)), i)
+    if get_origin(hint) is tuple:
+        return (f"{name}-1", f"{name}-ü 2")
+    if hint is bool:
+        return True
+    if hint is int:
+        return 1_700_000_000_000 + i
+    if hint is float:
+        return 120.5 + i
+    if hint is str:
+        return f'{name}-{i} Łódź "q" ✓'
+    raise AssertionError(f"no example value for {name}: {hint}")
+
+
+def one_of_each() -> list[Record]:
+    """One record of every type in ``Record`` with every field set, plus a few realistic ones
+    with fields left at their defaults."""
+    examples: list[Record] = []
+    for i, cls in enumerate(get_args(Record)):
+        hints = get_type_hints(cls)
+        examples.append(cls(**{f.name: _value(f.name, hints[f.name], i) for f in fields(cls)}))
+    examples += [
+        ChipRead("R2", "start", "E2002", 1_700_000_000_456),
+        GunStart("mile", 1_700_000_000_000),
+        Correction("c2", "undo", target="correction:c1"),
+        StatusChange("s1", "102", "DNF"),
+        ParticipantRecord("007", "mile", "Ana", chips=("E2001",), birth_year=1990),
+        TokenRecord("ab" * 32, "reader"),
+    ]
+    return examples
+
+
+async def take(log: Any, n: int, after: Offset | None = None) -> list[tuple[Offset, Record]]:
+    """The first ``n`` items of ``log.tail(after)``."""
+    out: list[tuple[Offset, Record]] = []
+
+    async def run() -> None:
+        async with contextlib.aclosing(log.tail(after)) as it:
+            async for item in it:
+                out.append(item)
+                if len(out) == n:
+                    return
+
+    await asyncio.wait_for(run(), WAIT_S)
+    return out
+
+
+class Follower:
+    """A task that collects ``log.tail(after)`` until it has ``n`` items."""
+
+    def __init__(self, log: Any, n: int, after: Offset | None = None) -> None:
+        self.seen: list[tuple[Offset, Record]] = []
+        self.log, self.n, self.after = log, n, after
+        self.progress = asyncio.Event()
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async with contextlib.aclosing(self.log.tail(self.after)) as it:
+            async for item in it:
+                self.seen.append(item)
+                self.progress.set()
+                if len(self.seen) == self.n:
+                    return
+
+    async def wait_for_count(self, count: int) -> None:
+        async def reached() -> None:
+            while len(self.seen) < count and not self.task.done():
+                self.progress.clear()
+                await self.progress.wait()
+
+        await asyncio.wait_for(reached(), WAIT_S)
+
+    async def finish(self) -> list[tuple[Offset, Record]]:
+        """Wait (bounded) until all ``n`` items came; always ends the task."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), WAIT_S)
+        finally:
+            if not self.task.done():
+                self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        return self.seen
+
+
+async def nothing_more(log: Any, after: Offset | None, within: float = 0.3) -> None:
+    """Assert that ``log.tail(after)`` yields nothing for ``within`` seconds."""
+
+    async def first() -> tuple[Offset, Record]:
+        async with contextlib.aclosing(log.tail(after)) as it:
+            async for item in it:
+                return item  # type: ignore[no-any-return]
+        raise AssertionError("tail ended")
+
+    with pytest.raises(TimeoutError):
+        got = await asyncio.wait_for(first(), within)
+        raise AssertionError(f"unexpected record after {after}: {got}")
+
+
+def stored(results: list[AppendResult]) -> list[Offset]:
+    return [r.offset for r in results if r.offset is not None]
+
+
+# -- append -------------------------------------------------------------------------------------
+
+
+async def test_append_returns_one_result_per_record_in_order(event_log: Any) -> None:
+    recs = reads(5)
+    results = await event_log.append(recs)
+    assert [r.key for r in results] == [r.key for r in recs]
+    assert not any(r.duplicate for r in results)
+    assert all(r.offset is not None for r in results)
+    assert len(set(stored(results))) == 5
+    got = await take(event_log, 5)
+    assert [o for o, _ in got] == stored(results)
+    assert [rec for _, rec in got] == recs
+
+
+async def test_append_nothing_returns_nothing(event_log: Any) -> None:
+    assert await event_log.append([]) == []
+    assert await event_log.head() is None
+
+
+async def test_duplicate_in_a_later_call_is_reported_and_not_stored(event_log: Any) -> None:
+    first = await event_log.append(reads(3))
+    again = await event_log.append([*reads(1, start=1), *reads(1, start=3)])
+    assert again[0] == AppendResult(reads(1, start=1)[0].key, None, True)
+    assert not again[1].duplicate and again[1].offset is not None
+    got = await take(event_log, 4)
+    assert [o for o, _ in got] == [*stored(first), again[1].offset]
+    await nothing_more(event_log, got[-1][0])
+    assert await event_log.count() == 4
+
+
+async def test_duplicate_within_one_call_is_reported_and_not_stored(event_log: Any) -> None:
+    a, b = reads(2)
+    results = await event_log.append([a, b, a, a])
+    assert [r.duplicate for r in results] == [False, False, True, True]
+    assert [r.key for r in results] == [a.key, b.key, a.key, a.key]
+    assert results[2].offset is None and results[3].offset is None
+    got = await take(event_log, 2)
+    assert [rec for _, rec in got] == [a, b]
+    await nothing_more(event_log, got[-1][0])
+    assert await event_log.count() == 2
+
+
+async def test_the_same_key_with_a_different_body_is_still_a_duplicate(event_log: Any) -> None:
+    original = ChipRead("R1", "finish", "chipA", 1_000, seq=1)
+    resent = ChipRead("R1", "finish", "chipB", 2_000, seq=1)  # same reader sequence number
+    assert original.key == resent.key
+    await event_log.append([original])
+    assert (await event_log.append([resent]))[0].duplicate
+    got = await take(event_log, 1)
+    assert got[0][1] == original
+
+
+async def test_append_after_close_raises(event_log: Any) -> None:
+    await event_log.close()
+    with pytest.raises(LogUnavailable):
+        await event_log.append(reads(1))
+
+
+# -- tail and head ------------------------------------------------------------------------------
+
+
+async def test_tail_yields_everything_in_order_then_follows(event_log: Any) -> None:
+    before = reads(20)
+    await event_log.append(before[:10])
+    await event_log.append(before[10:])
+    follower = Follower(event_log, 30)
+    try:
+        await follower.wait_for_count(20)
+        after = reads(10, start=20)
+        results: list[AppendResult] = []
+        for rec in after:  # one at a time, while the tail is waiting
+            results += await event_log.append([rec])
+    finally:
+        seen = await follower.finish()
+    assert [rec for _, rec in seen] == before + after
+    assert [o for o, _ in seen[20:]] == stored(results)
+
+
+async def test_tail_after_an_offset_resumes_exactly_after_it(event_log: Any) -> None:
+    results = await event_log.append(reads(10))
+    offsets = stored(results)
+    got = await take(event_log, 4, after=offsets[5])
+    assert [o for o, _ in got] == offsets[6:]
+    assert [rec for _, rec in got] == reads(10)[6:]
+    await nothing_more(event_log, offsets[-1])
+    more = await event_log.append(reads(1, start=10))
+    assert await take(event_log, 1, after=offsets[-1]) == [(more[0].offset, reads(1, start=10)[0])]
+
+
+async def test_head_is_none_when_empty_then_the_newest_offset(event_log: Any) -> None:
+    assert await event_log.head() is None
+    first = await event_log.append(reads(3))
+    assert await event_log.head() == first[-1].offset
+    await event_log.append(reads(1))  # a duplicate does not move the head
+    assert await event_log.head() == first[-1].offset
+    second = await event_log.append(reads(2, start=3))
+    assert await event_log.head() == second[-1].offset
+
+
+async def test_a_second_log_on_the_same_storage_sees_the_first_ones_records(
+    open_log: Opener,
+) -> None:
+    writer, reader = open_log(), open_log()
+    early = await writer.append(reads(5))
+    follower = Follower(reader, 8)
+    try:
+        await follower.wait_for_count(5)
+        late = await writer.append(reads(3, start=5))
+    finally:
+        seen = await follower.finish()
+    assert [o for o, _ in seen] == stored(early) + stored(late)
+    assert [rec for _, rec in seen] == reads(8)
+    assert await reader.head() == late[-1].offset
+    assert (await reader.append(reads(1, start=2)))[0].duplicate  # keys are shared too
+
+
+async def test_concurrent_appends_are_each_stored_once(open_log: Opener) -> None:
+    logs = [open_log(), open_log()]
+    contested = Sighting("same-uuid", "cp1", "7", 1_000)
+
+    async def caller(i: int) -> tuple[list[Record], list[AppendResult]]:
+        mine = [*reads(5, reader=f"R{i}"), contested, *reads(5, reader=f"R{i}", start=5)]
+        return mine, await logs[i % 2].append(mine)
+
+    calls = await asyncio.wait_for(asyncio.gather(*(caller(i) for i in range(40))), WAIT_S)
+    winners = 0
+    for mine, results in calls:
+        assert [r.key for r in results] == [r.key for r in mine]
+        assert [r.duplicate for r in results[:5] + results[6:]] == [False] * 10
+        winners += not results[5].duplicate
+    assert winners == 1
+    offsets = [o for _, results in calls for o in stored(results)]
+    assert len(offsets) == len(set(offsets)) == 40 * 10 + 1
+    got = await take(logs[0], len(offsets))
+    assert {o for o, _ in got} == set(offsets)
+    assert len({rec.key for _, rec in got}) == len(got)
+    by_offset = dict(got)
+    for mine, results in calls:  # each caller's records are where its results say
+        for rec, res in zip(mine, results, strict=True):
+            if res.offset is not None:
+                assert by_offset[res.offset] == rec
+    assert await logs[1].count() == 401
+
+
+async def test_every_record_type_round_trips_unchanged(open_log: Opener) -> None:
+    records = one_of_each()
+    assert {type(r) for r in records} == set(get_args(Record))
+    log = open_log()
+    results = await log.append(records)
+    assert not any(r.duplicate for r in results)
+    got = await take(open_log(), len(records))
+    assert [rec for _, rec in got] == records
+
+
+# -- snapshots and lifecycle ----------------------------------------------------------------------
+
+
+async def test_snapshots_round_trip(event_log: Any, open_log: Opener) -> None:
+    assert await event_log.load_snapshot("fold") is None
+    results = await event_log.append(reads(3))
+    body = bytes(range(256)) * 4
+    await event_log.save_snapshot("fold", results[1].offset, body)
+    assert await event_log.load_snapshot("fold") == (results[1].offset, body)
+    await event_log.save_snapshot("fold", results[2].offset, b"newer")
+    await event_log.save_snapshot("other", results[0].offset, b"")
+    other_process = open_log()
+    assert await other_process.load_snapshot("fold") == (results[2].offset, b"newer")
+    assert await other_process.load_snapshot("other") == (results[0].offset, b"")
+    assert await other_process.load_snapshot("missing") is None
+    got = await take(other_process, 1, after=results[1].offset)  # a snapshot offset resumes
+    assert got == [(results[2].offset, reads(3)[2])]
+
+
+async def test_close_is_idempotent(event_log: Any) -> None:
+    await event_log.append(reads(1))
+    await event_log.close()
+    await event_log.close()

@@ -1,0 +1,260 @@
+"""The hub: one render per dirty topic per tick, latest-wins slots, snapshot on subscribe, one
+message per client per tick built once per topic set."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from livetrack.live.hub import Hub, Message, Subscriber, UnknownTopic
+from livetrack.live.wire import text_frame
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self.version = 0
+
+    def __call__(self, topic: str) -> str:
+        self.calls[topic] = self.calls.get(topic, 0) + 1
+        return f"<div id={topic}>{self.version}</div>"
+
+
+def sink() -> tuple[list[str], Subscriber]:
+    got: list[str] = []
+
+    async def send(text: str) -> None:
+        got.append(text)
+
+    return got, Subscriber(send, ["a"])
+
+
+async def test_one_render_per_dirty_topic_per_tick_whatever_the_subscriber_count() -> None:
+    render = Counter()
+    hub = Hub(render, is_topic=lambda t: True)
+    subs = []
+    for _ in range(500):
+        _, s = sink()
+        hub.subscribe(s)
+        subs.append(s)
+    assert render.calls == {"a": 1}  # the snapshot is rendered once and shared
+    render.version = 1
+    for _ in range(10):
+        hub.mark(["a", "b"])  # many changes before a tick; nobody watches "b"
+    hub.flush()
+    assert render.calls == {"a": 2}
+    assert all(s._slots["a"] == "<div id=a>1</div>" for s in subs)
+
+
+async def test_a_stalled_client_keeps_only_the_latest_state() -> None:
+    render = Counter()
+    hub = Hub(render, is_topic=lambda t: True)
+    never = asyncio.Event()
+
+    async def stalled_send(text: str) -> None:
+        await never.wait()  # like a phone that stopped reading: the send never completes
+
+    stalled = Subscriber(stalled_send, ["a"])
+    hub.subscribe(stalled)
+    await asyncio.sleep(0)  # the snapshot is taken and its send hangs
+    for v in range(1, 50):
+        render.version = v
+        hub.mark(["a"])
+        hub.flush()
+    assert stalled.pending() == 1
+    assert stalled._slots["a"] == "<div id=a>49</div>"
+    assert stalled.skipped == 48
+    hub.unsubscribe(stalled)
+    assert hub.frames_skipped == 48
+    await asyncio.sleep(0)
+
+
+async def test_a_stalled_direct_connection_keeps_only_the_latest_state() -> None:
+    """A connection whose direct write refuses (write buffer full) merges later ticks into its
+    slots, latest-wins per topic, and its one drain task waits on the ordinary send."""
+    render = Counter()
+    hub = Hub(render, is_topic=lambda t: True)
+    never = asyncio.Event()
+    sends: list[str] = []
+
+    async def blocked_send(text: str) -> None:
+        sends.append(text)
+        await never.wait()
+
+    sub = Subscriber(blocked_send, ["a", "b"], write=lambda frame: False)
+    hub.subscribe(sub)
+    await asyncio.sleep(0)
+    assert sends == ["<div id=a>0</div><div id=b>0</div>"]  # the snapshot, in one message
+    for v in range(1, 20):
+        render.version = v
+        hub.mark(["a"] if v % 2 else ["a", "b"])
+        hub.flush()
+    assert sub._slots == {"a": "<div id=a>19</div>", "b": "<div id=b>18</div>"}
+    await asyncio.sleep(0)
+    assert len(sends) == 1  # still one send outstanding: nothing queued behind it
+    hub.unsubscribe(sub)
+    await asyncio.sleep(0)
+
+
+async def test_a_slow_client_does_not_delay_a_fast_one() -> None:
+    render = Counter()
+    hub = Hub(render, is_topic=lambda t: True)
+    fast_got: list[str] = []
+    gate = asyncio.Event()
+
+    async def fast(text: str) -> None:
+        fast_got.append(text)
+
+    async def slow(text: str) -> None:
+        await gate.wait()
+
+    fast_task = asyncio.create_task(hub.serve(Subscriber(fast, ["a"])))
+    slow_task = asyncio.create_task(hub.serve(Subscriber(slow, ["a"])))
+    await asyncio.sleep(0.01)
+    render.version = 7
+    hub.mark(["a"])
+    hub.flush()
+    await asyncio.sleep(0.01)
+    assert fast_got[-1] == "<div id=a>7</div>"
+    gate.set()
+    for t in (fast_task, slow_task):
+        t.cancel()
+    await asyncio.gather(fast_task, slow_task, return_exceptions=True)
+    assert hub.clients == 0 and hub.topic_count == 0
+
+
+async def test_subscribe_delivers_a_snapshot_of_every_topic() -> None:
+    render = Counter()
+    hub = Hub(render, is_topic=lambda t: True)
+    got: list[str] = []
+
+    async def send(text: str) -> None:
+        got.append(text)
+
+    task = asyncio.create_task(hub.serve(Subscriber(send, ["a", "b", "c"])))
+    await asyncio.sleep(0.01)
+    assert got == ["<div id=a>0</div><div id=b>0</div><div id=c>0</div>"]  # one message
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def direct(frames: list[bytes]) -> tuple[list[str], Subscriber]:
+    """A subscriber with a direct write that always succeeds (and an ASGI send never used)."""
+    got: list[str] = []
+
+    async def send(text: str) -> None:
+        got.append(text)
+
+    def write(frame: bytes) -> bool:
+        frames.append(frame)
+        return True
+
+    return got, Subscriber(send, ["race", "board", "feed"], write=write)
+
+
+async def test_one_message_per_tick_with_every_changed_topic_built_once_per_topic_set() -> None:
+    render = Counter()
+    hub = Hub(render, is_topic=lambda t: True)
+    frames: list[bytes] = []
+    subs = []
+    for _ in range(300):
+        got, s = direct(frames)
+        hub.subscribe(s)
+        subs.append((got, s))
+    assert len(frames) == 300 and render.calls == {"race": 1, "board": 1, "feed": 1}
+    frames.clear()
+    render.version = 1
+    hub.mark(["feed", "board"])
+    hub.flush()
+    assert len(frames) == 300  # one frame each, written at once, no task switch
+    assert all(f is frames[0] for f in frames)  # the same bytes object handed to every client
+    assert frames[0] == text_frame(b"<div id=board>1</div><div id=feed>1</div>")  # topic order
+    assert hub.messages == 1 and render.calls == {"race": 1, "board": 2, "feed": 2}
+    assert all(not got and s.pending() == 0 and s.sent == 2 for got, s in subs)
+
+
+async def test_subscribers_with_other_topic_sets_get_their_own_message() -> None:
+    render = Counter()
+    hub = Hub(render, is_topic=lambda t: True)
+    frames: list[bytes] = []
+    _, full = direct(frames)
+    hub.subscribe(full)
+    other_frames: list[bytes] = []
+    other = Subscriber(
+        full.send, ["feed", "runner:7"], write=lambda f: other_frames.append(f) or True
+    )
+    hub.subscribe(other)
+    render.version = 2
+    hub.mark(["feed", "race"])
+    hub.flush()
+    assert frames[-1] == text_frame(b"<div id=race>2</div><div id=feed>2</div>")
+    assert other_frames[-1] == text_frame(b"<div id=feed>2</div>")
+    assert render.calls["feed"] == 2  # rendered once for both groups
+    hub.unsubscribe(full)
+    hub.unsubscribe(other)
+    assert hub.clients == 0 and hub.topic_count == 0 and not hub._groups
+
+
+def test_text_frames_use_the_three_length_encodings() -> None:
+    assert text_frame(b"hi") == b"\x81\x02hi"
+    assert text_frame(b"x" * 200)[:4] == b"\x81\x7e\x00\xc8"
+    assert text_frame(b"x" * 70_000)[:10] == b"\x81\x7f" + (70_000).to_bytes(8, "big")
+    assert Message({"a": "é"}).frame == b"\x81\x02\xc3\xa9"
+
+
+def test_unchanged_fragment_is_not_sent_again() -> None:
+    render = Counter()
+    hub = Hub(render, is_topic=lambda t: True)
+    _, s = sink()
+    hub.subscribe(s)
+    s._slots.clear()
+    hub.mark(["a"])
+    hub.flush()
+    assert s.pending() == 0
+
+
+def test_unknown_and_too_many_topics_are_refused() -> None:
+    hub = Hub(Counter(), is_topic=lambda t: t.startswith("ok"), max_topics=3)
+    assert hub.validate(["ok1", "ok1", "ok2"]) == ["ok1", "ok2"]
+    with pytest.raises(UnknownTopic, match="unknown topic 'bad'"):
+        hub.validate(["ok1", "bad"])
+    with pytest.raises(UnknownTopic, match="too many"):
+        hub.validate(["ok1", "ok2", "ok3", "ok4"])
+    with pytest.raises(UnknownTopic, match="no topics"):
+        hub.validate([""])
+
+
+def test_a_failing_render_is_logged_and_other_topics_still_go_out() -> None:
+    def render(topic: str) -> str:
+        if topic == "bad":
+            raise RuntimeError("template broke")
+        return f"<div id={topic}></div>"
+
+    hub = Hub(render, is_topic=lambda t: True)
+    _, s = sink()
+    s.topics = ("a", "bad")
+    hub.subscribe(s)
+    assert list(s._slots) == ["a"]
+    hub.mark(["a", "bad"])
+    hub.flush()
+    assert hub.render_errors == 2
+
+
+def test_derived_topics_are_rendered_once_per_tick_from_the_dirty_set() -> None:
+    render = Counter()
+    derived: list[set[str]] = []
+
+    def derive(dirty: set[str]) -> set[str]:
+        derived.append(set(dirty))
+        return dirty | {"summary"}
+
+    hub = Hub(render, is_topic=lambda t: True, derive=derive)
+    _, s = sink()
+    s.topics = ("summary",)
+    hub.subscribe(s)
+    for _ in range(20):
+        hub.mark(["a"])
+    hub.flush()
+    assert derived == [{"a"}]
+    assert render.calls["summary"] == 2  # the snapshot, then once for the tick

@@ -1,0 +1,119 @@
+"""Fan-out over real sockets: hundreds of websocket clients on a real server each receive a
+posted update (correctness only: no timing assertions)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from factory import GUN, event, person
+from server import Running, serve
+from websockets.asyncio.client import ClientConnection, connect
+
+from livetrack.web.runtime import Runtime
+
+CLIENTS = 300
+PAGE = "race:mile,board:mile:finish:all,feed:mile"
+
+
+async def recv_until(ws: ClientConnection, needle: str, timeout: float = 60.0) -> str:
+    async def loop() -> str:
+        while True:
+            msg = await ws.recv()
+            assert isinstance(msg, str)
+            if needle in msg:
+                return msg
+
+    return await asyncio.wait_for(loop(), timeout)
+
+
+async def open_clients(url: str, topic_sets: list[str]) -> list[ClientConnection]:
+    gate = asyncio.Semaphore(50)
+
+    async def one(topics: str) -> ClientConnection:
+        async with gate:
+            return await connect(f"{url}/live?topics={topics}", compression=None, open_timeout=60)
+
+    return list(await asyncio.gather(*(one(t) for t in topic_sets)))
+
+
+async def post_finish(srv: Running, chip: str, at_ms: int) -> None:
+    async with httpx.AsyncClient(base_url=srv.url) as http:
+        reader = {"authorization": f"Bearer {srv.tokens['reader']}"}
+        read = {"reader": "r1", "point": "finish", "chip": chip, "time": at_ms}
+        r = await http.post("/api/v1/reads", json=[read], headers=reader)
+        assert r.json()["accepted"] == 1
+
+
+async def fire_gun(srv: Running) -> None:
+    async with httpx.AsyncClient(base_url=srv.url) as http:
+        timer = {"authorization": f"Bearer {srv.tokens['timer']}"}
+        r = await http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=timer)
+        assert r.is_success
+
+
+def runtime(srv: Running) -> Runtime:
+    rt = srv.app.state.runtime  # type: ignore[attr-defined]
+    assert isinstance(rt, Runtime)
+    return rt
+
+
+async def test_every_one_of_hundreds_of_clients_receives_the_posted_update(
+    tmp_path: Path,
+) -> None:
+    people = [person("1", first_name="Ada", last_name="Lovelace"), person("2")]
+    with serve(event(), tmp_path / "log.db", people) as srv:
+        await fire_gun(srv)
+        clients = await open_clients(srv.ws_url, [PAGE] * CLIENTS)
+        try:
+            snapshots = await asyncio.gather(
+                *(recv_until(ws, 'id="t-board-mile-finish-all"') for ws in clients)
+            )
+            # the snapshot is one message carrying every subscribed region
+            assert all('id="t-race-mile"' in s and 'id="t-feed-mile"' in s for s in snapshots)
+            hub = runtime(srv).hub
+            assert hub.clients == CLIENTS and len(hub._groups) == 1
+            # uvicorn's default websocket implementation takes the direct write
+            assert all(s.write is not None for s in hub._subs["feed:mile"])
+            await post_finish(srv, "C1", GUN + 431_000)
+            got = await asyncio.gather(*(recv_until(ws, "Ada Lovelace") for ws in clients))
+            missing = [g[:300] for g in got if 'id="t-feed-mile"' not in g]
+            assert not missing, missing[0]
+        finally:
+            await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
+
+
+async def test_clients_with_different_topic_sets_each_get_their_regions(tmp_path: Path) -> None:
+    people = [person("1", first_name="Ada", last_name="Lovelace"), person("2")]
+    sets = ["board:mile:finish:all", "feed:mile,runner:1", PAGE]
+    with serve(event(), tmp_path / "log.db", people) as srv:
+        await fire_gun(srv)
+        clients = await open_clients(srv.ws_url, [sets[i % 3] for i in range(150)])
+        try:
+            await asyncio.gather(
+                *(recv_until(ws, 'id="t-') for ws in clients)
+            )  # every client's snapshot
+            await post_finish(srv, "C1", GUN + 431_000)
+            got = await asyncio.gather(*(recv_until(ws, "Ada Lovelace") for ws in clients))
+            for i, msg in enumerate(got):
+                assert ('id="t-board-mile-finish-all"' in msg) == (i % 3 != 1)
+                assert ('id="t-feed-mile"' in msg) == (i % 3 != 0)
+            assert len(runtime(srv).hub._groups) == 3
+        finally:
+            await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
+
+
+async def test_closed_clients_are_unsubscribed(tmp_path: Path) -> None:
+    with serve(event(), tmp_path / "log.db", [person("1")]) as srv:
+        clients = await open_clients(srv.ws_url, [PAGE] * 50)
+        await asyncio.gather(*(recv_until(ws, 'id="t-feed-mile"') for ws in clients))
+        await asyncio.gather(*(ws.close() for ws in clients))
+        hub = runtime(srv).hub
+        for _ in range(200):
+            if hub.clients == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert hub.clients == 0 and hub.topic_count == 0 and not hub._groups
+        async with connect(srv.ws_url + "/live?topics=race:mile", open_timeout=30) as ws:
+            assert 'id="t-race-mile"' in await recv_until(ws, 'id="t-race-mile"')

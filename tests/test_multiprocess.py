@@ -1,0 +1,318 @@
+"""Several real ``livetrack serve`` processes on one log: each folds it, any accepts ingest.
+
+The helpers here (real server processes on free ports, tokens made with ``livetrack token``,
+reads of a mile race) are shared with test_faults.py and test_snapshot.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import REPO, RedisServer, free_port
+from factory import EVENT_TOML, GUN
+
+#: Checkpoints of the test event's races with standings (every one is compared).
+BOARDS = {"mile": ("half", "finish"), "chip": ("half", "finish"), "loop": ("lap1", "finish")}
+RUNNERS = 300
+
+
+@dataclass
+class Server:
+    """One ``python -m livetrack.cli serve`` process of the test's own."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    errlog: Path
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill9(self) -> None:
+        """SIGKILL, like a crash or a pulled plug: no shutdown code runs."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM: a graceful shutdown (the final snapshot is saved)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def health(self) -> httpx.Response:
+        return httpx.get(self.url + "/healthz", timeout=5)
+
+    def standings(self) -> dict[str, object]:
+        """The JSON of every race's standings at every checkpoint."""
+        out: dict[str, object] = {}
+        for race, points in BOARDS.items():
+            for point in points:
+                r = httpx.get(
+                    f"{self.url}/api/v1/races/{race}/standings",
+                    params={"point": point, "limit": "10000"},
+                    timeout=10,
+                )
+                r.raise_for_status()
+                out[f"{race}/{point}"] = r.json()
+        return out
+
+
+@dataclass
+class Event:
+    """The test's event on disk and where its log lives (``--db FILE`` or ``--redis URL``)."""
+
+    dir: Path
+    log_args: list[str]
+
+    @property
+    def toml(self) -> Path:
+        return self.dir / "event.toml"
+
+    @property
+    def people(self) -> Path:
+        return self.dir / "people.csv"
+
+
+def make_event(tmp: Path, log_args: Sequence[str], runners: int = RUNNERS) -> Event:
+    """The factory's test event and ``runners`` entrants spread over its three races."""
+    (tmp / "event.toml").write_text(EVENT_TOML)
+    races = ("loop", "mile", "chip")  # by i % 3
+    lines = ["bib,chip,first_name,last_name,gender,age,club,race,wave"]
+    for i in range(1, runners + 1):
+        g = "F" if i % 2 else "M"
+        lines.append(f"{i},C{i},First{i},Last{i},{g},{20 + i % 50},Club {i % 7},{races[i % 3]},")
+    (tmp / "people.csv").write_text("\n".join(lines) + "\n")
+    return Event(tmp, list(log_args))
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "livetrack.cli", *args],
+        capture_output=True, text=True, cwd=REPO, timeout=timeout,
+    )  # fmt: skip
+
+
+def token(ev: Event, role: str) -> str:
+    """A token made with ``livetrack token create`` into the event's log."""
+    out = cli("token", "create", "--role", role, "--event", str(ev.toml), *ev.log_args)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()[0]
+
+
+def start(ev: Event, *extra: str, ready: bool = True, timeout: float = 60) -> Server:
+    """Start a server process on a free port; wait until /healthz says 200 (``ready``)."""
+    port = free_port()
+    errlog = ev.dir / f"serve-{port}.log"
+    args = [
+        sys.executable, "-m", "livetrack.cli", "serve", "--event", str(ev.toml),
+        "--participants", str(ev.people), "--port", str(port), *ev.log_args, *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with errlog.open("wb") as err:
+        proc = subprocess.Popen(args, stdout=err, stderr=err, cwd=REPO, env=env)
+    server = Server(proc, port, errlog, args)
+    if ready:
+        wait_healthy(server, timeout)
+    return server
+
+
+def wait_healthy(server: Server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(
+                f"server exited with {server.proc.returncode}: {server.errlog.read_text()[-3000:]}"
+            )
+        try:
+            if server.health().status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"server not healthy in {timeout}s: {server.errlog.read_text()[-3000:]}")
+
+
+def cleanup() -> Iterator[list[Server]]:
+    """The body of a ``servers`` fixture: the servers a test starts are killed at its end."""
+    started: list[Server] = []
+    yield started
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait(10)
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    yield from cleanup()
+
+
+def read(i: int, point: str = "finish", seq_base: int = 0) -> dict[str, object]:
+    """Runner ``i``'s read at timing point ``point``, with a seq of its own, so its key is
+    ``read:mat-POINT:SEQ``."""
+    at_s = {"half": 250.0, "line": 300.0, "finish": 500.0}[point] + i * 0.25
+    return {
+        "reader": f"mat-{point}",
+        "point": point,
+        "chip": f"C{i}",
+        "time": GUN + int(at_s * 1000),
+        "seq": seq_base + i,
+    }
+
+
+def race_reads(runners: int = RUNNERS) -> list[dict[str, object]]:
+    """Every runner's reads at each timing point of its race's course, in race order (the
+    mile courses have a halfway mat, the loop a lap mat)."""
+    out: list[dict[str, object]] = []
+    out.extend(read(i, "half") for i in range(1, runners + 1) if i % 3 != 0)
+    out.extend(read(i, "line") for i in range(1, runners + 1) if i % 3 == 0)
+    out.extend(read(i, "finish") for i in range(1, runners + 1))
+    return out
+
+
+def fire_gun(server: Server, timer: str) -> None:
+    for race in BOARDS:
+        r = httpx.post(
+            f"{server.url}/api/v1/races/{race}/gun",
+            json={"time": GUN},
+            headers={"authorization": f"Bearer {timer}"},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+
+
+def post(server: Server, tok: str, reads: list[dict[str, object]]) -> httpx.Response:
+    return httpx.post(
+        server.url + "/api/v1/reads",
+        json=reads,
+        headers={"authorization": f"Bearer {tok}"},
+        timeout=30,
+    )
+
+
+def wait_same(servers: Sequence[Server], timeout: float = 20) -> dict[str, object]:
+    """Wait until every server serves the same standings; return them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        views = [s.standings() for s in servers]
+        if all(v == views[0] for v in views[1:]):
+            return views[0]
+        if time.monotonic() > deadline:
+            first, other = views[0], next(v for v in views[1:] if v != views[0])
+            differ = [k for k in first if first[k] != other.get(k)]
+            raise AssertionError(f"standings differ at {differ}")
+        time.sleep(0.2)
+
+
+def finishers(standings: dict[str, object], race: str = "mile") -> set[str]:
+    board = standings[f"{race}/finish"]
+    assert isinstance(board, dict)
+    return {str(row["bib"]) for row in board["rows"]}
+
+
+# -- tests ------------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_second_process_started_mid_race_serves_the_same_standings(
+    redis_server: RedisServer, tmp_path: Path, servers: list[Server]
+) -> None:
+    ev = make_event(tmp_path, ["--redis", redis_server.url])
+    reader, timer = token(ev, "reader"), token(ev, "timer")
+    a = start(ev)
+    servers.append(a)
+    fire_gun(a, timer)
+    reads = race_reads()
+    half = len(reads) // 2
+    for i in range(0, half, 100):
+        assert post(a, reader, reads[i : i + 100]).status_code == 200
+    b = start(ev)  # joins mid-race: replays the first half from the stream
+    servers.append(b)
+    # any process accepts ingest: the second half goes to both, alternately
+    for n, i in enumerate(range(half, len(reads), 100)):
+        target = (a, b)[n % 2]
+        r = post(target, reader, reads[i : i + 100])
+        assert r.status_code == 200 and r.json()["accepted"] == len(reads[i : i + 100])
+    same = wait_same([a, b])
+    expected_finishers = {str(i) for i in range(1, RUNNERS + 1) if i % 3 == 1}
+    assert finishers(same) == expected_finishers
+    # the stream is the default for the event: livetrack:<event id>
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.xlen("livetrack:test") >= len(reads) + RUNNERS
+    client.close()
+
+
+@pytest.mark.redis
+def test_workers_share_one_port_and_one_log(
+    redis_server: RedisServer, tmp_path: Path, servers: list[Server]
+) -> None:
+    """``serve --workers 2``: two processes behind one port, both folding the one stream."""
+    ev = make_event(tmp_path, ["--redis", redis_server.url], runners=60)
+    reader, timer = token(ev, "reader"), token(ev, "timer")
+    s = start(ev, "--workers", "2")
+    servers.append(s)
+    fire_gun(s, timer)
+    reads = [read(i) for i in range(1, 61)]
+    for i in range(0, 60, 5):  # new connections: the kernel spreads them over the workers
+        assert post(s, reader, reads[i : i + 5]).status_code == 200
+    expected = {str(i) for i in range(1, 61) if i % 3 == 1}
+    # requests on new connections land on either worker: wait until both have folded
+    # everything (same number of records applied), then every answer is the whole race
+    applied: dict[int, int] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        h = httpx.get(s.url + "/healthz", timeout=5).json()
+        applied[h["pid"]] = h["applied"]
+        if len(applied) == 2 and len(set(applied.values())) == 1 and h["caught_up"]:
+            break
+        time.sleep(0.05)
+    assert len(applied) == 2, f"answers came from {len(applied)} process(es)"
+    assert len(set(applied.values())) == 1, applied
+    assert all(finishers(s.standings()) == expected for _ in range(6))
+    s.stop()
+    assert s.proc.returncode == 0, s.errlog.read_text()[-2000:]
+
+
+def test_serve_exits_with_one_line_when_redis_is_unreachable(tmp_path: Path) -> None:
+    ev = make_event(tmp_path, ["--redis", f"redis://127.0.0.1:{free_port()}/0"], runners=3)
+    out = cli("serve", "--event", str(ev.toml), "--port", str(free_port()), *ev.log_args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("livetrack: cannot reach Redis at redis://127.0.0.1:")
+    assert "Traceback" not in out.stderr
+    tok = cli("token", "create", "--role", "reader", "--event", str(ev.toml), *ev.log_args)
+    assert tok.returncode == 2 and len(tok.stderr.strip().splitlines()) == 1, tok.stderr
+
+
+def test_token_needs_a_stream_or_an_event(tmp_path: Path) -> None:
+    out = cli("token", "create", "--role", "reader", "--redis", "redis://127.0.0.1:1/0")
+    assert out.returncode != 0
+    assert "?stream=" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_health_reports_lag_zero_when_caught_up(tmp_path: Path, servers: list[Server]) -> None:
+    ev = make_event(tmp_path, ["--db", str(tmp_path / "log.db")], runners=10)
+    s = start(ev)
+    servers.append(s)
+    body = json.loads(s.health().text)
+    assert body["ready"] is True and body["caught_up"] is True and body["lag"] == 0
+    assert body["applied"] >= 10 and body["head"] == body["offset"]
