@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from livetrack import evaluate
 from livetrack.domain.event import ConfigError, Event, load_event_text
 from livetrack.domain.participants import parse_participants
 from livetrack.domain.records import ParticipantRecord, Record, TokenRecord
@@ -527,17 +528,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--event", help="EVENT.toml: with --redis, names the stream livetrack:<id>")
     p.set_defaults(func=cmd_token)
 
-    p = sub.add_parser("evaluate-predictions", help="replay real results through the predictor",
-                       add_help=False)  # fmt: skip
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=lambda a: _evaluate(a.rest))
+    p = sub.add_parser(
+        "evaluate-predictions",
+        help="replay real results through the predictor",
+        description=evaluate.DESCRIPTION,
+    )
+    evaluate.add_arguments(p)
+    p.set_defaults(func=evaluate.run)
     return parser
-
-
-def _evaluate(argv: list[str]) -> int:
-    from livetrack.evaluate import main as evaluate
-
-    return evaluate(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,18 +130,18 @@ def format_table(scores: list[CheckpointScore]) -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="livetrack evaluate-predictions",
-        description=(
-            "Replay a past race in race order (passings sorted by elapsed time, every runner "
-            "starting together), ask the finish-time predictor after every passing and print, "
-            "per checkpoint, the number of finishers scored, mean absolute error in minutes and "
-            "in percent, the share of true finish times inside the 80%% interval, the same "
-            "errors for the constant-pace projection, the gain over it, and the number of "
-            "estimates made for runners who did not finish."
-        ),
-    )
+DESCRIPTION = (
+    "Replay a past race in race order (passings sorted by elapsed time, every runner "
+    "starting together), ask the finish-time predictor after every passing and print, "
+    "per checkpoint, the number of finishers scored, mean absolute error in minutes and "
+    "in percent, the share of true finish times inside the 80%% interval, the same "
+    "errors for the constant-pace projection, the gain over it, and the number of "
+    "estimates made for runners who did not finish."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The command's options, on its own parser or on the ``livetrack`` subcommand's."""
     p.add_argument("results", help="results CSV of the race to replay")
     p.add_argument(
         "--history",
@@ -163,8 +163,19 @@ def _parser() -> argparse.ArgumentParser:
         help="editions of the history files to use, e.g. 1986-2014; default: every edition "
         "before the replayed one (never the replayed edition itself)",
     )
-    p.add_argument("--limit", type=int, help="replay only the first N runners of the results")
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="replay only N runners, evenly spaced through the results file (every "
+        "(total/N)-th row, the same sample every time), so that every pace is represented",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="livetrack evaluate-predictions", description=DESCRIPTION)
+    add_arguments(p)
     return p
 
 
@@ -175,7 +186,11 @@ def _year_range(text: str) -> tuple[int, int]:
 
 def main(argv: list[str]) -> int:
     """Run the command; returns the process exit status (0 ok, 2 usage or input error)."""
-    args = _parser().parse_args(argv)
+    return run(_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command on parsed arguments (see :func:`add_arguments`)."""
     try:
         race = load_results(args.results, args.format)
         editions = race.editions()
@@ -186,7 +201,7 @@ def main(argv: list[str]) -> int:
             year = year if year is not None else editions[-1]
             race = race.select([year])
         if args.limit is not None:
-            race = RaceResults(race.checkpoints, race.runners[: max(0, args.limit)])
+            race = race.sample(args.limit)
         history: list[tuple[float | None, ...]] = []
         years = _year_range(args.history_years) if args.history_years else None
         for path in args.history:

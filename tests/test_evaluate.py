@@ -108,6 +108,17 @@ def test_evaluate_limit_and_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert err == ""
 
 
+def test_limit_takes_an_evenly_spaced_sample_not_the_first_rows(tmp_path: Path) -> None:
+    write_boston(tmp_path / "today.csv")  # 30 runners, bibs 100..129 in finishing order
+    race = load_boston(tmp_path / "today.csv")
+    sample = race.sample(10)
+    assert [r.runner_id for r in sample.runners] == [str(100 + 3 * k) for k in range(10)]
+    assert race.sample(10) == sample  # the same every time
+    assert [r.runner_id for r in race.sample(4).runners] == ["100", "107", "115", "122"]
+    assert race.sample(30).runners == race.runners
+    assert race.sample(0).runners == ()
+
+
 def test_evaluate_rejects_a_file_of_another_format(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,8 +9,12 @@ later checkpoint ``j``; all ratios are in log space::
   an earlier checkpoint at least a tenth of the course back) / (average pace so far).
 * ``H_ij`` gives the 10/50/90% quantiles of the ratio among earlier editions' runners nearest
   in (pace, trend) (:class:`~livetrack.domain.predict_grid.QuantileGrid`). Without history, or
-  where history has no comparable runner, it is a Riegel prior: median ratio
-  ``(d_j / d_i) ** 1.06`` with an interval widening with the share of the course left.
+  where history has no comparable runner, it is a prior: even pace slowing quadratically over
+  the course, by 12% per marathon distance at the finish (median ratio ``(d_j / d_i) *
+  (1 + a f_j^2 / 3) / (1 + a f_i^2 / 3)``, ``f`` the share of the course, ``a`` = 0.12 times the
+  course length in marathons), with an interval proportional to the share of the time still
+  to run and to the square root of the share of the course at ``j`` (later stretches spread
+  more), slightly wider for longer races.
 * ``D_k`` is today's correction on segment ``k -> k+1``: the median residual (today's ratio minus
   ``H``'s median) of the runners nearest in pace who have already run that segment, adjusted
   by a slope on the trend at ``i`` fitted over today's runners
@@ -18,25 +22,38 @@ later checkpoint ``j``; all ratios are in log space::
   the runners ahead, whatever the history says. Only runners of a pace that has (nearly) all
   reached ``k+1`` by the latest elapsed time observed are used, since the first arrivals of a
   pace are its quick ones. Without history, a runner with nobody ahead extends today's offset on
-  the segment just run to the rest of the course.
-* The 80% interval is ``H``'s 10%..90% spread around the corrected median (without history:
-  today's residual spreads on the segments, combined with correlation 0.5, the prior's where
-  nobody has run a segment yet), widened by the uncertainty of the corrections (few runners,
-  runners of a different pace, or with history a possible day-to-day shift on segments nobody
-  has run yet). For the finish, it is then scaled so that the finish predictions made earlier
-  from the same checkpoint for runners who have since finished cover 80%
-  (:class:`~livetrack.domain.predict_field.Calibration`; until some have, by today's spread
-  relative to the model on the segments run so far).
+  the segment just run to the rest of the course. A runner timed at ``a`` and then ``b`` but not
+  between (an untimed station, a missed mat) counts on each segment between with the model's
+  ratio plus a share of the residual over ``a..b`` proportional to the segment's Riegel ratio.
+* The reference 80% interval is ``H``'s 10%..90% spread around the corrected median, widened
+  by the uncertainty of the corrections: few runners; offsets borrowed from runners of another
+  pace, the more so the more today's runners of this pace have strayed from the model on the
+  segments behind them; and with history, a day-to-day shift on segments nobody has run yet
+  of that same size.
+* Calibration, online: its half-widths below and above the median are multiplied by factors
+  learned from how earlier predictions from the same checkpoint turned out
+  (:class:`~livetrack.domain.predict_field.Calibration`), so that each side leaves out 10%. A
+  runner followed from checkpoint ``i`` is checked at later checkpoints ``m`` (``i+1``, ``i+2``,
+  ``i+4``... and the finish) once the upper bound of its prediction, prorated to ``m``, has
+  passed (so that slow runners are not missed while fast ones count: which runners are
+  scored does not depend on how they did); its news is the revision of its predicted finish
+  from ``i`` to ``m`` plus the interval still open at ``m`` (nothing once finished). This
+  calibrates the finish intervals long before anybody finishes, from the part of the course
+  the field has run so far, and the finish itself takes over as runners finish. Until then
+  (and weighted in while few are known) the factors are 1, or with history today's spread
+  relative to ``H`` on the segments run so far.
 
 Elapsed times are taken as comparable across runners (a common start or chip times from
 start waves close together): "the latest elapsed time observed" stands for the race clock.
 
-Everything is incremental: ``observe`` is O(log n) in the number of passings and ``estimate`` is
-a handful of dictionary look-ups. The predictor reads no clock and does no I/O.
+Everything is incremental: ``observe`` is O(log n) in the number of passings (a bounded number
+of runners per checkpoint are followed for calibration) and ``estimate`` is a handful of
+dictionary look-ups. The predictor reads no clock and does no I/O.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -51,15 +68,33 @@ FINISH = "finish"
 """Target alias for the last checkpoint, whatever its name."""
 
 RIEGEL_EXPONENT = 1.06
+"""Exponent of distance in time used to scale segments against each other."""
 
-_PRIOR_LOW = 0.16
-"""Prior interval below the Riegel median, in log ratio per unit share of the course left."""
-_PRIOR_HIGH = 0.12
-"""Prior interval above the Riegel median, likewise."""
+_FADE = 0.12
+"""Prior slowing of the pace from start to finish, per marathon distance of course."""
+_MARATHON = 42195.0
+_PRIOR_LOW = 0.07
+"""Prior interval below the median, per unit share of the time still to run (at the finish,
+for a marathon)."""
+_PRIOR_HIGH = 0.11
+"""Prior interval above the median, likewise."""
 _DAY_SHIFT = 0.015
-"""Prior spread of a day-to-day change of a segment's log ratio, as a share of its Riegel value."""
-_SEGMENT_CORRELATION = 0.5
-"""Assumed correlation of a runner's residuals on different segments (for combining spreads)."""
+"""Least spread of a day-to-day change of a segment's log ratio, as a share of its Riegel
+value."""
+_STRAY_PRIOR = 0.25
+"""Weight of _DAY_SHIFT in a runner's deviation from the model, in squared Riegel ratio."""
+_BORROW_PACE = 0.2
+"""Difference in log pace at which an offset borrowed from other runners is as uncertain as
+today's typical deviation from the model."""
+_INV_BORROW_SQ = 1.0 / (_BORROW_PACE * _BORROW_PACE)
+_CALIBRATION_PRIOR_N = 20.0
+"""Weight, in finish-equivalents, of the model's own spread against realised errors."""
+_DUE_FACTOR = 1.5
+"""A runner followed for calibration is checked once the upper bound of its prediction,
+with its half-width times this, has passed."""
+_SAMPLES_PER_CHECKPOINT = 1000
+"""Runners followed per checkpoint for calibration: every one until this many have passed
+it, then every 2nd, 4th... (those no longer followed are dropped), evenly over the field."""
 _OVERDUE_FACTOR = 1.5
 """A runner is overdue once the time since the last passing exceeds this multiple of the
 upper-bound time to the next checkpoint."""
@@ -74,11 +109,30 @@ class Estimate:
     high: float
 
 
-_Correction = tuple[float, float, float, float, float]
+_Correction = tuple[float, float, float]
+_Raw = tuple[float, float, float, float]
+"""(median, lower and upper half-width of the reference 80% interval, all in log ratio to the
+runner's last passing; the model's own multiple of those half-widths)."""
+_Pending = tuple[float, int, "_Runner", int, int, int, float]
+"""(due time, sequence, runner, from checkpoint, checked checkpoint, sample key, log ratio of
+the upper bound of the finish prediction from the checkpoint)."""
 
 
 class _Runner:
-    __slots__ = ("cached", "last", "pending", "times", "version", "x", "xs", "z", "zs")
+    __slots__ = (
+        "cached",
+        "dev",
+        "dev_w",
+        "last",
+        "late",
+        "raws",
+        "times",
+        "version",
+        "x",
+        "xs",
+        "z",
+        "zs",
+    )
 
     def __init__(self, n: int) -> None:
         self.times: list[float | None] = [None] * n
@@ -87,9 +141,12 @@ class _Runner:
         self.last = -1
         self.x = 0.0
         self.z = 0.0
-        self.pending: dict[int, tuple[float, float, float]] = {}
+        self.late: list[_Pending] = []
+        self.raws: list[_Raw | None] = [None] * n
+        self.dev = 0.0
+        self.dev_w = 0.0
         self.version = -1
-        self.cached: tuple[int, float, float, float, float] = (-1, 0.0, 0.0, 0.0, 1.0)
+        self.cached: tuple[int, Estimate | None] = (-1, None)
 
 
 class Predictor:
@@ -122,6 +179,9 @@ class Predictor:
         self._index = {name: i for i, name in enumerate(names)}
         self._finish = n - 1
         self._trend_gap = 0.1 * dists[-1]
+        fade = _FADE * dists[-1] / _MARATHON
+        self._fade = [math.log1p(fade * (d / dists[-1]) ** 2 / 3.0) for d in dists]
+        self._prior_scale = (dists[-1] / _MARATHON) ** 0.25
         self._history: list[list[float | None]] = []
         for row in history or ():
             if len(row) != n:
@@ -134,8 +194,23 @@ class Predictor:
         self._now = 0.0
         self._log_now = 0.0
         self._seg_high = [self._segment_high(k) for k in range(n - 1)]
+        self._seg_riegel = [
+            RIEGEL_EXPONENT * (self._logd[k + 1] - self._logd[k]) for k in range(n - 1)
+        ]
         self._version = 0
         self._calibration = [Calibration() for _ in range(n)]
+        self._pending: list[_Pending] = []
+        self._seq = 0
+        self._passed_count = [0] * n
+        self._stride = [1] * n
+        self._progress = [
+            [(dists[m] - dists[i]) / (dists[-1] - dists[i]) if m > i else 0.0 for m in range(n)]
+            for i in range(n)
+        ]
+        self._share = [
+            [self._prior(i, m)[1] / self._prior(i, n - 1)[1] if m > i else 0.0 for m in range(n)]
+            for i in range(n)
+        ]
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -163,11 +238,18 @@ class Predictor:
         if t > self._now:
             self._now = t
             self._log_now = math.floor(math.log(t) * 2000.0) / 2000.0
+            pending = self._pending
+            while pending and pending[0][0] <= t:
+                self._commit(heapq.heappop(pending))
         x = math.log(t / self._dist[c])
         z = self._trend(r.times, c)
         r.xs[c] = x
         r.zs[c] = z
         self._version += 1
+        if r.late:
+            late, r.late = r.late, []
+            for entry in late:
+                self._commit(entry)
         if c < r.last:
             last = r.last
             r.z = r.zs[last] = self._trend(r.times, last)
@@ -178,13 +260,84 @@ class Predictor:
             t_prev = r.times[prev]
             if t_prev is not None and t > t_prev:
                 self._add_segment(r, prev, math.log(t / t_prev))
-        if c == self._finish:
-            self._resolve(r, t)
-        else:
-            raw = self._raw(r, self._finish)
-            r.pending[c] = raw[:3]
+        elif 0 <= prev < c - 1:
+            self._add_gap(r, prev, c)
+        if c != self._finish:
+            finish = self._finish
+            raw = self._raw(r, finish)
+            r.raws[c] = raw
+            mid, lo, hi, model = raw
+            below, above = self._factors(c, model)
             r.version = self._version
-            r.cached = (self._finish, *raw)
+            r.cached = (finish, self._interval(t, mid, lo * below, hi * above))
+            count = self._passed_count[c] = self._passed_count[c] + 1
+            stride = self._stride[c]
+            if count % stride == 0:
+                if count // stride > _SAMPLES_PER_CHECKPOINT:
+                    stride = self._stride[c] = 2 * stride
+                    self._calibration[c].thin(stride)
+                if count % stride == 0:
+                    self._schedule(r, c, c + 1, count, mid + _DUE_FACTOR * hi * above)
+
+    def _schedule(self, r: _Runner, i: int, m: int, key: int, up: float) -> None:
+        """Queue the check of runner r's progress from i to m, due once the upper bound of
+        its finish prediction from i (log ratio ``up``), prorated to m, has passed."""
+        t_i = r.times[i]
+        assert t_i is not None
+        due = t_i * math.exp(up * self._share[i][m])
+        self._seq += 1
+        heapq.heappush(self._pending, (due, self._seq, r, i, m, key, up))
+
+    def _commit(self, entry: _Pending) -> None:
+        """Score the finish prediction made at i for runner r against where r has got by m:
+        the finish itself, or the finish prediction made at m with its interval."""
+        _, _, r, i, m, key, up = entry
+        if key % self._stride[i]:
+            return
+        t_m = r.times[m]
+        raw_m = r.raws[m] if m != self._finish else None
+        if t_m is None or (raw_m is None and m != self._finish):
+            if r.last > m:
+                self._schedule(r, i, m + 1, key, up)
+            else:
+                r.late.append(entry)
+            return
+        t_i = r.times[i]
+        raw_i = r.raws[i]
+        assert t_i is not None and raw_i is not None
+        mid, lo, hi = raw_i[0], raw_i[1], raw_i[2]
+        if raw_m is None:
+            v = math.log(t_m / t_i) - mid
+            e_lo = e_hi = 0.0
+        else:
+            v = math.log(t_m / t_i) + raw_m[0] - mid
+            below, above = self._factors(m, raw_m[3])
+            e_lo = raw_m[1] * below / lo
+            e_hi = raw_m[2] * above / hi
+        progress = self._progress[i][m]
+        self._calibration[i].update(key, v / hi if v > 0 else v / lo, e_lo, e_hi, progress)
+        if m != self._finish:
+            self._schedule(r, i, min(self._finish, 2 * m - i), key, up)
+
+    def _add_gap(self, r: _Runner, a: int, b: int) -> None:
+        """Runner r passed a and then b, not the checkpoints between (untimed or missed): each
+        segment between gets the model's ratio plus a share of the residual over the whole
+        stretch, in proportion to its Riegel ratio, at the pace interpolated there."""
+        t_a, t_b = r.times[a], r.times[b]
+        assert t_a is not None and t_b is not None
+        if t_b <= t_a:
+            return
+        medians = [self._base(k, k + 1, r.xs[a], r.zs[a])[1] for k in range(a, b)]
+        riegel = self._seg_riegel[a:b]
+        excess = (math.log(t_b / t_a) - sum(medians)) / sum(riegel)
+        t = t_a
+        for k, median, share in zip(range(a, b), medians, riegel, strict=True):
+            if k > a:
+                r.xs[k] = math.log(t / self._dist[k])
+                r.zs[k] = r.zs[a]
+            y = median + excess * share
+            self._add_segment(r, k, y)
+            t *= math.exp(y)
 
     def _add_segment(self, r: _Runner, k: int, y: float) -> None:
         """Today's runner r covered segment k -> k+1 with log ratio y."""
@@ -194,18 +347,12 @@ class Predictor:
         seg = self._segments[k]
         found = seg.offset(x, self._cut(k), k, z)
         u = res - found[0] if found is not None else res
+        if found is not None:
+            riegel = self._seg_riegel[k]
+            r.dev += found[0] * found[0]
+            r.dev_w += riegel * riegel
         scaled = u / max(q90 - q50, 1e-6) if u > 0 else u / min(q10 - q50, -1e-6)
         seg.add(x, res, scaled, r.zs)
-
-    def _resolve(self, r: _Runner, t: float) -> None:
-        """Score the finish predictions made for r at its earlier passings."""
-        for i, (mid, lo, hi) in r.pending.items():
-            t_i = r.times[i]
-            if t_i is None:
-                continue
-            u = math.log(t / t_i) - mid
-            self._calibration[i].add(u / hi if u > 0 else -u / lo)
-        r.pending.clear()
 
     def estimate(self, runner_id: str, target: str) -> Estimate | None:
         """Predicted elapsed seconds at ``target`` with an 80% interval.
@@ -224,15 +371,25 @@ class Predictor:
         if j <= i:
             return self._passed(r, j)
         if r.version == self._version and r.cached[0] == j:
-            _, mid, lo, hi, ratio = r.cached
-        else:
-            mid, lo, hi, ratio = self._raw(r, j)
-        if j == self._finish:
-            ratio = self._calibration[i].ratio(ratio)
+            return r.cached[1]
+        mid, lo, hi, model = self._raw(r, j)
+        below, above = self._factors(i, model)
+        return self._interval(t_i, mid, lo * below, hi * above)
+
+    @staticmethod
+    def _interval(t_i: float, mid: float, below: float, above: float) -> Estimate:
         return Estimate(
-            t_i * math.exp(mid),
-            max(t_i, t_i * math.exp(mid - lo * ratio)),
-            t_i * math.exp(mid + hi * ratio),
+            t_i * math.exp(mid), max(t_i, t_i * math.exp(mid - below)), t_i * math.exp(mid + above)
+        )
+
+    def _factors(self, i: int, model: float) -> tuple[float, float]:
+        """Multiples of the reference half-widths (below, above) for predictions from i:
+        the calibration, blended with the model's own multiple while little is known."""
+        weight, below, above = self._calibration[i].factors()
+        prior = _CALIBRATION_PRIOR_N
+        return (
+            (weight * below + prior * model) / (weight + prior),
+            (weight * above + prior * model) / (weight + prior),
         )
 
     def next_checkpoint(self, runner_id: str) -> str | None:
@@ -307,22 +464,25 @@ class Predictor:
         return max(-1.0, min(1.0, math.log(ratio)))
 
     def _prior(self, i: int, j: int) -> tuple[float, float, float, int]:
-        mid = RIEGEL_EXPONENT * (self._logd[j] - self._logd[i])
-        left = 1.0 - self._dist[i] / self._dist[j]
-        return (mid - _PRIOR_LOW * left, mid, mid + _PRIOR_HIGH * left, 0)
+        mid = self._logd[j] - self._logd[i] + self._fade[j] - self._fade[i]
+        width = (1.0 - math.exp(-mid)) * math.sqrt(self._dist[j] / self._dist[-1])
+        width *= self._prior_scale
+        return (mid - _PRIOR_LOW * width, mid, mid + _PRIOR_HIGH * width, 0)
 
-    def _raw(self, r: _Runner, j: int) -> tuple[float, float, float, float]:
-        """(median, lower and upper half-width of the 80% interval, all in log ratio to the
-        last passing; today's spread ratio) for runner r at checkpoint j, uncalibrated."""
+    def _raw(self, r: _Runner, j: int) -> _Raw:
+        """The reference interval for runner r at checkpoint j (see ``_Raw``)."""
         i = r.last
         q10, q50, q90, n = self._base(i, j, r.x, r.z)
-        shift, var, ratio, field_lo, field_hi = self._correction(i, j, r.x, r.z)
-        if n:
-            inflate = 1.0 + 1.0 / math.sqrt(n)
-            lo, hi = (q50 - q10) * inflate, (q90 - q50) * inflate
-        else:
-            lo, hi, ratio = field_lo, field_hi, 1.0
-        return q50 + shift, math.sqrt(lo * lo + 1.64 * var), math.sqrt(hi * hi + 1.64 * var), ratio
+        # how far today's runners of this pace have strayed from the model so far
+        stray = math.sqrt(
+            (r.dev + _DAY_SHIFT * _DAY_SHIFT * _STRAY_PRIOR) / (r.dev_w + _STRAY_PRIOR)
+        )
+        shift, var, ratio = self._correction(i, j, r.x, r.z, stray)
+        inflate = 1.0 + 1.0 / math.sqrt(n) if n else 1.0
+        extra = 1.64 * var
+        lo = max(q50 - q10, 1e-6) * inflate
+        hi = max(q90 - q50, 1e-6) * inflate
+        return q50 + shift, math.sqrt(lo * lo + extra), math.sqrt(hi * hi + extra), ratio
 
     def _cut(self, k: int) -> float:
         """Log pace at k below which (nearly) every runner has covered segment k -> k+1."""
@@ -337,57 +497,49 @@ class Predictor:
                 return q
         return self._prior(i, j)
 
-    def _correction(self, i: int, j: int, x: float, z: float) -> _Correction:
-        """Today's segment offsets from i to j summed, with their variance, the mean ratio of
-        today's spread to the model's on the segments run so far (1 if none), and the 80%
-        half-widths of today's residuals combined over the segments (the prior's where
-        nobody has run a segment yet), segments correlated by _SEGMENT_CORRELATION."""
-        shift = var = ratios = unseen = seen_riegel = unseen_riegel = 0.0
-        lo_sum = lo_sq = hi_sum = hi_sq = 0.0
-        shift_before: float | None = None
+    def _correction(self, i: int, j: int, x: float, z: float, stray: float) -> _Correction:
+        """Today's segment offsets from i to j summed, with their variance (``stray``: typical
+        deviation of today's runners of this pace from the model, per unit of Riegel ratio),
+        and with history the mean ratio of today's spread to the model's on the segments run
+        so far (1 if none)."""
+        shift = var = unseen = seen_riegel = unseen_riegel = ratios = 0.0
         covered = 0
+        shift_before: float | None = None
         drift = RIEGEL_EXPONENT - 1.0
         logd = self._logd
-        dist = self._dist
         log_now = self._log_now
         seg_high = self._seg_high
+        seg_riegel = self._seg_riegel
+        segments = self._segments
+        stray_sq = stray * stray
+        history = bool(self._history)
         for k in range(i - 1 if i > 0 else 0, j):
-            seg = self._segments[k]
-            riegel = RIEGEL_EXPONENT * (logd[k + 1] - logd[k])
+            riegel = seg_riegel[k]
             cut = log_now - seg_high[k] - logd[k]
-            found = seg.offset(x + drift * (logd[k] - logd[i]), cut, min(i, k), z)
+            found = segments[k].offset(x + drift * (logd[k] - logd[i]), cut, min(i, k), z)
             if k < i:
-                if found is not None and not covered:
+                if found is not None:
                     shift_before = found[0]
                 continue
             if found is not None:
-                d, v, lo, hi = found
-                shift += d
-                var += v
-                ratios += seg.spread_ratio()
-                covered += 1
+                shift += found[0]
+                # borrowed from runners of another pace: as uncertain as today's deviations
+                borrowed = found[4] * found[4] * _INV_BORROW_SQ
+                var += found[1] + stray_sq * riegel * riegel * (borrowed if borrowed < 1.0 else 1.0)
                 seen_riegel += riegel
+                if history:
+                    ratios += segments[k].spread_ratio()
+                    covered += 1
             else:
-                unseen += _DAY_SHIFT * riegel
+                unseen += stray * riegel
                 unseen_riegel += riegel
-                left = 1.0 - dist[k] / dist[k + 1]
-                lo, hi = _PRIOR_LOW * left, _PRIOR_HIGH * left
-            lo_sum += lo
-            lo_sq += lo * lo
-            hi_sum += hi
-            hi_sq += hi * hi
-        if unseen_riegel and not seen_riegel and shift_before is not None and not self._history:
+        if unseen_riegel and not seen_riegel and shift_before is not None and not history:
             # nobody ahead yet: today's offset on the segment just run, per unit of prior
             before = RIEGEL_EXPONENT * (logd[i] - logd[i - 1])
             shift += shift_before * unseen_riegel / before
-        rho = _SEGMENT_CORRELATION
-        return (
-            shift,
-            var + unseen * unseen if self._history else var,
-            ratios / covered if covered else 1.0,
-            math.sqrt((1.0 - rho) * lo_sq + rho * lo_sum * lo_sum),
-            math.sqrt((1.0 - rho) * hi_sq + rho * hi_sum * hi_sum),
-        )
+        if not history:
+            return shift, var, 1.0
+        return shift, var + unseen * unseen, ratios / covered if covered else 1.0
 
     def _segment_high(self, k: int) -> float:
         """A high (about 97.5%) log ratio of times across segment k -> k+1: runners at k more

@@ -1,4 +1,4 @@
-"""Today's field on one segment: how runners' times between two checkpoints differ from a model.
+"""Today's field: how runners' times differ from a model, per segment and per checkpoint.
 
 :class:`SegmentOffsets` keeps, for the stretch of course from checkpoint ``k`` to ``k + 1``,
 the residual ``r`` (observed log ratio of times minus the model's median) of every runner who
@@ -16,6 +16,10 @@ at checkpoints ``0..k``.
 Window statistics are cached per pace bin and recomputed once the number of runners used (or
 those in the bin) has grown by ``refresh`` (a factor): ``add`` is O(log n) plus O(k), ``offset``
 is a dictionary look-up most of the time.
+
+:class:`Calibration` keeps, for one checkpoint, how the finish predictions made there have
+turned out so far for a sample of runners, and the factors that make those intervals cover
+80%.
 """
 
 from __future__ import annotations
@@ -33,10 +37,10 @@ _CLIP_RESIDUAL = 0.15
 _CLIP_TREND = 0.5
 
 
-CALIBRATION_PRIOR_N = 30.0
-"""Weight, in runners, of the fallback spread ratio against realised errors (Calibration)."""
 SCALED_PER_UNIT = 20
 SCALED_BINS = 200
+MIN_FACTOR = 0.2
+"""Least calibration factor of an interval side (keeps low <= median <= high)."""
 
 
 def histogram_quantile(counts: list[int], rank: float) -> float:
@@ -173,10 +177,11 @@ class SegmentOffsets:
 
     def offset(
         self, x: float, x_cut: float, i: int, z: float
-    ) -> tuple[float, float, float, float] | None:
+    ) -> tuple[float, float, float, float, float] | None:
         """(offset, variance of the offset, lower and upper 80% half-width of the residuals
-        around it) for a runner of log pace ``x`` and trend ``z`` at checkpoint ``i``
-        (``i <= start``); ``None`` without data.
+        around it, log pace of the query minus the mean of the runners used) for a runner of
+        log pace ``x`` and trend ``z`` at checkpoint ``i`` (``i <= start``); ``None`` without
+        data.
 
         Only runners with log pace below ``x_cut`` are used: slower ones may not all have
         covered the segment yet, and those who have are the quick ones (a biased sample).
@@ -202,7 +207,8 @@ class SegmentOffsets:
         shift = win.delta
         if z or win.trends[i]:
             shift += self.trend_slope(i) * (z - win.trends[i])
-        return shift, win.var + self._drift * (x - win.mean_x) ** 2, win.low, win.high
+        dx = x - win.mean_x
+        return shift, win.var + self._drift * dx * dx, win.low, win.high, dx
 
     def _compute(self, x: float, n: int) -> _Window:
         w = self._window
@@ -227,28 +233,57 @@ class SegmentOffsets:
 
 
 class Calibration:
-    """Realised errors of earlier finish predictions from one checkpoint, in units of the
-    predicted interval half-width (a histogram); their 80% quantile is the factor that makes
-    the interval cover 80%."""
+    """How far off earlier finish predictions from one checkpoint turned out, for the runners
+    followed there.
 
-    __slots__ = ("_counts", "_due", "_n", "_ratio")
+    Each sample is the latest news of one runner: the revision ``s`` of its predicted finish
+    from the checkpoint to the furthest checkpoint it has since reached (or to its finish
+    time), in units of the predicted half-width on its side (negative: earlier); the
+    calibrated half-widths of the interval still open there, ``e_lo`` and ``e_hi`` in the same
+    units (0 once finished); and a weight, the share of the remaining course the revision
+    covers. ``factors()`` combines them into the multiples of the half-widths below and above
+    the median that leave out 10% on each side: ``median(s) + sqrt((q90(s) - median(s))^2 +
+    mean(e_hi^2))`` above, likewise below (the quantiles of revision plus what is still open,
+    taken as independent); recomputed once a tenth of the samples have changed.
+    """
+
+    __slots__ = ("_due", "_factors", "_samples", "_updates")
 
     def __init__(self) -> None:
-        self._counts = [0] * SCALED_BINS
-        self._n = 0
+        self._samples: dict[int, tuple[float, float, float, float]] = {}
+        self._updates = 0
         self._due = 0.0
-        self._ratio = 1.0
+        self._factors = (0.0, 1.0, 1.0)
 
-    def add(self, scaled: float) -> None:
-        self._counts[min(SCALED_BINS - 1, int(scaled * SCALED_PER_UNIT))] += 1
-        self._n += 1
+    def __len__(self) -> int:
+        return len(self._samples)
 
-    def ratio(self, fallback: float) -> float:
-        """The 80% quantile, blended with ``fallback`` while fewer than ~30 are known."""
-        n = self._n
-        if n == 0:
-            return fallback
-        if n >= self._due:
-            self._ratio = histogram_quantile(self._counts, 0.8 * n)
-            self._due = n * 1.05 + 1
-        return (n * self._ratio + CALIBRATION_PRIOR_N * fallback) / (n + CALIBRATION_PRIOR_N)
+    def update(self, key: int, s: float, e_lo: float, e_hi: float, weight: float) -> None:
+        """Record (or replace) the sample ``key``."""
+        self._samples[key] = (s, e_lo * e_lo, e_hi * e_hi, weight)
+        self._updates += 1
+
+    def thin(self, stride: int) -> None:
+        """Drop the samples whose key is not a multiple of ``stride``."""
+        for key in [k for k in self._samples if k % stride]:
+            del self._samples[key]
+        self._due = 0.0
+
+    def factors(self) -> tuple[float, float, float]:
+        """(total weight, below, above); (0, 1, 1) while empty. Factors >= MIN_FACTOR."""
+        if self._updates < self._due:
+            return self._factors
+        samples = self._samples.values()
+        m = len(samples)
+        if not m:
+            return self._factors
+        scaled = sorted(p[0] for p in samples)
+        e_lo = math.sqrt(sum(p[1] for p in samples) / m)
+        e_hi = math.sqrt(sum(p[2] for p in samples) / m)
+        med = quantile(scaled, 0.5)
+        below = -med + math.hypot(med - quantile(scaled, 0.1), e_lo)
+        above = med + math.hypot(quantile(scaled, 0.9) - med, e_hi)
+        weight = sum(p[3] for p in samples)
+        self._factors = (weight, max(MIN_FACTOR, below), max(MIN_FACTOR, above))
+        self._due = self._updates + max(5.0, 0.1 * m)
+        return self._factors
