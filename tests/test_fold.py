@@ -1,4 +1,5 @@
-"""The fold and every read rule: plain functions, no I/O."""
+"""The fold and every read rule: plain functions, no I/O (and how the fold's signals reach
+the live regions that depend on them)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from livetrack.domain.state import (
     RaceState,
     board_topic,
     feed_topic,
+    parse_shift,
     runner_topic,
+    shift_topic,
 )
+from livetrack.web.render import Renderer, make_env
 
 
 def state_with(*bibs: str, race: str = "mile", **kw: object) -> RaceState:
@@ -271,3 +275,39 @@ def test_same_records_in_same_order_give_same_state() -> None:
     a.apply_all(records)
     b.apply_all(records)
     assert finish_order(a) == finish_order(b) == ["2", "1"]
+
+
+def test_a_late_start_read_makes_a_too_early_finish_read_no_longer_count() -> None:
+    st = state_with("1")
+    st.apply(gun())
+    st.apply(read("C1", "finish", 420))  # 1600 m in 7:00 from the gun: plausible
+    assert st.runners["1"].passings["finish"].time_ms == GUN + 420_000
+    st.apply(read("C1", "start", 30))  # the start mat's read arrives late: they set off at 0:30
+    assert "finish" not in st.runners["1"].passings  # 1600 m in 6:30 is faster than 4 m/s
+    assert finish_order(st) == []
+    st.apply(read("C1", "finish", 460))
+    assert st.runners["1"].passings["finish"].time_ms == GUN + 460_000
+
+
+def test_a_late_passing_ahead_of_others_signals_that_their_positions_shifted() -> None:
+    st = state_with("1", "2", "3")
+    st.apply(gun())
+    st.apply(read("C1", "finish", 500))
+    in_order = st.apply(read("C2", "finish", 510))  # behind everyone: nobody else moves
+    assert not [t for t in in_order if t.startswith("shift:")]
+    late = st.apply(read("C3", "finish", 490))  # ahead of 1 and 2: both drop a place
+    assert shift_topic("mile", "finish", 490_000) in late
+    assert parse_shift(shift_topic("mile", "finish", 490_000)) == ("mile", "finish", 490_000)
+
+
+def test_shifted_runner_cards_that_someone_watches_are_redrawn() -> None:
+    st = state_with("1", "2", "3", "4")
+    st.apply(gun())
+    for bib, at in (("1", 500), ("2", 510), ("4", 480)):
+        st.apply(read(f"C{bib}", "finish", at))
+    renderer = Renderer(make_env(), st)
+    late = st.apply(read("C3", "finish", 495))  # between 4 and 1
+    watched = {"runner:1", "runner:2", "runner:4", "board:mile:finish:all"}
+    redrawn = renderer.derive(late, watched)
+    assert {"runner:1", "runner:2", "runner:3"} <= redrawn  # 3's own card changed anyway
+    assert "runner:4" not in redrawn  # ahead of the late passing: same place as before

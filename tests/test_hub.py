@@ -4,6 +4,7 @@ message per client per tick built once per topic set."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 
 import pytest
 
@@ -245,8 +246,11 @@ def test_derived_topics_are_rendered_once_per_tick_from_the_dirty_set() -> None:
     render = Counter()
     derived: list[set[str]] = []
 
-    def derive(dirty: set[str]) -> set[str]:
+    watching: list[set[str]] = []
+
+    def derive(dirty: set[str], watched: Collection[str]) -> set[str]:
         derived.append(set(dirty))
+        watching.append(set(watched))
         return dirty | {"summary"}
 
     hub = Hub(render, is_topic=lambda t: True, derive=derive)
@@ -257,4 +261,5 @@ def test_derived_topics_are_rendered_once_per_tick_from_the_dirty_set() -> None:
         hub.mark(["a"])
     hub.flush()
     assert derived == [{"a"}]
+    assert watching == [{"summary"}]  # what anybody watches, for derivations that need it
     assert render.calls["summary"] == 2  # the snapshot, then once for the tick

@@ -33,12 +33,13 @@ def test_a_bad_row_is_reported_by_row_and_field_and_the_rest_survive() -> None:
         "7,C7,Gus,G,M,,,,mile,Z,,,\n"  # unknown wave
         "8,C8,Hal,H,M,,,,mile,,,lots,\n"  # bad pledge
         "9,C9,Ivy,I,F,,,,mile,,,,\n"
+        "10,C10,Jo,J,F,,,,mile,,,nan,\n"  # not a number either
     )
     people, errors = parse_participants(text, event())
     assert [p.bib for p in people] == ["1", "9"]
     assert [(e.row, e.field) for e in errors] == [
         (3, "gender"), (4, "dob"), (5, "race"), (6, "bib"), (7, "chips"), (8, "wave"),
-        (9, "pledged"),
+        (9, "pledged"), (11, "pledged"),
     ]  # fmt: skip
     assert "row 5, race: unknown race 'marathon'" in str(errors[2])
 

@@ -17,6 +17,10 @@ from livetrack.domain.predict import Estimate, Predictor
 DRAIN_ON_ASK = 5000
 
 
+def _elapsed(item: tuple[str, str, float]) -> float:
+    return item[2]
+
+
 class Forecasts:
     """One :class:`Predictor` per race (over its checkpoints after the start)."""
 
@@ -34,6 +38,25 @@ class Forecasts:
         """Queue a new passing (``elapsed_s`` since the runner's own start)."""
         if elapsed_s > 0 and checkpoint != race.course.checkpoints[0].id:
             self._pending[race.id].append((bib, checkpoint, elapsed_s))
+
+    def queue(self, race_id: str) -> deque[tuple[str, str, float]]:
+        """The race's queue of (bib, checkpoint, elapsed_s) passings, for the fold to append
+        to directly: only checkpoints after the start and positive elapsed times."""
+        return self._pending[race_id]
+
+    def mark(self) -> dict[str, int]:
+        """Where each race's queue ends now (for :meth:`order_since`)."""
+        return {race_id: len(q) for race_id, q in self._pending.items()}
+
+    def order_since(self, mark: dict[str, int]) -> None:
+        """Put the passings queued since ``mark`` in race order (by elapsed time)."""
+        for race_id, queue in self._pending.items():
+            start = mark.get(race_id, 0)
+            if len(queue) - start > 1:
+                new = [queue.pop() for _ in range(len(queue) - start)]
+                new.reverse()
+                new.sort(key=_elapsed)
+                queue.extend(new)
 
     def drain(self, limit: int) -> int:
         """Observe up to ``limit`` queued passings; returns how many are still queued."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from datetime import date
 
@@ -234,6 +235,8 @@ def _row(row: dict[str, str], rownum: int, event: Event, default_race: str) -> P
             pledged = float(row["pledged"].replace("£", "").replace(",", ""))
         except ValueError:
             raise _Bad("pledged", f"{row['pledged']!r} is not an amount") from None
+        if not math.isfinite(pledged):
+            raise _Bad("pledged", f"{row['pledged']!r} is not an amount")
         if pledged < 0:
             raise _Bad("pledged", "must not be negative")
     hide_raw = row.get("hide_name", "").lower()

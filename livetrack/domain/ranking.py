@@ -11,6 +11,16 @@ from sortedcontainers import SortedList
 
 ALL = "all"
 
+#: The checkpoint name of moves on a race's finish feed (see :meth:`Boards.move_many`).
+FINISHERS = "\x00finishers"
+
+#: One board move: (race, checkpoint, divisions, bib, old elapsed or None, new or None).
+Move = tuple[str, str, tuple[str, ...], str, int | None, int | None]
+
+#: :meth:`Boards.move_many` re-sorts a board that gains more entries than this (and more than
+#: a quarter of its size); fewer are inserted one by one.
+_REBUILD_FROM = 64
+
 
 class Boards:
     """Rankings keyed by ``(race, checkpoint, division)``; entries are ``(elapsed_ms, bib)``."""
@@ -42,6 +52,43 @@ class Boards:
             if new is not None:
                 lst.add((new, bib))
 
+    def move_many(
+        self, moves: Iterable[Move], finishers: dict[str, SortedList] | None = None
+    ) -> None:
+        """Make many moves (see :meth:`move`) at once, with the same result. A board that gains
+        many entries is rebuilt with one sort instead of one insertion per entry. Moves at the
+        checkpoint :data:`FINISHERS` go to ``finishers[race]`` (entries by time of day)."""
+        gone: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
+        come: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
+        for race, checkpoint, divisions, bib, old, new in moves:
+            if checkpoint == FINISHERS:
+                divisions = (race,)
+            for division in divisions:
+                key = (race, checkpoint, division)
+                if old is not None:
+                    gone.setdefault(key, []).append((old, bib))
+                if new is not None:
+                    come.setdefault(key, []).append((new, bib))
+        lists: dict[tuple[str, str, str], SortedList] = {}
+        for key in gone.keys() | come.keys():
+            if key[1] == FINISHERS:
+                if finishers is None:
+                    raise ValueError("finish feed moves need the finishers")
+                lists[key] = finishers[key[0]]
+            else:
+                lists[key] = self._list(*key)
+        for key, entries in gone.items():
+            lst = lists[key]
+            for entry in entries:
+                lst.discard(entry)
+        for key, entries in come.items():
+            lst = lists[key]
+            if len(entries) > _REBUILD_FROM and len(entries) * 4 > len(lst):
+                lst.update(entries)
+            else:
+                for entry in entries:
+                    lst.add(entry)
+
     def position(self, race: str, checkpoint: str, division: str, bib: str, elapsed: int) -> int:
         """1-based position of ``bib`` (which must be on the board at ``elapsed``)."""
         return int(self._list(race, checkpoint, division).bisect_left((elapsed, bib))) + 1
@@ -64,6 +111,11 @@ class Boards:
         if not lst:
             return None
         return int(lst[min(len(lst) - 1, int(q * len(lst)))][0])
+
+    def last(self, race: str, checkpoint: str, division: str) -> int | None:
+        """The largest elapsed time on the board, or None if it is empty."""
+        lst = self._lists.get((race, checkpoint, division))
+        return None if not lst else int(lst[-1][0])
 
     def leader(self, race: str, checkpoint: str, division: str) -> int | None:
         lst = self._lists.get((race, checkpoint, division))

@@ -82,5 +82,28 @@ class ReaderHealth:
         if read.received_ms:
             stats._offsets.append(read.received_ms - read.time_ms)
 
+    def observe_many(self, reads: list[ChipRead], point: str) -> None:
+        """:meth:`observe` for many reads of one reader in log order (the last at ``point``),
+        with the same result."""
+        first = reads[0]
+        stats = self.readers.get(first.reader)
+        if stats is None:
+            stats = self.readers[first.reader] = ReaderStats(first.reader, point)
+        stats.point = point
+        stats.reads += len(reads)
+        heard = [r.received_ms or r.time_ms for r in reads]
+        newest_read = max(r.time_ms for r in reads)
+        newest = max(heard)
+        if stats.last_read_ms is None or newest_read > stats.last_read_ms:
+            stats.last_read_ms = newest_read
+        if stats.last_heard_ms is None or newest > stats.last_heard_ms:
+            stats.last_heard_ms = newest
+        window = stats._heard
+        window.extend(heard)
+        newest = stats.last_heard_ms
+        while window and window[0] <= newest - RATE_WINDOW_MS:
+            window.popleft()
+        stats._offsets.extend(r.received_ms - r.time_ms for r in reads if r.received_ms)
+
     def get(self, reader: str) -> ReaderStats | None:
         return self.readers.get(reader)

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
+import orjson
+
 VERSION = 1
 
 Status = Literal["ok", "DNS", "DNF", "DQ"]
@@ -235,7 +237,9 @@ def encode(record: Record) -> bytes:
         if value is None or value == "" or value == () or value is False:
             continue
         data[name] = list(value) if isinstance(value, tuple) else value
-    return _DUMPS(data).encode()
+    if record.TYPE == "participant":  # its key hashes these bytes: keep them as they were
+        return _DUMPS(data).encode()
+    return orjson.dumps(data)
 
 
 _NAMES: dict[str, tuple[str, ...]] = {
@@ -247,9 +251,12 @@ _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 def decode(body: bytes | str) -> Record:
     """Inverse of :func:`encode`; raises :class:`RecordError` on anything it cannot read."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RecordError(f"record is not JSON: {exc}") from exc
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:  # or JSON only the standard library reads (NaN)
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RecordError(f"record is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise RecordError("record is not a JSON object")
     type_name = data.pop("t", None)

@@ -108,7 +108,7 @@ def _names(cls: type) -> tuple[str, ...]:
 
 
 def _encode_runner(r: Runner) -> tuple[Any, ...]:
-    p_names, i_names, pass_names = _names(ParticipantRecord), _names(Inputs), _names(Passing)
+    p_names, i_names = _names(ParticipantRecord), _names(Inputs)
     row: list[Any] = []
     for name in _names(Runner):
         v = getattr(r, name)
@@ -119,7 +119,7 @@ def _encode_runner(r: Runner) -> tuple[Any, ...]:
         elif name == "inputs":
             v = tuple([getattr(v, n) for n in i_names])
         elif name == "passings":
-            v = [tuple([getattr(p, n) for n in pass_names]) for p in v.values()]
+            v = [tuple(p) for p in v.values()]
         row.append(v)
     return tuple(row)
 

@@ -6,8 +6,10 @@ comes in on the records; nothing here awaits, reads a clock or touches I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import gc
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 
 from sortedcontainers import SortedList
 
@@ -15,7 +17,7 @@ from livetrack.domain.event import Event, Race, TimingPoint
 from livetrack.domain.forecast import Forecasts
 from livetrack.domain.participants import category, display_name
 from livetrack.domain.passings import CourseFeeds, Inputs, Passing, compute
-from livetrack.domain.ranking import ALL, Boards
+from livetrack.domain.ranking import ALL, FINISHERS, Boards, Move
 from livetrack.domain.readers import ReaderHealth
 from livetrack.domain.records import (
     ChipAssign,
@@ -46,6 +48,11 @@ def board_topic(race: str, checkpoint: str, division: str = ALL) -> str:
     return f"board:{race}:{checkpoint}:{division}"
 
 
+@cache
+def _board_topics(race: str, checkpoint: str, divisions: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(board_topic(race, checkpoint, d) for d in divisions)
+
+
 def runner_topic(bib: str) -> str:
     return f"runner:{bib}"
 
@@ -62,6 +69,23 @@ def map_topic(race: str) -> str:
     return f"map:{race}"
 
 
+def shift_topic(race: str, checkpoint: str, elapsed_ms: int) -> str:
+    """Not a region but a signal: every runner of ``race`` ranked at ``checkpoint`` slower than
+    ``elapsed_ms`` moved a place (a late or corrected passing went in, or came out, ahead of
+    them), so their runner cards are out of date. :func:`parse_shift` reads it back."""
+    return f"shift:{race}:{checkpoint}:{elapsed_ms}"
+
+
+def parse_shift(topic: str) -> tuple[str, str, int] | None:
+    """``(race, checkpoint, elapsed_ms)`` of a :func:`shift_topic`, else None."""
+    kind, _, rest = topic.partition(":")
+    if kind != "shift":
+        return None
+    race, checkpoint, elapsed = rest.rsplit(":", 2)
+    return race, checkpoint, int(elapsed)
+
+
+@cache
 def marshal_topic(checkpoint: str) -> str:
     return f"marshal:{checkpoint}"
 
@@ -88,20 +112,14 @@ class Runner:
     statuses: list[tuple[str, str, str]] = field(default_factory=list)  # (key, status, reason)
     corrections: dict[str, list[tuple[str, int | None]]] = field(default_factory=dict)
     history: list[Record] = field(default_factory=list)
-    _topics: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def bib(self) -> str:
         return self.p.bib
 
     def board_topics(self, checkpoint: str) -> tuple[str, ...]:
-        """The board topics this runner appears on at ``checkpoint`` (memoised)."""
-        topics = self._topics.get(checkpoint)
-        if topics is None:
-            topics = self._topics[checkpoint] = tuple(
-                board_topic(self.race.id, checkpoint, d) for d in self.divisions
-            )
-        return topics
+        """The board topics this runner appears on at ``checkpoint``."""
+        return _board_topics(self.race.id, checkpoint, self.divisions)
 
     @property
     def name(self) -> str:
@@ -143,6 +161,7 @@ class RaceState:
         }
         self._offsets = {r.id: r.clock_offset_ms for r in event.readers.values()}
         self._aliases: dict[tuple[str, str], str] = {}
+        self._idle: dict[str, frozenset[str]] = {}
         self.forecasts = Forecasts(event)
 
     # -- queries -----------------------------------------------------------------------------
@@ -214,10 +233,161 @@ class RaceState:
             return set()
         raise TypeError(f"not a record: {type(record).__name__}")
 
-    def apply_all(self, records: Iterable[Record]) -> set[str]:
+    def apply_all(
+        self,
+        records: Iterable[Record],
+        on_error: Callable[[int, Exception], None] | None = None,
+    ) -> set[str]:
+        """Fold many records in log order: the same state, and the same topics in all, as
+        :meth:`apply` on each in turn, faster.
+
+        Reads only gather inputs; each runner they touched is re-derived once, from the
+        first checkpoint any of them can affect, before the next record of another kind and
+        at the end. Passings are a function of a runner's inputs alone, so one re-derivation
+        after many reads ends where one per read would have. A passing that appeared and
+        moved again within the batch is handed to the predictor once, at its final time; the
+        predictor sees a batch's passings in race order (elapsed time).
+
+        ``on_error(i, exc)``: a record that raises is reported and skipped (it may have been
+        folded in part, as with :meth:`apply`); without it, the exception propagates."""
+        paused = gc.isenabled()
+        if paused:  # nothing here makes cycles; the collector would rescan the state often
+            gc.disable()
+        try:
+            return self._apply_all(records, on_error)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _apply_all(
+        self, records: Iterable[Record], on_error: Callable[[int, Exception], None] | None
+    ) -> set[str]:
         changed: set[str] = set()
-        for r in records:
-            changed |= self.apply(r)
+        by_chip: dict[str, list[ChipRead]] = {}  # the reads not yet folded, by chip
+        by_reader: dict[str, list[ChipRead]] = {}  # the same, by reader
+        first = 0  # index of the first of them
+        for i, r in enumerate(records):
+            if type(r) is ChipRead:
+                same = by_chip.get(r.chip)
+                if same is None:
+                    by_chip[r.chip] = [r]
+                    if not by_reader:
+                        first = i
+                else:
+                    same.append(r)
+                same = by_reader.get(r.reader)
+                if same is None:
+                    by_reader[r.reader] = [r]
+                else:
+                    same.append(r)
+                continue
+            if by_chip:
+                changed |= self._fold_reads(by_chip, by_reader, first, on_error)
+                by_chip, by_reader = {}, {}
+            try:
+                changed |= self.apply(r)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(i, exc)
+        if by_chip:
+            changed |= self._fold_reads(by_chip, by_reader, first, on_error)
+        return changed
+
+    def _fold_reads(
+        self,
+        by_chip: dict[str, list[ChipRead]],
+        by_reader: dict[str, list[ChipRead]],
+        first: int,
+        on_error: Callable[[int, Exception], None] | None,
+    ) -> set[str]:
+        """Fold a run of reads (no other records among them), grouped by chip and by reader,
+        each group in log order. An error is reported at the run's first index."""
+        try:
+            return self._gather(by_chip, by_reader)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(first, exc)
+            return set()
+
+    def _gather(
+        self, by_chip: dict[str, list[ChipRead]], by_reader: dict[str, list[ChipRead]]
+    ) -> set[str]:
+        changed: set[str] = set()
+        dirty: dict[str, int] = {}
+        offsets, aliases, point_of = self._offsets, self._aliases, self._point
+        chip_reads, owners, runners, feeds = (
+            self.reads_by_chip,
+            self.chip_owner,
+            self.runners,
+            self._feeds,
+        )
+        now = self.now_ms
+        for chip, reads in by_chip.items():
+            self.applied += len(reads)
+            if offsets:
+                items = [
+                    (
+                        aliases.get((r.reader, r.point)) or point_of(r),
+                        r.time_ms + offsets.get(r.reader, 0),
+                    )
+                    for r in reads
+                ]
+            else:
+                items = [
+                    (aliases.get((r.reader, r.point)) or point_of(r), r.time_ms) for r in reads
+                ]
+            latest = max(t for _, t in items)
+            if latest > now:
+                now = latest
+            known = chip_reads.get(chip)
+            if known is None:
+                chip_reads[chip] = items
+            else:
+                known.extend(items)
+            bib = owners.get(chip)
+            if bib is None:
+                self.unmatched[chip] = self.unmatched.get(chip, 0) + len(reads)
+                changed.add(UNMATCHED_TOPIC)
+                continue
+            runner = runners[bib]
+            first_index = feeds[runner.race.course.id].first_index
+            add = runner.inputs.add_read
+            index = dirty.get(bib)
+            for point, t in items:
+                if add(point, t):
+                    i = first_index.get(point)
+                    if i is not None and (index is None or i < index):
+                        index = i
+            if index is not None:
+                dirty[bib] = index
+        self.now_ms = now
+        for reads in by_reader.values():
+            self.readers.observe_many(reads, point_of(reads[-1]))
+        if dirty:
+            changed |= self._settle(dirty)
+        return changed
+
+    def _point(self, r: ChipRead) -> str:
+        """The timing point a read counts for (memoised per reader and point as sent)."""
+        alias = (r.reader, r.point)
+        point = self._aliases.get(alias)
+        if point is None:
+            point = self._aliases[alias] = self.event.point_for(r.reader, r.point)
+        return point
+
+    def _settle(self, dirty: dict[str, int]) -> set[str]:
+        """Re-derive each runner in ``dirty`` from its checkpoint index; board entries move in
+        bulk and new passings reach the predictor in race order."""
+        changed: set[str] = set()
+        moves: list[Move] = []
+        mark = self.forecasts.mark()
+        runners = self.runners
+        for bib, index in dirty.items():
+            changed |= self._refresh(runners[bib], index, moves=moves)
+        self.boards.move_many(moves, self.finishers)
+        self.forecasts.order_since(mark)
         return changed
 
     def _read(self, r: ChipRead) -> set[str]:
@@ -414,23 +584,35 @@ class RaceState:
     # -- derived state -----------------------------------------------------------------------
 
     def _refresh(
-        self, runner: Runner, from_index: int, *, settle: bool = False, force: bool = False
+        self,
+        runner: Runner,
+        from_index: int,
+        *,
+        settle: bool = False,
+        force: bool = False,
+        moves: list[Move] | None = None,
     ) -> set[str]:
         """Re-derive ``runner``'s passings from checkpoint ``from_index`` and move the boards.
 
         ``settle``: only that checkpoint's inputs changed. ``force``: re-rank every checkpoint
-        even if no passing changed (a new gun, status or division)."""
+        even if no passing changed (a new gun, status or division). ``moves``: collect the
+        board moves there for the caller to make in bulk, instead of making them."""
         race = runner.race
-        gun = self.gun_ms(race.id, runner.p.wave)
         old = runner.passings
+        if not old and not runner.ranked and runner.inputs.empty():
+            # nothing to derive or rank (a new entry, or a gun for runners not yet seen)
+            return self._idle_topics(race) if force else set()
+        gun = self.gun_ms(race.id, runner.p.wave)
         feeds = self._feeds[race.course.id]
         new = compute(race, feeds, runner.inputs, gun, old, from_index, settle)
         moved = new is not old and new != old
         if not force and not moved:
             return set()
         runner.passings = new
-        changed: set[str] = {runner_topic(runner.bib), map_topic(race.id)} if moved else set()
+        own_topic = runner_topic(runner.bib)
+        changed: set[str] = {own_topic, map_topic(race.id)} if moved else set()
         cps = race.course.checkpoints
+        upcoming = self.forecasts.queue(race.id)
         start = new.get(cps[0].id)
         by_chip = race.rank_by == "chip" and start is not None
         full = force or (race.rank_by == "chip" and start != old.get(cps[0].id))
@@ -442,7 +624,8 @@ class RaceState:
             q = old.get(cp.id)
             if q is None and p is not None and base is not None:
                 own = start.time_ms if start is not None else base
-                self.forecasts.passing(race, runner.bib, cp.id, (p.time_ms - own) / 1000)
+                if p.time_ms > own:  # queued for the predictor (see Forecasts.passing)
+                    upcoming.append((runner.bib, cp.id, (p.time_ms - own) / 1000))
             if not full and (p is q or p == q):
                 continue
             before = runner.ranked.get(cp.id)
@@ -454,33 +637,66 @@ class RaceState:
             changed.add(marshal_topic(cp.id))
             if before == after:
                 continue
-            self.boards.move(race.id, cp.id, runner.divisions, runner.bib, before, after)
+            if moves is None:
+                self.boards.move(race.id, cp.id, runner.divisions, runner.bib, before, after)
+            else:
+                moves.append((race.id, cp.id, runner.divisions, runner.bib, before, after))
             if after is None:
                 runner.ranked.pop(cp.id, None)
             else:
                 runner.ranked[cp.id] = after
             changed.update(runner.board_topics(cp.id))
-            changed.add(runner_topic(runner.bib))
+            changed.add(own_topic)
+            low = min(t for t in (before, after) if t is not None)
+            last = self.boards.last(race.id, cp.id, ALL)
+            if last is not None and last > low:  # others behind moved a place: see shift_topic
+                changed.add(shift_topic(race.id, cp.id, low))
             if cp.id == finish:
                 changed.add(feed_topic(race.id))
                 changed.add(race_topic(race.id))
         old_finish, new_finish = old.get(finish), new.get(finish) if rankable else None
         if old_finish != new_finish or force:
-            self._update_finishers(runner, old_finish, new_finish)
-        contradiction = (
-            any(p.contradiction for p in new.values()) if moved else runner.contradiction
-        )
+            self._update_finishers(runner, old_finish, new_finish, moves)
+        contradiction = runner.contradiction
+        if moved:
+            contradiction = False
+            for p in new.values():
+                if p.contradiction:
+                    contradiction = True
+                    break
         if contradiction or runner.contradiction:
             runner.contradiction = contradiction
             changed.add(PROBLEMS_TOPIC)
         return changed
 
-    def _update_finishers(self, runner: Runner, old: Passing | None, new: Passing | None) -> None:
+    def _idle_topics(self, race: Race) -> set[str]:
+        """What a forced refresh of a runner with nothing to rank reports: every checkpoint's
+        marshal list after the start (whose expected runners may change)."""
+        topics = self._idle.get(race.id)
+        if topics is None:
+            cps = race.course.checkpoints[1:]
+            topics = self._idle[race.id] = frozenset(marshal_topic(cp.id) for cp in cps)
+        return set(topics)
+
+    def _update_finishers(
+        self,
+        runner: Runner,
+        old: Passing | None,
+        new: Passing | None,
+        moves: list[Move] | None = None,
+    ) -> None:
+        """The race's finish feed (time of day order); with ``moves``, the change is added
+        there (as a move on the race's board ``FINISHERS``) for the caller to make."""
+        before = None if old is None else old.time_ms
+        after = None if new is None or runner.status == "DNF" else new.time_ms
+        if moves is not None:
+            moves.append((runner.race.id, FINISHERS, (), runner.bib, before, after))
+            return
         feed = self.finishers[runner.race.id]
-        if old is not None:
-            feed.discard((old.time_ms, runner.bib))
-        if new is not None and runner.status != "DNF":
-            feed.add((new.time_ms, runner.bib))
+        if before is not None:
+            feed.discard((before, runner.bib))
+        if after is not None:
+            feed.add((after, runner.bib))
 
     def _unrank(self, runner: Runner) -> set[str]:
         changed: set[str] = set()

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from livetrack.domain.event import Event
 from livetrack.domain.records import ChipRead
 
@@ -48,8 +50,8 @@ def parse_body(body: bytes, event: Event, now_ms: int) -> list[Verdict]:
     except UnicodeDecodeError as exc:
         raise BodyError(f"body is not UTF-8 (byte {exc.start})") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = orjson.loads(text)
+    except json.JSONDecodeError as exc:  # orjson's error is one of these
         raise BodyError(
             f"body is not JSON: {exc.msg} at line {exc.lineno} col {exc.colno}"
         ) from None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 
 from livetrack.live.wire import Write, text_frame
 
@@ -201,7 +201,7 @@ class Hub:
         is_topic: Callable[[str], bool],
         tick_s: float = 0.25,
         max_topics: int = 64,
-        derive: Callable[[set[str]], set[str]] | None = None,
+        derive: Callable[[set[str], Collection[str]], set[str]] | None = None,
     ) -> None:
         self._render = render
         self._derive = derive
@@ -312,7 +312,7 @@ class Hub:
         Returns the number of renders."""
         dirty, self._dirty = self._dirty, set()
         if self._derive is not None and dirty:
-            dirty = self._derive(dirty)
+            dirty = self._derive(dirty, self._subs.keys())
         rendered = 0
         started = time.perf_counter()
         touched: dict[Group, None] = {}

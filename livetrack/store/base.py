@@ -39,6 +39,11 @@ class EventLog(Protocol):
         appended, by any process, forever."""
         ...
 
+    def tail_pages(self, after: Offset | None = None) -> AsyncIterator[list[tuple[Offset, Record]]]:
+        """What :meth:`tail` yields, a page at a time: each non-empty list holds the records
+        the backend read at once, so a reader catching up can fold them together."""
+        ...
+
     async def head(self) -> Offset | None:
         """The offset of the newest record, or None for an empty log."""
         ...

@@ -384,6 +384,15 @@ class RedisEventLog:
     ) -> AsyncGenerator[tuple[Offset, Record], None]:
         """Every record after ``after`` (a stream id; from the start when None), then new ones
         as any process appends them, until the log is closed. Outages are waited out."""
+        async with contextlib.aclosing(self.tail_pages(after)) as pages:
+            async for page in pages:
+                for item in page:
+                    yield item
+
+    async def tail_pages(
+        self, after: Offset | None = None
+    ) -> AsyncGenerator[list[tuple[Offset, Record]], None]:
+        """:meth:`tail`, a page (one stream read) at a time."""
         if after is not None and not _STREAM_ID.match(after):
             raise ValueError(f"not a Redis stream id: {after!r}")
         last = after or "0-0"
@@ -426,6 +435,7 @@ class RedisEventLog:
                     log.warning("tail of %s is reading again after %s", self.stream, last)
                     failing = False
                 delay = self.backoff_min_s
+                page: list[tuple[Offset, Record]] = []
                 for sid_raw, fields in _entries(reply, self.stream):
                     sid = _text(sid_raw)
                     last = sid  # resume after it even if it is skipped below
@@ -438,7 +448,9 @@ class RedisEventLog:
                     except Exception as exc:  # RecordError, or anything a bad body provokes
                         log.error("stream %s entry %s skipped: %s", self.stream, sid, exc)
                         continue
-                    yield sid, record
+                    page.append((sid, record))
+                if page:
+                    yield page
         finally:
             for fut in (read, closed):
                 if fut is not None and not fut.done():

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,6 +45,8 @@ _ROWS_PER_INSERT = 500
 #: How often an idle tail looks for records other processes appended.
 POLL_S = 0.2
 BATCH = 5000
+#: At most this many of its own appended records are kept for this process's tail.
+RECENT = 100_000
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -75,6 +77,9 @@ class SqliteEventLog:
         self._waiters: set[asyncio.Event] = set()
         self._closed = False
         self._readers: list[sqlite3.Connection] = []
+        #: records this process appended, by row id, until a tail of this process takes them
+        #: (so it need not decode what it just encoded); bounded by :data:`RECENT`
+        self._recent: dict[int, Record] = {}
 
     async def append(self, records: Sequence[Record]) -> list[AppendResult]:
         if self._closed:
@@ -103,9 +108,15 @@ class SqliteEventLog:
                         if not fut.done():
                             fut.set_exception(LogUnavailable(f"append failed: {exc}"))
                     continue
-                for (_, fut), res in zip(batch, results, strict=True):
+                recent = self._recent
+                for (records, fut), res in zip(batch, results, strict=True):
+                    for record, result in zip(records, res, strict=True):
+                        if result.offset is not None:
+                            recent[int(result.offset)] = record
                     if not fut.done():
                         fut.set_result(res)
+                while len(recent) > RECENT:
+                    del recent[next(iter(recent))]
                 for w in self._waiters:
                     w.set()
         finally:
@@ -154,6 +165,14 @@ class SqliteEventLog:
             conn.close()
 
     async def tail(self, after: Offset | None = None) -> AsyncIterator[tuple[Offset, Record]]:
+        async with contextlib.aclosing(self.tail_pages(after)) as pages:
+            async for page in pages:
+                for item in page:
+                    yield item
+
+    async def tail_pages(
+        self, after: Offset | None = None
+    ) -> AsyncGenerator[list[tuple[Offset, Record]], None]:
         seq = int(after) if after else 0
         conn = _connect(self.path)
         self._readers.append(conn)
@@ -163,14 +182,20 @@ class SqliteEventLog:
             while not self._closed:
                 wake.clear()
                 rows = await asyncio.to_thread(self._page, conn, seq)
+                page: list[tuple[Offset, Record]] = []
+                recent = self._recent
                 for row_seq, body in rows:
                     seq = row_seq
-                    try:
-                        record = decode(body)
-                    except RecordError as exc:
-                        log.error("log record %d skipped: %s", row_seq, exc)
-                        continue
-                    yield str(row_seq), record
+                    record = recent.pop(row_seq, None)
+                    if record is None:
+                        try:
+                            record = decode(body)
+                        except RecordError as exc:
+                            log.error("log record %d skipped: %s", row_seq, exc)
+                            continue
+                    page.append((str(row_seq), record))
+                if page:
+                    yield page
                 if len(rows) < BATCH:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), POLL_S)

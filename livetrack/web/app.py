@@ -121,13 +121,13 @@ def create_app(settings: Settings) -> Starlette:
         collector.runtime = rt
         app.state.readers = readers = ReaderManager(rt)
         try:
-            if settings.participants:
-                await rt.seed_participants(settings.participants)
             if settings.seed:
                 await event_log.append(settings.seed)
             await rt.start()
-            await readers.start()
             await rt.wait_ready(settings.ready_timeout_s)
+            if settings.participants:
+                await rt.seed_participants(settings.participants, settings.ready_timeout_s)
+            await readers.start()
             log.info("ready: %d records applied", state.applied)
             yield {"runtime": rt, "renderer": renderer}
         finally:

@@ -4,7 +4,7 @@ pushed fragment alike, with its element id derived from the topic by :func:`dom_
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
 
 from livetrack.domain.ranking import ALL
-from livetrack.domain.state import RaceState
+from livetrack.domain.state import RaceState, parse_shift
 from livetrack.web import views
 from livetrack.web.runtime import clock_of
 
@@ -100,18 +100,45 @@ class Renderer:
         ctx = tmpl.new_context({"event": self.state.event, **context})
         return "".join(tmpl.blocks[block](ctx))
 
-    def derive(self, dirty: set[str]) -> set[str]:
+    def derive(self, dirty: set[str], watched: Collection[str] = ()) -> set[str]:
         """``dirty`` plus the per-race kinds of every race it touches (once per tick, so the
-        fold need not know which summaries exist)."""
+        fold need not know which summaries exist), plus the ``watched`` runner cards whose
+        positions a late passing shifted (the fold's :func:`shift_topic` signals)."""
         per_race = [k.name for k in self.kinds.values() if k.per_race]
-        if not per_race:
-            return dirty
         races: set[str] = set()
+        shifted: dict[tuple[str, str], int] = {}  # (race, checkpoint) -> fastest time moved
         for topic in dirty:
             kind, _, rest = topic.partition(":")
             if kind in _RACE_SIGNALS:
                 races.add(rest.partition(":")[0])
-        return dirty | {f"{k}:{race}" for k in per_race for race in races}
+            elif kind == "shift":
+                shift = parse_shift(topic)
+                if shift is not None:
+                    key = (shift[0], shift[1])
+                    shifted[key] = min(shift[2], shifted.get(key, shift[2]))
+        out = dirty | {f"{k}:{race}" for k in per_race for race in races}
+        if shifted:
+            out |= self._shifted_cards(shifted, watched)
+        return out
+
+    def _shifted_cards(
+        self, shifted: dict[tuple[str, str], int], watched: Collection[str]
+    ) -> set[str]:
+        runners = self.state.runners
+        cards: set[str] = set()
+        for topic in watched:
+            if not topic.startswith("runner:"):
+                continue
+            runner = runners.get(topic[7:])
+            if runner is None:
+                continue
+            race = runner.race.id
+            for cp, elapsed in runner.ranked.items():
+                moved = shifted.get((race, cp))
+                if moved is not None and elapsed > moved:
+                    cards.add(topic)
+                    break
+        return cards
 
     def is_topic(self, topic: str) -> bool:
         name, _, rest = topic.partition(":")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,6 +19,11 @@ from livetrack.web import snapshots
 from livetrack.web.snapshots import SnapshotInfo
 
 log = logging.getLogger("livetrack.runtime")
+
+#: While catching up at start, fold up to this many records at once (see ``_follow``).
+CATCH_UP_RECORDS = 300_000
+#: After a catch-up of at least this many records, the objects it made are frozen (gc.freeze).
+FREEZE_FROM = 100_000
 
 
 def now_ms() -> int:
@@ -75,13 +82,24 @@ class Runtime:
         """Durably append ``records``; the fold sees them when the tail delivers them."""
         return await self.log.append(records)
 
-    async def seed_participants(self, participants: list[ParticipantRecord]) -> int:
-        """Append participants (a rerun with the same file stores nothing new)."""
-        stored = 0
-        for i in range(0, len(participants), 1000):
-            res = await self.log.append(participants[i : i + 1000])
-            stored += sum(not r.duplicate for r in res)
-        return stored
+    async def seed_participants(
+        self, participants: list[ParticipantRecord], timeout: float = 60.0
+    ) -> int:
+        """Append the entries the fold does not already hold exactly so (a restart with the
+        same file appends nothing; the log's keys make any repeat harmless), then wait until
+        the fold has them. Call once caught up. Returns how many were stored."""
+        runners = self.state.runners
+        fresh = [p for p in participants if (r := runners.get(p.bib)) is None or r.p != p]
+        stored: list[Offset] = []
+        for i in range(0, len(fresh), 1000):
+            res = await self.log.append(fresh[i : i + 1000])
+            stored += [r.offset for r in res if r.offset is not None]
+        if stored:
+            newest = max(stored, key=_key)
+            if self.head is None or not _ge(self.head, newest):
+                self.head = newest  # the head is at least what was just stored
+            await self.wait_applied(newest, timeout)
+        return len(stored)
 
     async def start(self) -> None:
         """Start tailing from ``offset`` (None: the start; a restored snapshot's offset
@@ -170,24 +188,52 @@ class Runtime:
             self._waiting -= 1
 
     async def _follow(self) -> None:
-        async for offset, record in self.log.tail(self.offset):
-            try:
-                changed = self.state.apply(record)
-            except Exception:
-                log.exception("record at %s could not be applied; skipped", offset)
-                changed = set()
-            self.hub.mark(changed)
+        """Fold the log as the tail delivers it. While catching up with the head the log had
+        at start, pages are gathered and folded together (up to :data:`CATCH_UP_RECORDS` at
+        a time): one re-derivation per runner instead of one per read. The cyclic garbage
+        collector waits meanwhile: decoding and folding make no cycles, and it would rescan
+        the growing state again and again."""
+        paused = not self.ready.is_set() and gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            await self._fold_pages(paused)
+        finally:
+            if paused and not gc.isenabled():
+                gc.enable()
+        log.info("log tail ended")
+
+    async def _fold_pages(self, paused: bool) -> None:
+        pending: list[tuple[Offset, Record]] = []
+        async for page in self.log.tail_pages(self.offset):
+            pending += page
+            offset = page[-1][0]
+            catching_up = (
+                not self.ready.is_set()
+                and self.head_at_start is not None
+                and not _ge(offset, self.head_at_start)
+            )
+            if catching_up and len(pending) < CATCH_UP_RECORDS:
+                continue
+            skip = functools.partial(_skipped, [o for o, _ in pending])
+            self.hub.mark(self.state.apply_all([r for _, r in pending], on_error=skip))
+            pending = []
             self.offset = offset
             if (
                 not self.ready.is_set()
                 and self.head_at_start is not None
                 and _ge(offset, self.head_at_start)
             ):
+                if self.state.applied >= FREEZE_FROM:
+                    # what a long catch-up built lives as long as the process: keep the
+                    # cyclic collector from rescanning it on every full collection
+                    gc.freeze()
+                if paused:
+                    gc.enable()
                 self.ready.set()
             if self._waiting:
                 woken, self._progress = self._progress, asyncio.Event()
                 woken.set()
-        log.info("log tail ended")
 
     async def _clock(self) -> None:
         """Once a second, running races' clocks are dirty (rendered only if watched)."""
@@ -212,6 +258,10 @@ class Runtime:
                 await snapshots.save(self.log, self.state, self.offset, self.snapshot)
         finally:
             await self.log.close()
+
+
+def _skipped(offsets: list[Offset], i: int, exc: Exception) -> None:
+    log.error("record at %s could not be applied; skipped", offsets[i], exc_info=exc)
 
 
 def _ge(a: Offset, b: Offset) -> bool:
