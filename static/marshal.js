@@ -3,7 +3,9 @@
 // The token lives in localStorage and is sent only as "Authorization: Bearer" by fetch (never
 // a cookie), so other sites cannot write on a marshal's behalf. The marshal's entries go into
 // a queue in localStorage first and are sent in the order typed, each exactly once (the server
-// dedups by the UUID made here), so nothing is lost without signal.
+// dedups by the UUID made here), so nothing is lost without signal. A service worker
+// (/marshal/sw.js) keeps the page itself, so it opens again without signal too; it shows the
+// checkpoint this phone last had, from localStorage, and takes entries straight away.
 (function () {
   "use strict";
   var TOKEN = "livetrack.token";
@@ -100,7 +102,11 @@
       whoami().then(function (g) {
         status.textContent = "Signed in as " + (g.label || g.role) + ".";
         location.replace(g.role === "timer" ? "/timer" : "/marshal");
-      }).catch(function () {
+      }).catch(function (err) {
+        if (err.message !== "signed-out") {  // no signal, or the server is down: keep the token
+          status.textContent = "Could not reach the server to check your sign-in. Reload this page when you have signal.";
+          return;
+        }
         localStorage.removeItem(TOKEN);
         status.textContent = "That sign-in link is not valid (or was revoked). Ask the timer for a new one.";
         form.hidden = false;
@@ -127,11 +133,23 @@
     var bibEl = document.getElementById("bib");
     var submitEl = document.getElementById("submit");
     var queueEl = document.getElementById("queue");
+    var netEl = document.getElementById("net");
     var grant = null;
     var syncing = false;
+    var reachable = true;  // the last request got an answer (navigator.onLine can be wrong)
     var bib = "";
 
     function queue() { return load(QUEUE, []); }
+
+    // "Offline" next to the queue badge: the phone says it has no network, or the last
+    // request got no answer at all.
+    function showNet() { netEl.hidden = navigator.onLine && reachable; }
+    function reached(ok) { reachable = ok; showNet(); }
+    // A request's promise, noting whether the server answered (any status) or not.
+    function tracked(promise) {
+      return promise.then(function (res) { reached(true); return res; },
+        function (err) { reached(false); throw err; });
+    }
 
     function showQueue() {
       var n = queue().length;
@@ -203,7 +221,7 @@
       if (!q.length) { showQueue(); return; }
       syncing = true;
       var item = q[0];
-      api("POST", item.path, item.body).then(function (res) {
+      tracked(api("POST", item.path, item.body)).then(function (res) {
         if (res.ok) return finish(item, "sent");
         return res.json().catch(function () { return {}; }).then(function (body) {
           var msg = body.error || ("error " + res.status);
@@ -312,10 +330,17 @@
         "/api/v1/sweeps", { id: id, point: grant.point, time: t });
     });
 
-    window.addEventListener("online", sync);
+    window.addEventListener("online", function () { showNet(); sync(); });
+    window.addEventListener("offline", showNet);
+    // The live lists arrive every few seconds while the socket is up: proof of signal.
+    ["htmx:wsOpen", "htmx:wsAfterMessage"].forEach(function (name) {
+      document.getElementById("live").addEventListener(name, function () { reached(true); });
+    });
     setInterval(sync, 3000);
     showQueue();
     showRecent();
+    showNet();
+    worker();
 
     if (!token()) { signedOut(); return; }
     var point = new URLSearchParams(location.search).get("point");
@@ -328,9 +353,15 @@
       document.getElementById("who-label").textContent = g.label || "";
     }
 
+    var live = false;
+    var retry = null;
     function init() {
-      whoami(point ? "?point=" + encodeURIComponent(point) : "").then(function (g) {
+      clearTimeout(retry);
+      retry = null;
+      tracked(whoami(point ? "?point=" + encodeURIComponent(point) : "")).then(function (g) {
+        if (live) return;
         if (!g.point) { notice("This token is not a marshal's (no checkpoint)."); return; }
+        live = true;
         g.tail = token().slice(-8);
         save("livetrack.grant", g);
         show(g);
@@ -340,12 +371,34 @@
         connect(g, document.getElementById("live"));
         sync();
       }).catch(function (err) {
+        if (live) return;
         if (err.message === "signed-out") { signedOut(); return; }
-        notice("No connection. Entries are kept on this phone and sent when the signal returns.");
-        setTimeout(init, 5000);
+        if (grant) {
+          notice("No connection. Entries are kept on this phone and sent when the signal returns.");
+        } else {
+          notice("No connection, and this phone has not loaded your checkpoint yet: open this page again when you have signal.");
+        }
+        var wait = document.getElementById("live-wait");
+        if (wait) wait.textContent = "The expected and overdue lists load when the signal returns.";
+        retry = setTimeout(init, 5000);
       });
     }
+    window.addEventListener("online", function () { if (!live && retry !== null) init(); });
     init();
+  }
+
+  // The service worker that lets this page open without signal. Without one (an old browser,
+  // or a site served over plain HTTP, except from localhost) the page works as before, only it
+  // needs signal to open.
+  function worker() {
+    if (!("serviceWorker" in navigator)) return;
+    function register() {
+      try {
+        navigator.serviceWorker.register("/marshal/sw.js", { scope: "/marshal" }).catch(function () {});
+      } catch (e) { /* not allowed here: the page works without */ }
+    }
+    if (document.readyState === "complete") register();
+    else window.addEventListener("load", register);
   }
 
   function start() {

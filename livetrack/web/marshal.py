@@ -9,6 +9,8 @@ set, so a cross-site page cannot make a browser write on a marshal's behalf; wri
 Routes:
 
 - ``GET /signin``, ``GET /marshal``: pages (no data until the token is presented).
+- ``GET /marshal/sw.js``: the marshal page's service worker, so that a phone that opened the
+  page once with signal can open it again without (see :func:`marshal_worker`).
 - ``GET /api/v1/whoami``: the caller's grant and the topics its console shows.
 - ``POST /api/v1/sightings``: ``[{"id", "point", "bib", "time"}]`` (marshal of ``point``);
   idempotent by ``id`` (a UUID made on the phone).
@@ -25,9 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import html
 import json
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
@@ -42,7 +49,7 @@ from livetrack.ingest.reads import BodyError, parse_time
 from livetrack.live.hub import Subscriber, UnknownTopic
 from livetrack.web.api import read_body
 from livetrack.web.auth import lookup, require, same_origin
-from livetrack.web.render import Renderer, TopicKind, dom_id
+from livetrack.web.render import STATIC, Renderer, TopicKind, dom_id
 from livetrack.web.runtime import Runtime, clock_of, now_ms
 from livetrack.web.views import fmt_clock, fmt_elapsed
 
@@ -60,6 +67,12 @@ TOUCH_S: dict[str, float] = {
 }
 MAX_ITEMS = 500
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+#: The marshal page, the service worker that lets it open without signal, and its source.
+SHELL = "/marshal"
+WORKER_SOURCE = STATIC / "marshal-sw.js"
+#: The prefix of the worker's cache names (the worker deletes other releases' caches by it).
+CACHE_PREFIX = "livetrack-marshal-"
+_STATIC_URL = re.compile(r'(?:src|href)="(/static/[^"]+)"')
 
 
 # -- access --------------------------------------------------------------------------------
@@ -185,6 +198,55 @@ def signin_page(request: Request) -> HTMLResponse:
 
 def marshal_page(request: Request) -> HTMLResponse:
     return HTMLResponse(_renderer(request).page("marshal.html"))
+
+
+def _static_file(url: str) -> Path | None:
+    """The file behind a ``/static/...`` URL of ours (None if there is none)."""
+    rel = urlsplit(url).path.removeprefix("/static/")
+    path = (STATIC / rel).resolve()
+    return path if path.is_file() and path.is_relative_to(STATIC.resolve()) else None
+
+
+def worker_config(r: Renderer) -> dict[str, Any]:
+    """What the marshal page's service worker precaches, and the name of its cache.
+
+    The assets are the ``/static`` URLs the page itself loads (as the templates write them,
+    version query included), so the list follows the templates. The cache name carries the
+    static version and a digest of the page, the assets and the worker, so any change makes a
+    new worker (the browser compares the script byte for byte) whose cache replaces the old."""
+    shell = r.page("marshal.html")
+    assets: list[str] = []
+    digest = hashlib.sha256(WORKER_SOURCE.read_bytes())
+    digest.update(shell.encode())
+    for found in _STATIC_URL.findall(shell):
+        url = html.unescape(found)
+        path = _static_file(url)
+        if path is None or url in assets:
+            continue
+        assets.append(url)
+        digest.update(url.encode() + b"\0" + path.read_bytes())
+    static: Callable[[str], str] = r.env.globals["static"]  # type: ignore[assignment]
+    version = parse_qs(urlsplit(static("marshal-sw.js")).query).get("v", [""])
+    return {
+        "cache": f"{CACHE_PREFIX}v{version[0]}-{digest.hexdigest()[:16]}",
+        "prefix": CACHE_PREFIX,
+        "shell": SHELL,
+        "assets": assets,
+    }
+
+
+def marshal_worker(request: Request) -> Response:
+    """The marshal page's service worker: ``static/marshal-sw.js`` after a first line that
+    sets ``CONFIG`` (:func:`worker_config`). Served from under ``/marshal`` and allowed the
+    scope ``/marshal`` itself; ``no-cache``, so a phone with signal always gets the current
+    release's worker."""
+    config = json.dumps(worker_config(_renderer(request)), separators=(",", ":"))
+    source = WORKER_SOURCE.read_text(encoding="utf-8")
+    return Response(
+        f"var CONFIG = {config};\n{source}",
+        media_type="text/javascript",
+        headers={"cache-control": "no-cache", "service-worker-allowed": SHELL},
+    )
 
 
 TIMER_TOPICS = ("guns", "readers", "announce", "problems", "unmatched")
@@ -432,6 +494,7 @@ def _valid_marshal(st: RaceState, rest: str) -> bool:
 ROUTES: list[BaseRoute] = [
     Route("/signin", signin_page),
     Route("/marshal", marshal_page),
+    Route("/marshal/sw.js", marshal_worker),
     Route("/api/v1/whoami", whoami),
     Route("/api/v1/sightings", post_sightings, methods=["POST"]),
     Route("/api/v1/sweeps", post_sweep, methods=["POST"]),
