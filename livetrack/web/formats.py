@@ -4,14 +4,17 @@ charity totals, the championship and the course record watch.
 Routes: ``/races/{race}/teams``, ``/races/{race}/teams/{team}``, ``/races/{race}/relay``,
 ``/races/{race}/charity``, ``/races/{race}/championship``. Live regions (topics, each
 ``kind:race`` and marked dirty by the hub whenever their race changes): ``teams``, ``relay``,
-``charity``, ``champ`` and ``record``. Each region is one template block, used by the page and
-the pushed fragment alike.
+``charity``, ``champ`` and ``record``; and ``team:<race>:<key>`` (one team's own page, dirty
+when one of its members changes or the race's finish boards move, see :func:`team_topic`).
+Each region is one template block, used by the page and the pushed fragment alike.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Collection
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -23,8 +26,8 @@ from livetrack.domain.ranking import ALL
 from livetrack.domain.records_watch import record_watch
 from livetrack.domain.relay import leg_rankings, legs_of, relay_standings
 from livetrack.domain.state import RaceState
-from livetrack.domain.teams import has_teams, team_standings
-from livetrack.web.render import Renderer, race_summary
+from livetrack.domain.teams import TeamResult, has_teams, team_standings
+from livetrack.web.render import Renderer, TopicKind, race_summary
 from livetrack.web.runtime import Runtime, clock
 from livetrack.web.views import fmt_elapsed, race_status
 
@@ -44,12 +47,43 @@ def shows_teams(state: RaceState, race_id: str) -> bool:
     return race.kind == "team" or (race.kind != "relay" and has_teams(state, race_id))
 
 
+_STANDINGS: weakref.WeakKeyDictionary[RaceState, tuple[int, dict[str, list[TeamResult]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def standings(state: RaceState, race_id: str) -> list[TeamResult]:
+    """:func:`team_standings`, computed once per race for as long as the fold applies nothing
+    new (a tick renders the standings and every watched team page from one computation)."""
+    cached = _STANDINGS.get(state)
+    if cached is None or cached[0] != state.applied:
+        cached = _STANDINGS[state] = (state.applied, {})
+    by_race = cached[1]
+    if race_id not in by_race:
+        by_race[race_id] = team_standings(state, race_id)
+    return by_race[race_id]
+
+
+def team_topic(race_id: str, team: str) -> str:
+    """The live region of one team's page: ``team:<race>:<key>``, the key being the team's
+    name percent-encoded with nothing left safe, so that it round-trips (:func:`team_name`)
+    whatever the name holds (commas would split a topic list, spaces and ``%`` a URL)."""
+    return f"team:{race_id}:{quote(team, safe='')}"
+
+
+def team_name(key: str) -> str | None:
+    """The team a topic key names; None unless the key is in the form :func:`team_topic`
+    writes (another spelling of the same name would be a topic nobody marks dirty)."""
+    name = unquote(key, errors="replace")
+    return name if name and quote(name, safe="") == key else None
+
+
 def teams_view(state: RaceState, race_id: str, limit: int | None = None) -> dict[str, Any]:
     """Team standings: rows with position (None while provisional), score and scorers."""
     race = state.event.races[race_id]
     rule = race.team
     rows = []
-    for t in team_standings(state, race_id)[:limit]:
+    for t in standings(state, race_id)[:limit]:
         scorers = [m for m in t.members if m.scoring]
         rows.append(
             {
@@ -79,9 +113,13 @@ def teams_view(state: RaceState, race_id: str, limit: int | None = None) -> dict
 
 
 def team_view(state: RaceState, race_id: str, team: str) -> dict[str, Any] | None:
-    for t in team_standings(state, race_id):
+    """One team: its standing and every member, with ``topic`` its live region; None when
+    the race has no such team."""
+    for t in standings(state, race_id):
         if t.team == team:
             return {
+                "topic": team_topic(race_id, t.team),
+                "race": race_id,
                 "team": t.team,
                 "position": t.position,
                 "score": fmt_elapsed(t.score_ms),
@@ -106,6 +144,50 @@ def team_view(state: RaceState, race_id: str, team: str) -> dict[str, Any] | Non
 
 def _finish(state: RaceState, race_id: str) -> str:
     return state.event.races[race_id].course.checkpoints[-1].id
+
+
+def _team_valid(state: RaceState, rest: str) -> bool:
+    race_id, _, key = rest.partition(":")
+    if race_id not in state.event.races:
+        return False
+    team = team_name(key)
+    return team is not None and any(t.team == team for t in standings(state, race_id))
+
+
+def _team_render(r: Renderer, rest: str) -> str:
+    race_id, _, key = rest.partition(":")
+    team = team_name(key) or ""
+    t = team_view(r.state, race_id, team)
+    if t is None:  # the team's last member left it after the page subscribed
+        t = {"topic": f"team:{rest}", "race": race_id, "team": team, "members": []}
+    return r.block("team.html", "team", t=t)
+
+
+def _team_dirty(state: RaceState, dirty: set[str], watched: Collection[str]) -> set[str]:
+    """The watched team pages a tick's changes touch: a member's own topic (its passings,
+    status or entry changed), or a finish board of the team's race (a finisher anywhere may
+    move other teams past this one, or a member down the field). Looks only at the dirty
+    topics and, when a finish board moved, the watched ones; never at the whole field."""
+    out: set[str] = set()
+    races: set[str] = set()
+    runners = state.runners
+    for topic in dirty:
+        if topic.startswith("runner:"):
+            runner = runners.get(topic[7:])
+            if runner is not None and runner.p.team:
+                t = team_topic(runner.race.id, runner.p.team)
+                if t in watched:
+                    out.add(t)
+        elif topic.startswith("board:"):
+            race_id, _, rest = topic[6:].partition(":")
+            race = state.event.races.get(race_id)
+            if race is not None and rest.partition(":")[0] == race.course.checkpoints[-1].id:
+                races.add(race_id)
+    if races:
+        for t in watched:
+            if t.startswith("team:") and t[5:].partition(":")[0] in races:
+                out.add(t)
+    return out
 
 
 def relay_view(state: RaceState, race_id: str) -> dict[str, Any]:
@@ -296,7 +378,11 @@ def team_page(request: Request) -> HTMLResponse:
     if data is None:
         raise HTTPException(404, f"No team {team!r} in this race.")
     return _page(
-        request, "teams.html", [f"teams:{race_id}"], t=data, tv=teams_view(rt.state, race_id)
+        request,
+        "teams.html",
+        [data["topic"], f"teams:{race_id}"],
+        t=data,
+        tv=teams_view(rt.state, race_id),
     )
 
 
@@ -342,4 +428,5 @@ TOPICS = (
     race_summary("charity", "charity.html", "charity", "ch", charity_view),
     race_summary("champ", "teams.html", "champ", "cv", champ_view),
     race_summary("record", "teams.html", "record", "rw", record_view),
+    TopicKind("team", _team_valid, _team_render, derive=_team_dirty),
 )

@@ -56,6 +56,9 @@ class TopicKind:
     #: ``kind:<race>`` summarises a whole race (team standings, a big-screen panel…): it is
     #: dirty whenever anything in that race changed (see :meth:`Renderer.derive`).
     per_race: bool = False
+    #: ``derive(state, dirty, watched)``: the topics of this kind that a tick's ``dirty``
+    #: topics make dirty, among those somebody watches (see :meth:`Renderer.derive`).
+    derive: Callable[[RaceState, set[str], Collection[str]], set[str]] | None = None
 
 
 def is_race(state: RaceState, rest: str) -> bool:
@@ -103,7 +106,8 @@ class Renderer:
     def derive(self, dirty: set[str], watched: Collection[str] = ()) -> set[str]:
         """``dirty`` plus the per-race kinds of every race it touches (once per tick, so the
         fold need not know which summaries exist), plus the ``watched`` runner cards whose
-        positions a late passing shifted (the fold's :func:`shift_topic` signals)."""
+        positions a late passing shifted (the fold's :func:`shift_topic` signals), plus what
+        each kind's own ``derive`` hook adds."""
         per_race = [k.name for k in self.kinds.values() if k.per_race]
         races: set[str] = set()
         shifted: dict[tuple[str, str], int] = {}  # (race, checkpoint) -> fastest time moved
@@ -119,6 +123,9 @@ class Renderer:
         out = dirty | {f"{k}:{race}" for k in per_race for race in races}
         if shifted:
             out |= self._shifted_cards(shifted, watched)
+        for k in self.kinds.values():
+            if k.derive is not None:
+                out |= k.derive(self.state, dirty, watched)
         return out
 
     def _shifted_cards(
