@@ -10,9 +10,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, unavailable
+from conftest import PATIENCE_S, REPO, unavailable
 
 ARTIFACTS = REPO / "test-artifacts"
+#: Playwright timeouts (ms) for what a page should show at once on an idle machine.
+WAIT_MS = int(PATIENCE_S * 1000)
+#: For a page to reconnect by itself after a server restart: htmx's websocket extension waits
+#: a random delay of up to 2^n seconds before its n-th retry, so a restart that takes a few
+#: seconds on a loaded machine can leave the page waiting a good while before it tries again.
+RECONNECT_MS = 3 * WAIT_MS
+#: Counts the page's live sockets opening (``window.__wsOpen``; 0 again once one closes).
+WATCH_SOCKETS = """
+document.addEventListener("htmx:wsOpen", () => { window.__wsOpen = (window.__wsOpen || 0) + 1; });
+document.addEventListener("htmx:wsClose", () => { window.__wsOpen = 0; });
+"""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -53,6 +64,16 @@ async def page_factory(browser: object) -> AsyncIterator[PageFactory]:
     yield make
     for ctx in contexts:
         await ctx.close()  # type: ignore[attr-defined]
+
+
+async def watch_sockets(page: object) -> None:
+    """Before ``goto``: let :func:`socket_open` tell when the page's live socket is open."""
+    await page.add_init_script(WATCH_SOCKETS)  # type: ignore[attr-defined]
+
+
+async def socket_open(page: object, timeout: float = WAIT_MS) -> None:
+    """Wait until the page's live socket is open (it then gets every update from now on)."""
+    await page.wait_for_function("() => window.__wsOpen > 0", timeout=timeout)  # type: ignore[attr-defined]
 
 
 def shot_path(name: str) -> Path:

@@ -11,7 +11,8 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,12 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LIVETRACK_DATA", REPO.parent / "shared" / "data"))
+
+#: How long a test waits for something that should happen at once on an idle machine (a
+#: server starting, a record being folded, a page updating) before it fails. CI runs on two
+#: possibly busy cores, so this is generous: waits poll for their condition and return as soon
+#: as it holds, so only a failing test ever waits this long.
+PATIENCE_S = 30.0
 
 
 def unavailable(reason: str) -> None:
@@ -35,11 +42,28 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
+@contextmanager
+def refused_port() -> Iterator[socket.socket]:
+    """A port on which every connection is refused while the block lasts: the socket is bound
+    but never listens, so nothing else can take the port meanwhile (a port from
+    :func:`free_port` could be taken by anyone once it is released). ``SO_REUSEADDR`` lets a
+    server of the test's own bind the same port later, while the block still holds it."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))
+        yield s
+
+
+def wait_for_port(
+    port: int, timeout: float = PATIENCE_S, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Wait until something listens on ``port``; with ``proc``, fail at once if it exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise OSError(f"process exited with {proc.returncode} before listening on {port}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
                 return
         except OSError:
             time.sleep(0.05)
@@ -49,9 +73,11 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 class RedisServer:
     """A ``redis-server`` of the test's own, on a free port, with AOF in a temporary folder."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, args: Sequence[str] = ()) -> None:
         self.workdir = workdir
         self.port = port or free_port()
+        self.pinned = port is not None  # a port given (or once used) is kept on restarts
+        self.args = list(args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,19 +85,63 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        """Start (or restart, on the same port) and wait until this very process answers.
+
+        The first start may find its free port taken meanwhile by someone else: it then tries
+        another. A restart keeps its port (clients and the test know it) and retries it."""
         exe = shutil.which("redis-server")
         if exe is None:
             raise FileNotFoundError("redis-server is not on PATH")
-        self.proc = subprocess.Popen(
-            [
-                exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-                "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-                "--daemonize", "no", "--logfile", str(self.workdir / "redis.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for_port(self.port)
+        deadline = time.monotonic() + PATIENCE_S
+        while True:
+            self.proc = subprocess.Popen(
+                [
+                    exe, "--port", str(self.port), "--bind", "127.0.0.1",
+                    "--dir", str(self.workdir), "--appendonly", "yes", "--appendfsync", "always",
+                    "--save", "", "--daemonize", "no", "--logfile", str(self.workdir / "redis.log"),
+                    *self.args,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                wait_for_port(self.port, max(1.0, deadline - time.monotonic()), self.proc)
+                if self._answers():
+                    self.pinned = True
+                    return
+            except OSError:
+                pass
+            self.kill()
+            if time.monotonic() > deadline:
+                log = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
+                raise TimeoutError(f"redis-server did not start on port {self.port}: {log}")
+            if not self.pinned:
+                self.port = free_port()
+            time.sleep(0.1)
+
+    def _answers(self) -> bool:
+        """Whether the redis-server answering on the port is ours (not another process that
+        took the port first): its INFO names our process id."""
+        assert self.proc is not None
+        deadline = time.monotonic() + PATIENCE_S
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+                    s.sendall(b"INFO server\r\n")
+                    reply = b""
+                    while chunk := s.recv(65536):
+                        reply += chunk
+                        done = reply.startswith(b"-") or b"process_id:" in reply
+                        if done and reply.endswith(b"\r\n"):
+                            break
+                if f"process_id:{self.proc.pid}\r\n".encode() in reply:
+                    return True
+                if not reply.startswith(b"-LOADING"):
+                    return False
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
 
     def kill(self) -> None:
         """SIGKILL, like a crash: only what AOF fsynced survives."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import PATIENCE_S
 from factory import GUN, event, person
 from server import Running, serve
 
@@ -25,7 +26,9 @@ def srv(tmp_path: Path) -> Iterator[Running]:
 def post(srv: Running, body: object, role: str = "reader", **kw: object) -> httpx.Response:
     headers = {"authorization": f"Bearer {srv.tokens[role]}"} if role else {}
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(srv.url + "/api/v1/reads", content=content, headers=headers, timeout=10)
+    return httpx.post(
+        srv.url + "/api/v1/reads", content=content, headers=headers, timeout=PATIENCE_S
+    )
 
 
 def good(chip: str = "C1", at_s: int = 500, point: str = "finish", seq: int | None = None) -> dict:
@@ -45,7 +48,7 @@ def stored(tmp: Path) -> int:
     return asyncio.run(count())
 
 
-def wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = PATIENCE_S) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -73,20 +76,21 @@ def test_gun_then_reads_show_in_standings_and_runner(srv: Running) -> None:
         srv.url + "/api/v1/races/mile/gun",
         json={"time": GUN},
         headers={"authorization": f"Bearer {srv.tokens['timer']}"},
+        timeout=PATIENCE_S,
     )
     assert gun.status_code == 200, gun.text
     post(srv, [good("C2", 480), good("C1", 500), good("C7", 490)])
 
     def standings() -> list[str]:
-        r = httpx.get(srv.url + "/api/v1/races/mile/standings?point=finish")
+        r = httpx.get(srv.url + "/api/v1/races/mile/standings?point=finish", timeout=PATIENCE_S)
         return [row["bib"] for row in r.json()["rows"]]
 
     wait_for(lambda: len(standings()) == 3)
     assert standings() == ["2", "007", "1"]
-    runner = httpx.get(srv.url + "/api/v1/runners/007").json()
+    runner = httpx.get(srv.url + "/api/v1/runners/007", timeout=PATIENCE_S).json()
     finish = runner["splits"][-1]
     assert finish["gun"] == "8:10" and finish["position"] == 2
-    races = httpx.get(srv.url + "/api/v1/races").json()["races"]
+    races = httpx.get(srv.url + "/api/v1/races", timeout=PATIENCE_S).json()["races"]
     assert races[0]["status"] == "finished"  # everyone who started is in
 
 
@@ -176,22 +180,26 @@ def test_ingest_needs_a_reader_token(srv: Running, tmp_path: Path, role: str, st
 
 def test_an_unknown_token_is_401(srv: Running) -> None:
     r = httpx.post(
-        srv.url + "/api/v1/reads", json=[good()], headers={"authorization": "Bearer lt_nope"}
+        srv.url + "/api/v1/reads",
+        json=[good()],
+        headers={"authorization": "Bearer lt_nope"},
+        timeout=PATIENCE_S,
     )
     assert r.status_code == 401 and "unknown or revoked" in r.json()["error"]
 
 
 def test_gun_needs_a_timer_token(srv: Running) -> None:
     headers = {"authorization": f"Bearer {srv.tokens['reader']}"}
-    r = httpx.post(srv.url + "/api/v1/races/mile/gun", json={}, headers=headers)
+    r = httpx.post(srv.url + "/api/v1/races/mile/gun", json={}, headers=headers, timeout=PATIENCE_S)
     assert r.status_code == 403
 
 
 def test_read_api_answers_404_for_what_does_not_exist(srv: Running) -> None:
-    assert httpx.get(srv.url + "/api/v1/runners/999").status_code == 404
-    assert httpx.get(srv.url + "/api/v1/races/nope/standings").status_code == 404
-    assert httpx.get(srv.url + "/api/v1/races/mile/standings?point=moon").status_code == 404
-    assert httpx.get(srv.url + "/api/v1/races/mile/standings?limit=x").status_code == 400
+    with httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http:
+        assert http.get("/api/v1/runners/999").status_code == 404
+        assert http.get("/api/v1/races/nope/standings").status_code == 404
+        assert http.get("/api/v1/races/mile/standings?point=moon").status_code == 404
+        assert http.get("/api/v1/races/mile/standings?limit=x").status_code == 400
 
 
 def test_a_cross_site_origin_is_refused_on_ingest_and_gun(srv: Running, tmp_path: Path) -> None:
@@ -200,9 +208,11 @@ def test_a_cross_site_origin_is_refused_on_ingest_and_gun(srv: Running, tmp_path
     r = post(srv, [good()])
     assert r.status_code == 200
     reader = {"authorization": f"Bearer {srv.tokens['reader']}", **evil}
-    r = httpx.post(srv.url + "/api/v1/reads", json=[good("C2", seq=77)], headers=reader)
+    r = httpx.post(
+        srv.url + "/api/v1/reads", json=[good("C2", seq=77)], headers=reader, timeout=PATIENCE_S
+    )
     assert r.status_code == 403 and "cross-site" in r.json()["error"]
     timer = {"authorization": f"Bearer {srv.tokens['timer']}", **evil}
-    r = httpx.post(srv.url + "/api/v1/races/mile/gun", json={}, headers=timer)
+    r = httpx.post(srv.url + "/api/v1/races/mile/gun", json={}, headers=timer, timeout=PATIENCE_S)
     assert r.status_code == 403
     assert stored(tmp_path) == before + 1

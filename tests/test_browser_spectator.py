@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import httpx
-from browser import PageFactory, shot_path
-from conftest import free_port
+from browser import RECONNECT_MS, WAIT_MS, PageFactory, shot_path, socket_open, watch_sockets
+from conftest import PATIENCE_S
 from factory import GUN, event, person
 from server import Running, serve, tokens_for
 
@@ -22,13 +22,16 @@ PEOPLE = [
 
 def gun(srv: Running, at: int = GUN) -> None:
     headers = {"authorization": f"Bearer {srv.tokens['timer']}"}
-    httpx.post(srv.url + "/api/v1/races/mile/gun", json={"time": at}, headers=headers)
+    httpx.post(
+        srv.url + "/api/v1/races/mile/gun", json={"time": at}, headers=headers, timeout=PATIENCE_S
+    )
 
 
 def post(srv: Running, chip: str, point: str, at_s: float, base: int = GUN) -> None:
     headers = {"authorization": f"Bearer {srv.tokens['reader']}"}
     body = [{"reader": "r1", "point": point, "chip": chip, "time": base + int(at_s * 1000)}]
-    httpx.post(srv.url + "/api/v1/reads", json=body, headers=headers).raise_for_status()
+    r = httpx.post(srv.url + "/api/v1/reads", json=body, headers=headers, timeout=PATIENCE_S)
+    r.raise_for_status()
 
 
 async def test_board_and_feed_change_without_reload(
@@ -43,7 +46,7 @@ async def test_board_and_feed_change_without_reload(
         post(srv, "C2", "finish", 431)
         post(srv, "C1", "finish", 445)
         board = page.locator("#t-board-mile-finish-all tbody tr")
-        await board.nth(1).wait_for(timeout=5000)
+        await board.nth(1).wait_for(timeout=WAIT_MS)
         names = await board.locator("td:nth-child(2) a").all_inner_texts()
         assert names == ["Grace Hopper", "Ada Lovelace"]
         feed = page.locator("#t-feed-mile li")
@@ -62,6 +65,7 @@ async def test_following_a_runner_raises_an_alert_when_they_pass(
         gun(srv, start)
         post(srv, "C2", "half", 200, start)
         post(srv, "C1", "half", 210, start)
+        await srv.asettle()  # the reads API answers before the fold has the reads
         page = await page_factory(390, 844)
         await page.goto(srv.url + "/runners/1")
         star = page.locator("#t-runner-1 [data-follow]")
@@ -69,11 +73,11 @@ async def test_following_a_runner_raises_an_alert_when_they_pass(
         assert await star.get_attribute("aria-pressed") == "true"
         await page.goto(srv.url + "/me")
         card = page.locator("#t-runner-1")
-        await card.get_by_text("Ada Lovelace").wait_for(timeout=5000)
+        await card.get_by_text("Ada Lovelace").wait_for(timeout=WAIT_MS)
         assert "Due at" in await card.inner_text()
         post(srv, "C1", "finish", 440, start)
         toast = page.locator("#toasts .toast")
-        await toast.wait_for(timeout=5000)
+        await toast.wait_for(timeout=WAIT_MS)
         assert "Ada Lovelace passed Finish" in await toast.inner_text()
         await page.screenshot(path=str(shot_path("spectator-me-alert-390")))
 
@@ -81,23 +85,24 @@ async def test_following_a_runner_raises_an_alert_when_they_pass(
 async def test_page_shows_reconnecting_and_recovers_after_a_server_restart(
     tmp_path: Path, page_factory: PageFactory
 ) -> None:
-    port = free_port()
     tokens = tokens_for()
     db = tmp_path / "log.db"
     page = await page_factory(390, 844)
-    with serve(event(), db, PEOPLE, port=port, tokens=tokens) as srv:
+    await watch_sockets(page)
+    with serve(event(), db, PEOPLE, tokens=tokens) as srv:
+        port = srv.port  # the restarted server takes the same port
         gun(srv)
         await page.goto(srv.url + "/races/mile")
         await page.wait_for_function("() => window.htmx !== undefined")
-        await page.wait_for_timeout(500)
+        await socket_open(page)
     badge = page.locator("#conn")
-    await badge.wait_for(state="visible", timeout=10000)
+    await badge.wait_for(state="visible", timeout=WAIT_MS)
     await page.screenshot(path=str(shot_path("spectator-reconnecting-390")))
     with serve(event(), db, PEOPLE, port=port, tokens=tokens) as srv:
-        await badge.wait_for(state="hidden", timeout=30000)
+        await badge.wait_for(state="hidden", timeout=RECONNECT_MS)
         post(srv, "C2", "finish", 433)
         board = page.locator("#t-board-mile-finish-all")
-        await board.get_by_text("Grace Hopper").wait_for(timeout=5000)
+        await board.get_by_text("Grace Hopper").wait_for(timeout=WAIT_MS)
 
 
 async def test_search_answers_as_you_type(tmp_path: Path, page_factory: PageFactory) -> None:
@@ -106,15 +111,15 @@ async def test_search_answers_as_you_type(tmp_path: Path, page_factory: PageFact
         await page.goto(srv.url + "/")
         await page.locator("#q").press_sequentially("harr", delay=30)
         results = page.locator("#results .card")
-        await results.nth(1).wait_for(timeout=5000)
+        await results.nth(1).wait_for(timeout=WAIT_MS)
         text = await page.locator("#results").inner_text()
         assert "Ada Lovelace" in text and "Grace Hopper" in text
         await page.locator("#q").fill("")
         await page.locator("#q").press_sequentially("007x", delay=30)
-        await page.get_by_text("0 found").wait_for(timeout=5000)
+        await page.get_by_text("0 found").wait_for(timeout=WAIT_MS)
         await page.locator("#q").fill("secret")
         await page.locator("#q").dispatch_event("input")
-        await page.get_by_text("0 found").wait_for(timeout=5000)  # hidden names are not searchable
+        await page.get_by_text("0 found").wait_for(timeout=WAIT_MS)  # hidden names: not searchable
 
 
 async def test_narrow_phone_has_no_sideways_scroll_and_big_targets(
@@ -124,6 +129,7 @@ async def test_narrow_phone_has_no_sideways_scroll_and_big_targets(
         gun(srv)
         for bib, t in (("1", 431), ("2", 440), ("3", 450), ("4", 460)):
             post(srv, f"C{bib}", "finish", t)
+        await srv.asettle()  # the reads API answers before the fold has the reads
         page = await page_factory(360, 740)
         dialogs: list[str] = []
         page.on("dialog", lambda d: dialogs.append(d.message))
@@ -149,7 +155,7 @@ async def test_first_load_of_the_race_page_is_small(tmp_path: Path) -> None:
     with serve(event(), tmp_path / "log.db", PEOPLE) as srv:
         headers = {"accept-encoding": "gzip"}
         total = 0
-        with httpx.Client(base_url=srv.url, headers=headers) as http:
+        with httpx.Client(base_url=srv.url, headers=headers, timeout=PATIENCE_S) as http:
             page = http.get("/races/mile")
             assert page.headers.get("content-encoding") == "gzip"
             total += len(gzip.compress(page.content))
@@ -171,12 +177,17 @@ async def test_course_map_moves_runners_between_checkpoints(
         post(srv, "C2", "half", 210)
         post(srv, "C2", "finish", 431)  # the field's finish times give the next estimate
         post(srv, "C1", "half", 220)
+        await srv.asettle()  # the reads API answers before the fold has the reads
         page = await page_factory(390, 844)
         await page.goto(srv.url + "/races/mile/map")
         dots = page.locator("#dots circle.dot")
-        await dots.first.wait_for(timeout=5000)
+        await dots.first.wait_for(timeout=WAIT_MS)
         first = await dots.first.get_attribute("cx"), await dots.first.get_attribute("cy")
         await page.wait_for_timeout(1600)
         later = await dots.first.get_attribute("cx"), await dots.first.get_attribute("cy")
+        deadline = time.monotonic() + PATIENCE_S  # a busy browser may animate late
+        while later == first and time.monotonic() < deadline:
+            await page.wait_for_timeout(200)
+            later = await dots.first.get_attribute("cx"), await dots.first.get_attribute("cy")
         assert first != later  # it moves by itself between pushes
         await page.screenshot(path=str(shot_path("spectator-map-390")))

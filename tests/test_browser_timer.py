@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from browser import PageFactory, shot_path
+from browser import WAIT_MS, PageFactory, shot_path
+from conftest import PATIENCE_S
 from factory import GUN, event, person
 from server import serve
 
@@ -20,7 +21,10 @@ async def test_a_correction_on_the_console_moves_a_runner_on_the_spectators_page
         person("2", first_name="Bo", last_name="Diddley"),
         person("3", chips=()),
     ]
-    with serve(event(), tmp_path / "log.db", people) as srv, httpx.Client(base_url=srv.url) as http:
+    with (
+        serve(event(), tmp_path / "log.db", people) as srv,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
+    ):
         timer = {"authorization": f"Bearer {srv.tokens['timer']}"}
         reader = {"authorization": f"Bearer {srv.tokens['reader']}"}
         http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=timer)
@@ -35,37 +39,39 @@ async def test_a_correction_on_the_console_moves_a_runner_on_the_spectators_page
         fan: Any = await page_factory(width=390, height=844)
         await fan.goto(srv.url + "/races/mile")
         rows = fan.locator("#t-board-mile-finish-all tbody tr")
-        await rows.nth(1).get_by_text("Bo Diddley").wait_for(timeout=5000)
+        await rows.nth(1).get_by_text("Bo Diddley").wait_for(timeout=WAIT_MS)
 
         console: Any = await page_factory(width=1280, height=800)
         await console.goto(f"{srv.url}/signin#token={srv.tokens['timer']}")
-        await console.wait_for_url(srv.url + "/timer", timeout=5000)
-        await console.locator("#t-announce").get_by_text("Bo Diddley").wait_for(timeout=5000)
-        await console.locator("#t-unmatched").get_by_text("LOST9").wait_for(timeout=5000)
-        await console.locator("#t-readers").get_by_text("receiving").first.wait_for(timeout=5000)
+        await console.wait_for_url(srv.url + "/timer", timeout=WAIT_MS)
+        await console.locator("#t-announce").get_by_text("Bo Diddley").wait_for(timeout=WAIT_MS)
+        await console.locator("#t-unmatched").get_by_text("LOST9").wait_for(timeout=WAIT_MS)
+        await console.locator("#t-readers").get_by_text("receiving").first.wait_for(timeout=WAIT_MS)
         await console.screenshot(path=str(shot_path("timer-desktop")), full_page=False)
 
         await console.locator("#lookup-bib").fill("2")
         await console.locator("#lookup button").click()
         history = console.locator("#history .history")
-        await history.wait_for(timeout=5000)
+        await history.wait_for(timeout=WAIT_MS)
         await history.locator(".reason-input").fill("photo finish shows Bo first")
         finish = history.locator('tr[data-point="finish"]')
         await finish.locator("input[type=time]").fill("10:07:05")
         await finish.locator('[data-fix="edit"]').click()
 
-        await rows.nth(0).get_by_text("Bo Diddley").wait_for(timeout=5000)
-        await rows.nth(1).get_by_text("Ada Lovelace").wait_for(timeout=5000)
+        await rows.nth(0).get_by_text("Bo Diddley").wait_for(timeout=WAIT_MS)
+        await rows.nth(1).get_by_text("Ada Lovelace").wait_for(timeout=WAIT_MS)
         audit = console.locator("#history .audit")
-        await audit.get_by_text("photo finish shows Bo first").wait_for(timeout=5000)
+        await audit.get_by_text("photo finish shows Bo first").wait_for(timeout=WAIT_MS)
         assert "test timer" in await audit.inner_text()
 
         # the unmatched chip goes to bib 3, whose earlier finish read then counts
         form = console.locator('#t-unmatched form[data-chip="LOST9"]')
         await form.locator("input").fill("3")
         await form.locator("button").click()
-        await rows.nth(2).get_by_text("First3 Last3").wait_for(timeout=5000)
-        await console.locator("#t-unmatched").get_by_text("Every chip read").wait_for(timeout=5000)
+        await rows.nth(2).get_by_text("First3 Last3").wait_for(timeout=WAIT_MS)
+        await (
+            console.locator("#t-unmatched").get_by_text("Every chip read").wait_for(timeout=WAIT_MS)
+        )
         await console.screenshot(path=str(shot_path("timer-desktop-after")), full_page=True)
         await fan.screenshot(path=str(shot_path("race-after-correction-phone")), full_page=True)
 
@@ -76,12 +82,15 @@ async def test_the_start_gun_fires_only_on_the_confirming_second_press(
     with serve(event(), tmp_path / "log.db", [person("1", race="loop")]) as srv:
         console: Any = await page_factory(width=1280, height=800)
         await console.goto(f"{srv.url}/signin#token={srv.tokens['timer']}")
-        await console.wait_for_url(srv.url + "/timer", timeout=5000)
+        await console.wait_for_url(srv.url + "/timer", timeout=WAIT_MS)
         start = console.locator('.gun-actions[data-race="loop"] [data-gun]')
         await start.click()
+        # the first press arms the button (for 5 s); give a wrongly fired gun time to show
+        armed = console.locator('.gun-actions[data-race="loop"] [data-gun][data-armed]')
+        await armed.wait_for(timeout=WAIT_MS)
         await console.wait_for_timeout(1500)
         assert "in use" not in await console.locator("#t-guns").inner_text()
         await start.click()
         race = console.locator("#t-guns .race-guns", has_text="Two laps")
-        await race.get_by_text("in use").wait_for(timeout=5000)
+        await race.get_by_text("in use").wait_for(timeout=WAIT_MS)
         assert "running" in (await race.inner_text()).lower()

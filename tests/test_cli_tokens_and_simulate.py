@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO, free_port
+from conftest import PATIENCE_S, REPO, free_port
+from test_multiprocess import wait_folded_at
 
 from livetrack.domain.event import load_event_text
 from livetrack.sim import make_participants
@@ -25,16 +26,28 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def wait_ready(url: str, timeout: float = 60) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 2 * PATIENCE_S) -> bool:
+    """Wait until the server answers 200 on /healthz; False if its process exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
         try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
+            if httpx.get(url + "/healthz", timeout=5).status_code == 200:
+                return True
         except httpx.TransportError:
             pass
         time.sleep(0.1)
     raise TimeoutError("server not ready")
+
+
+def wait_known(url: str, token: str) -> None:
+    """Wait until the server has tailed a token just created into its log."""
+    headers = {"authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + PATIENCE_S
+    while httpx.get(url + "/api/v1/whoami", headers=headers, timeout=PATIENCE_S).is_error:
+        assert time.monotonic() < deadline, "the server never learnt of the new token"
+        time.sleep(0.1)
 
 
 EVENT = REPO / "livetrack" / "demo" / "heaton.toml"
@@ -56,16 +69,27 @@ def write_mile_entries(path: Path) -> Path:
 def demo_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``livetrack serve`` on the demo event file and 60 mile entrants, as a separate process."""
     db = tmp_path / "live.db"
-    port = free_port()
     entries = write_mile_entries(tmp_path / "entries.csv")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "livetrack.cli", "serve", "--event", str(EVENT),
-         "--participants", str(entries), "--db", str(db), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    for attempt in range(3):  # a free port may be taken by someone else before it is bound
+        port = free_port()
+        errlog = tmp_path / f"serve-{port}.log"
+        with errlog.open("wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "livetrack.cli", "serve", "--event", str(EVENT),
+                 "--participants", str(entries), "--db", str(db), "--port", str(port)],
+                stdout=err, stderr=err, cwd=REPO,
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            if wait_ready(url, proc):
+                break
+        except BaseException:
+            proc.kill()
+            proc.wait(30)
+            raise
+        taken = "address already in use" in errlog.read_text(errors="replace").lower()
+        assert taken and attempt < 2, errlog.read_text(errors="replace")[-3000:]
     try:
-        wait_ready(url)
         yield url, db
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -83,10 +107,12 @@ def test_a_token_created_while_serving_works_and_stops_working_when_revoked(
     now = int(time.time() * 1000)
     read = [{"reader": "r1", "point": "finish", "chip": "LT00001", "time": now, "seq": 1}]
     headers = {"authorization": f"Bearer {token}"}
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + PATIENCE_S
     status = 0
     while time.monotonic() < deadline:  # the server learns of the token by tailing the log
-        status = httpx.post(url + "/api/v1/reads", json=read, headers=headers).status_code
+        status = httpx.post(
+            url + "/api/v1/reads", json=read, headers=headers, timeout=PATIENCE_S
+        ).status_code
         if status == 200:
             break
         time.sleep(0.2)
@@ -97,9 +123,11 @@ def test_a_token_created_while_serving_works_and_stops_working_when_revoked(
         bodies = [r[0] for r in conn.execute("SELECT body FROM records WHERE type = 'token'")]
     assert bodies and all(token not in b for b in bodies)  # only the hash is stored
     assert cli("token", "revoke", "--token", token, "--db", str(db)).returncode == 0
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + PATIENCE_S
     while time.monotonic() < deadline:
-        status = httpx.post(url + "/api/v1/reads", json=read, headers=headers).status_code
+        status = httpx.post(
+            url + "/api/v1/reads", json=read, headers=headers, timeout=PATIENCE_S
+        ).status_code
         if status == 401:
             break
         time.sleep(0.2)
@@ -115,7 +143,8 @@ def test_simulate_plays_a_race_into_a_running_server(demo_server: tuple[str, Pat
     url, db = demo_server
     reader = cli("token", "create", "--role", "reader", "--db", str(db)).stdout.split()[0]
     timer = cli("token", "create", "--role", "timer", "--db", str(db)).stdout.split()[0]
-    time.sleep(1.0)  # let the server tail the new tokens
+    wait_known(url, reader)  # the server learns of new tokens by tailing the log
+    wait_known(url, timer)
     res = subprocess.run(
         [sys.executable, "-m", "livetrack.cli", "simulate", "--url", url, "--token", reader,
          "--timer-token", timer, "--race", "mile", "--speed", "400",
@@ -125,9 +154,13 @@ def test_simulate_plays_a_race_into_a_running_server(demo_server: tuple[str, Pat
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     assert "'rejected': 0" in res.stdout
-    standings = httpx.get(url + "/api/v1/races/mile/standings?point=finish&limit=500").json()
+    wait_folded_at(url, ["--db", str(db)])  # the reads API answers before the fold has them
+    standings = httpx.get(
+        url + "/api/v1/races/mile/standings?point=finish&limit=500", timeout=PATIENCE_S
+    ).json()
     assert standings["count"] >= 50  # 60 entered; a few do not start or drop out
     times = [row["gun_ms"] for row in standings["rows"]]
     assert times == sorted(times)
-    runner = httpx.get(url + f"/api/v1/runners/{standings['rows'][0]['bib']}").json()
+    bib = standings["rows"][0]["bib"]
+    runner = httpx.get(url + f"/api/v1/runners/{bib}", timeout=PATIENCE_S).json()
     assert [s["id"] for s in runner["splits"] if "time_ms" in s][-1] == "finish"

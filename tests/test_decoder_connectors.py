@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import socket
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import PATIENCE_S, refused_port
 
 from livetrack.ingest.decoders import DecodedRead
 from livetrack.ingest.decoders.connect import ConnectorStats, run_connector
@@ -58,7 +58,7 @@ async def run_until_complete(
     *,
     drop_after: int | None,
     listen: bool = False,
-    timeout: float = 8.0,
+    timeout: float = PATIENCE_S,
 ) -> tuple[Store, DecoderSimulator, ConnectorStats, list[str]]:
     reads = make_demo_reads(protocol, N_READS, start_ms=START_MS, spacing_ms=730)
     stop = asyncio.Event()
@@ -85,7 +85,7 @@ async def run_until_complete(
                     stats=stats,
                 )
             )
-            port = await asyncio.wait_for(bound, 2)
+            port = await asyncio.wait_for(bound, PATIENCE_S)
             client_task = asyncio.create_task(sim.connect("127.0.0.1", port, retry_s=0.02))
         else:
             port = await sim.start()
@@ -169,9 +169,9 @@ async def test_raceresult_resume_from_stored_seq_after_restart() -> None:
             run_connector(
                 "raceresult", "127.0.0.1", port, source_id="rr", tz=TZ, on_reads=first, stop=stop
             ),
-            5,
+            PATIENCE_S,
         )
-        await asyncio.wait_for(sim.finished.wait(), 2)
+        await asyncio.wait_for(sim.finished.wait(), PATIENCE_S)
         # A new connector that already stored 1..12 asks for 13..20 only.
         stop2 = asyncio.Event()
         rest = {k for k in first.expected if k[0] is not None and k[0] > 12}
@@ -187,7 +187,7 @@ async def test_raceresult_resume_from_stored_seq_after_restart() -> None:
                 stop=stop2,
                 resume_seq=12,
             ),
-            5,
+            PATIENCE_S,
         )
         assert second.keys == rest
         assert "13:8" in sim.fetch_requests
@@ -243,7 +243,7 @@ async def test_malformed_lines_logged_connection_kept(caplog: pytest.LogCaptureF
                     stop=stop,
                     stats=stats,
                 ),
-                5,
+                PATIENCE_S,
             )
     finally:
         done.set()
@@ -280,12 +280,12 @@ async def test_mylaps_ack_only_after_reads_stored() -> None:
         )
     )
     try:
-        port = await asyncio.wait_for(bound, 2)
+        port = await asyncio.wait_for(bound, PATIENCE_S)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             writer.write(b"Fin@Passing@t=10:00:00.000|c=A|d=240501@42@$")
             await writer.drain()
-            ack = await asyncio.wait_for(reader.readuntil(b"$"), 2)
+            ack = await asyncio.wait_for(reader.readuntil(b"$"), PATIENCE_S)
             acked_after_store.append(stored.is_set())
             assert ack.endswith(b"@AckPassing@42@$")
         finally:
@@ -298,31 +298,33 @@ async def test_mylaps_ack_only_after_reads_stored() -> None:
 
 
 async def test_reconnects_until_decoder_comes_up() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     reads = make_demo_reads("ipico", 5, start_ms=START_MS)
     stop = asyncio.Event()
     store = Store(expected_keys("ipico", reads), stop)
     states: list[str] = []
-    task = asyncio.create_task(
-        run_connector(
-            "ipico",
-            "127.0.0.1",
-            port,
-            source_id="late",
-            tz=TZ,
-            on_reads=store,
-            on_state=states.append,
-            stop=stop,
-            backoff_initial=0.05,
+    with refused_port() as held:  # refused until the decoder comes up on it; nobody else's
+        port = held.getsockname()[1]
+        task = asyncio.create_task(
+            run_connector(
+                "ipico",
+                "127.0.0.1",
+                port,
+                source_id="late",
+                tz=TZ,
+                on_reads=store,
+                on_state=states.append,
+                stop=stop,
+                backoff_initial=0.05,
+            )
         )
-    )
-    await asyncio.sleep(0.2)
-    assert "waiting" in states  # refused at least once
-    sim, _ = await serve_decoder("ipico", reads, port=port, tz=TZ, interval_s=0.001)
+        deadline = asyncio.get_running_loop().time() + PATIENCE_S
+        while "waiting" not in states:  # refused at least once
+            assert asyncio.get_running_loop().time() < deadline, states
+            assert not task.done()
+            await asyncio.sleep(0.02)
+        sim, _ = await serve_decoder("ipico", reads, port=port, tz=TZ, interval_s=0.001)
     try:
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, PATIENCE_S)
     finally:
         stop.set()
         await task
@@ -354,7 +356,7 @@ async def test_clock_unset_reported(caplog: pytest.LogCaptureFixture) -> None:
                     stop=stop,
                     date=dt.date(2024, 5, 1),
                 ),
-                5,
+                PATIENCE_S,
             )
     finally:
         await sim.close()
@@ -398,7 +400,7 @@ async def test_store_failure_propagates_and_is_not_acked(listen: bool) -> None:
                 )
             )
         with pytest.raises(OSError, match="disk full"):
-            await asyncio.wait_for(task, 5)
+            await asyncio.wait_for(task, PATIENCE_S)
     finally:
         stop.set()
         await sim.close()

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import PATIENCE_S
 from server import serve
 
 from livetrack import sim
@@ -94,7 +95,7 @@ def race_plan(event: Event, entrants: list[ParticipantRecord]) -> list[sim.Actio
 
 def standings(url: str) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {}
-    with httpx.Client(base_url=url, timeout=10) as http:
+    with httpx.Client(base_url=url, timeout=PATIENCE_S) as http:
         for point in ("half", "finish"):
             r = http.get("/api/v1/races/mile/standings", params={"point": point, "limit": 1000})
             r.raise_for_status()
@@ -102,11 +103,11 @@ def standings(url: str) -> dict[str, list[Row]]:
     return out
 
 
-async def wait_applied(url: str, count: int, timeout: float = 30.0) -> None:
+async def wait_applied(url: str, count: int, timeout: float = 2 * PATIENCE_S) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     applied = -1
-    async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=PATIENCE_S) as http:
         while loop.time() < deadline:
             applied = (await http.get("/healthz")).json()["applied"]
             if applied >= count:
@@ -190,14 +191,16 @@ async def test_race_through_decoders_matches_http(
         chip_reads = sum(r.kind == "read" for s in streams.values() for r in s)
         with serve(reader_event(protocol, ports), db, entrants) as running:
             if not markers:
-                async with httpx.AsyncClient(base_url=running.url) as http:
+                async with httpx.AsyncClient(base_url=running.url, timeout=PATIENCE_S) as http:
                     answer = await http.post(
                         "/api/v1/races/mile/gun",
                         json={"time": GUN},
                         headers={"authorization": f"Bearer {running.tokens['timer']}"},
                     )
                     assert answer.status_code == 200
-            await asyncio.wait_for(asyncio.gather(*(s.finished.wait() for s in sims.values())), 30)
+            await asyncio.wait_for(
+                asyncio.gather(*(s.finished.wait() for s in sims.values())), 2 * PATIENCE_S
+            )
             await wait_applied(running.url, 3 + len(entrants) + chip_reads + 1)
             got = standings(running.url)
             health: list[dict[str, Any]] = running.app.state.readers.health()  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import pytest
+from conftest import PATIENCE_S
 
 from livetrack.domain.records import (
     ChipRead,
@@ -31,9 +32,9 @@ from livetrack.domain.records import (
 )
 from livetrack.store.base import AppendResult, LogUnavailable, Offset
 
-#: Long enough for a polling backend to notice another process's append, short enough that a
-#: bug fails a test quickly instead of hanging the suite.
-WAIT_S = 5.0
+#: Long enough for a polling backend to notice another process's append on a loaded machine,
+#: short enough that a bug fails a test instead of hanging the suite.
+WAIT_S = PATIENCE_S
 
 Opener = Callable[[], Any]
 Cleanup = Callable[[], Awaitable[None]]
@@ -303,6 +304,25 @@ async def test_tail_after_an_offset_resumes_exactly_after_it(event_log: Any) -> 
     await nothing_more(event_log, offsets[-1])
     more = await event_log.append(reads(1, start=10))
     assert await take(event_log, 1, after=offsets[-1]) == [(more[0].offset, reads(1, start=10)[0])]
+
+
+async def test_tail_pages_hold_what_tail_yields_in_order_and_none_is_empty(
+    event_log: Any,
+) -> None:
+    results = await event_log.append(reads(30))
+    offsets = stored(results)
+    pages: list[list[tuple[Offset, Record]]] = []
+
+    async def run() -> None:
+        async with contextlib.aclosing(event_log.tail_pages(offsets[4])) as it:
+            async for page in it:
+                pages.append(page)
+                if sum(map(len, pages)) >= 25:
+                    return
+
+    await asyncio.wait_for(run(), WAIT_S)
+    assert all(pages)
+    assert [item for page in pages for item in page] == await take(event_log, 25, offsets[4])
 
 
 async def test_head_is_none_when_empty_then_the_newest_offset(event_log: Any) -> None:

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+from conftest import PATIENCE_S
 from factory import GUN, event, person
 from server import Running, serve
 from websockets.asyncio.client import ClientConnection, connect
@@ -39,7 +40,7 @@ async def open_clients(url: str, topic_sets: list[str]) -> list[ClientConnection
 
 
 async def post_finish(srv: Running, chip: str, at_ms: int) -> None:
-    async with httpx.AsyncClient(base_url=srv.url) as http:
+    async with httpx.AsyncClient(base_url=srv.url, timeout=60) as http:
         reader = {"authorization": f"Bearer {srv.tokens['reader']}"}
         read = {"reader": "r1", "point": "finish", "chip": chip, "time": at_ms}
         r = await http.post("/api/v1/reads", json=[read], headers=reader)
@@ -47,10 +48,13 @@ async def post_finish(srv: Running, chip: str, at_ms: int) -> None:
 
 
 async def fire_gun(srv: Running) -> None:
-    async with httpx.AsyncClient(base_url=srv.url) as http:
+    """Start the race and wait until the fold has the gun, so that the snapshots clients get
+    on connecting already show the race started (only the finish posted later changes)."""
+    async with httpx.AsyncClient(base_url=srv.url, timeout=PATIENCE_S) as http:
         timer = {"authorization": f"Bearer {srv.tokens['timer']}"}
         r = await http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=timer)
         assert r.is_success
+    await srv.asettle()
 
 
 def runtime(srv: Running) -> Runtime:
@@ -110,9 +114,8 @@ async def test_closed_clients_are_unsubscribed(tmp_path: Path) -> None:
         await asyncio.gather(*(recv_until(ws, 'id="t-feed-mile"') for ws in clients))
         await asyncio.gather(*(ws.close() for ws in clients))
         hub = runtime(srv).hub
-        for _ in range(200):
-            if hub.clients == 0:
-                break
+        deadline = asyncio.get_running_loop().time() + PATIENCE_S
+        while hub.clients and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         assert hub.clients == 0 and hub.topic_count == 0 and not hub._groups
         async with connect(srv.ws_url + "/live?topics=race:mile", open_timeout=30) as ws:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from conftest import PATIENCE_S
 from factory import GUN, event, person
 from server import serve, tokens_for
 
@@ -34,7 +35,9 @@ def applied(http: httpx.Client) -> int:
     return count
 
 
-async def recv_until(ws: websockets.ClientConnection, needle: str, timeout: float = 5.0) -> str:
+async def recv_until(
+    ws: websockets.ClientConnection, needle: str, timeout: float = PATIENCE_S
+) -> str:
     async def loop() -> str:
         while True:
             msg = await ws.recv()
@@ -50,7 +53,7 @@ def test_a_sighting_is_stored_once_with_the_server_time_and_the_marshals_name(
 ) -> None:
     with (
         serve(event(), tmp_path / "log.db", [person("1")]) as srv,
-        httpx.Client(base_url=srv.url) as http,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         marshal = bearer(srv.tokens["marshal:half"])
         http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=bearer(srv.tokens["timer"]))
@@ -70,7 +73,7 @@ def test_a_marshal_can_undo_its_own_sighting_but_not_another_checkpoints(tmp_pat
     toks = tokens_for(("half", "finish"))
     with (
         serve(event(), tmp_path / "log.db", [person("1")], tokens=toks) as srv,
-        httpx.Client(base_url=srv.url) as http,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=bearer(srv.tokens["timer"]))
         s = sighting("1", 300)
@@ -91,7 +94,7 @@ def test_a_marshal_can_undo_its_own_sighting_but_not_another_checkpoints(tmp_pat
 def test_a_malformed_batch_stores_nothing_and_says_which_item(tmp_path: Path) -> None:
     with (
         serve(event(), tmp_path / "log.db", [person("1")]) as srv,
-        httpx.Client(base_url=srv.url) as http,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         before = applied(http)
         bad = [sighting("1", 300), {**sighting("2", 310), "time": "yesterday"}]
@@ -125,7 +128,7 @@ def test_every_write_path_refuses_missing_wrong_and_other_role_tokens(
 ) -> None:
     with (
         serve(event(), tmp_path / "log.db", [person("1")]) as srv,
-        httpx.Client(base_url=srv.url) as http,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         before = applied(http)
         headers = {
@@ -145,7 +148,7 @@ def test_every_write_path_refuses_missing_wrong_and_other_role_tokens(
 def test_a_marshal_may_report_dnf_but_not_disqualify(tmp_path: Path) -> None:
     with (
         serve(event(), tmp_path / "log.db", [person("1")]) as srv,
-        httpx.Client(base_url=srv.url) as http,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         m = bearer(srv.tokens["marshal:half"])
         body = {"id": str(uuid.uuid4()), "bib": "1", "status": "DQ", "reason": "cut"}
@@ -163,7 +166,7 @@ def test_a_revoked_token_can_no_longer_write(tmp_path: Path) -> None:
     seed.append(TokenRecord(token_hash(toks["marshal:half"]), "revoked", revoked=True))
     with (
         serve(event(), tmp_path / "log.db", [person("1")], tokens=(toks, seed)) as srv,
-        httpx.Client(base_url=srv.url) as http,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         r = http.post(
             "/api/v1/sightings", json=[sighting("1", 3)], headers=bearer(toks["marshal:half"])
@@ -174,7 +177,7 @@ def test_a_revoked_token_can_no_longer_write(tmp_path: Path) -> None:
 def test_a_cross_site_origin_is_refused_and_the_own_origin_accepted(tmp_path: Path) -> None:
     with (
         serve(event(), tmp_path / "log.db", [person("1")]) as srv,
-        httpx.Client(base_url=srv.url) as http,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         before = applied(http)
         m = bearer(srv.tokens["marshal:half"])
@@ -214,19 +217,21 @@ async def test_staff_socket_refuses_other_sites_and_other_checkpoints(tmp_path: 
     with serve(event(), tmp_path / "log.db", [person("1")]) as srv:
         url = srv.ws_url + "/ws/staff"
         with pytest.raises(websockets.InvalidStatus) as refused:
-            async with websockets.connect(url, origin="https://evil.example"):  # type: ignore[arg-type]
+            async with websockets.connect(
+                url, origin="https://evil.example", open_timeout=PATIENCE_S
+            ):  # type: ignore[arg-type]
                 pass
         assert refused.value.response.status_code == 403
         hello = {"token": srv.tokens["marshal:half"], "topics": ["marshal:finish"]}
-        async with websockets.connect(url, origin=srv.url) as ws:  # type: ignore[arg-type]
+        async with websockets.connect(url, origin=srv.url, open_timeout=PATIENCE_S) as ws:  # type: ignore[arg-type]
             await ws.send(json.dumps(hello))
             with pytest.raises(websockets.ConnectionClosed) as closed:
-                await asyncio.wait_for(ws.recv(), 5)
+                await asyncio.wait_for(ws.recv(), PATIENCE_S)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
-        async with websockets.connect(url, origin=srv.url) as ws:  # type: ignore[arg-type]
+        async with websockets.connect(url, origin=srv.url, open_timeout=PATIENCE_S) as ws:  # type: ignore[arg-type]
             await ws.send(json.dumps({"token": "lt_nope", "topics": ["marshal:half"]}))
             with pytest.raises(websockets.ConnectionClosed):
-                await asyncio.wait_for(ws.recv(), 5)
+                await asyncio.wait_for(ws.recv(), PATIENCE_S)
 
 
 async def test_marshal_lists_show_the_overdue_runner_until_a_marshal_sees_them(
@@ -235,7 +240,7 @@ async def test_marshal_lists_show_the_overdue_runner_until_a_marshal_sees_them(
     people = [person("1", first_name="Ada"), person("2", first_name="Bo")]
     toks = tokens_for(("finish",))
     with serve(event(), tmp_path / "log.db", people, tokens=toks) as srv:
-        async with httpx.AsyncClient(base_url=srv.url) as http:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=PATIENCE_S) as http:
             await http.post(
                 "/api/v1/races/mile/gun", json={"time": GUN}, headers=bearer(srv.tokens["timer"])
             )
@@ -247,8 +252,9 @@ async def test_marshal_lists_show_the_overdue_runner_until_a_marshal_sees_them(
             r = await http.post("/api/v1/reads", json=reads, headers=bearer(srv.tokens["reader"]))
             assert r.json()["accepted"] == 3
             hello = {"token": srv.tokens["marshal:finish"], "topics": ["marshal:finish"]}
-            async with websockets.connect(srv.ws_url + "/ws/staff") as ws:
+            async with websockets.connect(srv.ws_url + "/ws/staff", open_timeout=PATIENCE_S) as ws:
                 await ws.send(json.dumps(hello))
+
                 # The reads were acknowledged when durable; the fold may apply them a moment
                 # later, so read frames until the region shows them (or time out and fail).
                 def overdue_of(msg: str) -> str:
@@ -260,7 +266,7 @@ async def test_marshal_lists_show_the_overdue_runner_until_a_marshal_sees_them(
                         if "#1" in overdue_of(msg):
                             return overdue_of(msg)
 
-                overdue = await asyncio.wait_for(until_overdue(), 10)
+                overdue = await asyncio.wait_for(until_overdue(), PATIENCE_S)
                 assert "Ada" in overdue and "#2" not in overdue
                 r = await http.post(
                     "/api/v1/sightings",

@@ -6,13 +6,14 @@ import time
 from pathlib import Path
 
 import httpx
+from conftest import PATIENCE_S
 from factory import GUN, event, person
 from prometheus_client.parser import text_string_to_metric_families
 from server import Running, serve
 
 
 def scrape(srv: Running) -> dict[str, float]:
-    r = httpx.get(srv.url + "/metrics", timeout=10)
+    r = httpx.get(srv.url + "/metrics", timeout=PATIENCE_S)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     out: dict[str, float] = {}
@@ -28,7 +29,7 @@ def post(srv: Running, reads: list[dict[str, object]]) -> httpx.Response:
         srv.url + "/api/v1/reads",
         json=reads,
         headers={"authorization": f"Bearer {srv.tokens['reader']}"},
-        timeout=10,
+        timeout=PATIENCE_S,
     )
 
 
@@ -54,7 +55,7 @@ def test_metrics_count_this_apps_reads_and_two_apps_do_not_clash(tmp_path: Path)
         assert after["livetrack_reads_total{status=duplicate}"] == 1
         assert after["livetrack_reads_total{status=rejected}"] == 1
         applied = before["livetrack_records_applied_total"]
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + PATIENCE_S
         while scrape(a)["livetrack_records_applied_total"] < applied + 2:
             assert time.monotonic() < deadline, "the two new reads were never applied"
             time.sleep(0.05)
@@ -73,7 +74,7 @@ def test_metrics_count_this_apps_reads_and_two_apps_do_not_clash(tmp_path: Path)
 
 def test_healthz_is_200_with_zero_lag_when_caught_up(tmp_path: Path) -> None:
     with serve(event(), tmp_path / "a.db", [person("1")]) as a:
-        r = httpx.get(a.url + "/healthz", timeout=10)
+        r = httpx.get(a.url + "/healthz", timeout=PATIENCE_S)
         assert r.status_code == 200
         body = r.json()
         assert body["caught_up"] is True and body["lag"] == 0 and body["log_error"] is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,12 +19,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO, RedisServer, free_port
+from conftest import PATIENCE_S, REPO, RedisServer, free_port, refused_port
 from factory import EVENT_TOML, GUN
 
 #: Checkpoints of the test event's races with standings (every one is compared).
 BOARDS = {"mile": ("half", "finish"), "chip": ("half", "finish"), "loop": ("lap1", "finish")}
 RUNNERS = 300
+#: How long a test waits for server processes (starting, folding, agreeing) before it fails.
+PROCESS_WAIT_S = 2 * PATIENCE_S
 
 
 @dataclass
@@ -55,8 +58,17 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(10)
 
+    @property
+    def log_args(self) -> list[str]:
+        """``--db FILE`` or ``--redis URL``: where this server's log is."""
+        for flag in ("--db", "--redis"):
+            if flag in self.args:
+                i = self.args.index(flag)
+                return self.args[i : i + 2]
+        raise ValueError(f"no log in {self.args}")
+
     def health(self) -> httpx.Response:
-        return httpx.get(self.url + "/healthz", timeout=5)
+        return httpx.get(self.url + "/healthz", timeout=PATIENCE_S)
 
     def standings(self) -> dict[str, object]:
         """The JSON of every race's standings at every checkpoint."""
@@ -66,7 +78,7 @@ class Server:
                 r = httpx.get(
                     f"{self.url}/api/v1/races/{race}/standings",
                     params={"point": point, "limit": "10000"},
-                    timeout=10,
+                    timeout=PATIENCE_S,
                 )
                 r.raise_for_status()
                 out[f"{race}/{point}"] = r.json()
@@ -115,24 +127,39 @@ def token(ev: Event, role: str) -> str:
     return out.stdout.split()[0]
 
 
-def start(ev: Event, *extra: str, ready: bool = True, timeout: float = 60) -> Server:
-    """Start a server process on a free port; wait until /healthz says 200 (``ready``)."""
-    port = free_port()
-    errlog = ev.dir / f"serve-{port}.log"
-    args = [
-        sys.executable, "-m", "livetrack.cli", "serve", "--event", str(ev.toml),
-        "--participants", str(ev.people), "--port", str(port), *ev.log_args, *extra,
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with errlog.open("wb") as err:
-        proc = subprocess.Popen(args, stdout=err, stderr=err, cwd=REPO, env=env)
-    server = Server(proc, port, errlog, args)
-    if ready:
-        wait_healthy(server, timeout)
-    return server
+def start(ev: Event, *extra: str, ready: bool = True, timeout: float = PROCESS_WAIT_S) -> Server:
+    """Start a server process on a free port; wait until /healthz says 200 (``ready``).
+
+    The port is free when chosen but not held: should another process take it before the
+    server binds it, the server exits at once and is started again on another port."""
+    for attempt in range(3):
+        port = free_port()
+        errlog = ev.dir / f"serve-{port}.log"
+        args = [
+            sys.executable, "-m", "livetrack.cli", "serve", "--event", str(ev.toml),
+            "--participants", str(ev.people), "--port", str(port), *ev.log_args, *extra,
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with errlog.open("wb") as err:
+            proc = subprocess.Popen(args, stdout=err, stderr=err, cwd=REPO, env=env)
+        server = Server(proc, port, errlog, args)
+        if not ready:
+            return server
+        try:
+            wait_healthy(server, timeout)
+            return server
+        except AssertionError:
+            exited = proc.poll() is not None
+            if not exited:
+                proc.kill()
+                proc.wait(10)
+            taken = "address already in use" in errlog.read_text(errors="replace").lower()
+            if not (exited and taken) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
-def wait_healthy(server: Server, timeout: float = 60) -> None:
+def wait_healthy(server: Server, timeout: float = PROCESS_WAIT_S) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
@@ -192,7 +219,7 @@ def fire_gun(server: Server, timer: str) -> None:
             f"{server.url}/api/v1/races/{race}/gun",
             json={"time": GUN},
             headers={"authorization": f"Bearer {timer}"},
-            timeout=10,
+            timeout=PATIENCE_S,
         )
         assert r.status_code == 200, r.text
 
@@ -202,12 +229,74 @@ def post(server: Server, tok: str, reads: list[dict[str, object]]) -> httpx.Resp
         server.url + "/api/v1/reads",
         json=reads,
         headers={"authorization": f"Bearer {tok}"},
-        timeout=30,
+        timeout=2 * PATIENCE_S,
     )
 
 
-def wait_same(servers: Sequence[Server], timeout: float = 20) -> dict[str, object]:
-    """Wait until every server serves the same standings; return them."""
+def offset_key(offset: str) -> tuple[int, int]:
+    """Offset order: SQLite row ids, or Redis stream ids ``ms-seq``."""
+    ms, _, seq = offset.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def log_head(log_args: Sequence[str]) -> str | None:
+    """The newest offset in the log (``--db FILE`` or ``--redis URL``), read from the store
+    itself; the test event's stream is ``livetrack:test``."""
+    flag, where = log_args[0], log_args[1]
+    if flag == "--db":
+        conn = sqlite3.connect(where)
+        try:
+            (seq,) = conn.execute("SELECT MAX(seq) FROM records").fetchone()
+        finally:
+            conn.close()
+        return None if seq is None else str(seq)
+    import redis
+
+    client = redis.Redis.from_url(where)
+    try:
+        last = client.xrevrange("livetrack:test", count=1)
+    finally:
+        client.close()
+    return last[0][0].decode() if last else None
+
+
+def wait_folded(server: Server, timeout: float = PROCESS_WAIT_S, workers: int = 1) -> None:
+    """Wait until the server (each of its ``workers``) has folded every record the log holds
+    now: an acknowledged write is durable, but the fold applies it a moment later."""
+    wait_folded_at(server.url, server.log_args, timeout, workers)
+
+
+def wait_folded_at(
+    url: str, log_args: Sequence[str], timeout: float = PROCESS_WAIT_S, workers: int = 1
+) -> None:
+    """:func:`wait_folded` for the server at ``url`` on the log ``log_args``."""
+    head = log_head(log_args)
+    if head is None:
+        return
+    folded: set[int] = set()
+    seen: object = None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            seen = httpx.get(url + "/healthz", timeout=PATIENCE_S).json()
+            assert isinstance(seen, dict)
+            offset = seen.get("offset")
+            if offset is not None and offset_key(offset) >= offset_key(head):
+                folded.add(seen["pid"])
+                if len(folded) >= workers:
+                    return
+        except httpx.TransportError as exc:
+            seen = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} has not folded up to {head} in {timeout}s: {seen}")
+        time.sleep(0.05)
+
+
+def wait_same(servers: Sequence[Server], timeout: float = PROCESS_WAIT_S) -> dict[str, object]:
+    """Wait until every server has folded the whole log and serves the same standings;
+    return them."""
+    for s in servers:
+        wait_folded(s, timeout)
     deadline = time.monotonic() + timeout
     while True:
         views = [s.standings() for s in servers]
@@ -275,13 +364,19 @@ def test_workers_share_one_port_and_one_log(
         assert post(s, reader, reads[i : i + 5]).status_code == 200
     expected = {str(i) for i in range(1, 61) if i % 3 == 1}
     # requests on new connections land on either worker: wait until both have folded
-    # everything (same number of records applied), then every answer is the whole race
+    # everything (up to the log's head; same number of records applied), then every answer
+    # is the whole race
+    head = log_head(s.log_args)
+    assert head is not None
     applied: dict[int, int] = {}
-    deadline = time.monotonic() + 30
+    folded: set[int] = set()
+    deadline = time.monotonic() + PROCESS_WAIT_S
     while time.monotonic() < deadline:
-        h = httpx.get(s.url + "/healthz", timeout=5).json()
+        h = s.health().json()
         applied[h["pid"]] = h["applied"]
-        if len(applied) == 2 and len(set(applied.values())) == 1 and h["caught_up"]:
+        if h["offset"] is not None and offset_key(h["offset"]) >= offset_key(head):
+            folded.add(h["pid"])
+        if len(folded) == 2 and len(set(applied.values())) == 1 and h["caught_up"]:
             break
         time.sleep(0.05)
     assert len(applied) == 2, f"answers came from {len(applied)} process(es)"
@@ -292,15 +387,17 @@ def test_workers_share_one_port_and_one_log(
 
 
 def test_serve_exits_with_one_line_when_redis_is_unreachable(tmp_path: Path) -> None:
-    ev = make_event(tmp_path, ["--redis", f"redis://127.0.0.1:{free_port()}/0"], runners=3)
-    out = cli("serve", "--event", str(ev.toml), "--port", str(free_port()), *ev.log_args)
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
-    assert lines[0].startswith("livetrack: cannot reach Redis at redis://127.0.0.1:")
-    assert "Traceback" not in out.stderr
-    tok = cli("token", "create", "--role", "reader", "--event", str(ev.toml), *ev.log_args)
-    assert tok.returncode == 2 and len(tok.stderr.strip().splitlines()) == 1, tok.stderr
+    with refused_port() as nothing:  # connections to it are refused for the whole test
+        url = f"redis://127.0.0.1:{nothing.getsockname()[1]}/0"
+        ev = make_event(tmp_path, ["--redis", url], runners=3)
+        out = cli("serve", "--event", str(ev.toml), "--port", str(free_port()), *ev.log_args)
+        assert out.returncode == 2
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1, out.stderr
+        assert lines[0].startswith("livetrack: cannot reach Redis at redis://127.0.0.1:")
+        assert "Traceback" not in out.stderr
+        tok = cli("token", "create", "--role", "reader", "--event", str(ev.toml), *ev.log_args)
+        assert tok.returncode == 2 and len(tok.stderr.strip().splitlines()) == 1, tok.stderr
 
 
 def test_token_needs_a_stream_or_an_event(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import PATIENCE_S
 
 from livetrack.domain.event import Event, load_event_text
 from livetrack.domain.records import ChipRead, GunStart, Record
@@ -314,7 +315,7 @@ async def stored_reads(log: EventLog) -> list[ChipRead]:
     return out
 
 
-async def until(cond: object, timeout: float = 10.0) -> None:
+async def until(cond: object, timeout: float = PATIENCE_S) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not cond():  # type: ignore[operator]

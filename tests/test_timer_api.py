@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from conftest import PATIENCE_S
 from factory import GUN, event, gun, person, read
-from server import serve
+from server import Running, serve
 
 from livetrack.cli import main as cli
 from livetrack.domain.records import ChipRead, Sighting
@@ -32,7 +32,9 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-async def recv_until(ws: websockets.ClientConnection, needle: str, timeout: float = 5.0) -> str:
+async def recv_until(
+    ws: websockets.ClientConnection, needle: str, timeout: float = PATIENCE_S
+) -> str:
     async def loop() -> str:
         while True:
             msg = await ws.recv()
@@ -44,7 +46,7 @@ async def recv_until(ws: websockets.ClientConnection, needle: str, timeout: floa
 
 
 async def recv_all(
-    ws: websockets.ClientConnection, needles: tuple[str, ...], timeout: float = 5.0
+    ws: websockets.ClientConnection, needles: tuple[str, ...], timeout: float = PATIENCE_S
 ) -> str:
     """Everything received until every needle has been seen (one message may carry several
     regions)."""
@@ -60,27 +62,16 @@ async def recv_all(
     return await asyncio.wait_for(loop(), timeout)
 
 
-def applied(http: httpx.Client) -> int:
-    count: int = http.get("/healthz").json()["applied"]
-    return count
-
-
 def finish_order(http: httpx.Client) -> list[str]:
     rows = http.get("/api/v1/races/mile/standings").json()["rows"]
     return [r["bib"] for r in rows]
 
 
-def post_reads(http: httpx.Client, token: str, reads: list[dict[str, Any]]) -> None:
+def post_reads(srv: Running, http: httpx.Client, reads: list[dict[str, Any]]) -> None:
     """Post reads and wait until the fold has them (the reads API does not wait)."""
-    before = applied(http)
-    r = http.post("/api/v1/reads", json=reads, headers=bearer(token))
+    r = http.post("/api/v1/reads", json=reads, headers=bearer(srv.tokens["reader"]))
     assert r.status_code == 200, r.text
-    target = before + r.json()["accepted"]
-    for _ in range(300):
-        if applied(http) >= target:
-            return
-        time.sleep(0.01)
-    raise TimeoutError("reads not applied")
+    srv.settle()
 
 
 def fin(chip: str, at_s: float, point: str = "finish") -> dict[str, Any]:
@@ -90,11 +81,11 @@ def fin(chip: str, at_s: float, point: str = "finish") -> dict[str, Any]:
 def test_an_edit_reorders_the_standings_is_audited_and_can_be_undone(tmp_path: Path) -> None:
     with (
         serve(event(), tmp_path / "log.db", [person("1"), person("2")]) as srv,
-        httpx.Client(base_url=srv.url) as http,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         t = bearer(srv.tokens["timer"])
         http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=t)
-        post_reads(http, srv.tokens["reader"], [fin("C1", 500), fin("C2", 510)])
+        post_reads(srv, http, [fin("C1", 500), fin("C2", 510)])
         assert finish_order(http) == ["1", "2"]
         edit_id = new_id()
         body = {
@@ -120,11 +111,11 @@ def test_an_edit_reorders_the_standings_is_audited_and_can_be_undone(tmp_path: P
 def test_void_and_add_and_their_refusals(tmp_path: Path) -> None:
     with (
         serve(event(), tmp_path / "log.db", [person("1")]) as srv,
-        httpx.Client(base_url=srv.url) as http,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         t = bearer(srv.tokens["timer"])
         http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=t)
-        post_reads(http, srv.tokens["reader"], [fin("C1", 500)])
+        post_reads(srv, http, [fin("C1", 500)])
         base = {"bib": "1", "point": "finish", "reason": "ghost read"}
         assert (
             http.post(
@@ -151,11 +142,11 @@ def test_void_and_add_and_their_refusals(tmp_path: Path) -> None:
 def test_statuses_take_runners_off_the_board_and_back(tmp_path: Path) -> None:
     with (
         serve(event(), tmp_path / "log.db", [person("1"), person("2")]) as srv,
-        httpx.Client(base_url=srv.url) as http,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         t = bearer(srv.tokens["timer"])
         http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=t)
-        post_reads(http, srv.tokens["reader"], [fin("C1", 500), fin("C2", 510)])
+        post_reads(srv, http, [fin("C1", 500), fin("C2", 510)])
         dq = {"id": new_id(), "bib": "1", "status": "DQ", "reason": "cut the course"}
         assert http.post("/api/v1/status", json=dq, headers=t).status_code == 200
         assert finish_order(http) == ["2"]
@@ -173,11 +164,11 @@ def test_statuses_take_runners_off_the_board_and_back(tmp_path: Path) -> None:
 def test_assigning_an_unmatched_chip_processes_its_earlier_reads(tmp_path: Path) -> None:
     with (
         serve(event(), tmp_path / "log.db", [person("1", chips=())]) as srv,
-        httpx.Client(base_url=srv.url) as http,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         t = bearer(srv.tokens["timer"])
         http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=t)
-        post_reads(http, srv.tokens["reader"], [fin("SPARE7", 480)])
+        post_reads(srv, http, [fin("SPARE7", 480)])
         assert finish_order(http) == []
         body = {"id": new_id(), "chip": "SPARE7", "bib": "1"}
         assert http.post("/api/v1/assign", json=body, headers=t).status_code == 200
@@ -188,16 +179,14 @@ def test_assigning_an_unmatched_chip_processes_its_earlier_reads(tmp_path: Path)
 def test_a_late_gun_is_fixed_by_the_real_time_and_a_fix_can_be_undone(tmp_path: Path) -> None:
     with (
         serve(event(), tmp_path / "log.db", [person("1")]) as srv,
-        httpx.Client(base_url=srv.url) as http,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         t = bearer(srv.tokens["timer"])
         pressed = http.post("/api/v1/races/mile/gun", json={"time": GUN + 4_000}, headers=t).json()
-        post_reads(http, srv.tokens["reader"], [fin("C1", 500)])
+        post_reads(srv, http, [fin("C1", 500)])
         assert http.get("/api/v1/runners/1").json()["splits"][2]["gun"] == "8:16"
-        before = applied(http)
         real = http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=t).json()
-        while applied(http) == before:
-            time.sleep(0.01)
+        srv.settle()  # the gun API does not wait for the fold
         assert http.get("/api/v1/runners/1").json()["splits"][2]["gun"] == "8:20"
         undo = {"id": new_id(), "kind": "undo", "target": real["key"]}
         assert http.post("/api/v1/corrections", json=undo, headers=t).status_code == 200
@@ -210,14 +199,15 @@ async def test_the_announcer_shows_a_finisher_with_name_and_position_within_a_se
 ) -> None:
     people = [person("1", first_name="Ada", last_name="Lovelace"), person("2")]
     with serve(event(), tmp_path / "log.db", people) as srv:
-        async with httpx.AsyncClient(base_url=srv.url) as http:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=PATIENCE_S) as http:
             t = bearer(srv.tokens["timer"])
             await http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=t)
             await http.post(
                 "/api/v1/reads", json=[fin("C2", 430)], headers=bearer(srv.tokens["reader"])
             )
+            await srv.asettle()  # the runner in first place is in before the clock starts
             hello = {"token": srv.tokens["timer"], "topics": ["announce", "guns", "unmatched"]}
-            async with websockets.connect(srv.ws_url + "/ws/staff") as ws:
+            async with websockets.connect(srv.ws_url + "/ws/staff", open_timeout=PATIENCE_S) as ws:
                 await ws.send(json.dumps(hello))
                 await recv_until(ws, 'id="t-announce"')
                 loop = asyncio.get_running_loop()
@@ -225,8 +215,9 @@ async def test_the_announcer_shows_a_finisher_with_name_and_position_within_a_se
                 await http.post(
                     "/api/v1/reads", json=[fin("C1", 440)], headers=bearer(srv.tokens["reader"])
                 )
-                frag = await recv_until(ws, "Ada Lovelace", timeout=2)
-                assert loop.time() - sent < 1.0
+                frag = await recv_until(ws, "Ada Lovelace")
+                took = loop.time() - sent
+                assert took < 1.0, f"the finisher was announced after {took:.2f} s"
                 first = frag.split("<li>")[1]
                 assert "Ada Lovelace" in first and '<span class="pos">2</span>' in first
 
@@ -269,7 +260,7 @@ def test_problems_list_manual_contradictions_missing_splits_and_impossible_paces
 
 async def test_typed_text_is_escaped_on_every_page_that_shows_it(tmp_path: Path) -> None:
     with serve(event(), tmp_path / "log.db", [person("1")]) as srv:
-        async with httpx.AsyncClient(base_url=srv.url) as http:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=PATIENCE_S) as http:
             t = bearer(srv.tokens["timer"])
             m = bearer(srv.tokens["marshal:half"])
             await http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=t)
@@ -312,7 +303,7 @@ async def test_typed_text_is_escaped_on_every_page_that_shows_it(tmp_path: Path)
                 "token": srv.tokens["timer"],
                 "topics": ["problems", "marshal:half", "unmatched"],
             }
-            async with websockets.connect(srv.ws_url + "/ws/staff") as ws:
+            async with websockets.connect(srv.ws_url + "/ws/staff", open_timeout=PATIENCE_S) as ws:
                 await ws.send(json.dumps(hello))
                 needles = ('id="t-problems"', 'id="t-marshal-half"', 'id="t-unmatched"')
                 pages.append(await recv_all(ws, needles))
@@ -348,7 +339,10 @@ def test_token_link_puts_the_token_in_the_fragment_and_revoke_works(
     link = capsys.readouterr().out.strip()
     assert link.startswith("https://race.example/signin#token=lt_")
     token = link.split("#token=", 1)[1]
-    with serve(event(), db, [person("1")]) as srv, httpx.Client(base_url=srv.url) as http:
+    with (
+        serve(event(), db, [person("1")]) as srv,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
+    ):
         who = http.get("/api/v1/whoami", headers=bearer(token)).json()
         assert who == {
             "role": "marshal",
@@ -358,5 +352,8 @@ def test_token_link_puts_the_token_in_the_fragment_and_revoke_works(
             "topics": {"marshal:half": "t-marshal-half"},
         }
     assert cli(["token", "revoke", "--token", token, "--db", db]) == 0
-    with serve(event(), db, [person("1")]) as srv, httpx.Client(base_url=srv.url) as http:
+    with (
+        serve(event(), db, [person("1")]) as srv,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
+    ):
         assert http.get("/api/v1/whoami", headers=bearer(token)).status_code == 401
