@@ -92,6 +92,7 @@ def test_gun_then_reads_show_in_standings_and_runner(srv: Running) -> None:
     assert finish["gun"] == "8:10" and finish["position"] == 2
     races = httpx.get(srv.url + "/api/v1/races", timeout=PATIENCE_S).json()["races"]
     assert races[0]["status"] == "finished"  # everyone who started is in
+    assert races[0]["clock"] == "8:20"  # stopped at the last finish, not running on for ever
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,8 @@ def race_status(state: RaceState, race: Race, now_ms: int) -> dict[str, Any]:
     done = bool(moving) and all(finish in r.passings for r in moving)
     status = "not started" if not started else ("finished" if done else "running")
     finished = len(state.finishers[race.id])
+    # the clock runs while the race does, and stops at the last finish once everyone is in
+    stop = state.finishers[race.id][-1][0] if done and finished else now_ms
     return {
         "id": race.id,
         "name": race.name,
@@ -61,7 +63,7 @@ def race_status(state: RaceState, race: Race, now_ms: int) -> dict[str, Any]:
         "status": status,
         "gun_ms": gun if started else None,
         "gun_clock": fmt_clock(state, gun) if started else "",
-        "clock": fmt_elapsed(max(0, now_ms - gun)) if started and gun is not None else "",
+        "clock": "" if not started or gun is None else fmt_elapsed(max(0, stop - gun)),
         "entrants": len(runners),
         "finished": finished,
         "distance_m": race.course.length_m,
