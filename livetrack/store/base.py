@@ -24,6 +24,16 @@ class AppendResult:
     duplicate: bool
 
 
+class Page(list[tuple[Offset, Record]]):
+    """Records a tail read at once, in log order, and ``end``: the offset of the last entry
+    it read, which is past the last record here when unreadable entries at the end were
+    skipped (a page may even hold no record, when every entry read was unreadable)."""
+
+    def __init__(self, items: list[tuple[Offset, Record]], end: Offset) -> None:
+        super().__init__(items)
+        self.end = end
+
+
 class LogUnavailable(RuntimeError):
     """The log's backend cannot be reached; the message says which and why."""
 
@@ -39,9 +49,11 @@ class EventLog(Protocol):
         appended, by any process, forever."""
         ...
 
-    def tail_pages(self, after: Offset | None = None) -> AsyncIterator[list[tuple[Offset, Record]]]:
-        """What :meth:`tail` yields, a page at a time: each non-empty list holds the records
-        the backend read at once, so a reader catching up can fold them together."""
+    def tail_pages(self, after: Offset | None = None) -> AsyncIterator[Page]:
+        """What :meth:`tail` yields, a page at a time: the records the backend read at once,
+        so a reader catching up can fold them together. A page's ``end`` says how far the tail
+        has read, unreadable (skipped) entries included, so a reader knows it reached the head
+        even when the newest entry could not be read."""
         ...
 
     async def head(self) -> Offset | None:

@@ -54,7 +54,7 @@ from redis.exceptions import (
 )
 
 from livetrack.domain.records import Record, decode, encode
-from livetrack.store.base import AppendResult, LogUnavailable, Offset
+from livetrack.store.base import AppendResult, LogUnavailable, Offset, Page
 
 log = logging.getLogger("livetrack.store")
 
@@ -389,9 +389,7 @@ class RedisEventLog:
                 for item in page:
                     yield item
 
-    async def tail_pages(
-        self, after: Offset | None = None
-    ) -> AsyncGenerator[list[tuple[Offset, Record]], None]:
+    async def tail_pages(self, after: Offset | None = None) -> AsyncGenerator[Page, None]:
         """:meth:`tail`, a page (one stream read) at a time."""
         if after is not None and not _STREAM_ID.match(after):
             raise ValueError(f"not a Redis stream id: {after!r}")
@@ -436,7 +434,9 @@ class RedisEventLog:
                     failing = False
                 delay = self.backoff_min_s
                 page: list[tuple[Offset, Record]] = []
+                read_any = False
                 for sid_raw, fields in _entries(reply, self.stream):
+                    read_any = True
                     sid = _text(sid_raw)
                     last = sid  # resume after it even if it is skipped below
                     body = fields.get(b"b", fields.get("b"))
@@ -449,8 +449,8 @@ class RedisEventLog:
                         log.error("stream %s entry %s skipped: %s", self.stream, sid, exc)
                         continue
                     page.append((sid, record))
-                if page:
-                    yield page
+                if read_any:
+                    yield Page(page, last)
         finally:
             for fut in (read, closed):
                 if fut is not None and not fut.done():

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from livetrack.domain.records import Record, RecordError, decode, encode
-from livetrack.store.base import AppendResult, LogUnavailable, Offset
+from livetrack.store.base import AppendResult, LogUnavailable, Offset, Page
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -170,9 +170,7 @@ class SqliteEventLog:
                 for item in page:
                     yield item
 
-    async def tail_pages(
-        self, after: Offset | None = None
-    ) -> AsyncGenerator[list[tuple[Offset, Record]], None]:
+    async def tail_pages(self, after: Offset | None = None) -> AsyncGenerator[Page, None]:
         seq = int(after) if after else 0
         conn = _connect(self.path)
         self._readers.append(conn)
@@ -194,8 +192,8 @@ class SqliteEventLog:
                             log.error("log record %d skipped: %s", row_seq, exc)
                             continue
                     page.append((str(row_seq), record))
-                if page:
-                    yield page
+                if rows:
+                    yield Page(page, str(seq))
                 if len(rows) < BATCH:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), POLL_S)

@@ -207,7 +207,7 @@ class Runtime:
         pending: list[tuple[Offset, Record]] = []
         async for page in self.log.tail_pages(self.offset):
             pending += page
-            offset = page[-1][0]
+            offset = page.end  # past any unreadable entry, so readiness is not held up
             catching_up = (
                 not self.ready.is_set()
                 and self.head_at_start is not None
@@ -215,9 +215,10 @@ class Runtime:
             )
             if catching_up and len(pending) < CATCH_UP_RECORDS:
                 continue
-            skip = functools.partial(_skipped, [o for o, _ in pending])
-            self.hub.mark(self.state.apply_all([r for _, r in pending], on_error=skip))
-            pending = []
+            if pending:
+                skip = functools.partial(_skipped, [o for o, _ in pending])
+                self.hub.mark(self.state.apply_all([r for _, r in pending], on_error=skip))
+                pending = []
             self.offset = offset
             if (
                 not self.ready.is_set()
