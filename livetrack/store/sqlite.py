@@ -176,10 +176,17 @@ class SqliteEventLog:
         self._readers.append(conn)
         wake = asyncio.Event()
         self._waiters.add(wake)
+        loop = asyncio.get_running_loop()
+        reading: asyncio.Future[list[tuple[int, str]]] | None = None
         try:
             while not self._closed:
                 wake.clear()
-                rows = await asyncio.to_thread(self._page, conn, seq)
+                # shielded: a tail cancelled mid-read leaves the read to finish in its thread,
+                # and the connection is closed only after it (closing it under a running
+                # query crashes the process)
+                reading = loop.run_in_executor(None, self._page, conn, seq)
+                rows = await asyncio.shield(reading)
+                reading = None
                 page: list[tuple[Offset, Record]] = []
                 recent = self._recent
                 for row_seq, body in rows:
@@ -201,7 +208,10 @@ class SqliteEventLog:
             self._waiters.discard(wake)
             if conn in self._readers:
                 self._readers.remove(conn)
-            conn.close()
+            if reading is not None and not reading.done():
+                reading.add_done_callback(lambda _: conn.close())
+            else:
+                conn.close()
 
     @staticmethod
     def _page(conn: sqlite3.Connection, seq: int) -> list[tuple[int, str]]:
