@@ -360,9 +360,9 @@ async def _simulate_decoders(args: argparse.Namespace, event: Event, actions: li
                 where = f"serving on {args.host}:{port}"
             print(f"{reader}: {len(streams[reader])} reads as {protocol}, {where}", flush=True)
         print(f"simulated race at {args.speed:g}× real time; Ctrl-C to stop", flush=True)
+        # Not waiting for the --connect clients to end: a listening reader never hangs up, so
+        # they would not (they are cancelled below, after the grace period).
         await asyncio.gather(*(s.finished.wait() for s in sims))
-        if clients:
-            await asyncio.gather(*clients)
         print(f"simulation finished: {sum(len(streams[r]) for r in readers)} reads", flush=True)
         await asyncio.sleep(2.0)  # let the connectors fetch what they still miss
     finally:
