@@ -16,6 +16,13 @@
   function save(key, value) {
     try { localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* private mode */ }
   }
+  // After the server restarts, come back within a few seconds, not htmx's default of up to a
+  // minute; the random spread keeps thousands of phones from reconnecting in the same instant.
+  if (window.htmx) {
+    htmx.config.wsReconnectDelay = function (retries) {
+      return Math.min(5000, 500 * Math.pow(2, retries)) * (0.5 + Math.random() / 2);
+    };
+  }
   var follows = load(FOLLOW_KEY, []);
   var seen = load(SEEN_KEY, {});
 

@@ -95,6 +95,10 @@ async def test_page_shows_reconnecting_and_recovers_after_a_server_restart(
         await page.goto(srv.url + "/races/mile")
         await page.wait_for_function("() => window.htmx !== undefined")
         await socket_open(page)
+        # however long the server stays down, the page tries again within 5 s (htmx's own
+        # default backs off to a minute)
+        waits = await page.evaluate("[0, 3, 12, 40].map(htmx.config.wsReconnectDelay)")
+        assert max(waits) <= 5000 and min(waits) > 0
     badge = page.locator("#conn")
     await badge.wait_for(state="visible", timeout=WAIT_MS)
     await page.screenshot(path=str(shot_path("spectator-reconnecting-390")))
