@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+from livetrack import sim
 from livetrack.domain.event import Event, load_event_text
 from livetrack.domain.records import ChipRead, GunStart, ParticipantRecord
 
@@ -116,3 +118,15 @@ def read(
 
 def gun(race: str = "mile", at_s: float = 0, wave: str = "") -> GunStart:
     return GunStart(race, GUN + int(at_s * 1000), wave, id=f"g-{race}-{wave}-{at_s}")
+
+
+def write_entries(path: Path, event: Event, race: str, runners: int, seed: int = 3) -> Path:
+    """A participants CSV of ``runners`` simulated entrants of ``race``, as a timer exports it."""
+    people = sim.make_participants(event, {race: runners}, seed=seed)
+    lines = ["bib,chip,first_name,last_name,gender,age,club,race"]
+    lines += [
+        f'{p.bib},{p.chips[0]},{p.first_name},"{p.last_name}",{p.gender},{p.age},"{p.club}",{race}'
+        for p in people
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import PATIENCE_S, REPO
+from factory import write_entries
 from server import serve
 
 from livetrack import sim
@@ -74,18 +75,6 @@ SPEED = 400  # a mile of ten minutes or so plays in a couple of seconds
 RESOLUTION_MS = {"raceresult": 1, "ctp01": 10, "mylaps": 1}
 
 Read = tuple[str, str, int]  # reader, chip, epoch ms
-
-
-def write_entries(path: Path) -> Path:
-    event = load_event_text(EVENT)
-    people = sim.make_participants(event, {"mile": RUNNERS}, seed=3)
-    lines = ["bib,chip,first_name,last_name,gender,age,club,race"]
-    lines += [
-        f'{p.bib},{p.chips[0]},{p.first_name},"{p.last_name}",{p.gender},{p.age},"{p.club}",mile'
-        for p in people
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def consecutive_ports(count: int) -> list[socket.socket]:
@@ -190,7 +179,7 @@ def chip_reads(records: list[Record]) -> list[Read]:
 def test_simulated_decoders_feed_a_server_through_its_readers(
     protocol: str, direction: str, tmp_path: Path
 ) -> None:
-    entries = write_entries(tmp_path / "entries.csv")
+    entries = write_entries(tmp_path / "entries.csv", load_event_text(EVENT), "mile", RUNNERS)
     event_file = tmp_path / "event.toml"
     event_file.write_text(EVENT)
     connect = direction == "decoders connect"
@@ -297,20 +286,21 @@ def test_simulated_decoders_feed_a_server_through_its_readers(
         assert [s["id"] for s in runner["splits"] if "time_ms" in s][-1] == "finish"
 
 
-def test_an_unknown_protocol_is_refused() -> None:
-    res = subprocess.run(
-        [sys.executable, "-m", "livetrack.cli", "simulate", "--protocol", "morse"],
+def simulate_once(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "livetrack.cli", "simulate", *args],
         capture_output=True, text=True, timeout=4 * PATIENCE_S, cwd=REPO,
     )  # fmt: skip
+
+
+def test_an_unknown_protocol_is_refused() -> None:
+    res = simulate_once("--protocol", "morse")
     assert res.returncode == 2
     assert "--protocol: invalid choice: 'morse'" in res.stderr
     assert "raceresult" in res.stderr
 
 
 def test_without_a_protocol_the_server_and_token_are_required() -> None:
-    res = subprocess.run(
-        [sys.executable, "-m", "livetrack.cli", "simulate", "--race", "mile"],
-        capture_output=True, text=True, timeout=4 * PATIENCE_S, cwd=REPO,
-    )  # fmt: skip
+    res = simulate_once("--race", "mile")
     assert res.returncode == 1
     assert "--url and --token are required (or --protocol)" in res.stderr

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import PATIENCE_S, REPO, free_port
+from factory import write_entries
 from test_multiprocess import wait_folded_at
 
 from livetrack.domain.event import load_event_text
-from livetrack.sim import make_participants
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -53,23 +53,13 @@ def wait_known(url: str, token: str) -> None:
 EVENT = REPO / "livetrack" / "demo" / "heaton.toml"
 
 
-def write_mile_entries(path: Path) -> Path:
-    event = load_event_text(EVENT.read_text())
-    people = make_participants(event, {"mile": 60})
-    lines = ["bib,chip,first_name,last_name,gender,age,club,race"]
-    lines += [
-        f'{p.bib},{p.chips[0]},{p.first_name},"{p.last_name}",{p.gender},{p.age},"{p.club}",mile'
-        for p in people
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture
 def demo_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``livetrack serve`` on the demo event file and 60 mile entrants, as a separate process."""
     db = tmp_path / "live.db"
-    entries = write_mile_entries(tmp_path / "entries.csv")
+    entries = write_entries(
+        tmp_path / "entries.csv", load_event_text(EVENT.read_text()), "mile", 60
+    )
     for attempt in range(3):  # a free port may be taken by someone else before it is bound
         port = free_port()
         errlog = tmp_path / f"serve-{port}.log"
