@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from livetrack.domain.event import Event, Race
+from livetrack.domain.event import Event
 from livetrack.domain.predict import Estimate, Predictor
 
 #: An estimate drains at most this many queued passings itself; the tick drains the rest.
@@ -33,11 +33,6 @@ class Forecasts:
             cps = [(cp.id, cp.distance_m) for cp in race.course.checkpoints[1:]]
             self._predictors[race.id] = Predictor(cps, (history or {}).get(race.id))
             self._pending[race.id] = deque()
-
-    def passing(self, race: Race, bib: str, checkpoint: str, elapsed_s: float) -> None:
-        """Queue a new passing (``elapsed_s`` since the runner's own start)."""
-        if elapsed_s > 0 and checkpoint != race.course.checkpoints[0].id:
-            self._pending[race.id].append((bib, checkpoint, elapsed_s))
 
     def queue(self, race_id: str) -> deque[tuple[str, str, float]]:
         """The race's queue of (bib, checkpoint, elapsed_s) passings, for the fold to append

@@ -394,10 +394,7 @@ class RaceState:
         t = r.time_ms + self._offsets.get(r.reader, 0)
         if t > self.now_ms:
             self.now_ms = t
-        alias = (r.reader, r.point)
-        point = self._aliases.get(alias)
-        if point is None:
-            point = self._aliases[alias] = self.event.point_for(r.reader, r.point)
+        point = self._point(r)
         self.readers.observe(r, point)
         self.reads_by_chip.setdefault(r.chip, []).append((point, t))
         bib = self.chip_owner.get(r.chip)
@@ -624,7 +621,7 @@ class RaceState:
             q = old.get(cp.id)
             if q is None and p is not None and base is not None:
                 own = start.time_ms if start is not None else base
-                if p.time_ms > own:  # queued for the predictor (see Forecasts.passing)
+                if p.time_ms > own:  # queued for the predictor (see Forecasts.queue)
                     upcoming.append((runner.bib, cp.id, (p.time_ms - own) / 1000))
             if not full and (p is q or p == q):
                 continue
