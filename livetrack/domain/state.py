@@ -10,6 +10,7 @@ import gc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import NamedTuple
 
 from sortedcontainers import SortedList
 
@@ -126,6 +127,17 @@ class Runner:
         return display_name(self.p)
 
 
+class _RaceTopics(NamedTuple):
+    """A race's fixed topic names and checkpoint ids, for the fold's inner loop."""
+
+    map: str
+    feed: str
+    race: str
+    start: str
+    finish: str
+    later: tuple[tuple[str, str], ...]  # (checkpoint, its marshal topic) after the start
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     kind: str
@@ -162,6 +174,7 @@ class RaceState:
         self._offsets = {r.id: r.clock_offset_ms for r in event.readers.values()}
         self._aliases: dict[tuple[str, str], str] = {}
         self._idle: dict[str, frozenset[str]] = {}
+        self._topics: dict[str, _RaceTopics] = {}
         self.forecasts = Forecasts(event)
 
     # -- queries -----------------------------------------------------------------------------
@@ -338,9 +351,6 @@ class RaceState:
                 items = [
                     (aliases.get((r.reader, r.point)) or point_of(r), r.time_ms) for r in reads
                 ]
-            latest = max(t for _, t in items)
-            if latest > now:
-                now = latest
             known = chip_reads.get(chip)
             if known is None:
                 chip_reads[chip] = items
@@ -348,6 +358,9 @@ class RaceState:
                 known.extend(items)
             bib = owners.get(chip)
             if bib is None:
+                latest = max(t for _, t in items)
+                if latest > now:
+                    now = latest
                 self.unmatched[chip] = self.unmatched.get(chip, 0) + len(reads)
                 changed.add(UNMATCHED_TOPIC)
                 continue
@@ -356,6 +369,8 @@ class RaceState:
             add = runner.inputs.add_read
             index = dirty.get(bib)
             for point, t in items:
+                if t > now:
+                    now = t
                 if add(point, t):
                     i = first_index.get(point)
                     if i is not None and (index is None or i < index):
@@ -607,50 +622,60 @@ class RaceState:
             return set()
         runner.passings = new
         own_topic = runner_topic(runner.bib)
-        changed: set[str] = {own_topic, map_topic(race.id)} if moved else set()
-        cps = race.course.checkpoints
-        upcoming = self.forecasts.queue(race.id)
-        start = new.get(cps[0].id)
+        topics = self._race_topics(race)
+        changed: set[str] = {own_topic, topics.map} if moved else set()
+        race_id, bib, divisions = race.id, runner.bib, runner.divisions
+        upcoming = self.forecasts.queue(race_id)
+        start = new.get(topics.start)
         by_chip = race.rank_by == "chip" and start is not None
-        full = force or (race.rank_by == "chip" and start != old.get(cps[0].id))
+        full = force or (race.rank_by == "chip" and start != old.get(topics.start))
         base = start.time_ms if by_chip and start is not None else gun
-        finish = cps[-1].id
+        # where the predictor's clock starts (nothing is queued without a base)
+        own = None if base is None else start.time_ms if start is not None else base
+        finish = topics.finish
         rankable = runner.status not in ("DQ", "DNS")
-        for cp in cps[1:]:
-            p = new.get(cp.id)
-            q = old.get(cp.id)
-            if q is None and p is not None and base is not None:
-                own = start.time_ms if start is not None else base
-                if p.time_ms > own:  # queued for the predictor (see Forecasts.queue)
-                    upcoming.append((runner.bib, cp.id, (p.time_ms - own) / 1000))
+        ranked = runner.ranked
+        boards = self.boards
+        for cp_id, marshal in topics.later:
+            p = new.get(cp_id)
+            q = old.get(cp_id)
+            if q is None and p is not None and own is not None and p.time_ms > own:
+                upcoming.append((bib, cp_id, (p.time_ms - own) / 1000))  # see Forecasts.queue
             if not full and (p is q or p == q):
                 continue
-            before = runner.ranked.get(cp.id)
+            before = ranked.get(cp_id)
             after = None
             if p is not None and rankable and base is not None:
                 after = p.time_ms - base
-                if cp.id == finish and runner.status == "DNF":
+                if cp_id == finish and runner.status == "DNF":
                     after = None
-            changed.add(marshal_topic(cp.id))
+            changed.add(marshal)
             if before == after:
                 continue
             if moves is None:
-                self.boards.move(race.id, cp.id, runner.divisions, runner.bib, before, after)
+                boards.move(race_id, cp_id, divisions, bib, before, after)
             else:
-                moves.append((race.id, cp.id, runner.divisions, runner.bib, before, after))
+                moves.append((race_id, cp_id, divisions, bib, before, after))
             if after is None:
-                runner.ranked.pop(cp.id, None)
+                ranked.pop(cp_id, None)
             else:
-                runner.ranked[cp.id] = after
-            changed.update(runner.board_topics(cp.id))
+                ranked[cp_id] = after
+            changed.update(_board_topics(race_id, cp_id, divisions))
             changed.add(own_topic)
-            low = min(t for t in (before, after) if t is not None)
-            last = self.boards.last(race.id, cp.id, ALL)
-            if last is not None and last > low:  # others behind moved a place: see shift_topic
-                changed.add(shift_topic(race.id, cp.id, low))
-            if cp.id == finish:
-                changed.add(feed_topic(race.id))
-                changed.add(race_topic(race.id))
+            # the faster of the two times (they differ, and one is not None)
+            if before is None:
+                low = after
+            elif after is None or before < after:
+                low = before
+            else:
+                low = after
+            last = boards.last(race_id, cp_id, ALL)
+            if last is not None and low is not None and last > low:
+                # others behind moved a place: see shift_topic
+                changed.add(shift_topic(race_id, cp_id, low))
+            if cp_id == finish:
+                changed.add(topics.feed)
+                changed.add(topics.race)
         old_finish, new_finish = old.get(finish), new.get(finish) if rankable else None
         if old_finish != new_finish or force:
             self._update_finishers(runner, old_finish, new_finish, moves)
@@ -665,6 +690,20 @@ class RaceState:
             runner.contradiction = contradiction
             changed.add(PROBLEMS_TOPIC)
         return changed
+
+    def _race_topics(self, race: Race) -> _RaceTopics:
+        topics = self._topics.get(race.id)
+        if topics is None:
+            cps = race.course.checkpoints
+            topics = self._topics[race.id] = _RaceTopics(
+                map_topic(race.id),
+                feed_topic(race.id),
+                race_topic(race.id),
+                cps[0].id,
+                cps[-1].id,
+                tuple((cp.id, marshal_topic(cp.id)) for cp in cps[1:]),
+            )
+        return topics
 
     def _idle_topics(self, race: Race) -> set[str]:
         """What a forced refresh of a runner with nothing to rank reports: every checkpoint's
