@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+import time
 from datetime import datetime
 from typing import Any
 
@@ -150,16 +151,24 @@ def feed(state: RaceState, race_id: str, limit: int = 10) -> dict[str, Any]:
     return {"race": race_id, "rows": rows, "ranked": race.ranked}
 
 
-_MEDIANS: dict[tuple[int, str], tuple[int, list[float | None]]] = {}
+_MEDIANS: dict[tuple[int, str], tuple[int, float, list[float | None]]] = {}
+#: The field's medians are recomputed after this many new records, or this many seconds after
+#: anything new was folded (so a small race's chart does not wait for hundreds of records).
+MEDIANS_EVERY_RECORDS = 500
+MEDIANS_EVERY_S = 2.0
 
 
 def segment_medians(state: RaceState, race_id: str) -> list[float | None]:
-    """The field's median pace (ms per metre) on each segment; recomputed at most every 500
-    records, since it is a whole-field statistic read by every runner card."""
+    """The field's median pace (ms per metre) on each segment. It is a whole-field statistic
+    read by every runner card, so it is recomputed only when enough records or time passed."""
     key = (id(state), race_id)
     cached = _MEDIANS.get(key)
-    if cached is not None and state.applied - cached[0] < 500:
-        return cached[1]
+    now = time.monotonic()
+    if cached is not None:
+        applied, at, medians = cached
+        new = state.applied - applied
+        if new == 0 or (new < MEDIANS_EVERY_RECORDS and now - at < MEDIANS_EVERY_S):
+            return medians
     cps = state.event.races[race_id].course.checkpoints
     samples: list[list[float]] = [[] for _ in cps[1:]]
     for r in state.runners.values():
@@ -171,8 +180,8 @@ def segment_medians(state: RaceState, race_id: str) -> list[float | None]:
                 samples[i - 1].append(
                     (b.time_ms - a.time_ms) / (cps[i].distance_m - cps[i - 1].distance_m)
                 )
-    medians: list[float | None] = [statistics.median(x) if x else None for x in samples]
-    _MEDIANS[key] = (state.applied, medians)
+    medians = [statistics.median(x) if x else None for x in samples]
+    _MEDIANS[key] = (state.applied, now, medians)
     return medians
 
 
@@ -335,7 +344,9 @@ def course_map(state: RaceState, race_id: str, size: int = 1000) -> dict[str, An
     minx, maxx = min(p[0] for p in xy), max(p[0] for p in xy)
     miny, maxy = min(p[1] for p in xy), max(p[1] for p in xy)
     span = max(maxx - minx, maxy - miny) or 1.0
-    pad, side = 40, 260  # room for labels left and right of the course
+    # room for labels left and right of the course: 34 px bold text is about 21 px a letter
+    longest = max((len(cp.name) for cp in course.checkpoints), default=0)
+    pad, side = 40, min(int(size * 0.35), 48 + 21 * longest)
     scale = (size - 2 * side) / span
     proj = [(side + (x - minx) * scale, pad + (y - miny) * scale) for x, y in xy]
     cum = [0.0]

@@ -1,0 +1,46 @@
+"""The runner card's pace chart: the field's median per segment."""
+
+from __future__ import annotations
+
+import pytest
+from factory import event, gun, person, read
+
+from livetrack.domain.state import RaceState
+from livetrack.web import views
+
+
+def mile_with_halfway_passings(halves: list[float]) -> RaceState:
+    st = RaceState(event())
+    for i in range(1, len(halves) + 1):
+        st.apply(person(str(i)))
+    st.apply(gun())
+    for i, half in enumerate(halves, start=1):
+        st.apply(read(f"C{i}", "start", 0.5))
+        st.apply(read(f"C{i}", "half", half))
+    return st
+
+
+def test_the_field_median_is_the_median_pace_of_the_runners_past_each_segment() -> None:
+    st = mile_with_halfway_passings([240.5, 300.5, 360.5])
+    half, finish = views.segment_medians(st, "mile")
+    # 240, 300 and 360 s over 800 m: the median is 300 s, 375 ms a metre
+    assert half == pytest.approx(375.0)
+    assert finish is None  # nobody has finished
+
+
+def test_a_small_race_gets_its_median_within_seconds_not_hundreds_of_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    st = mile_with_halfway_passings([240.5])
+    assert views.segment_medians(st, "mile")[0] == pytest.approx(300.0)
+    for i in (2, 3):
+        st.apply(person(str(i)))
+    st.apply(read("C2", "start", 0.5))
+    st.apply(read("C2", "half", 400.5))
+    st.apply(read("C3", "start", 0.5))
+    st.apply(read("C3", "half", 360.5))
+    # a handful of records within the window: the card keeps the last median
+    assert views.segment_medians(st, "mile")[0] == pytest.approx(300.0)
+    # once the window has passed, the new passings count
+    monkeypatch.setattr(views, "MEDIANS_EVERY_S", 0.0)
+    assert views.segment_medians(st, "mile")[0] == pytest.approx(450.0)
