@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import httpx
 import pytest
-from factory import event, gun, person, read
+from conftest import PATIENCE_S
+from factory import GUN, event, gun, person, read
+from server import serve
 
 from livetrack.domain.state import RaceState
 from livetrack.web import views
@@ -44,3 +50,32 @@ def test_a_small_race_gets_its_median_within_seconds_not_hundreds_of_records(
     # once the window has passed, the new passings count
     monkeypatch.setattr(views, "MEDIANS_EVERY_S", 0.0)
     assert views.segment_medians(st, "mile")[0] == pytest.approx(450.0)
+
+
+def test_a_race_page_opens_on_the_furthest_checkpoint_anyone_has_reached(
+    tmp_path: Path,
+) -> None:
+    people = [person("1"), person("2")]
+    with serve(event(), tmp_path / "log.db", people) as srv, httpx.Client(base_url=srv.url) as http:
+        timer = {"authorization": f"Bearer {srv.tokens['timer']}"}
+        reader = {"authorization": f"Bearer {srv.tokens['reader']}"}
+        page = http.get("/races/mile").text
+        assert "Nobody has reached Finish yet" in page  # nothing passed yet: the finish
+
+        http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=timer)
+        half = {"reader": "r1", "point": "half", "chip": "C1", "time": GUN + 240_000}
+        http.post("/api/v1/reads", json=[half], headers=reader).raise_for_status()
+        deadline = time.monotonic() + PATIENCE_S
+        while "Halfway · Overall" not in (page := http.get("/races/mile").text):
+            assert time.monotonic() < deadline, "the page never opened on Halfway"
+            time.sleep(0.05)
+        assert "First1 Last1" in page
+
+        # asked for, the finish board is still there
+        assert "Nobody has reached Finish yet" in http.get("/races/mile?point=finish").text
+
+        done = {"reader": "r1", "point": "finish", "chip": "C1", "time": GUN + 480_000}
+        http.post("/api/v1/reads", json=[done], headers=reader).raise_for_status()
+        while "Finish · Overall" not in http.get("/races/mile").text:
+            assert time.monotonic() < deadline, "the page never moved on to the finish"
+            time.sleep(0.05)

@@ -9,6 +9,7 @@ from starlette.responses import HTMLResponse
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import (
     RACES_TOPIC,
+    RaceState,
     board_topic,
     feed_topic,
     map_topic,
@@ -30,6 +31,15 @@ def home(request: Request) -> HTMLResponse:
     return HTMLResponse(r.page("home.html", races=races, topics=[RACES_TOPIC]))
 
 
+def furthest_reached(state: RaceState, race_id: str, checkpoints: list[str]) -> str:
+    """The board a race page opens on: the furthest checkpoint anyone has reached (the finish
+    once there are finishers; the finish too before anyone has passed a checkpoint)."""
+    for cp in reversed(checkpoints):
+        if state.boards.count(race_id, cp, ALL):
+            return cp
+    return checkpoints[-1]
+
+
 def race(request: Request) -> HTMLResponse:
     rt, r = _rt(request)
     race_id = request.path_params["race"]
@@ -37,7 +47,7 @@ def race(request: Request) -> HTMLResponse:
     if race is None:
         raise HTTPException(404, f"No race {race_id!r} at this event.")
     cps = [cp.id for cp in race.course.checkpoints[1:]]
-    point = request.query_params.get("point", cps[-1])
+    point = request.query_params.get("point") or furthest_reached(rt.state, race_id, cps)
     if point not in cps:
         point = cps[-1]
     present = {d for rn in rt.state.runners.values() if rn.race.id == race_id for d in rn.divisions}
