@@ -19,6 +19,8 @@ from server import Running, serve
 from livetrack.cli import main as cli
 from livetrack.domain.records import ChipRead, Sighting
 from livetrack.domain.state import RaceState
+from livetrack.web import features
+from livetrack.web.render import Renderer, make_env
 from livetrack.web.timer import problems_view, readers_view
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -357,3 +359,16 @@ def test_token_link_puts_the_token_in_the_fragment_and_revoke_works(
         httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         assert http.get("/api/v1/whoami", headers=bearer(token)).status_code == 401
+
+
+def test_a_finish_makes_the_watched_announcer_dirty_in_the_same_tick() -> None:
+    r = Renderer(make_env(), RaceState(event()))
+    for kind in features.topics():
+        r.register(kind)
+    for rec in (person("1"), person("2"), gun()):
+        r.state.apply(rec)
+    halfway = r.state.apply(read("C1", "half", 200))
+    assert "announce" not in r.derive(set(halfway), ["announce"])  # no finish, nothing to say
+    finish = r.state.apply(read("C1", "finish", 430))
+    assert "announce" in r.derive(set(finish), ["announce"])
+    assert "announce" not in r.derive(set(finish), ["guns"])  # nobody watches it

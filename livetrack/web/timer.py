@@ -22,6 +22,7 @@ Topic kinds: ``guns``, ``readers``, ``announce``, ``problems``, ``unmatched``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from datetime import datetime, time
 from typing import Any
 
@@ -456,12 +457,26 @@ def unmatched_view(st: RaceState) -> dict[str, Any]:
     return {"rows": rows}
 
 
-def _topic(name: str, block: str, key: str, view: Any) -> TopicKind:
+def _topic(
+    name: str,
+    block: str,
+    key: str,
+    view: Any,
+    derive: Callable[[RaceState, set[str], Collection[str]], set[str]] | None = None,
+) -> TopicKind:
     return TopicKind(
         name,
         lambda st, rest: rest == "",
         lambda r, rest: r.block("timer.html", block, **{key: view(r.state)}),
+        derive=derive,
     )
+
+
+def _announce_dirty(st: RaceState, dirty: set[str], watched: Collection[str]) -> set[str]:
+    """The announcer's list is dirty in the tick a finish feed changes (while watched)."""
+    if "announce" in watched and any(t.startswith("feed:") for t in dirty):
+        return {"announce"}
+    return set()
 
 
 ROUTES: list[BaseRoute] = [
@@ -475,7 +490,7 @@ ROUTES: list[BaseRoute] = [
 TOPICS: list[TopicKind] = [
     _topic("guns", "guns", "g", lambda st: guns_view(st, clock_of(st))),
     _topic("readers", "readers", "rd", lambda st: readers_view(st, clock_of(st))),
-    _topic("announce", "announce", "a", announce_view),
+    _topic("announce", "announce", "a", announce_view, _announce_dirty),
     _topic("problems", "problems", "pr", problems_view),
     _topic("unmatched", "unmatched", "u", unmatched_view),
 ]
