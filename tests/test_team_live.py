@@ -169,3 +169,16 @@ async def test_a_members_read_reaches_the_team_page_subscriber(tmp_path: Path) -
                 frag = await asyncio.wait_for(with_the_time(), PATIENCE_S)
                 assert 'hx-swap-oob="true"' in frag
                 assert "&lt;script&gt;" in frag and "<script>" not in frag
+
+
+def test_a_runner_who_leaves_a_team_makes_the_page_they_left_dirty() -> None:
+    r = _renderer()
+    _entered(r)
+    topic = team_topic("mile", TEAM)
+    assert "Lovelace" in r.topic(topic)  # the page as drawn lists runner 1
+
+    # runner 1's entry moves them to another team: their own topic names only the new one
+    changed = r.state.apply(person("1", team="Elsewhere AC", first_name="Ada", last_name="L"))
+    assert topic in r.derive(set(changed), [topic])
+    assert topic not in r.derive(set(changed), ["runner:1"])  # only while somebody watches it
+    assert "Ada" not in r.topic(topic)

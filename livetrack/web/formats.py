@@ -160,7 +160,15 @@ def _team_render(r: Renderer, rest: str) -> str:
     t = team_view(r.state, race_id, team)
     if t is None:  # the team's last member left it after the page subscribed
         t = {"topic": f"team:{rest}", "race": race_id, "team": team, "members": []}
+    shown = _SHOWN.setdefault(id(r.state), {})
+    for m in t["members"]:
+        shown[m["bib"]] = t["topic"]
     return r.block("team.html", "team", t=t)
+
+
+#: Per fold, the team page each runner was last drawn on, so that a runner who moves to
+#: another team (or out of teams) makes the page they left dirty too (see ``_team_dirty``).
+_SHOWN: dict[int, dict[str, str]] = {}
 
 
 def _team_dirty(state: RaceState, dirty: set[str], watched: Collection[str]) -> set[str]:
@@ -171,13 +179,19 @@ def _team_dirty(state: RaceState, dirty: set[str], watched: Collection[str]) -> 
     out: set[str] = set()
     races: set[str] = set()
     runners = state.runners
+    shown = _SHOWN.get(id(state), {})
     for topic in dirty:
         if topic.startswith("runner:"):
-            runner = runners.get(topic[7:])
+            bib = topic[7:]
+            runner = runners.get(bib)
+            t = None
             if runner is not None and runner.p.team:
                 t = team_topic(runner.race.id, runner.p.team)
                 if t in watched:
                     out.add(t)
+            was = shown.get(bib)
+            if was is not None and was != t and was in watched:
+                out.add(was)  # the runner left a team whose page lists them
         elif topic.startswith("board:"):
             race_id, _, rest = topic[6:].partition(":")
             race = state.event.races.get(race_id)
