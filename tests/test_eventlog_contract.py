@@ -30,7 +30,7 @@ from livetrack.domain.records import (
     StatusChange,
     TokenRecord,
 )
-from livetrack.store.base import AppendResult, LogUnavailable, Offset
+from livetrack.store.base import AppendResult, Leases, LogUnavailable, Offset
 
 #: Long enough for a polling backend to notice another process's append on a loaded machine,
 #: short enough that a bug fails a test instead of hanging the suite.
@@ -413,3 +413,29 @@ async def test_close_is_idempotent(event_log: Any) -> None:
     await event_log.append(reads(1))
     await event_log.close()
     await event_log.close()
+
+
+# -- leases: one holder at a time among the processes sharing a log ----------------------------
+
+
+async def test_a_lease_has_one_holder_until_released(open_log: Opener) -> None:
+    a, b = open_log(), open_log()  # two processes
+    assert isinstance(a, Leases)
+    assert await a.lease("readers", "process-a", 30)
+    assert not await b.lease("readers", "process-b", 30)
+    assert await a.lease("readers", "process-a", 30)  # renewing keeps it
+    assert await a.lease("other", "process-b", 30)  # leases are independent by name
+    await b.release("readers", "process-b")  # not b's to give up: nothing happens
+    assert not await b.lease("readers", "process-b", 30)
+    await a.release("readers", "process-a")
+    assert await b.lease("readers", "process-b", 30)
+    assert not await a.lease("readers", "process-a", 30)
+
+
+async def test_an_unrenewed_lease_expires_and_another_process_takes_it(open_log: Opener) -> None:
+    a, b = open_log(), open_log()
+    assert await a.lease("readers", "process-a", 0.2)
+    assert not await b.lease("readers", "process-b", 0.2)
+    await asyncio.sleep(0.3)  # a stopped renewing (it crashed, or lost its connection)
+    assert await b.lease("readers", "process-b", 30)
+    assert not await a.lease("readers", "process-a", 30)  # a learns it lost it

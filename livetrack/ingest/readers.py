@@ -20,6 +20,13 @@ Decisions, in one place:
 * **Resume.** At start the manager reads the stored sequence numbers of its connect-mode
   readers back from the log (:class:`SeqIndex`, :func:`resume_point`). RACE RESULT resumes
   after the contiguous stored prefix and fetches the rest; other protocols after the highest.
+* **One process runs the readers.** Every process serving an event may run a manager, but
+  a decoder must be read by one of them: when the log offers leases
+  (:class:`~livetrack.store.base.Leases`, as both built-in logs do), a manager runs its
+  connectors only while it holds the lease :data:`LEASE` (renewed every third of
+  :data:`LEASE_TTL_S`); the others stand by (state ``standby``) and one of them takes over
+  within :data:`LEASE_TTL_S` when the holder stops renewing (at once when it stops cleanly and
+  gives the lease up), resuming from the log as after a restart.
 * **Gun markers** (``kind == "gun"``) become a :class:`GunStart` for every race whose course
   starts at a checkpoint the reader's timing point feeds (:func:`gun_races`). When several
   races start there, only those whose scheduled start is nearest the marker (within
@@ -49,8 +56,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
+import socket
 import statistics
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +71,7 @@ from livetrack.domain.records import ChipRead, GunStart, Record
 from livetrack.ingest.decoders import CLOCK_UNSET, PROTOCOLS, DecodedRead
 from livetrack.ingest.decoders.connect import ConnectorStats, run_connector
 from livetrack.ingest.reads import MAX_DISTANCE_MS
-from livetrack.store.base import AppendResult, EventLog, Offset
+from livetrack.store.base import AppendResult, EventLog, Leases, LogUnavailable, Offset
 
 __all__ = [
     "GUN_MATCH_MS",
@@ -83,6 +93,10 @@ log = logging.getLogger("livetrack.readers")
 NATIVE_PROTOCOLS = frozenset(PROTOCOLS)
 #: How many per-batch samples the clock-offset median looks at.
 OFFSET_WINDOW = 31
+#: The lease (see :class:`~livetrack.store.base.Leases`) whose holder runs the readers.
+LEASE = "readers"
+#: Its time to live: a crashed holder's readers are taken over within this long.
+LEASE_TTL_S = 10.0
 #: A reader whose estimated offset differs from its configured one by more is flagged.
 OFFSET_WARN_MS = 1000
 #: A gun marker picks, among several races starting at its point, those scheduled this close.
@@ -455,6 +469,7 @@ class ReaderManager:
         clock: Callable[[], int] = _now_ms,
         restart_s: float = 2.0,
         connector_options: Mapping[str, Any] | None = None,
+        lease_ttl_s: float = LEASE_TTL_S,
     ) -> None:
         self.rt = rt
         self.event = rt.event
@@ -466,24 +481,91 @@ class ReaderManager:
             for r in rt.event.readers.values()
             if r.protocol in NATIVE_PROTOCOLS
         }
+        self.lease_ttl_s = lease_ttl_s
+        #: Who this manager is when it asks for the lease (unique per process and start).
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        #: Whether this manager's connectors run now (it holds the lease, or there is none).
+        self.leading = False
         self._stop = asyncio.Event()
+        #: Set to stop the connectors of the current term (the lease was lost or stop()).
+        self._term = asyncio.Event()
         #: One stop event per running connector (a listener that fails sets its own).
         self._stops: set[asyncio.Event] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._lead: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Resume points from the log, then one supervised connector task per reader."""
-        if self._tasks or not self.channels:
+        """Run the readers: at once when the log has no leases, else whenever this process
+        holds the readers' lease (see the module doc). Idempotent."""
+        if self._lead is not None or self._tasks or not self.channels:
             return
+        leases = self.rt.log
+        if not isinstance(leases, Leases):
+            await self._begin_term()
+            return
+        for ch in self.channels.values():
+            ch.set_state("standby", self.clock())
+        await self._renew(leases)  # a process that gets the lease is reading when start returns
+        self._lead = asyncio.create_task(self._hold(leases), name="readers-lease")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop every connector (closing its sockets) and give the lease up; cancel what does
+        not end in time."""
+        self._stop.set()
+        if self._lead is not None:
+            lead, self._lead = self._lead, None
+            try:
+                await asyncio.wait_for(lead, timeout)
+            except (TimeoutError, asyncio.CancelledError):
+                lead.cancel()
+            return
+        await self._end_term(timeout)
+
+    async def _hold(self, leases: Leases) -> None:
+        """Renew the readers' lease every third of its time to live until stopped, then give
+        it up (see :meth:`_renew`)."""
+        try:
+            while not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.lease_ttl_s / 3)
+                if not self._stop.is_set():
+                    await self._renew(leases)
+        finally:
+            if self.leading:
+                await self._end_term()
+                with contextlib.suppress(LogUnavailable, OSError):
+                    await leases.release(LEASE, self.holder)
+
+    async def _renew(self, leases: Leases) -> None:
+        """Take or renew the lease; start this process's connectors when it gets the lease
+        and stop them when it loses it."""
+        try:
+            held = await leases.lease(LEASE, self.holder, self.lease_ttl_s)
+        except (LogUnavailable, OSError) as exc:
+            log.warning("readers' lease not renewed: %s", exc)
+            held = False
+        if held and not self.leading:
+            log.info("this process runs the readers (lease %s)", self.holder)
+            await self._begin_term()
+        elif self.leading and not held:
+            log.warning("the readers' lease went to another process: readers stop here")
+            await self._end_term()
+            for ch in self.channels.values():
+                ch.set_state("standby", self.clock())
+
+    async def _begin_term(self) -> None:
+        """Resume points from the log, then one supervised connector task per reader."""
+        self._term = asyncio.Event()
+        self.leading = True
         await self._load_resume_points()
         for ch in self.channels.values():
             ch.set_state("starting", self.clock())
             task = asyncio.create_task(self._supervise(ch), name=f"reader-{ch.reader.id}")
             self._tasks.append(task)
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop every connector (closing its sockets); cancel what does not end in time."""
-        self._stop.set()
+    async def _end_term(self, timeout: float = 5.0) -> None:
+        self.leading = False
+        self._term.set()
         for event in self._stops:
             event.set()
         if not self._tasks:
@@ -498,7 +580,8 @@ class ReaderManager:
         """One dict per native reader, in configuration order: ``reader``, ``protocol``,
         ``point``, ``mode`` (connect|listen), ``host``, ``port`` (the bound one when
         listening), ``state`` (starting, connecting, connected, waiting, listening,
-        disconnected, error, stopped), ``connected``, ``state_since_ms``, ``connections``,
+        disconnected, error, stopped, or standby while another process runs the readers),
+        ``connected``, ``state_since_ms``, ``connections``,
         ``reads`` (decoded), ``stored``, ``duplicates``, ``untrusted_time`` (stored on the
         server clock), ``errors`` (malformed input), ``last_error``, ``last_read_ms`` (race
         time of the newest read, configured offset applied), ``last_received_ms``,
@@ -548,7 +631,8 @@ class ReaderManager:
                 results = await self.rt.append(conv.records)
                 ch.stored_results(results)
 
-        while not self._stop.is_set():
+        term = self._term
+        while not self._stop.is_set() and not term.is_set():
             stop = asyncio.Event()
             self._stops.add(stop)
             try:
@@ -572,7 +656,7 @@ class ReaderManager:
                 ch.last_error = f"{type(exc).__name__}: {exc}"
                 log.error("reader %s stopped: %s; restarting", r.id, ch.last_error)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.restart_s)
+                    await asyncio.wait_for(term.wait(), self.restart_s)
                 continue
             finally:
                 self._stops.discard(stop)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from livetrack.domain.records import Record
 
@@ -61,6 +61,21 @@ class EventLog(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Leases(Protocol):
+    """Time-limited exclusive roles among the processes sharing one log (for example, which
+    one runs the native readers). Both built-in backends provide it."""
+
+    async def lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` for ``ttl_s`` seconds. True when
+        ``holder`` holds it now; False while another holder's lease is unexpired."""
+        ...
+
+    async def release(self, name: str, holder: str) -> None:
+        """Give the lease up early if ``holder`` holds it (else do nothing)."""
+        ...
 
 
 def open_log(url: str) -> EventLog:

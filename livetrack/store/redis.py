@@ -70,6 +70,19 @@ _STREAM_ID = re.compile(r"^\d+-\d+$")
 #: Returns, per pair, the stream id it is stored at, or "" for a duplicate. A key already in
 #: the hash whose entry carries this call's token was stored by an earlier attempt of the same
 #: call (its reply was lost), so it is reported as stored, not as a duplicate.
+#: Take or renew a lease: KEYS[1] the lease, ARGV[1] the holder, ARGV[2] its time to live (ms).
+LEASE_LUA: Final = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+#: Give a lease up if ARGV[1] holds it.
+RELEASE_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 APPEND_LUA: Final = """
 local stream, index, token = KEYS[1], KEYS[2], ARGV[1]
 local out = {}
@@ -487,6 +500,27 @@ class RedisEventLog:
             return _text(offset), body if isinstance(body, bytes) else body.encode()
 
         return await self._retrying("load_snapshot", op, self.op_retry_s)
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    async def lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """See :class:`livetrack.store.base.Leases`: one key per lease beside the stream,
+        taken or renewed atomically by a script, expiring on its own."""
+        key, ms = f"{self.stream}:lease:{name}", max(1, int(ttl_s * 1000))
+
+        async def op() -> bool:
+            got = await self._client.eval(LEASE_LUA, 1, key, holder, ms)
+            return bool(got)
+
+        return await self._retrying("lease", op, self.op_retry_s)
+
+    async def release(self, name: str, holder: str) -> None:
+        key = f"{self.stream}:lease:{name}"
+
+        async def op() -> None:
+            await self._client.eval(RELEASE_LUA, 1, key, holder)
+
+        await self._retrying("release", op, self.op_retry_s)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

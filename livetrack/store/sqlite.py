@@ -28,6 +28,11 @@ CREATE TABLE IF NOT EXISTS records (
     body TEXT NOT NULL,
     appended_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS snapshots (
     name TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
@@ -219,6 +224,44 @@ class SqliteEventLog:
             "SELECT seq, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?", (seq, BATCH)
         ).fetchall()
         return rows
+
+    async def lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """See :class:`livetrack.store.base.Leases`: a row per lease, taken or renewed in one
+        write transaction (so processes sharing the file agree), with its expiry time."""
+        if self._closed:
+            raise LogUnavailable("the event log is closed")
+
+        def take() -> bool:
+            now = int(time.time() * 1000)
+            cur = self._writer.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                row = cur.execute(
+                    "SELECT holder, until_ms FROM leases WHERE name = ?", (name,)
+                ).fetchone()
+                mine = row is None or row[0] == holder or row[1] <= now
+                if mine:
+                    cur.execute(
+                        "INSERT OR REPLACE INTO leases (name, holder, until_ms) VALUES (?, ?, ?)",
+                        (name, holder, now + max(1, int(ttl_s * 1000))),
+                    )
+                cur.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    cur.execute("ROLLBACK")
+                raise
+            return mine
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, take)
+
+    async def release(self, name: str, holder: str) -> None:
+        if self._closed:
+            return
+
+        def give_up() -> None:
+            self._writer.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, give_up)
 
     async def save_snapshot(self, name: str, offset: Offset, body: bytes) -> None:
         """Keep ``body`` (a serialised fold) as covering the log up to ``offset``."""
