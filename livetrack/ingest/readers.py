@@ -20,6 +20,8 @@ Decisions, in one place:
 * **Resume.** At start the manager reads the stored sequence numbers of its connect-mode
   readers back from the log (:class:`SeqIndex`, :func:`resume_point`). RACE RESULT resumes
   after the contiguous stored prefix and fetches the rest; other protocols after the highest.
+  The numbers come from the stored keys where the log can list them by prefix (both built-in
+  logs can), so a long log is not decoded again to find them.
 * **One process runs the readers.** Every process serving an event may run a manager, but
   a decoder must be read by one of them: when the log offers leases
   (:class:`~livetrack.store.base.Leases`, as both built-in logs do), a manager runs its
@@ -71,7 +73,14 @@ from livetrack.domain.records import ChipRead, GunStart, Record
 from livetrack.ingest.decoders import CLOCK_UNSET, PROTOCOLS, DecodedRead
 from livetrack.ingest.decoders.connect import ConnectorStats, run_connector
 from livetrack.ingest.reads import MAX_DISTANCE_MS
-from livetrack.store.base import AppendResult, EventLog, Leases, LogUnavailable, Offset
+from livetrack.store.base import (
+    AppendResult,
+    EventLog,
+    KeyLookup,
+    Leases,
+    LogUnavailable,
+    Offset,
+)
 
 __all__ = [
     "GUN_MATCH_MS",
@@ -599,7 +608,10 @@ class ReaderManager:
         if not wanted:
             return
         index = SeqIndex(wanted)
-        await _scan(self.rt.log, index)
+        if isinstance(self.rt.log, KeyLookup):
+            await _from_keys(self.rt.log, index)
+        else:
+            await _scan(self.rt.log, index)
         for rid in wanted:
             ch = self.channels[rid]
             cls = PROTOCOLS[ch.reader.protocol]
@@ -661,6 +673,22 @@ class ReaderManager:
             finally:
                 self._stops.discard(stop)
             break
+
+
+async def _from_keys(keys: KeyLookup, index: SeqIndex) -> None:
+    """What :func:`_scan` finds, from the stored keys alone (no record is decoded): a
+    connect-mode read is keyed ``read:<reader>:<seq>`` and a reader's gun marker
+    ``gun:<race>:<wave>:<reader>#<seq>`` (see :mod:`livetrack.domain.records`)."""
+    for reader, seqs in index.seqs.items():
+        prefix = f"read:{reader}:"
+        for key in await keys.keys_with_prefix(prefix):
+            number = key[len(prefix) :]
+            if number.isdigit():
+                seqs.add(int(number))
+    for key in await keys.keys_with_prefix("gun:"):
+        reader, sep, number = key.split(":", 3)[-1].rpartition("#")
+        if sep and reader in index.seqs and number.isdigit():
+            index.seqs[reader].add(int(number))
 
 
 async def _scan(event_log: EventLog, index: SeqIndex) -> None:

@@ -78,6 +78,16 @@ class Leases(Protocol):
         ...
 
 
+@runtime_checkable
+class KeyLookup(Protocol):
+    """Reading stored idempotency keys back without decoding records (for example, the
+    passing numbers a reader has stored, to resume it). Both built-in backends provide it."""
+
+    async def keys_with_prefix(self, prefix: str) -> list[str]:
+        """Every stored record key that starts with ``prefix``, in no particular order."""
+        ...
+
+
 def open_log(url: str) -> EventLog:
     """A log for ``url``: ``sqlite:///path/to/file.db`` or a path, or ``redis://host:port/db``
     (``?stream=NAME`` names the event's stream). The Redis driver is imported only here."""

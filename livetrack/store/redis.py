@@ -66,10 +66,6 @@ CHUNK: Final = 500
 _T = TypeVar("_T")
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 
-#: KEYS[1] = stream, KEYS[2] = idempotency hash; ARGV = token, then key, body pairs.
-#: Returns, per pair, the stream id it is stored at, or "" for a duplicate. A key already in
-#: the hash whose entry carries this call's token was stored by an earlier attempt of the same
-#: call (its reply was lost), so it is reported as stored, not as a duplicate.
 #: Take or renew a lease: KEYS[1] the lease, ARGV[1] the holder, ARGV[2] its time to live (ms).
 LEASE_LUA: Final = """
 local current = redis.call('GET', KEYS[1])
@@ -83,6 +79,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 """
 
+#: KEYS[1] = stream, KEYS[2] = idempotency hash; ARGV = token, then key, body pairs.
+#: Returns, per pair, the stream id it is stored at, or "" for a duplicate. A key already in
+#: the hash whose entry carries this call's token was stored by an earlier attempt of the same
+#: call (its reply was lost), so it is reported as stored, not as a duplicate.
 APPEND_LUA: Final = """
 local stream, index, token = KEYS[1], KEYS[2], ARGV[1]
 local out = {}
@@ -500,6 +500,21 @@ class RedisEventLog:
             return _text(offset), body if isinstance(body, bytes) else body.encode()
 
         return await self._retrying("load_snapshot", op, self.op_retry_s)
+
+    async def keys_with_prefix(self, prefix: str) -> list[str]:
+        """See :class:`livetrack.store.base.KeyLookup`: an ``HSCAN`` of the idempotency hash
+        (Redis walks the hash; only matching keys come back)."""
+        if not prefix:
+            raise ValueError("a key prefix must not be empty")
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
+
+        async def op() -> list[str]:
+            return [
+                _text(k)
+                async for k, _ in self._client.hscan_iter(self.keys_hash, pattern, count=10_000)
+            ]
+
+        return await self._retrying("keys_with_prefix", op, self.op_retry_s)
 
     # -- leases ---------------------------------------------------------------------------------
 

@@ -225,6 +225,24 @@ class SqliteEventLog:
         ).fetchall()
         return rows
 
+    async def keys_with_prefix(self, prefix: str) -> list[str]:
+        """See :class:`livetrack.store.base.KeyLookup`: a range of the unique key index."""
+        if not prefix:
+            raise ValueError("a key prefix must not be empty")
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+        def select() -> list[str]:
+            conn = _connect(self.path)
+            try:
+                rows = conn.execute(
+                    "SELECT key FROM records WHERE key >= ? AND key < ?", (prefix, end)
+                ).fetchall()
+                return [k for (k,) in rows]
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(select)
+
     async def lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """See :class:`livetrack.store.base.Leases`: a row per lease, taken or renewed in one
         write transaction (so processes sharing the file agree), with its expiry time."""

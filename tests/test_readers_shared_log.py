@@ -1,5 +1,6 @@
-"""One process runs the native readers: processes sharing a log hold a lease for it, and a
-standby takes over when the holder stops, from the log, with nothing lost or stored twice."""
+"""Native readers on a log shared by several processes: one process runs them (it holds a
+lease), a standby takes over when the holder stops, from the log, with nothing lost or stored
+twice; and resume points are read from the stored keys, without decoding the log."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 from conftest import PATIENCE_S
 from test_readers import T10, Rt, event, rr_event, stored_reads, until
 
+from livetrack.domain.records import ChipRead, GunStart
 from livetrack.ingest.decoders.simulate import DecoderSimulator, make_demo_reads
-from livetrack.ingest.readers import LEASE, ReaderManager
-from livetrack.store.base import EventLog, Leases
+from livetrack.ingest.readers import LEASE, ReaderManager, SeqIndex, _from_keys, _scan
+from livetrack.store.base import EventLog, KeyLookup, Leases
 from livetrack.store.redis import RedisEventLog
 from livetrack.store.sqlite import SqliteEventLog
 
@@ -105,3 +107,30 @@ async def test_a_holder_that_stops_renewing_loses_the_readers_to_a_standby(
     finally:
         await standby.stop()
         await sim.close()
+
+
+async def test_resume_points_from_the_stored_keys_equal_those_from_reading_the_log(
+    open_log: Opener,
+) -> None:
+    log = open_log()
+    await log.append(
+        [
+            *(ChipRead("rr", "finish", f"C{n}", T10 + n, n) for n in (1, 2, 3, 5, 8)),
+            ChipRead("rr", "finish", "C9", T10 + 9, None),  # listen mode: no number
+            ChipRead("rr2", "finish", "C4", T10 + 4, 4),  # another reader
+            ChipRead("r[*]", "finish", "C1", T10 + 1, 7),  # glob characters in an id
+            GunStart("mile", T10, "", "rr#4", "reader:rr"),  # a reader's gun marker
+            GunStart("fun", T10, "B", "rr#6", "reader:rr"),
+            GunStart("mile", T10, "", str(uuid.uuid4()), "timer"),
+        ]
+    )
+    readers = ["rr", "r[*]", "quiet"]
+    from_keys, from_log = SeqIndex(readers), SeqIndex(readers)
+    assert isinstance(log, KeyLookup)
+    await _from_keys(log, from_keys)
+    await _scan(log, from_log)
+    assert (
+        from_keys.seqs
+        == from_log.seqs
+        == {"rr": {1, 2, 3, 4, 5, 6, 8}, "r[*]": {7}, "quiet": set()}
+    )
