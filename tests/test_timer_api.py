@@ -241,6 +241,23 @@ def test_reader_health_alerts_when_a_reader_goes_quiet_during_a_race() -> None:
     assert "quiet for" in later["slow-clock"]["alert"]
 
 
+def test_a_race_simulated_ahead_of_the_wall_clock_does_not_make_its_readers_quiet() -> None:
+    st = RaceState(event())
+    st.apply(person("1"))
+    st.apply(gun())
+    wall = GUN - 3 * 3600_000  # the demo plays the race ten times faster than real time
+    st.apply(ChipRead("slow-clock", "half", "C1", GUN + 200_000, received_ms=wall))
+    event_now = GUN + 210_000  # the race's own clock
+    heard = {r["id"]: r for r in readers_view(st, event_now, wall + 1_000)["rows"]}
+    assert heard["slow-clock"]["connection"] == "receiving"
+    assert heard["slow-clock"]["alert"] == ""
+    assert heard["slow-clock"]["per_minute"] == 1
+    # silent on the wall clock for longer than allowed: quiet, whatever the race clock says
+    later = {r["id"]: r for r in readers_view(st, event_now, wall + 500_000)["rows"]}
+    assert later["slow-clock"]["connection"] == "quiet"
+    assert "quiet for 8:20" in later["slow-clock"]["alert"]
+
+
 def test_problems_list_manual_contradictions_missing_splits_and_impossible_paces() -> None:
     st = RaceState(event())
     for b in ("1", "2", "3", "4"):

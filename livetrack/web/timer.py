@@ -333,7 +333,11 @@ def _offset(ms: int | None) -> str:
     return ("+" if ms > 0 else "-") + fmt_elapsed(abs(ms))
 
 
-def readers_view(st: RaceState, now: int) -> dict[str, Any]:
+def readers_view(st: RaceState, now: int, heard_now: int | None = None) -> dict[str, Any]:
+    """Reader health at event time ``now``. Reads are heard on the server's wall clock, so
+    silence is measured against ``heard_now`` (the wall clock; default ``now``): a simulated
+    or replayed race runs ahead of the wall clock, and its readers are not quiet for that."""
+    heard = now if heard_now is None else heard_now
     running: dict[str, int] = {}
     for race in st.event.races.values():
         rs = race_status(st, race, now)
@@ -352,21 +356,21 @@ def readers_view(st: RaceState, now: int) -> dict[str, Any]:
                 passed = any(st.boards.count(race, cp, ALL) for race, cp in feeds if cp != "")
                 if passed:
                     alert = "no reads, but runners have passed this point"
-            elif now - stats.last_heard_ms > QUIET_MS:
-                alert = f"quiet for {fmt_elapsed(now - stats.last_heard_ms)} during a race"
+            elif heard - stats.last_heard_ms > QUIET_MS:
+                alert = f"quiet for {fmt_elapsed(heard - stats.last_heard_ms)} during a race"
         offset = stats.clock_offset_ms if stats else None
         rows.append(
             {
                 "id": rid,
                 "point": point,
-                "connection": stats.connection(now) if stats else "silent",
+                "connection": stats.connection(heard) if stats else "silent",
                 "last_read": fmt_clock(st, stats.last_read_ms)
                 if stats and stats.last_read_ms
                 else "",
-                "ago": fmt_elapsed(stats.quiet_for_ms(now))
+                "ago": fmt_elapsed(stats.quiet_for_ms(heard))
                 if stats and stats.last_heard_ms
                 else "",
-                "per_minute": stats.per_minute(now) if stats else 0,
+                "per_minute": stats.per_minute(heard) if stats else 0,
                 "reads": stats.reads if stats else 0,
                 "offset": _offset(offset),
                 "alert": alert,
@@ -489,7 +493,7 @@ ROUTES: list[BaseRoute] = [
 
 TOPICS: list[TopicKind] = [
     _topic("guns", "guns", "g", lambda st: guns_view(st, clock_of(st))),
-    _topic("readers", "readers", "rd", lambda st: readers_view(st, clock_of(st))),
+    _topic("readers", "readers", "rd", lambda st: readers_view(st, clock_of(st), now_ms())),
     _topic("announce", "announce", "a", announce_view, _announce_dirty),
     _topic("problems", "problems", "pr", problems_view),
     _topic("unmatched", "unmatched", "u", unmatched_view),
