@@ -79,3 +79,25 @@ def test_a_race_page_opens_on_the_furthest_checkpoint_anyone_has_reached(
         while "Finish · Overall" not in http.get("/races/mile").text:
             assert time.monotonic() < deadline, "the page never moved on to the finish"
             time.sleep(0.05)
+
+
+def test_static_urls_carry_a_digest_of_the_file_so_an_upgrade_is_never_served_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from livetrack.web import render
+
+    (tmp_path / "app.css").write_text("body { color: black }")
+    (tmp_path / "app.js").write_text("// one")
+    monkeypatch.setattr(render, "STATIC", tmp_path)
+    render.static_version.cache_clear()
+    static = render.make_env().globals["static"]
+    css, js = static("app.css"), static("app.js")
+    assert css.startswith("/static/app.css?v=") and js.startswith("/static/app.js?v=")
+    assert css.partition("?v=")[2] != js.partition("?v=")[2]
+
+    (tmp_path / "app.js").write_text("// two")  # the next release, in a new process
+    render.static_version.cache_clear()
+    static = render.make_env().globals["static"]
+    assert static("app.js") != js  # a changed file gets a new URL
+    assert static("app.css") == css  # an unchanged one keeps its cached copy
+    render.static_version.cache_clear()

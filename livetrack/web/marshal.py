@@ -32,10 +32,9 @@ import html
 import json
 import logging
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
@@ -216,8 +215,8 @@ def worker_config(r: Renderer) -> dict[str, Any]:
     """What the marshal page's service worker precaches, and the name of its cache.
 
     The assets are the ``/static`` URLs the page itself loads (as the templates write them,
-    version query included), so the list follows the templates. The cache name carries the
-    static version and a digest of the page, the assets and the worker, so any change makes a
+    version query included), so the list follows the templates. The cache name carries a
+    digest of the page, the assets' URLs and contents and the worker, so any change makes a
     new worker (the browser compares the script byte for byte) whose cache replaces the old."""
     shell = r.page("marshal.html")
     assets: list[str] = []
@@ -230,10 +229,8 @@ def worker_config(r: Renderer) -> dict[str, Any]:
             continue
         assets.append(url)
         digest.update(url.encode() + b"\0" + path.read_bytes())
-    static: Callable[[str], str] = r.env.globals["static"]  # type: ignore[assignment]
-    version = parse_qs(urlsplit(static("marshal-sw.js")).query).get("v", [""])
     return {
-        "cache": f"{CACHE_PREFIX}v{version[0]}-{digest.hexdigest()[:16]}",
+        "cache": f"{CACHE_PREFIX}{digest.hexdigest()[:16]}",
         "prefix": CACHE_PREFIX,
         "shell": SHELL,
         "assets": assets,

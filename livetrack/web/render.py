@@ -3,6 +3,8 @@ pushed fragment alike, with its element id derived from the topic by :func:`dom_
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -32,7 +34,18 @@ def division_label(division: str) -> str:
     return {ALL: "Overall", "F": "Women", "M": "Men", "X": "Non-binary"}.get(division, division)
 
 
-def make_env(static_version: str = "1") -> Environment:
+@functools.cache
+def static_version(path: str) -> str:
+    """A short digest of the static file ``path`` (relative to ``static/``): its URLs carry it,
+    so the year-long immutable caching of static files never keeps a phone or the big screen
+    on a file an upgrade changed, and an unchanged file stays cached across upgrades."""
+    try:
+        return hashlib.sha256((STATIC / path).read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "0"  # no such file: the URL answers 404 whatever its version
+
+
+def make_env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html"]),
@@ -41,7 +54,7 @@ def make_env(static_version: str = "1") -> Environment:
     )
     env.globals["dom_id"] = dom_id
     env.globals["division_label"] = division_label
-    env.globals["static"] = lambda path: f"/static/{path}?v={static_version}"
+    env.globals["static"] = lambda path: f"/static/{path}?v={static_version(path)}"
     return env
 
 
