@@ -87,6 +87,8 @@
       else if (follows.length < MAX_FOLLOW) follows.push(bib);
       save(FOLLOW_KEY, follows);
       refreshStars();
+      // "My runners" subscribes to exactly the followed runners: open it again with the new set
+      if (document.querySelector("[data-mine]")) location.reload();
       return;
     }
     var share = ev.target.closest && ev.target.closest("[data-share]");

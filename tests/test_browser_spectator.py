@@ -83,6 +83,28 @@ async def test_following_a_runner_raises_an_alert_when_they_pass(
         await page.screenshot(path=str(shot_path("spectator-me-alert-390")))
 
 
+async def test_my_runners_page_finds_and_follows_a_runner_in_place(
+    tmp_path: Path, page_factory: PageFactory
+) -> None:
+    with serve(event(), tmp_path / "log.db", PEOPLE) as srv:
+        gun(srv)
+        page = await page_factory(390, 844)
+        await page.goto(srv.url + "/me")
+        await page.locator("#mine-empty").wait_for(timeout=WAIT_MS)
+        await page.locator("#q").press_sequentially("hopper", delay=30)
+        star = page.locator("#results [data-follow='2']")
+        await star.wait_for(timeout=WAIT_MS)
+        await star.click()
+        # the page comes back subscribed to the new runner, whose live card it shows
+        card = page.locator("#t-runner-2")
+        await card.get_by_text("Grace Hopper").wait_for(timeout=WAIT_MS)
+        assert await page.locator("#mine-empty").is_hidden()
+        post(srv, "C2", "half", 200)
+        await card.get_by_text("Halfway").wait_for(timeout=WAIT_MS)
+        await page.locator("#toasts .toast").wait_for(timeout=WAIT_MS)
+        assert "Grace Hopper passed Halfway" in await page.locator("#toasts").inner_text()
+
+
 async def test_page_shows_reconnecting_and_recovers_after_a_server_restart(
     tmp_path: Path, page_factory: PageFactory
 ) -> None:
