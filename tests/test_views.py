@@ -101,3 +101,20 @@ def test_static_urls_carry_a_digest_of_the_file_so_an_upgrade_is_never_served_st
     assert static("app.js") != js  # a changed file gets a new URL
     assert static("app.css") == css  # an unchanged one keeps its cached copy
     render.static_version.cache_clear()
+
+
+def test_every_map_label_of_the_demo_courses_fits_inside_the_map() -> None:
+    from livetrack.cli import demo_event
+
+    st = RaceState(demo_event())
+    for race in st.event.races:
+        m = views.course_map(st, race)
+        for lab in m["checkpoints"]:
+            text = views.LETTER_W * max(len(p) for p in lab["name"].split(" / "))
+            if lab["anchor"] == "end":
+                assert lab["tx"] - text >= 0, (race, lab)
+            else:
+                assert lab["tx"] + text <= m["width"], (race, lab)
+        # the course itself uses most of the width a phone gives it
+        xs = [x for x, _, _ in m["points"]]
+        assert max(xs) - min(xs) >= 0.6 * m["width"] or len(set(xs)) == 1, race

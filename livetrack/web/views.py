@@ -344,9 +344,7 @@ def course_map(state: RaceState, race_id: str, size: int = 1000) -> dict[str, An
     minx, maxx = min(p[0] for p in xy), max(p[0] for p in xy)
     miny, maxy = min(p[1] for p in xy), max(p[1] for p in xy)
     span = max(maxx - minx, maxy - miny) or 1.0
-    # room for labels left and right of the course: 34 px bold text is about 21 px a letter
-    longest = max((len(cp.name) for cp in course.checkpoints), default=0)
-    pad, side = 40, min(int(size * 0.35), 48 + 21 * longest)
+    pad, side = 40, 100  # labels that do not fit outside the course go inside it
     scale = (size - 2 * side) / span
     proj = [(side + (x - minx) * scale, pad + (y - miny) * scale) for x, y in xy]
     cum = [0.0]
@@ -372,8 +370,37 @@ def course_map(state: RaceState, race_id: str, size: int = 1000) -> dict[str, An
         "height": height,
         "path": " ".join(f"{x:.1f},{y:.1f}" for x, y in proj),
         "points": [[round(x, 1), round(y, 1), d] for (x, y), d in zip(proj, dist, strict=True)],
-        "checkpoints": _labels([(cp.name, at(cp.distance_m)) for cp in course.checkpoints]),
+        "checkpoints": _place(
+            _labels([(cp.name, at(cp.distance_m)) for cp in course.checkpoints]),
+            sum(x for x, _ in proj) / len(proj),
+            size,
+        ),
     }
+
+
+#: Checkpoint labels on the map: 34 px bold text is about this wide a letter, set this far
+#: from the checkpoint's circle.
+LETTER_W, LABEL_GAP = 21, 24
+
+
+def _place(labels: list[dict[str, Any]], centre_x: float, width: int) -> list[dict[str, Any]]:
+    """Put each label outside the course (away from its centre) where it fits in the map's
+    width, else on the other side, else on whichever side has more room: ``anchor`` and
+    ``tx`` for the SVG text."""
+    for lab in labels:
+        x = lab["xy"][0]
+        need = LETTER_W * max(len(part) for part in lab["name"].split(" / ")) + LABEL_GAP + 8
+        room_left, room_right = x, width - x
+        outward_left = x < centre_x
+        if (room_left if outward_left else room_right) >= need:
+            left = outward_left
+        elif (room_right if outward_left else room_left) >= need:
+            left = not outward_left
+        else:
+            left = room_left > room_right
+        lab["anchor"] = "end" if left else "start"
+        lab["tx"] = round(x - LABEL_GAP if left else x + LABEL_GAP, 1)
+    return labels
 
 
 def _labels(points: list[tuple[str, tuple[float, float]]]) -> list[dict[str, Any]]:
