@@ -38,12 +38,16 @@ def load_event(path: str) -> Event:
         raise SystemExit(f"livetrack: {path}: {exc}") from None
 
 
-def load_participants(path: str, event: Event) -> list[ParticipantRecord]:
+def read_participants(path: str) -> str:
+    """The text of a participants CSV; exits with one line when it cannot be read."""
     try:
-        text = Path(path).read_text("utf-8-sig")
+        return Path(path).read_text("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise SystemExit(f"livetrack: cannot read {path}: {exc}") from None
-    people, errors = parse_participants(text, event)
+
+
+def load_participants(path: str, event: Event) -> list[ParticipantRecord]:
+    people, errors = parse_participants(read_participants(path), event)
     for e in errors:
         print(f"{path}: {e}", file=sys.stderr)
     if errors:
@@ -191,9 +195,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the event: in this process, or with ``--workers N`` in N processes (each a
     :func:`livetrack.web.factory.create_from_env` app) that share the one log."""
     from livetrack.web.app import Settings, create_app
+    from livetrack.web.entries import EntriesFile
 
     event = load_event(args.event)
-    people = load_participants(args.participants, event) if args.participants else []
+    # read now (a file that cannot be read stops the command), parsed once caught up with the
+    # log, and only if the log does not hold every entry of this very file already
+    entries = (
+        EntriesFile(args.participants, read_participants(args.participants))
+        if args.participants
+        else None
+    )
     url = _log_url(args, event)
     check_log(url)
     every = 0 if args.no_snapshots else args.snapshot_every
@@ -218,7 +229,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings(
         event=event,
         log_url=url,
-        participants=people,
+        entries=entries,
         snapshots=not args.no_snapshots,
         snapshot_every_records=every,
     )

@@ -3,6 +3,7 @@ that starts from a snapshot serving what a process that replayed everything serv
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,3 +125,26 @@ def test_process_started_from_a_snapshot_serves_what_a_full_replay_serves(
     final = wait_same([b, c])
     board = final["mile/finish"]
     assert isinstance(board, dict) and len(board["rows"]) == 100
+
+
+def test_objects_are_rebuilt_with_their_stored_values_even_where_init_does_more() -> None:
+    """Runners and their parts are rebuilt through ``__init__`` only where it just assigns
+    the fields; a class whose ``__init__`` computes something gets its values as stored."""
+
+    @dataclasses.dataclass(slots=True)
+    class Counted:
+        n: int
+        doubled: int = 0
+
+        def __post_init__(self) -> None:
+            self.doubled = self.n * 2
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Later:
+        a: int
+        b: int = dataclasses.field(default=0, kw_only=True)
+
+    counted = snapshot._maker(Counted)(3, 5)
+    assert (counted.n, counted.doubled) == (3, 5)
+    later = snapshot._maker(Later)(1, 2)
+    assert (later.a, later.b) == (1, 2)

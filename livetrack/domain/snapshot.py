@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import hashlib
 import io
 import json
+import operator
 import pickle
 import struct
 import zlib
@@ -47,7 +49,7 @@ from livetrack.domain.records import ParticipantRecord
 from livetrack.domain.state import RaceState, Runner
 
 MAGIC: Final = b"LTSNAP1\n"
-FORMAT: Final = 1
+FORMAT: Final = 2
 #: Attributes of RaceState that hold only built-in values and sorted lists of them: pickled
 #: by the C pickler with no per-object hook.
 _PLAIN: Final = ("reads_by_chip", "chip_owner", "boards", "finishers", "unmatched")
@@ -107,46 +109,77 @@ def _names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
-def _encode_runner(r: Runner) -> tuple[Any, ...]:
-    p_names, i_names = _names(ParticipantRecord), _names(Inputs)
-    row: list[Any] = []
-    for name in _names(Runner):
-        v = getattr(r, name)
-        if name == "p":
-            v = tuple([getattr(v, n) for n in p_names])
-        elif name == "race":
-            v = v.id
-        elif name == "inputs":
-            v = tuple([getattr(v, n) for n in i_names])
-        elif name == "passings":
-            v = [tuple(p) for p in v.values()]
-        row.append(v)
-    return tuple(row)
+@cache
+def _fields_of(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """A function giving the tuple of an instance's field values, in field order (in C)."""
+    names = _names(cls)
+    if len(names) == 1:
+        return lambda obj: (getattr(obj, names[0]),)
+    get: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*names)
+    return get
+
+
+def _runner_encoder() -> Callable[[Runner], tuple[Any, ...]]:
+    names = _names(Runner)
+    at_p, at_race, at_inputs, at_passings = (
+        names.index(n) for n in ("p", "race", "inputs", "passings")
+    )
+    runner_fields, p_fields = _fields_of(Runner), _fields_of(ParticipantRecord)
+    inputs_fields = _fields_of(Inputs)
+
+    def encode(r: Runner) -> tuple[Any, ...]:
+        row = list(runner_fields(r))
+        row[at_p] = p_fields(row[at_p])
+        row[at_race] = row[at_race].id
+        row[at_inputs] = inputs_fields(row[at_inputs])
+        row[at_passings] = list(map(tuple, row[at_passings].values()))
+        return tuple(row)
+
+    return encode
+
+
+@cache
+def _maker(cls: type) -> Callable[..., Any]:
+    """A function of a dataclass's field values, in field order, that makes an instance
+    holding exactly those values: the class itself when its ``__init__`` takes every field
+    in order and does nothing more (the fast way), else one that sets each field."""
+    fields = dataclasses.fields(cls)
+    if all(f.init and not f.kw_only for f in fields) and not hasattr(cls, "__post_init__"):
+        return cls
+    names = tuple(f.name for f in fields)
+    new, setter = object.__new__, object.__setattr__
+
+    def make(*values: Any) -> Any:
+        obj: Any = new(cls)
+        for name, value in zip(names, values, strict=True):
+            setter(obj, name, value)
+        return obj
+
+    return make
 
 
 def _runner_decoder(event: Event) -> Callable[[tuple[Any, ...]], Runner]:
     names = _names(Runner)
-    i_names = _names(Inputs)
+    at_p, at_race, at_inputs, at_passings = (
+        names.index(n) for n in ("p", "race", "inputs", "passings")
+    )
+    make_runner, make_p, make_inputs = _maker(Runner), _maker(ParticipantRecord), _maker(Inputs)
     races = event.races
-    new_runner = Runner.__new__
-    new_inputs = Inputs.__new__
+    # a Passing is a named tuple: made from its stored tuple in C, with no call per passing
+    new_passing = functools.partial(tuple.__new__, Passing)
+    checkpoint = operator.itemgetter(0)
 
     def decode(row: tuple[Any, ...]) -> Runner:
-        r = new_runner(Runner)
-        for name, v in zip(names, row, strict=True):
-            if name == "p":
-                v = ParticipantRecord(*v)
-            elif name == "race":
-                v = races[v]
-            elif name == "inputs":
-                inputs = new_inputs(Inputs)
-                for iname, iv in zip(i_names, v, strict=True):
-                    setattr(inputs, iname, iv)
-                v = inputs
-            elif name == "passings":
-                v = {t[0]: Passing(*t) for t in v}
-            setattr(r, name, v)
-        return r
+        values = list(row)
+        values[at_p] = make_p(*values[at_p])
+        values[at_race] = races[values[at_race]]
+        values[at_inputs] = make_inputs(*values[at_inputs])
+        passings = values[at_passings]
+        values[at_passings] = dict(
+            zip(map(checkpoint, passings), map(new_passing, passings), strict=True)
+        )
+        runner: Runner = make_runner(*values)
+        return runner
 
     return decode
 
@@ -168,17 +201,30 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _ref(kind: str, *path: Any) -> Any:
+    """Stands in a snapshot for an object the loading side supplies: a runner, or one of the
+    event's objects (see :class:`_Unpickler`). Never called outside a snapshot's loading."""
+    raise pickle.UnpicklingError(f"reference {(kind, *path)!r} outside a snapshot")
+
+
 class _Pickler(pickle.Pickler):
-    """Stores the event's objects and runners as references (see :class:`_Unpickler`)."""
+    """Stores the event's objects and runners as references (see :class:`_Unpickler`).
+
+    A ``reducer_override`` rather than a ``persistent_id``: the pickler asks it only about
+    objects that are not of a built-in type, where it would ask ``persistent_id`` about every
+    dict, list, tuple, string and number in the state."""
 
     def __init__(self, file: io.BytesIO, refs: dict[int, tuple[Any, ...]]) -> None:
         super().__init__(file, protocol=5)
         self._refs = refs
 
-    def persistent_id(self, obj: Any) -> Any:
-        if isinstance(obj, Runner):
-            return ("runner", obj.p.bib)
-        return self._refs.get(id(obj))
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is Runner:
+            return _ref, ("runner", obj.p.bib)
+        ref = self._refs.get(id(obj))
+        if ref is not None:
+            return _ref, ref
+        return NotImplemented
 
 
 class _Unpickler(pickle.Unpickler):
@@ -189,15 +235,20 @@ class _Unpickler(pickle.Unpickler):
         self._objects = objects
         self._runners = runners
 
-    def persistent_load(self, pid: Any) -> Any:
-        if isinstance(pid, tuple) and len(pid) == 2 and pid[0] == "runner":
-            return self._runners[pid[1]]
-        if isinstance(pid, tuple) and pid and pid[0] == "event":
+    def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name == "_ref":
+            return self._resolve
+        return super().find_class(module, name)
+
+    def _resolve(self, kind: Any, *path: Any) -> Any:
+        if kind == "runner" and len(path) == 1:
+            return self._runners[path[0]]
+        if kind == "event":
             try:
-                return self._objects[pid[1:]]
+                return self._objects[path]
             except KeyError:
-                raise pickle.UnpicklingError(f"no event object at {pid!r}") from None
-        raise pickle.UnpicklingError(f"unknown reference {pid!r}")
+                raise pickle.UnpicklingError(f"no event object at {path!r}") from None
+        raise pickle.UnpicklingError(f"unknown reference {(kind, *path)!r}")
 
 
 def header(state: RaceState, offset: str, version: str, taken_ms: int) -> dict[str, Any]:
@@ -222,7 +273,7 @@ def encode(state: RaceState, offset: str, version: str, taken_ms: int) -> tuple[
 
 def _encode(state: RaceState, offset: str, version: str, taken_ms: int) -> tuple[bytes, bytes]:
     bulk = {
-        "runners": [_encode_runner(r) for r in state.runners.values()],
+        "runners": list(map(_runner_encoder(), state.runners.values())),
         **{name: getattr(state, name) for name in _PLAIN},
     }
     rest = {

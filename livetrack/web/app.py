@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -22,11 +23,12 @@ from livetrack.domain.records import ParticipantRecord, Record
 from livetrack.domain.state import RaceState
 from livetrack.ingest.readers import ReaderManager
 from livetrack.live.hub import Hub
-from livetrack.store.base import EventLog, LogUnavailable, open_log
-from livetrack.web import api, features, metrics, pages, snapshots
+from livetrack.store.base import EventLog, LogUnavailable, Offset, open_log
+from livetrack.web import api, entries, features, metrics, pages, snapshots
+from livetrack.web.entries import EntriesFile
 from livetrack.web.live import live
 from livetrack.web.render import STATIC, Renderer, make_env
-from livetrack.web.runtime import Runtime
+from livetrack.web.runtime import FREEZE_FROM, Runtime
 from livetrack.web.snapshots import SnapshotInfo
 
 log = logging.getLogger("livetrack.web")
@@ -39,6 +41,9 @@ class Settings:
     event: Event
     log_url: str
     participants: list[ParticipantRecord] = field(default_factory=list)
+    #: A participants file to seed the log with once caught up; parsed only when the log's
+    #: snapshot store has no note that all its entries are in the log (``web.entries``).
+    entries: EntriesFile | None = None
     seed: list[Record] = field(default_factory=list)
     tick_s: float = 0.25
     #: How long the first replay may take before the process gives up (a million records
@@ -81,6 +86,25 @@ async def _log_down(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _restore(
+    event_log: EventLog, event: Event, info: SnapshotInfo
+) -> tuple[Offset | None, RaceState]:
+    """The newest compatible snapshot's fold (see ``snapshots.restore``), with the cyclic
+    collector paused while it is built: re-enabled at once, the collector would traverse
+    every object just loaded, young as they all are, in its next collections. A large
+    restored fold lives as long as the process, so it is frozen out of the collector's way."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        offset, state = await snapshots.restore(event_log, event, info)
+        if state.applied >= FREEZE_FROM:
+            gc.freeze()
+        return offset, state
+    finally:
+        if paused:
+            gc.enable()
+
+
 def create_app(settings: Settings) -> Starlette:
     registry, collector = metrics.make_registry()
 
@@ -91,7 +115,7 @@ def create_app(settings: Settings) -> Starlette:
         offset = None
         try:
             if settings.snapshots:
-                offset, state = await snapshots.restore(event_log, settings.event, snap)
+                offset, state = await _restore(event_log, settings.event, snap)
             else:
                 state = RaceState(settings.event)
         except BaseException:
@@ -127,6 +151,8 @@ def create_app(settings: Settings) -> Starlette:
             await rt.wait_ready(settings.ready_timeout_s)
             if settings.participants:
                 await rt.seed_participants(settings.participants, settings.ready_timeout_s)
+            if settings.entries is not None:
+                await entries.seed(rt, settings.entries, settings.ready_timeout_s)
             await readers.start()
             log.info("ready: %d records applied", state.applied)
             yield {"runtime": rt, "renderer": renderer}

@@ -8,7 +8,8 @@ Environment:
 ``LIVETRACK_EVENT``
     the event's TOML file (required).
 ``LIVETRACK_PARTICIPANTS``
-    a participants CSV, appended to the log at start (a rerun stores nothing new); optional.
+    a participants CSV, appended to the log once caught up (a rerun stores nothing new, and
+    with the same file does not parse it again: see ``livetrack.web.entries``); optional.
 ``LIVETRACK_LOG``
     where the log lives: a SQLite file path (default ``livetrack.db``) or a ``redis://`` URL.
     A Redis URL without ``?stream=`` uses the stream ``livetrack:<event id>``.
@@ -59,20 +60,21 @@ def _load(event_path: str) -> Event:
 
 def create_from_env() -> Starlette:
     """The app for the event and log named by the environment (see the module docstring)."""
-    from livetrack.cli import load_participants
+    from livetrack.cli import read_participants
     from livetrack.web.app import Settings, create_app
+    from livetrack.web.entries import EntriesFile
 
     event_path = os.environ.get("LIVETRACK_EVENT")
     if not event_path:
         raise SystemExit("livetrack: LIVETRACK_EVENT must name the event's TOML file")
     event = _load(event_path)
     people_path = os.environ.get("LIVETRACK_PARTICIPANTS")
-    people = load_participants(people_path, event) if people_path else []
+    entries = EntriesFile(people_path, read_participants(people_path)) if people_path else None
     url = with_default_stream(os.environ.get("LIVETRACK_LOG") or "livetrack.db", event.id)
     every_text = os.environ.get("LIVETRACK_SNAPSHOT_EVERY", "250000")
     if not every_text.isdigit():
         raise SystemExit("livetrack: LIVETRACK_SNAPSHOT_EVERY must be a whole number")
     settings = Settings(
-        event=event, log_url=url, participants=people, snapshot_every_records=int(every_text)
+        event=event, log_url=url, entries=entries, snapshot_every_records=int(every_text)
     )
     return create_app(settings)

@@ -74,6 +74,8 @@ class Runtime:
     head_checked: float = 0.0
     head_error: str = ""
     lag: int = 0
+    #: Records the fold held when it got ready (snapshots count new records from there).
+    ready_applied: int = 0
     _progress: asyncio.Event = field(default_factory=asyncio.Event)
     _waiting: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -96,7 +98,7 @@ class Runtime:
             stored += [r.offset for r in res if r.offset is not None]
         if stored:
             newest = max(stored, key=_key)
-            if self.head is None or not _ge(self.head, newest):
+            if self.head is None or not offset_ge(self.head, newest):
                 self.head = newest  # the head is at least what was just stored
             await self.wait_applied(newest, timeout)
         return len(stored)
@@ -107,9 +109,9 @@ class Runtime:
         self.head_at_start = self.head = await self.log.head()
         self.head_checked = time.monotonic()
         if self.head_at_start is None or (
-            self.offset is not None and _ge(self.offset, self.head_at_start)
+            self.offset is not None and offset_ge(self.offset, self.head_at_start)
         ):
-            self.ready.set()
+            self._become_ready()
         self.lag = self._lag()
         self._tasks.append(asyncio.create_task(self._follow(), name="livetrack-follow"))
         self._tasks.append(asyncio.create_task(self.hub.run(), name="livetrack-hub"))
@@ -122,13 +124,13 @@ class Runtime:
     def caught_up(self) -> bool:
         """Whether the fold has applied everything the log held at the last head check."""
         return self.ready.is_set() and (
-            self.head is None or (self.offset is not None and _ge(self.offset, self.head))
+            self.head is None or (self.offset is not None and offset_ge(self.offset, self.head))
         )
 
     def _lag(self) -> int:
         """Records behind the head as last read: exact for SQLite row ids; for Redis stream
         ids, 1 when behind (the exact count comes from :meth:`_watch_head`)."""
-        if self.head is None or (self.offset is not None and _ge(self.offset, self.head)):
+        if self.head is None or (self.offset is not None and offset_ge(self.offset, self.head)):
             return 0
         if self.offset is None:
             return int(self.head) if self.head.isdigit() else 1
@@ -154,18 +156,23 @@ class Runtime:
                 self.head_error = str(exc)
 
     async def _snapshots(self) -> None:
-        """Save a snapshot when enough records or time have passed since the last one."""
+        """Save a snapshot when enough records or time have passed since the last one, or
+        since the process got ready. Records folded before it got ready do not count: a
+        process that has just replayed a long log would otherwise pause to encode it the
+        moment it starts serving; it saves after the interval, or when it stops."""
+        await self.ready.wait()
         last = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
-            if self.offset is None or not self.ready.is_set():
-                continue  # not during the first replay: it would only delay being ready
-            new = self.state.applied - self.snapshot.applied
+            if self.offset is None:
+                continue
+            uncovered = self.state.applied - self.snapshot.applied
+            new = self.state.applied - max(self.snapshot.applied, self.ready_applied)
             due_records = self.snapshot_every_records > 0 and new >= self.snapshot_every_records
             due_time = (
                 self.snapshot_every_s > 0 and time.monotonic() - last >= self.snapshot_every_s
             )
-            if new > 0 and (due_records or due_time):
+            if uncovered > 0 and (due_records or due_time):
                 last = time.monotonic()
                 await snapshots.save(self.log, self.state, self.offset, self.snapshot)
 
@@ -178,7 +185,7 @@ class Runtime:
         deadline = asyncio.get_running_loop().time() + timeout
         self._waiting += 1
         try:
-            while self.offset is None or not _ge(self.offset, offset):
+            while self.offset is None or not offset_ge(self.offset, offset):
                 left = deadline - asyncio.get_running_loop().time()
                 if left <= 0:
                     raise TimeoutError(f"record {offset} not applied within {timeout}s")
@@ -211,7 +218,7 @@ class Runtime:
             catching_up = (
                 not self.ready.is_set()
                 and self.head_at_start is not None
-                and not _ge(offset, self.head_at_start)
+                and not offset_ge(offset, self.head_at_start)
             )
             if catching_up and len(pending) < CATCH_UP_RECORDS:
                 continue
@@ -223,18 +230,23 @@ class Runtime:
             if (
                 not self.ready.is_set()
                 and self.head_at_start is not None
-                and _ge(offset, self.head_at_start)
+                and offset_ge(offset, self.head_at_start)
             ):
-                if self.state.applied >= FREEZE_FROM:
-                    # what a long catch-up built lives as long as the process: keep the
-                    # cyclic collector from rescanning it on every full collection
-                    gc.freeze()
+                self._become_ready()
                 if paused:
                     gc.enable()
-                self.ready.set()
             if self._waiting:
                 woken, self._progress = self._progress, asyncio.Event()
                 woken.set()
+
+    def _become_ready(self) -> None:
+        """The fold has reached the head the log had at start."""
+        if self.state.applied >= FREEZE_FROM:
+            # what a long catch-up (or a restored snapshot) built lives as long as the
+            # process: keep the cyclic collector from rescanning it on every full collection
+            gc.freeze()
+        self.ready_applied = self.state.applied
+        self.ready.set()
 
     async def _clock(self) -> None:
         """Once a second, running races' clocks are dirty (rendered only if watched)."""
@@ -265,8 +277,9 @@ def _skipped(offsets: list[Offset], i: int, exc: Exception) -> None:
     log.error("record at %s could not be applied; skipped", offsets[i], exc_info=exc)
 
 
-def _ge(a: Offset, b: Offset) -> bool:
-    """Offset order: numeric for SQLite row ids, (ms, seq) for Redis stream ids."""
+def offset_ge(a: Offset, b: Offset) -> bool:
+    """Whether offset ``a`` is at or after ``b``: numeric order for SQLite row ids, (ms, seq)
+    for Redis stream ids."""
     return _key(a) >= _key(b)
 
 
