@@ -9,12 +9,15 @@ later checkpoint ``j``; all ratios are in log space::
   an earlier checkpoint at least a tenth of the course back) / (average pace so far).
 * ``H_ij`` gives the 10/50/90% quantiles of the ratio among earlier editions' runners nearest
   in (pace, trend) (:class:`~livetrack.domain.predict_grid.QuantileGrid`). Without history, or
-  where history has no comparable runner, it is a prior: even pace slowing quadratically over
+  where history has no comparable runner, it is a prior (a runner beyond the range of the
+  history's paces gets a blend, all prior a standard deviation beyond it: the edge of a
+  history, e.g. the slowest finishers of an edition cut short, says little about runners
+  further out): even pace slowing quadratically over
   the course, by 12% per marathon distance at the finish (median ratio ``(d_j / d_i) *
   (1 + a f_j^2 / 3) / (1 + a f_i^2 / 3)``, ``f`` the share of the course, ``a`` = 0.12 times the
   course length in marathons), with an interval proportional to the share of the time still
   to run and to the square root of the share of the course at ``j`` (later stretches spread
-  more), slightly wider for longer races.
+  more), wider for longer races (as the 0.3 power of the length).
 * ``D_k`` is today's correction on segment ``k -> k+1``: the median residual (today's ratio minus
   ``H``'s median) of the runners nearest in pace who have already run that segment, adjusted
   by a slope on the trend at ``i`` fitted over today's runners
@@ -37,11 +40,13 @@ later checkpoint ``j``; all ratios are in log space::
   ``i+4``... and the finish) once the upper bound of its prediction, prorated to ``m``, has
   passed (so that slow runners are not missed while fast ones count: which runners are
   scored does not depend on how they did); its news is the revision of its predicted finish
-  from ``i`` to ``m`` plus the interval still open at ``m`` (nothing once finished). This
-  calibrates the finish intervals long before anybody finishes, from the part of the course
-  the field has run so far, and the finish itself takes over as runners finish. Until then
-  (and weighted in while few are known) the factors are 1, or with history today's spread
-  relative to ``H`` on the segments run so far.
+  from ``i`` to ``m`` plus the interval still open at ``m`` (nothing once finished), counted
+  by the share of the remaining course it covers. This calibrates the finish intervals long
+  before anybody finishes, from the part of the course the field has run so far, and the
+  finish itself takes over as runners finish. Until then (and weighted in while little is
+  known) the factors are 1, or with history today's spread relative to ``H`` on the segments
+  still ahead, each segment counting by the runners who have covered it (a handful of leaders,
+  all alike, say little about the field; a segment nobody has covered counts as 1).
 
 Elapsed times are taken as comparable across runners (a common start or chip times from
 start waves close together): "the latest elapsed time observed" stands for the race clock.
@@ -73,10 +78,10 @@ RIEGEL_EXPONENT = 1.06
 _FADE = 0.12
 """Prior slowing of the pace from start to finish, per marathon distance of course."""
 _MARATHON = 42195.0
-_PRIOR_LOW = 0.07
+_PRIOR_LOW = 0.066
 """Prior interval below the median, per unit share of the time still to run (at the finish,
 for a marathon)."""
-_PRIOR_HIGH = 0.11
+_PRIOR_HIGH = 0.104
 """Prior interval above the median, likewise."""
 _DAY_SHIFT = 0.015
 """Least spread of a day-to-day change of a segment's log ratio, as a share of its Riegel
@@ -87,7 +92,9 @@ _BORROW_PACE = 0.2
 """Difference in log pace at which an offset borrowed from other runners is as uncertain as
 today's typical deviation from the model."""
 _INV_BORROW_SQ = 1.0 / (_BORROW_PACE * _BORROW_PACE)
-_CALIBRATION_PRIOR_N = 20.0
+_RATIO_N = 50.0
+"""Runners on a segment at which its spread ratio counts half in the model's multiple."""
+_CALIBRATION_PRIOR_N = 12.0
 """Weight, in finish-equivalents, of the model's own spread against realised errors."""
 _DUE_FACTOR = 1.5
 """A runner followed for calibration is checked once the upper bound of its prediction,
@@ -181,7 +188,7 @@ class Predictor:
         self._trend_gap = 0.1 * dists[-1]
         fade = _FADE * dists[-1] / _MARATHON
         self._fade = [math.log1p(fade * (d / dists[-1]) ** 2 / 3.0) for d in dists]
-        self._prior_scale = (dists[-1] / _MARATHON) ** 0.25
+        self._prior_scale = (dists[-1] / _MARATHON) ** 0.3
         self._history: list[list[float | None]] = []
         for row in history or ():
             if len(row) != n:
@@ -494,7 +501,18 @@ class Predictor:
         if grid is not None:
             q = grid.quantiles(x, z)
             if q is not None:
-                return q
+                trust = q[4]
+                if trust >= 1.0:
+                    return q[0], q[1], q[2], q[3]
+                # beyond the history's range of runners: towards the prior
+                p = self._prior(i, j)
+                keep = 1.0 - trust
+                return (
+                    trust * q[0] + keep * p[0],
+                    trust * q[1] + keep * p[1],
+                    trust * q[2] + keep * p[2],
+                    q[3],
+                )
         return self._prior(i, j)
 
     def _correction(self, i: int, j: int, x: float, z: float, stray: float) -> _Correction:
@@ -502,8 +520,7 @@ class Predictor:
         deviation of today's runners of this pace from the model, per unit of Riegel ratio),
         and with history the mean ratio of today's spread to the model's on the segments run
         so far (1 if none)."""
-        shift = var = unseen = seen_riegel = unseen_riegel = ratios = 0.0
-        covered = 0
+        shift = var = unseen = seen_riegel = unseen_riegel = ratios = covered = 0.0
         shift_before: float | None = None
         drift = RIEGEL_EXPONENT - 1.0
         logd = self._logd
@@ -527,9 +544,6 @@ class Predictor:
                 borrowed = found[4] * found[4] * _INV_BORROW_SQ
                 var += found[1] + stray_sq * riegel * riegel * (borrowed if borrowed < 1.0 else 1.0)
                 seen_riegel += riegel
-                if history:
-                    ratios += segments[k].spread_ratio()
-                    covered += 1
             else:
                 unseen += stray * riegel
                 unseen_riegel += riegel
@@ -539,6 +553,13 @@ class Predictor:
             shift += shift_before * unseen_riegel / before
         if not history:
             return shift, var, 1.0
+        # today's spread relative to the model's on the segments ahead, each counting by the
+        # runners who have covered it (a segment nobody has covered counts as 1)
+        for k in range(i, j):
+            n = len(segments[k])
+            weight = seg_riegel[k] * n / (n + _RATIO_N)
+            ratios += weight * segments[k].spread_ratio() + seg_riegel[k] - weight
+            covered += seg_riegel[k]
         return shift, var + unseen * unseen, ratios / covered if covered else 1.0
 
     def _segment_high(self, k: int) -> float:

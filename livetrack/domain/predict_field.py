@@ -244,7 +244,9 @@ class Calibration:
     covers. ``factors()`` combines them into the multiples of the half-widths below and above
     the median that leave out 10% on each side: ``median(s) + sqrt((q90(s) - median(s))^2 +
     mean(e_hi^2))`` above, likewise below (the quantiles of revision plus what is still open,
-    taken as independent); recomputed once a tenth of the samples have changed.
+    taken as independent), where every quantile and mean counts each sample by its weight (a
+    runner just past the checkpoint tells less than a finished one); recomputed once a tenth
+    of the samples have changed.
     """
 
     __slots__ = ("_due", "_factors", "_samples", "_updates")
@@ -277,13 +279,43 @@ class Calibration:
         m = len(samples)
         if not m:
             return self._factors
-        scaled = sorted(p[0] for p in samples)
-        e_lo = math.sqrt(sum(p[1] for p in samples) / m)
-        e_hi = math.sqrt(sum(p[2] for p in samples) / m)
-        med = quantile(scaled, 0.5)
-        below = -med + math.hypot(med - quantile(scaled, 0.1), e_lo)
-        above = med + math.hypot(quantile(scaled, 0.9) - med, e_hi)
+        # each runner counts by how much of its outcome is known (its weight)
         weight = sum(p[3] for p in samples)
+        if weight <= 0.0:
+            return self._factors
+        ordered = sorted((p[0], p[3]) for p in samples)
+        e_lo = math.sqrt(sum(p[1] * p[3] for p in samples) / weight)
+        e_hi = math.sqrt(sum(p[2] * p[3] for p in samples) / weight)
+        q10, med, q90 = weighted_quantiles(ordered, weight, (0.1, 0.5, 0.9))
+        below = -med + math.hypot(med - q10, e_lo)
+        above = med + math.hypot(q90 - med, e_hi)
         self._factors = (weight, max(MIN_FACTOR, below), max(MIN_FACTOR, above))
         self._due = self._updates + max(5.0, 0.1 * m)
         return self._factors
+
+
+def weighted_quantiles(
+    ordered: list[tuple[float, float]], total: float, levels: tuple[float, ...]
+) -> list[float]:
+    """Quantiles at ascending ``levels`` of ``(value, weight)`` pairs sorted by value, whose
+    weights sum to ``total``: the value at which the running weight, counting each pair at its
+    middle, reaches the level (interpolated between neighbours)."""
+    out: list[float] = []
+    it = iter(levels)
+    level = next(it, None)
+    seen = 0.0
+    prev_v, prev_c = ordered[0][0], 0.0
+    for v, w in ordered:
+        centre = (seen + 0.5 * w) / total
+        while level is not None and centre >= level:
+            if centre > prev_c and level > prev_c:
+                out.append(prev_v + (v - prev_v) * (level - prev_c) / (centre - prev_c))
+            else:
+                out.append(v)
+            level = next(it, None)
+        seen += w
+        prev_v, prev_c = v, centre
+    while level is not None:
+        out.append(ordered[-1][0])
+        level = next(it, None)
+    return out

@@ -8,7 +8,9 @@ and 90% quantiles of ``y`` among the samples nearest to ``(x, z)`` in standardiz
 Nearest samples are gathered on a lattice: samples are bucketed into square cells of ``step``
 standard deviations, each lattice node takes the box of cells around it, grown ring by ring until
 it holds ``k`` samples, and a query interpolates bilinearly between its four surrounding nodes.
-Nodes are computed on first use and cached, so a query costs a few dictionary look-ups.
+Nodes are computed on first use and cached, so a query costs a few dictionary look-ups. A query
+beyond the samples' range is answered at its edge, with a trust that falls to 0 at ``reach``
+standard deviations out, for the caller to blend with what it knows otherwise.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-Quantiles = tuple[float, float, float, int]
-"""(q10, q50, q90, neighbours used)."""
+Quantiles = tuple[float, float, float, int, float]
+"""(q10, q50, q90, neighbours used, trust): trust is 1 within the samples' range and falls
+linearly to 0 at ``reach`` standard deviations beyond it, where the samples say nothing about
+the query."""
+_NodeQuantiles = tuple[float, float, float, int]
 
 
 def quantile(sorted_values: list[float], p: float) -> float:
@@ -53,13 +58,15 @@ class QuantileGrid:
         step: float = 0.25,
         max_ring: int = 24,
         min_n: int = 20,
+        reach: float = 1.0,
     ) -> None:
         rows = list(samples)
         self.size = len(rows)
         self._k = max(min_n, min(k, len(rows) // 40))
         self._max_ring = max_ring
         self._min_n = min_n
-        self._nodes: dict[tuple[int, int], Quantiles | None] = {}
+        self._nodes: dict[tuple[int, int], _NodeQuantiles | None] = {}
+        self._inv_reach = step / reach
         self._buckets: dict[tuple[int, int], list[float]] = {}
         self._cells: dict[tuple[int, int], tuple[float, ...]] = {}
         self._u_lo = self._u_hi = self._v_lo = self._v_hi = 0.0
@@ -86,12 +93,18 @@ class QuantileGrid:
     def quantiles(self, x: float, z: float) -> Quantiles | None:
         """Quantiles of ``y`` near ``(x, z)``, bilinear between the four surrounding nodes.
 
-        Queries outside the samples' range are answered at the nearest edge of it.
+        Queries outside the samples' range are answered at the nearest edge of it, with less
+        trust the further out they are.
         """
         u = (x - self._mx) * self._ux
         v = (z - self._mz) * self._uz
-        u = self._u_lo if u < self._u_lo else self._u_hi if u > self._u_hi else u
-        v = self._v_lo if v < self._v_lo else self._v_hi if v > self._v_hi else v
+        out_u = self._u_lo - u if u < self._u_lo else u - self._u_hi if u > self._u_hi else 0.0
+        out_v = self._v_lo - v if v < self._v_lo else v - self._v_hi if v > self._v_hi else 0.0
+        trust = 1.0
+        if out_u or out_v:
+            u = self._u_lo if u < self._u_lo else self._u_hi if u > self._u_hi else u
+            v = self._v_lo if v < self._v_lo else self._v_hi if v > self._v_hi else v
+            trust = max(0.0, 1.0 - math.hypot(out_u, out_v) * self._inv_reach)
         a = math.floor(u)
         b = math.floor(v)
         cell = self._cells.get((a, b))
@@ -110,6 +123,7 @@ class QuantileGrid:
             w00 * cell[1] + w10 * cell[4] + w01 * cell[7] + w11 * cell[10],
             w00 * cell[2] + w10 * cell[5] + w01 * cell[8] + w11 * cell[11],
             int(cell[12]),
+            trust,
         )
 
     def _cell(self, a: int, b: int) -> tuple[float, ...]:
@@ -130,7 +144,7 @@ class QuantileGrid:
         flat.append(float(min(q[3] for q in found)))
         return tuple(flat)
 
-    def _node(self, a: int, b: int) -> Quantiles | None:
+    def _node(self, a: int, b: int) -> _NodeQuantiles | None:
         """Quantiles of the smallest box of cells around lattice node (a, b) with >= k samples."""
         buckets = self._buckets
         found: list[float] = []
