@@ -351,18 +351,24 @@ async def _simulate_decoders(args: argparse.Namespace, event: Event, actions: li
                 f"livetrack simulate: IPICO tags are 12 hex characters; chips such as "
                 f"{sorted(bad)[0]!r} cannot be sent (use --participants with IPICO chips)"
             )
+    if args.connect and args.port == 0:
+        raise SystemExit(
+            "livetrack simulate: --connect needs --port, the first listening reader's port"
+        )
     loop = asyncio.get_running_loop()
     epoch = (min(x.time_ms for r in readers for x in streams[r]), loop.time() + 1.0)
     sims: list[DecoderSimulator] = []
     clients: list[asyncio.Task[None]] = []
     try:
-        for i, reader in enumerate(readers):
+        for reader in readers:
             simulator = DecoderSimulator(
                 protocol, streams[reader], tz=event.tz, speed=args.speed, epoch=epoch,
                 name=reader, location=reader.removeprefix("mat-"),
             )  # fmt: skip
             sims.append(simulator)
-            port = args.port + i
+            # a point's place among the points asked for names its port, whether or not the
+            # points before it have reads; --port 0 gives every decoder a free port of its own
+            port = 0 if args.port == 0 else args.port + wanted.index(reader)
             if args.connect:
                 clients.append(asyncio.create_task(simulator.connect(args.connect, port)))
                 where = f"connecting to {args.connect}:{port}"
@@ -498,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=int,
         default=3601,
-        help="first decoder's port (one decoder per timing point: port, port+1, …)",
+        help="first decoder's port (one decoder per timing point, in the event's order: port, "
+        "port+1, …; 0: a free port each)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address the decoders listen on")
     p.add_argument(

@@ -304,3 +304,52 @@ def test_without_a_protocol_the_server_and_token_are_required() -> None:
     res = simulate_once("--race", "mile")
     assert res.returncode == 1
     assert "--url and --token are required (or --protocol)" in res.stderr
+
+
+#: The event with a timing point that no race's reads come from, between half and finish.
+UNUSED_POINT = EVENT.replace(
+    '[[timing_point]]\nid = "finish"',
+    '[[course]]\nid = "other"\ncheckpoints = [{ id = "lap", name = "Lap", distance = 0 }, '
+    '{ id = "end", name = "End", distance = 400 }]\n\n'
+    '[[timing_point]]\nid = "lap"\ncheckpoint = "lap"\n\n[[timing_point]]\nid = "finish"',
+)
+
+
+def announced_ports(tmp_path: Path, port: int) -> dict[str, int]:
+    """Start ``simulate --protocol ctp01 --port PORT`` on :data:`UNUSED_POINT` and return
+    the port each decoder says it serves on, after checking that each one listens."""
+    event_file = tmp_path / "event.toml"
+    event_file.write_text(UNUSED_POINT)
+    entries = write_entries(tmp_path / "e.csv", load_event_text(UNUSED_POINT), "mile", RUNNERS)
+    args = ["--protocol", "ctp01", "--port", str(port), "--event", str(event_file)]
+    args += ["--participants", str(entries), "--speed", "1", "--host", "127.0.0.1"]
+    with simulate(tmp_path, *args) as run:
+        announced = run.wait_for_lines("mat-", len(POINTS))
+        ports = {line.partition(":")[0]: int(line.rpartition(":")[2]) for line in announced}
+        for p in ports.values():
+            with socket.create_connection(("127.0.0.1", p), timeout=PATIENCE_S):
+                pass
+    return ports
+
+
+def test_each_point_keeps_its_port_when_a_point_before_it_has_no_reads(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        held = consecutive_ports(4)
+        for s in held:
+            stack.callback(s.close)
+        first = held[0].getsockname()[1]
+        ports = announced_ports(tmp_path, first)
+    # the points in the event's order: start, half, lap (no reads: no decoder), finish
+    assert ports == {"mat-start": first, "mat-half": first + 1, "mat-finish": first + 3}
+
+
+def test_port_zero_gives_every_decoder_a_free_port_of_its_own(tmp_path: Path) -> None:
+    ports = announced_ports(tmp_path, 0)
+    assert set(ports) == {f"mat-{p}" for p in POINTS}
+    assert 0 not in ports.values() and len(set(ports.values())) == len(POINTS)
+
+
+def test_connecting_out_needs_the_readers_port() -> None:
+    res = simulate_once("--protocol", "ctp01", "--connect", "127.0.0.1", "--port", "0")
+    assert res.returncode == 1
+    assert "--connect needs --port" in res.stderr
