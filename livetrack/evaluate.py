@@ -134,7 +134,7 @@ DESCRIPTION = (
     "Replay a past race in race order (passings sorted by elapsed time, every runner "
     "starting together), ask the finish-time predictor after every passing and print, "
     "per checkpoint, the number of finishers scored, mean absolute error in minutes and "
-    "in percent, the share of true finish times inside the 80%% interval, the same "
+    "in percent, the share of true finish times inside the 80% interval, the same "
     "errors for the constant-pace projection, the gain over it, and the number of "
     "estimates made for runners who did not finish."
 )
