@@ -9,13 +9,20 @@ that runner (its bib in the feed, or the finish board's count reaching it), so r
 latency covers the log, the fold, the hub's tick, rendering and the socket (one machine, so
 ``time.time()`` is comparable across processes).
 
-In the same run the same clients then connect to a bare ``websockets`` server
+That is the latency phase; its delivered frames/s are capped by the hub's tick (one message per
+client per 250 ms) and the offered reads, so it says nothing about capacity. The saturation
+phase then starts a fresh server whose hub ticks every ``--sat-tick`` (50 ms) and posts
+``--sat-rate`` reads/s (200, in posts of 5), several posts per tick, so the hub offers each
+client more messages than it can read; the clients only count frames and bytes there. In the
+same run the same clients then connect to a bare ``websockets`` server
 (``websockets.asyncio.server`` + ``broadcast``) that broadcasts pre-encoded frames of the mean
-size livetrack delivered, as fast as the clients take them: the ceiling for Python on this
-machine. Server memory per connection is the server's RSS (from ``/proc``) after connecting the
-idle clients minus before, divided by the count.
+size livetrack delivered in the saturation phase, as fast as the clients take them: the ceiling
+for Python on this machine. ``ratio`` is the saturation phase's delivered frames/s over the
+ceiling's. Server memory per connection is the server's RSS (from ``/proc``) after connecting
+the idle clients minus before, divided by the count.
 
     python bench/fanout.py [--clients 5000] [--rate 50] [--seconds 20] [--client-procs P]
+                           [--sat-seconds 10] [--sat-rate 200] [--sat-tick 0.05]
     python bench/fanout.py --processes 2 [--redis URL]   # two servers behind one Redis stream
     python bench/fanout.py --compare                      # one process, then two, same run
     python bench/fanout.py --clients 10000 --connect-only # connect + snapshot check only
@@ -41,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import SynchronizedArray
 from pathlib import Path
@@ -101,11 +109,15 @@ def token(log_args: list[str], role: str) -> str:
     return out.stdout.split()[0]
 
 
-def start_server(log_args: list[str], people: Path, port: int, ws: str) -> subprocess.Popen[bytes]:
+def start_server(
+    log_args: list[str], people: Path, port: int, ws: str, tick: float | None = None
+) -> subprocess.Popen[bytes]:
     event = ROOT / "livetrack" / "demo" / "heaton.toml"
     serve = ["serve", "--event", str(event), "--participants", str(people), *log_args]
     serve += ["--port", str(port)]
-    if ws:  # the same server with another uvicorn websocket implementation, for comparison
+    if tick is not None:
+        serve += ["--tick", str(tick)]
+    if ws:  # the same server with another uvicorn websocket implementation
         argv = [sys.executable, str(Path(__file__).resolve()), "--serve-with", ws, "--", *serve]
     else:
         argv = cli(*serve)
@@ -113,7 +125,7 @@ def start_server(log_args: list[str], people: Path, port: int, ws: str) -> subpr
 
 
 def serve_with(ws: str, argv: list[str]) -> None:
-    """``livetrack serve`` with ``ws`` as uvicorn's websocket implementation (else the same)."""
+    """``livetrack serve ARGV`` with ``ws`` as uvicorn's websocket implementation."""
     import uvicorn
 
     from livetrack import cli as lcli
@@ -122,7 +134,10 @@ def serve_with(ws: str, argv: list[str]) -> None:
     args = lcli.build_parser().parse_args(argv)
     event = lcli.load_event(args.event)
     people = lcli.load_participants(args.participants, event) if args.participants else []
-    app = create_app(Settings(event=event, log_url=lcli._log_url(args), participants=people))
+    settings = Settings(
+        event=event, log_url=lcli._log_url(args, event), participants=people, tick_s=args.tick
+    )
+    app = create_app(settings)
     uvicorn.run(
         app, host=args.host, port=args.port, ws=ws, ws_per_message_deflate=False,
         ws_ping_interval=20, ws_ping_timeout=20, log_level="warning", access_log=False,
@@ -137,6 +152,19 @@ def wait_ready(url: str, timeout: float = 180.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"{url} not ready")
+
+
+def hub_counters(urls: list[str]) -> dict[str, float]:
+    """The hub's renders and latest-wins skips, summed over the servers (from ``/metrics``)."""
+    out = {"renders": 0.0, "skipped": 0.0}
+    names = {"livetrack_renders_total": "renders", "livetrack_frames_skipped_total": "skipped"}
+    for url in urls:
+        with contextlib.suppress(httpx.HTTPError):
+            for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+                name, _, value = line.partition(" ")
+                if name in names:
+                    out[names[name]] += float(value)
+    return out
 
 
 def rss_kb(pid: int) -> int:
@@ -175,13 +203,14 @@ def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 class Spectator:
     """One spectator's view: frames and bytes received, and how far it has seen the field."""
 
-    __slots__ = ("bytes", "frames", "snapshot", "upto")
+    __slots__ = ("bytes", "frames", "last", "snapshot", "upto")
 
     def __init__(self) -> None:
         self.frames = 0
         self.bytes = 0
         self.snapshot = False
         self.upto = -1  # the highest runner index this spectator has been shown
+        self.last = b""  # the last message, while latency is not tracked
 
 
 class Worker:
@@ -195,10 +224,23 @@ class Worker:
         self.hist = array.array("q", bytes(8 * HIST_MS))
         self.failed = 0
         self.sample = b""
+        self.latency = False
 
     def see(self, sp: Spectator, msg: bytes, now: float) -> None:
         """Credit every runner this message shows for the first time to this spectator."""
-        upto = sp.upto
+        upto = self.shown(msg, sp.upto)
+        if upto > sp.upto:
+            posted = self.posted
+            hist = self.hist
+            for k in range(sp.upto + 1, min(upto + 1, len(posted))):
+                t = posted[k]
+                if t > 0:
+                    ms = int((now - t) * 1000)
+                    hist[min(max(ms, 0), HIST_MS - 1)] += 1
+            sp.upto = upto
+
+    def shown(self, msg: bytes, upto: int) -> int:
+        """The highest runner index ``msg`` shows, or ``upto`` if higher."""
         i = msg.find(BOARD_ID)
         if i >= 0:
             m = BOARD_COUNT.search(msg, i, i + 2000)
@@ -211,15 +253,7 @@ class Worker:
                 k = self.bib_index.get(m.group(1), -1)
                 if k > upto:
                     upto = k
-        if upto > sp.upto:
-            posted = self.posted
-            hist = self.hist
-            for k in range(sp.upto + 1, min(upto + 1, len(posted))):
-                t = posted[k]
-                if t > 0:
-                    ms = int((now - t) * 1000)
-                    hist[min(max(ms, 0), HIST_MS - 1)] += 1
-            sp.upto = upto
+        return upto
 
     async def spectate(self, url: str, sp: Spectator, opened: asyncio.Semaphore) -> None:
         from websockets.asyncio.client import connect
@@ -242,7 +276,10 @@ class Worker:
                     sp.snapshot = True
                     if not self.sample:
                         self.sample = msg
-                self.see(sp, msg, now)
+                if self.latency:
+                    self.see(sp, msg, now)
+                else:  # the same work per frame as against the ceiling: none
+                    sp.last = msg
                 if len(msg) > len(self.sample) and sp.frames > 3:
                     self.sample = msg
         except Exception:
@@ -282,16 +319,24 @@ class Worker:
                     await asyncio.sleep(0.2)
                 pipe.send(self.tally())
             elif cmd == "track":
+                # ``arg``: the first runner to time (those before were shown already), or
+                # None to count frames only and look at each spectator's last message at the end
+                self.latency = arg is not None
                 for sp in self.spectators:
-                    sp.upto = arg - 1  # runners before ``arg`` were shown before tracking
+                    sp.upto = arg - 1 if arg is not None else -1
                 self.hist = array.array("q", bytes(8 * HIST_MS))
                 pipe.send(self.tally())
             elif cmd == "tally":
                 pipe.send(self.tally())
             elif cmd == "report":
+                for sp in self.spectators:
+                    if sp.last:
+                        sp.upto = self.shown(sp.last, sp.upto)
+                        sp.last = b""
                 ups = [s.upto for s in self.spectators if s.snapshot]
                 pipe.send({"hist": self.hist.tobytes(), "upto": ups, "sample": self.sample})
             elif cmd == "close":
+                self.latency = False
                 for task in self.tasks:
                     task.cancel()
                 await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -371,10 +416,12 @@ async def post_reads(
     posted: Any,
     bibs: list[str],
     stats: dict[str, Any] | None = None,
+    batch: int = 1,
 ) -> float:
-    """Post finish reads of runners ``start..start+count`` at ``rate``/s; returns the rate
-    achieved. Each post's wall time goes into ``posted`` just before it is sent; the posts'
-    own p50/p99 round trips (the durable append included) go into ``stats``."""
+    """Post finish reads of runners ``start..start+count`` at ``rate``/s, ``batch`` reads to a
+    request; returns the rate achieved. Each read's wall time goes into ``posted`` just before
+    its request is sent; the requests' own p50/p99 round trips (the durable append included)
+    go into ``stats``."""
     stats = {} if stats is None else stats
     headers = {"authorization": f"Bearer {tok}"}
     took: list[float] = []
@@ -384,17 +431,20 @@ async def post_reads(
     limits = httpx.Limits(max_connections=200)
     async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers, limits=limits) as http:
 
-        async def one(k: int) -> None:
+        def read(k: int, now: float) -> dict[str, Any]:
+            chip = f"LT{int(bibs[k]):05d}"
+            return {"reader": "bench", "point": "finish", "chip": chip,
+                    "time": int(now * 1000), "seq": k + 1}  # fmt: skip
+
+        async def one(first: int, n: int) -> None:
             nonlocal errors
             now = time.time()
-            read = {
-                "reader": "bench", "point": "finish", "chip": f"LT{int(bibs[k]):05d}",
-                "time": int(now * 1000), "seq": k + 1,
-            }  # fmt: skip
-            posted[k] = now
+            reads = [read(k, now) for k in range(first, first + n)]
+            for k in range(first, first + n):
+                posted[k] = now
             try:
-                r = await http.post("/api/v1/reads", json=[read])
-                ok = r.status_code == 200 and r.json().get("accepted") == 1
+                r = await http.post("/api/v1/reads", json=reads)
+                ok = r.status_code == 200 and r.json().get("accepted") == n
             except httpx.HTTPError:
                 ok = False
             took.append(time.time() - now)
@@ -402,11 +452,11 @@ async def post_reads(
                 errors += 1
 
         t0 = time.monotonic()
-        for i in range(count):
+        for i in range(0, count, batch):
             delay = t0 + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            task = asyncio.create_task(one(start + i))
+            task = asyncio.create_task(one(start + i, min(batch, count - i)))
             inflight.add(task)
             task.add_done_callback(inflight.discard)
         await asyncio.gather(*inflight)
@@ -535,6 +585,20 @@ def measure_ceiling(
 # -- one livetrack configuration ----------------------------------------------------------------
 
 
+@dataclass
+class Phase:
+    """One load on one server: the hub's tick (``None``: serve's own), reads per second,
+    for how long, and reads per request."""
+
+    tick: float | None
+    rate: float
+    seconds: float
+    batch: int = 1
+    #: Time each runner's first showing (else the clients only count frames and bytes, as
+    #: they do against the ceiling, so that both cost the clients the same per frame).
+    latency: bool = True
+
+
 def run_livetrack(
     args: argparse.Namespace,
     clients: Clients,
@@ -544,7 +608,10 @@ def run_livetrack(
     redis: str | None,
     tmp: Path,
     people: Path,
+    phase: Phase,
 ) -> dict[str, Any]:
+    """Start the server(s) with ``phase``'s tick, connect the clients, post ``phase``'s load,
+    and measure what the clients got."""
     for k in range(len(posted)):
         posted[k] = 0.0
     run_id = time.monotonic_ns()
@@ -556,7 +623,7 @@ def run_livetrack(
     servers: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:  # one at a time: the first seeds the participants, the rest find them
-            servers.append(start_server(log_args, people, port, args.ws))
+            servers.append(start_server(log_args, people, port, args.ws, phase.tick))
             wait_ready(f"http://127.0.0.1:{port}")
         base_url = f"http://127.0.0.1:{ports[0]}"
         gun_ms = int(time.time() * 1000) - 3_600_000  # an hour ago: any finish now is plausible
@@ -590,17 +657,25 @@ def run_livetrack(
             clients.ask("close")
             return out
         start = 5
-        clients.ask("track", [start] * len(clients.pipes))
-        count = int(args.rate * args.seconds)
+        clients.ask("track", [start if phase.latency else None] * len(clients.pipes))
+        count = int(phase.rate * phase.seconds)
+        http_urls = [f"http://127.0.0.1:{p}" for p in ports]
+        hub0 = hub_counters(http_urls)
         t0 = clients.tally()
         cpu0 = [cpu_s(x.pid) for x in servers]
         posting: dict[str, Any] = {}
         rate = asyncio.run(
-            post_reads(base_url, reader, start, count, args.rate, posted, bibs, posting)
+            post_reads(
+                base_url, reader, start, count, phase.rate, posted, bibs, posting, phase.batch
+            )
         )
+        if not phase.latency:  # throughput while offered the load, not the wind-down after
+            t1, cpu1 = clients.tally(), [cpu_s(x.pid) for x in servers]
+            hub1 = hub_counters(http_urls)
         time.sleep(2.0)  # the last tick, the sockets
-        t1 = clients.tally()
-        cpu1 = [cpu_s(x.pid) for x in servers]
+        if phase.latency:
+            t1, cpu1 = clients.tally(), [cpu_s(x.pid) for x in servers]
+            hub1 = hub_counters(http_urls)
         reports = clients.ask("report")
         clients.ask("close")
     finally:
@@ -622,6 +697,10 @@ def run_livetrack(
         if len(r["sample"]) > len(sample):
             sample = r["sample"]
     last = start + count - 1
+    latency: dict[str, float] = {}
+    if phase.latency:
+        latency = {q: percentile(hist, v) for q, v in (("p50_ms", 0.5), ("p99_ms", 0.99))}
+        latency["max_ms"] = percentile(hist, 1.0)
     frames = t1["frames"] - t0["frames"]
     span = t1["t"] - t0["t"]
     out.update(
@@ -633,13 +712,52 @@ def run_livetrack(
             "server_cpu_s": round(sum(cpu1) - sum(cpu0), 1),
             "server_cpu_us_per_frame": round((sum(cpu1) - sum(cpu0)) * 1e6 / max(1, frames), 1),
             **posting,
-            "p50_ms": percentile(hist, 0.50),
-            "p99_ms": percentile(hist, 0.99),
-            "max_ms": percentile(hist, 1.0),
+            **latency,
+            "renders_per_s": round((hub1["renders"] - hub0["renders"]) / span),
+            # fragments the hub had for a client but replaced by a newer one before the client
+            # could take it: above zero, the hub offered more than the clients read
+            "skipped_per_s": round((hub1["skipped"] - hub0["skipped"]) / span),
             "shown_all": sum(u >= last for u in ups),
             "_sample": sample,
         }
     )
+    return out
+
+
+#: What the latency phase reports under its own names once the saturation phase's figures take
+#: the plain ones (the ratio compares the saturation phase with the ceiling).
+LATENCY_RENAMES = {
+    "delivered_frames_per_s": "latency_phase_frames_per_s",
+    "delivered_mb_per_s": "latency_phase_mb_per_s",
+    "mean_frame_bytes": "latency_phase_mean_frame_bytes",
+    "server_cpu_s": "latency_phase_server_cpu_s",
+    "server_cpu_us_per_frame": "latency_phase_cpu_us_per_frame",
+}
+SATURATION_KEYS = (
+    "passings_per_s", "delivered_frames_per_s", "delivered_mb_per_s", "mean_frame_bytes",
+    "server_cpu_s", "server_cpu_us_per_frame", "post_p50_ms", "post_p99_ms", "renders_per_s",
+    "skipped_per_s", "shown_all", "connected",
+)  # fmt: skip
+
+
+def merge_phases(latency: dict[str, Any], sat: dict[str, Any], phase: Phase) -> dict[str, Any]:
+    """One run's figures: the latency phase's (its throughput under ``latency_phase_*``
+    names), the saturation phase's under ``saturation``, and its throughput, frame size and
+    CPU per frame as the plain ``delivered_frames_per_s``, ``mean_frame_bytes`` and
+    ``server_cpu_us_per_frame`` that the ceiling is compared with."""
+    out = {LATENCY_RENAMES.get(k, k): v for k, v in latency.items()}
+    detail = {"tick_s": phase.tick, **{k: sat[k] for k in SATURATION_KEYS if k in sat}}
+    per_client = sat["delivered_frames_per_s"] / max(1, sat["connected"])
+    detail["frames_per_client_per_s"] = round(per_client, 1)
+    if phase.tick and per_client > 0.6 / phase.tick:
+        print(
+            f"fanout: {per_client:.1f} frames/s per client against at most {1 / phase.tick:.0f}"
+            " ticks/s: the tick, not the send path, may be the limit (try a shorter --sat-tick)",
+            file=sys.stderr,
+        )
+    out["saturation"] = detail
+    for k in ("delivered_frames_per_s", "mean_frame_bytes", "server_cpu_us_per_frame"):
+        out[k] = sat[k]
     return out
 
 
@@ -654,6 +772,12 @@ def main() -> None:
     ap.add_argument("--compare", action="store_true", help="one process, then two (both Redis)")
     ap.add_argument("--connect-only", action="store_true", help="connect and snapshot only")
     ap.add_argument("--no-ceiling", action="store_true")
+    ap.add_argument(
+        "--sat-seconds", type=float, default=10.0, help="saturation phase length (0: none)"
+    )
+    ap.add_argument("--sat-rate", type=float, default=200.0, help="reads/s in saturation")
+    ap.add_argument("--sat-batch", type=int, default=5, help="reads per post in saturation")
+    ap.add_argument("--sat-tick", type=float, default=0.05, help="hub tick (s) in saturation")
     ap.add_argument("--ws", default="", help="uvicorn websocket implementation (default: serve's)")
     ap.add_argument("--serve-with", help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
@@ -663,7 +787,10 @@ def main() -> None:
         return
     nofile = raise_nofile(args.clients * 2 + 1024)
     procs = args.client_procs or max(2, math.ceil(args.clients / 2500))
-    runners = int(args.rate * args.seconds) + 100
+    latency = Phase(None, args.rate, args.seconds)
+    saturate = not args.connect_only and args.sat_seconds > 0
+    sat = Phase(args.sat_tick, args.sat_rate, args.sat_seconds, args.sat_batch, latency=False)
+    runners = int(max(latency.rate * latency.seconds, sat.rate * sat.seconds)) + 100
     bibs = [str(i) for i in range(1, runners + 1)]
     posted = mp.Array("d", runners)
     clients = Clients(procs, posted, bibs)  # forked before any event loop or thread exists
@@ -678,25 +805,33 @@ def main() -> None:
             redis_proc, redis = start_redis(tmp)
         modes = [1, 2] if args.compare else [args.processes]
         runs = []
+        samples = []
         for n in modes:
             use_redis = redis if (n == 2 or args.compare) else None
-            runs.append(run_livetrack(args, clients, posted, bibs, n, use_redis, tmp, people))
-            print(json.dumps({k: v for k, v in runs[-1].items() if k != "_sample"}),
-                  file=sys.stderr)  # fmt: skip
-        sample = runs[0].pop("_sample", b"")
-        for r in runs:
-            r.pop("_sample", None)
+            run = run_livetrack(args, clients, posted, bibs, n, use_redis, tmp, people, latency)
+            sample = run.pop("_sample", b"")
+            print(json.dumps(run), file=sys.stderr)
+            if saturate:
+                # the same clients against a server offered more than it can deliver
+                s = run_livetrack(args, clients, posted, bibs, n, use_redis, tmp, people, sat)
+                sample = s.pop("_sample", b"")
+                print(json.dumps(s), file=sys.stderr)
+                run = merge_phases(run, s, sat)
+            runs.append(run)
+            samples.append(sample)
+        sample = samples[0]
         if not args.connect_only and not args.no_ceiling and sample:
+            # frames of the size livetrack delivered in the compared phase, to the same clients
             size = max(64, int(runs[0]["mean_frame_bytes"]))
             text = (sample * (size // max(1, len(sample)) + 1))[:size]
             frame = text.decode("utf-8", "ignore").encode()
             frame += b" " * (size - len(frame))
-            ceiling = measure_ceiling(clients, args.clients, frame, min(args.seconds, 10), sample)
+            secs = min(sat.seconds if saturate else latency.seconds, 10)
+            ceiling = measure_ceiling(clients, args.clients, frame, secs, sample)
             result["ceiling"] = {k: round(v, 1) for k, v in ceiling.items()}
             for r in runs:
                 r["ratio"] = round(r["delivered_frames_per_s"] / ceiling["frames_per_s"], 2)
-                # the same comparison in server CPU per frame of the same size, which does not
-                # depend on the offered load (the hub sends at most one message per tick)
+                # the same comparison in server CPU per frame of the same size
                 us = max(r["server_cpu_us_per_frame"], 1e-9)
                 r["cpu_ratio"] = round(ceiling["server_cpu_us_per_frame"] / us, 2)
         if args.compare:

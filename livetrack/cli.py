@@ -191,6 +191,17 @@ def _serve(app: object, host: str, port: int) -> None:
     )
 
 
+def _tick(text: str) -> float:
+    """``--tick``: seconds between the hub's renders, from 0.01 to 10."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.01 <= value <= 10:
+        raise argparse.ArgumentTypeError("must be between 0.01 and 10 seconds")
+    return value
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the event: in this process, or with ``--workers N`` in N processes (each a
     :func:`livetrack.web.factory.create_from_env` app) that share the one log."""
@@ -220,6 +231,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ.pop("LIVETRACK_PARTICIPANTS", None)
         os.environ["LIVETRACK_LOG"] = url
         os.environ["LIVETRACK_SNAPSHOT_EVERY"] = str(every)
+        os.environ["LIVETRACK_TICK"] = str(args.tick)
         uvicorn.run(
             "livetrack.web.factory:create_from_env", factory=True, workers=args.workers,
             host=args.host, port=args.port, ws_per_message_deflate=False,
@@ -232,6 +244,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         entries=entries,
         snapshots=not args.no_snapshots,
         snapshot_every_records=every,
+        tick_s=args.tick,
     )
     _serve(create_app(settings), args.host, args.port)
     return 0
@@ -478,6 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-snapshots",
         action="store_true",
         help="neither load nor save snapshots: replay the whole log at start",
+    )
+    p.add_argument(
+        "--tick",
+        type=_tick,
+        default=0.25,
+        metavar="SECONDS",
+        help="how often changed regions are rendered and sent to pages (default 0.25)",
     )
     p.set_defaults(func=cmd_serve)
 

@@ -154,3 +154,24 @@ def test_simulate_plays_a_race_into_a_running_server(demo_server: tuple[str, Pat
     bib = standings["rows"][0]["bib"]
     runner = httpx.get(url + f"/api/v1/runners/{bib}", timeout=PATIENCE_S).json()
     assert [s["id"] for s in runner["splits"] if "time_ms" in s][-1] == "finish"
+
+
+def test_serve_takes_the_hub_tick_and_refuses_a_nonsense_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from livetrack.cli import build_parser
+    from livetrack.web import factory
+
+    parser = build_parser()
+    assert parser.parse_args(["serve", "--event", "e.toml"]).tick == 0.25
+    assert parser.parse_args(["serve", "--event", "e.toml", "--tick", "0.05"]).tick == 0.05
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(SystemExit) as exc:
+            parser.parse_args(["serve", "--event", "e.toml", "--tick", bad])
+        assert exc.value.code == 2
+        assert "--tick" in capsys.readouterr().err
+    # the processes of serve --workers read it from the environment
+    monkeypatch.setenv("LIVETRACK_EVENT", str(REPO / "livetrack" / "demo" / "heaton.toml"))
+    monkeypatch.setenv("LIVETRACK_TICK", "soon")
+    with pytest.raises(SystemExit, match="LIVETRACK_TICK must be a number of seconds"):
+        factory.create_from_env()

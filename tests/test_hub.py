@@ -197,6 +197,123 @@ async def test_subscribers_with_other_topic_sets_get_their_own_message() -> None
     assert hub.clients == 0 and hub.topic_count == 0 and not hub._groups
 
 
+class Gate:
+    """A direct write that refuses while the connection is backed up, with the ``ready``
+    wait of :class:`livetrack.live.wire.DirectWrite`."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.open = asyncio.Event()
+        self.open.set()
+
+    def __call__(self, frame: bytes) -> bool:
+        if not self.open.is_set():
+            return False
+        self.frames.append(frame)
+        return True
+
+    async def ready(self) -> None:
+        await self.open.wait()
+
+
+class Lost:
+    """A direct write whose connection is gone: ``ready`` returns, every write refuses."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+
+    def __call__(self, frame: bytes) -> bool:
+        return False
+
+    async def ready(self) -> None:
+        await self.gate.ready()
+
+
+async def test_a_backed_up_direct_connection_gets_the_shared_frame_when_it_drains() -> None:
+    """Ticks that change every topic a backed-up client has pending replace its slots with the
+    group's message, and its drain writes that message's frame (the one every other member
+    got) when the connection takes writes again, never through the ASGI send."""
+    render = Counter()
+    hub = Hub(render, is_topic=lambda t: True)
+    fast_frames: list[bytes] = []
+    _, fast = direct(fast_frames)
+    gate = Gate()
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    slow = Subscriber(send, ["race", "board", "feed"], write=gate)
+    hub.subscribe(fast)
+    hub.subscribe(slow)
+    assert gate.frames == [fast_frames[0]]  # the snapshot, written at once
+    gate.open.clear()  # the connection backs up
+    for v in range(1, 6):
+        render.version = v
+        hub.mark(["race", "board", "feed"] if v > 1 else ["feed"])
+        hub.flush()
+        await asyncio.sleep(0)
+    assert slow.pending() == 3 and slow.skipped == 1 + 3 * 3  # latest-wins throughout
+    gate.open.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert len(gate.frames) == 2 and gate.frames[1] is fast_frames[-1]  # the same bytes object
+    assert slow.pending() == 0 and slow.sent == 2 and not sent
+    render.version = 6
+    hub.mark(["feed"])
+    hub.flush()
+    assert gate.frames[-1] is fast_frames[-1]  # written directly again, no task in between
+    hub.unsubscribe(slow)
+    hub.unsubscribe(fast)
+
+
+async def test_a_partly_superseded_backlog_is_merged_and_framed_for_that_client() -> None:
+    render = Counter()
+    hub = Hub(render, is_topic=lambda t: True)
+    gate = Gate()
+
+    async def send(text: str) -> None:
+        raise AssertionError("the direct write is used")
+
+    sub = Subscriber(send, ["race", "board", "feed"], write=gate)
+    hub.subscribe(sub)
+    gate.open.clear()
+    render.version = 1
+    hub.mark(["race", "feed"])
+    hub.flush()
+    render.version = 2
+    hub.mark(["feed"])
+    hub.flush()
+    gate.open.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert gate.frames[-1] == text_frame(b"<div id=race>1</div><div id=feed>2</div>")
+    assert sub.skipped == 1
+    hub.unsubscribe(sub)
+
+
+async def test_a_backed_up_connection_that_goes_away_falls_back_to_send_and_closes() -> None:
+    """Woken by ``ready`` but refused (the connection was lost meanwhile), the drain tries the
+    ordinary send, which fails, and the subscriber closes."""
+    hub = Hub(Counter(), is_topic=lambda t: True)
+    gate = Gate()
+    attempts: list[str] = []
+
+    async def send(text: str) -> None:
+        attempts.append(text)
+        raise ConnectionError("gone")
+
+    sub = Subscriber(send, ["a"], write=gate)
+    gate.open.clear()
+    hub.subscribe(sub)  # the snapshot waits
+    sub.write = Lost(gate)  # lost while it waited
+    gate.open.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert attempts == ["<div id=a>0</div>"] and sub.closed and sub.pending() == 0
+    hub.unsubscribe(sub)
+
+
 def test_text_frames_use_the_three_length_encodings() -> None:
     assert text_frame(b"hi") == b"\x81\x02hi"
     assert text_frame(b"x" * 200)[:4] == b"\x81\x7e\x00\xc8"

@@ -12,7 +12,10 @@ form a :class:`Group`; the group's message is built (joined, encoded, framed) on
 the same object is handed to each member. A member that can take it at once (its
 :data:`~livetrack.live.wire.Write` succeeds) gets it written on the spot, without a task
 switch; one that cannot keeps per-topic slots, merged latest-wins, and a short-lived task
-drains them through the ordinary ``send`` when the connection can take more.
+delivers them when the connection can take more: the pending message's frame written directly
+once the write can wait for the connection (``write.ready``), else through the ordinary
+``send``. While a backed-up client's pending topics are all in the newest message, its slots
+are that message, so it too gets the frame built once for the group.
 """
 
 from __future__ import annotations
@@ -99,6 +102,12 @@ class Subscriber:
         if not self._slots:
             self._slots = message.fragments
             self._message = message
+        elif self._slots.keys() <= message.fragments.keys():
+            # every pending fragment is superseded: take the group's message as it is, so a
+            # client that was backed up still gets the frame built once for all members
+            self.skipped += len(self._slots)
+            self._slots = message.fragments
+            self._message = message
         else:
             self._own_slots()
             slots = self._slots
@@ -143,8 +152,25 @@ class Subscriber:
         self._task = loop.create_task(self._drain())
 
     async def _drain(self) -> None:
+        """Deliver the slots once the connection can take them: with a direct write that can
+        wait for that (``write.ready``), the pending message's frame is written as it is (for
+        most clients the group's, built once); otherwise through ``send``, which waits."""
+        ready: Callable[[], Awaitable[object]] | None = getattr(self.write, "ready", None)
         try:
             while self._slots and not self.closed:
+                if ready is not None and self.write is not None:
+                    await ready()
+                    if self.closed or not self._slots:
+                        break
+                    if self._message is None:
+                        self._message = Message(self._slots)
+                    if self.write(self._message.frame):
+                        self._slots = {}
+                        self._message = None
+                        self.sent += 1
+                        continue
+                    # refused again (another write got in first, or the connection is
+                    # closing): ``send`` waits, or raises on a connection that is gone
                 await self.send(self._take().text)
                 self.sent += 1
         except Exception:

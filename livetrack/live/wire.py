@@ -2,11 +2,13 @@
 
 A server's data frames are not masked and (with permessage-deflate off) not compressed, so the
 bytes of one text message are the same for every client. :func:`text_frame` builds them once
-per message; :func:`direct_writer` returns a function that hands those bytes straight to a
+per message; :func:`direct_writer` returns a callable that hands those bytes straight to a
 connection's transport, skipping the per-send ASGI round (message dict, state checks, frame
 serialisation and UTF-8 encoding for each client). It is used only where it is known to be
 equivalent to ``websocket.send``: uvicorn's ``websockets-sansio`` protocol, open, with no
-extension negotiated. Anything else gets ``None`` and the caller sends through ASGI.
+extension negotiated. Anything else gets ``None`` and the caller sends through ASGI. The writer
+(:class:`DirectWrite`) can also wait until a backed-up connection takes writes again, so that a
+client that fell behind gets the shared frame too, not a per-client ASGI send.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def server_protocol(send: Any) -> Any:
     return None
 
 
-def direct_writer(ws: WebSocket, *, sndbuf: int | None = SNDBUF) -> Write | None:
+def direct_writer(ws: WebSocket, *, sndbuf: int | None = SNDBUF) -> DirectWrite | None:
     """A direct writer for ``ws`` (accepted already), or ``None`` when the server is not one
     this module knows to be safe to write to directly."""
     proto: Any = server_protocol(getattr(ws, "_send", None))
@@ -86,17 +88,33 @@ def direct_writer(ws: WebSocket, *, sndbuf: int | None = SNDBUF) -> Write | None
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    is_open = State.OPEN
+    return DirectWrite(proto, transport, conn, writable, State.OPEN)
 
-    def write(frame: bytes) -> bool:
+
+class DirectWrite:
+    """A :data:`Write` for one uvicorn ``websockets-sansio`` connection, and :meth:`ready`,
+    which waits until the connection takes writes again (the transport has drained below its
+    low-water mark, or the connection is lost: then the write refuses and ``send`` raises)."""
+
+    __slots__ = ("_conn", "_open", "_proto", "_transport", "_writable")
+
+    def __init__(self, proto: Any, transport: Any, conn: Any, writable: Any, is_open: Any) -> None:
+        self._proto = proto
+        self._transport = transport
+        self._conn = conn
+        self._writable = writable
+        self._open = is_open
+
+    def __call__(self, frame: bytes) -> bool:
         if (
-            not writable.is_set()
-            or proto.close_sent
-            or conn.state is not is_open
-            or transport.is_closing()
+            not self._writable.is_set()
+            or self._proto.close_sent
+            or self._conn.state is not self._open
+            or self._transport.is_closing()
         ):
             return False
-        transport.write(frame)
+        self._transport.write(frame)
         return True
 
-    return write
+    async def ready(self) -> None:
+        await self._writable.wait()

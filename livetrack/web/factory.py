@@ -13,6 +13,8 @@ Environment:
 ``LIVETRACK_LOG``
     where the log lives: a SQLite file path (default ``livetrack.db``) or a ``redis://`` URL.
     A Redis URL without ``?stream=`` uses the stream ``livetrack:<event id>``.
+``LIVETRACK_TICK``
+    seconds between the hub's renders (default 0.25; ``serve --tick``).
 ``LIVETRACK_SNAPSHOT_EVERY``
     save a snapshot of the fold every this many records (default 250000; 0: not by count,
     only every five minutes and on shutdown).
@@ -74,7 +76,18 @@ def create_from_env() -> Starlette:
     every_text = os.environ.get("LIVETRACK_SNAPSHOT_EVERY", "250000")
     if not every_text.isdigit():
         raise SystemExit("livetrack: LIVETRACK_SNAPSHOT_EVERY must be a whole number")
+    tick_text = os.environ.get("LIVETRACK_TICK", "0.25")
+    try:
+        tick = float(tick_text)
+    except ValueError:
+        raise SystemExit("livetrack: LIVETRACK_TICK must be a number of seconds") from None
+    if not 0.01 <= tick <= 10:
+        raise SystemExit("livetrack: LIVETRACK_TICK must be between 0.01 and 10 seconds")
     settings = Settings(
-        event=event, log_url=url, entries=entries, snapshot_every_records=int(every_text)
+        event=event,
+        log_url=url,
+        entries=entries,
+        snapshot_every_records=int(every_text),
+        tick_s=tick,
     )
     return create_app(settings)
