@@ -6,7 +6,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from livetrack.ingest.decoders import CLOCK_UNSET, RaceResultProtocol, make_parser
-from livetrack.ingest.decoders.raceresult import format_passing
+from livetrack.ingest.decoders.raceresult import FILE_SPAN, file_seq, format_passing, split_seq
 
 TZ = ZoneInfo("Europe/Berlin")
 
@@ -38,7 +38,7 @@ def test_pushed_passing_fields() -> None:
     p.receive_data(f"#P;{RECORD}\r\n".encode())
     (read,) = p.reads_received()
     assert read.chip == "NXT1234"
-    assert read.seq == 17
+    assert read.seq == file_seq(4, 17)  # passing 17 of the decoder's file 4
     assert read.source == "D-50123"
     assert read.loop == "3"
     assert read.kind == "read"
@@ -65,13 +65,13 @@ def test_byte_by_byte_and_lf_only() -> None:
     for i in range(len(data)):
         p.receive_data(data[i : i + 1])
     reads = p.reads_received()
-    assert [r.seq for r in reads] == [17, 18]
+    assert [r.seq for r in reads] == [file_seq(4, 17), file_seq(4, 18)]
     assert all(not r.raw.endswith("\r") for r in reads)
 
 
 def test_resume_fetches_missed_range_in_chunks() -> None:
     p = parser(fetch_chunk=10)
-    p.resume_from(100)
+    p.resume_from(file_seq(4, 100))
     p.connection_made()
     p.data_to_send()
     p.receive_data(b"SETPROTOCOL;2.0\r\nSETPUSHPASSINGS;1;0\r\nPASSINGS;125;4\r\n")
@@ -101,7 +101,7 @@ def test_first_connection_fetches_whole_file_by_default() -> None:
 
 def test_no_history_fetch_when_disabled() -> None:
     p = parser(fetch_all_on_connect=False)
-    p.receive_data(b"PASSINGS;30;1\r\n")
+    p.receive_data(b"PASSINGS;30;4\r\n")
     assert p.data_to_send() == b""
     p.receive_data(f"#P;{RECORD.replace('17;', '31;', 1)}\r\n".encode())
     assert p.data_to_send() == b""
@@ -109,13 +109,48 @@ def test_no_history_fetch_when_disabled() -> None:
 
 def test_gap_in_pushed_passings_triggers_fetch() -> None:
     p = parser()
-    p.resume_from(16)
+    p.resume_from(file_seq(4, 16))
     p.receive_data(f"#P;{RECORD}\r\n".encode())  # 17: contiguous
     assert p.data_to_send() == b""
     p.receive_data(f"#P;{RECORD.replace('17;', '21;', 1)}\r\n".encode())
-    assert p.gaps == [(18, 20)]
+    assert p.gaps == [(file_seq(4, 18), file_seq(4, 20))]
     assert p.data_to_send() == b"18:3\r\n"
-    assert p.last_seq == 21
+    assert p.last_seq == file_seq(4, 21)
+
+
+def passing_line(number: int, file: int, chip: str = "NXT1234") -> bytes:
+    local = dt.datetime(2024, 5, 1, 9, 0, number % 60, tzinfo=TZ)
+    return f"#P;{format_passing(number, chip, local, file_number=file)}\r\n".encode()
+
+
+def test_a_new_file_on_the_decoder_numbers_from_one_without_clashing() -> None:
+    p = parser()
+    p.resume_from(file_seq(3, 5))  # passings 1..5 of file 3 are stored
+    for n in (6, 7):
+        p.receive_data(passing_line(n, 3))
+    for n in (1, 2, 3):  # the timer started file 4: numbering restarts
+        p.receive_data(passing_line(n, 4))
+    seqs = [r.seq for r in p.reads_received()]
+    assert seqs == [file_seq(3, 6), file_seq(3, 7), *(file_seq(4, n) for n in (1, 2, 3))]
+    assert len(set(seqs)) == 5
+    assert p.gaps == [] and p.data_to_send() == b""  # file 4 from its first: nothing missed
+
+
+def test_a_resume_point_in_an_older_file_fetches_the_current_file_from_the_start() -> None:
+    p = parser(fetch_chunk=10)
+    p.resume_from(file_seq(3, 50))
+    p.connection_made()
+    p.data_to_send()
+    p.receive_data(b"PASSINGS;12;4\r\n")  # the decoder is on file 4 now
+    assert p.data_to_send() == b"1:10\r\n11:2\r\n"
+    p.receive_data(b"PASSINGS;12;4\r\n")  # and then has nothing more to fetch
+    assert p.data_to_send() == b""
+
+
+def test_file_seq_round_trips() -> None:
+    assert file_seq(1, 17) == 17  # the first file keeps its own numbers
+    for file, number in [(1, 1), (1, FILE_SPAN), (2, 1), (4, 17), (9, FILE_SPAN)]:
+        assert split_seq(file_seq(file, number)) == (file, number)
 
 
 def test_clock_unset_date_zero() -> None:

@@ -14,6 +14,7 @@ from conftest import PATIENCE_S
 from livetrack.domain.event import Event, load_event_text
 from livetrack.domain.records import ChipRead, GunStart, Record
 from livetrack.ingest.decoders import CLOCK_UNSET, DecodedRead
+from livetrack.ingest.decoders.raceresult import file_seq
 from livetrack.ingest.decoders.simulate import DecoderSimulator, make_demo_reads
 from livetrack.ingest.readers import (
     OFFSET_WARN_MS,
@@ -360,6 +361,44 @@ async def test_manager_resumes_after_restart_from_the_stored_passings(tmp_path: 
         assert sim.fetch_requests == fetched_before
         stored = await stored_reads(log)
         assert sorted(r.seq or 0 for r in stored) == list(range(1, 21))
+    finally:
+        await sim.close()
+        await log.close()
+
+
+async def test_a_new_passing_file_on_the_decoder_loses_no_read_across_a_drop_and_a_restart(
+    tmp_path: Path,
+) -> None:
+    reads = make_demo_reads("raceresult", 40, start_ms=T10, gun=False)
+    # the timer starts a new file after 20 passings (numbers restart at 1), and the
+    # connection drops in the middle of the new file
+    sim = DecoderSimulator(
+        "raceresult", reads, tz=event().tz, interval_s=0.01, new_file_at=20, drop_after=30
+    )
+    log = SqliteEventLog(tmp_path / "log.db")
+    try:
+        ev = rr_event(await sim.start())
+        first = ReaderManager(Rt(ev, log), connector_options={"backoff_initial": 0.05})
+        await first.start()
+        await until(lambda: first.health()[0]["stored"] >= len(reads))
+        await first.stop()
+        stored = await stored_reads(log)
+        assert sorted((r.chip, r.time_ms) for r in stored) == sorted(
+            (r.chip, r.time_ms) for r in reads
+        )  # every read, none taken for a passing of the first file
+        assert len({r.key for r in stored}) == len(reads)
+        assert sim.drops_done == 1
+
+        fetched = list(sim.fetch_requests)
+        second = ReaderManager(Rt(ev, log), connector_options={"backoff_initial": 0.05})
+        await second.start()
+        # resumes after passing 20 of the second file, read back from the log
+        assert second.channels["rr"].stats.last_stored_seq == file_seq(2, 20)
+        await until(lambda: second.health()[0]["state"] == "connected")
+        await asyncio.sleep(0.2)
+        await second.stop()
+        assert sim.fetch_requests == fetched  # nothing fetched again
+        assert len(await stored_reads(log)) == len(reads)
     finally:
         await sim.close()
         await log.close()

@@ -171,17 +171,22 @@ def gun_id(reader: str, seq: int | None, time_ms: int) -> str:
     return f"{reader}#{seq}" if seq is not None else f"{reader}@{time_ms}"
 
 
-def resume_point(seqs: Iterable[int], *, contiguous: bool) -> tuple[int | None, set[int]]:
+def resume_point(
+    seqs: Iterable[int], *, contiguous: bool, file_span: int = 0
+) -> tuple[int | None, set[int]]:
     """Where a connector resumes from the sequence numbers already stored for its reader.
 
     ``contiguous`` (protocols that re-fetch, whose numbers start at 1): the end of the run
     1..n that is complete, and the stored numbers above it; otherwise the highest number.
-    ``None`` when nothing counts as stored.
+    With ``file_span`` (numbers made of a decoder file and a passing number, see
+    :func:`~livetrack.ingest.decoders.raceresult.file_seq`), the run is that of the newest
+    file stored. ``None`` when nothing counts as stored.
     """
     stored = set(seqs)
     if not contiguous:
         return (max(stored) if stored else None), set()
-    mark = 0
+    base = (max(stored) - 1) // file_span * file_span if file_span and stored else 0
+    mark = base
     while mark + 1 in stored:
         mark += 1
     return (mark or None), {s for s in stored if s > mark}
@@ -615,7 +620,11 @@ class ReaderManager:
         for rid in wanted:
             ch = self.channels[rid]
             cls = PROTOCOLS[ch.reader.protocol]
-            mark, above = resume_point(index.seqs[rid], contiguous=cls.supports_refetch)
+            mark, above = resume_point(
+                index.seqs[rid],
+                contiguous=cls.supports_refetch,
+                file_span=getattr(cls, "file_span", 0),
+            )
             ch.stats.last_stored_seq = mark
             ch.stats.stored_above = above
             if mark is not None:

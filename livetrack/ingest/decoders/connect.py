@@ -376,6 +376,13 @@ class _Session:
             # Only a contiguous prefix counts as stored, so that a range still
             # being fetched when the connection drops is asked for again.
             mark = st.last_stored_seq or 0
+            span = getattr(parser, "file_span", 0)
+            if span:
+                # numbers of a newer decoder file count from that file's first passing
+                base = (max(seqs) - 1) // span * span
+                if mark < base:
+                    mark = base
+                    st.stored_above = {s for s in st.stored_above if s > base}
             st.stored_above.update(s for s in seqs if s > mark)
             while mark + 1 in st.stored_above:
                 mark += 1

@@ -14,9 +14,18 @@ Text commands and answers, one per CRLF-terminated line, fields separated by
 
 Passing record fields used (0-based): 0 passing number, 1 transponder/bib,
 2 date ``yyyy-MM-dd``, 3 time ``hh:mm:ss.kkk``, 9 channel, 10 loop id,
-16 box name, 19 box id.  A date ``0000-00-0N`` means the decoder never got a
-real date (no GPS / time never set): the read is flagged ``clock_unset`` and
-placed on the fallback date plus N days.
+16 box name, 17 file number, 19 box id.
+
+* **Files.** A decoder keeps its passings in numbered files and numbers each file's passings
+  from 1, so a passing is identified by its file and number: the ``seq`` a read carries is
+  ``(file - 1) * FILE_SPAN + number`` (:func:`file_seq`; the first file's passings keep their
+  own numbers). A new file started mid-event (by the timer, or a decoder reused from an
+  earlier race) is then never taken for passings already stored. The file comes from the
+  record (field 17) or else from the last ``PASSINGS`` answer; a resume point in another file
+  than the decoder's current one fetches the current file from its first passing.
+
+A date ``0000-00-0N`` means the decoder never got a real date (no GPS / time never set): the
+read is flagged ``clock_unset`` and placed on the fallback date plus N days.
 """
 
 from __future__ import annotations
@@ -28,7 +37,25 @@ from zoneinfo import ZoneInfo
 
 from .base import CLOCK_UNSET, DecodedRead, DecoderProtocol, parse_hms
 
-__all__ = ["RaceResultProtocol", "format_passing"]
+__all__ = ["FILE_SPAN", "RaceResultProtocol", "file_seq", "format_passing", "split_seq"]
+
+#: Passing numbers per file in a read's ``seq`` (see the module doc): far more than any
+#: decoder file holds.
+FILE_SPAN = 10_000_000
+
+
+def file_seq(file: int, number: int) -> int:
+    """The ``seq`` of passing ``number`` of decoder file ``file`` (files count from 1)."""
+    return (max(file, 1) - 1) * FILE_SPAN + number
+
+
+def split_seq(seq: int) -> tuple[int, int]:
+    """``(file, number)`` of a ``seq`` made by :func:`file_seq`."""
+    block, number = divmod(seq, FILE_SPAN)
+    if number == 0:  # the last number of a block belongs to it, not to the next file
+        block, number = block - 1, FILE_SPAN
+    return block + 1, number
+
 
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _RESPONSE_RE = re.compile(r"^[A-Z][A-Z0-9_]*(;.*)?$")
@@ -41,6 +68,8 @@ class RaceResultProtocol(DecoderProtocol):
     default_port: ClassVar[int] = 3601
     supports_refetch: ClassVar[bool] = True
     protocol_version: ClassVar[str] = "2.0"
+    #: Reads' ``seq`` carries the decoder file (see :func:`file_seq`).
+    file_span: ClassVar[int] = FILE_SPAN
 
     def __init__(
         self,
@@ -61,11 +90,15 @@ class RaceResultProtocol(DecoderProtocol):
         self.fetch_all_on_connect = fetch_all_on_connect
         self.marker_prefix = marker_prefix
         self._connected = False
-        #: Highest passing number known to be received or stored (0: fetch all).
+        #: Highest passing number known to be received or stored (0: fetch all), in file
+        #: ``_highest_file`` (None: whichever file the decoder is on).
         self._highest: int | None = 0 if fetch_all_on_connect else None
+        self._highest_file: int | None = None
         #: Passing count and file number from the last ``PASSINGS`` answer.
         self.decoder_count: int | None = None
         self.file_number: str | None = None
+        #: The decoder's current file, as far as known (from answers and records).
+        self._file: int | None = None
 
     # -- commands -------------------------------------------------------------
 
@@ -83,8 +116,11 @@ class RaceResultProtocol(DecoderProtocol):
         the missing range is requested when the answer arrives.
         """
         super().resume_from(seq)
-        if seq is not None and (self._highest is None or seq > self._highest):
-            self._highest = seq
+        if seq is not None:
+            file, number = split_seq(seq)
+            mine = (self._highest_file or 1, self._highest or 0)
+            if self._highest is None or (file, number) > mine:
+                self._highest_file, self._highest = file, number
         if self._connected:
             self._send("PASSINGS")
 
@@ -129,14 +165,26 @@ class RaceResultProtocol(DecoderProtocol):
         self.decoder_count = count
         if len(parts) > 2 and parts[2].strip():
             self.file_number = parts[2].strip()
+            if self.file_number.isdigit():
+                self._file = int(self.file_number)
+        file = self._file or 1
         if self._highest is None:
             # Not asked to fetch history: start from the decoder's current count.
-            self._highest = count
+            self._highest_file, self._highest = file, count
             return
+        self._enter_file(file)
         first = self._highest + 1
         if count >= first:
             self.fetch_range(first, count)
             self._highest = count
+
+    def _enter_file(self, file: int) -> None:
+        """The decoder is on ``file``: what is known stored of another file says nothing
+        about this one, so its passings are wanted from the first."""
+        if self._highest is not None and self._highest_file not in (None, file):
+            self._highest = 0
+        if self._highest is not None:
+            self._highest_file = file
 
     def _passing(self, record: str, raw: str, *, pushed: bool) -> None:
         fields = record.split(";")
@@ -184,11 +232,19 @@ class RaceResultProtocol(DecoderProtocol):
         if self.marker_prefix and chip.startswith(self.marker_prefix):
             kind, chip = "gun", ""
             flags.append("marker")
+        file = self._file or 1
+        if len(fields) > 17 and fields[17].strip().isdigit():
+            file = int(fields[17])
+            if pushed:
+                self._file = file  # a new file started on the decoder: numbers restart
+        if pushed:
+            self._enter_file(file)
         if pushed and self._highest is not None and seq > self._highest + 1:
-            self.gaps.append((self._highest + 1, seq - 1))
+            self.gaps.append((file_seq(file, self._highest + 1), file_seq(file, seq - 1)))
             self.fetch_range(self._highest + 1, seq - 1)
-        if self._highest is None or seq > self._highest:
-            self._highest = seq
+        if self._highest is not None and self._highest_file in (None, file) and seq > self._highest:
+            self._highest_file, self._highest = file, seq
+        seq = file_seq(file, seq)
         self._note_seq(seq)
         self._emit(
             DecodedRead(

@@ -41,7 +41,7 @@ from .base import FIRST_SEEN, LAST_SEEN, DecodedRead
 from .ctp01 import format_tag_line
 from .ipico import format_read as format_ipico_read
 from .mylaps import format_marker_record, format_passing_record
-from .raceresult import format_passing
+from .raceresult import file_seq, format_passing
 
 __all__ = ["DecoderSimulator", "make_demo_reads", "serve_decoder", "split_plan"]
 
@@ -82,6 +82,7 @@ class DecoderSimulator:
         clock_unset: bool = False,
         speed: float | None = None,
         epoch: tuple[int, float] | None = None,
+        new_file_at: int | None = None,
     ) -> None:
         if protocol_name not in PROTOCOLS or protocol_name == "generic":
             raise ValueError(f"no simulator for protocol {protocol_name!r}")
@@ -101,6 +102,9 @@ class DecoderSimulator:
         #: of one race so that they stay in step.
         self.speed = speed
         self.epoch = epoch
+        #: RACE RESULT: from read ``new_file_at`` on, the decoder writes a new passing file
+        #: (file 2), numbered from 1 again; fetches and counts refer to the current file.
+        self.new_file_at = new_file_at
 
         self.connections = 0
         self.drops_done = 0
@@ -246,12 +250,24 @@ class DecoderSimulator:
 
     # -- RACE RESULT -----------------------------------------------------------
 
+    def _rr_file(self, index: int) -> tuple[int, int]:
+        """(file, passing number) of read ``index``."""
+        if self.new_file_at is None or index < self.new_file_at:
+            return 1, index + 1
+        return 2, index - self.new_file_at + 1
+
+    def _rr_current(self) -> tuple[int, int, int]:
+        """The current file, the index of its first read and how many it holds so far."""
+        if self.new_file_at is not None and self._produced > self.new_file_at:
+            return 2, self.new_file_at, self._produced - self.new_file_at
+        return 1, 0, self._produced
+
     def _rr_read(self, index: int) -> DecodedRead:
         read = self.reads[index]
         return DecodedRead(
             chip=read.chip,
             time_ms=read.time_ms,
-            seq=index + 1,
+            seq=file_seq(*self._rr_file(index)),
             source=self.name,
             loop=read.loop,
             kind=read.kind,
@@ -261,12 +277,14 @@ class DecoderSimulator:
     def _rr_record(self, index: int) -> str:
         read = self.reads[index]
         chip = read.chip if read.kind == "read" else "99999"
+        file, number = self._rr_file(index)
         return format_passing(
-            index + 1,
+            number,
             chip,
             _local(read, self.tz),
             box_name=self.name,
             loop=read.loop,
+            file_number=file,
             clock_unset=self.clock_unset,
         )
 
@@ -319,11 +337,13 @@ class DecoderSimulator:
                     self.fetch_requests.append(line)
                     first = int(m.group(1)) if m else int(line)
                     count = int(m.group(2)) if m else 1
+                    _, offset, held = self._rr_current()
                     for seq in range(first, first + count):
-                        if not 1 <= seq <= self._produced:
+                        if not 1 <= seq <= held:
                             break
-                        writer.write((self._rr_record(seq - 1) + "\r\n").encode("latin-1"))
-                        self._count_line(counter, self._rr_read(seq - 1))
+                        index = offset + seq - 1
+                        writer.write((self._rr_record(index) + "\r\n").encode("latin-1"))
+                        self._count_line(counter, self._rr_read(index))
                     if m is not None:
                         out.append("")
                 elif cmd == "SETPROTOCOL":
@@ -335,7 +355,8 @@ class DecoderSimulator:
                             self._timeline = asyncio.ensure_future(self._run_timeline())
                         pusher = asyncio.ensure_future(self._rr_push(writer, counter))
                 elif cmd == "PASSINGS":
-                    out.append(f"PASSINGS;{self._produced};1")
+                    file, _, held = self._rr_current()
+                    out.append(f"PASSINGS;{held};{file}")
                 elif cmd == "PING":
                     out.append("PING")
                 elif cmd == "GETTIME":
