@@ -111,10 +111,28 @@ def test_every_map_label_of_the_demo_courses_fits_inside_the_map() -> None:
         m = views.course_map(st, race)
         for lab in m["checkpoints"]:
             text = views.LETTER_W * max(len(p) for p in lab["name"].split(" / "))
-            if lab["anchor"] == "end":
-                assert lab["tx"] - text >= 0, (race, lab)
-            else:
-                assert lab["tx"] + text <= m["width"], (race, lab)
+            left = {"end": text, "middle": text / 2, "start": 0}[lab["anchor"]]
+            assert lab["tx"] - left >= 0 and lab["tx"] - left + text <= m["width"], (race, lab)
         # the course itself uses most of the width a phone gives it
         xs = [x for x, _, _ in m["points"]]
         assert max(xs) - min(xs) >= 0.6 * m["width"] or len(set(xs)) == 1, race
+
+
+def test_a_race_nobody_has_moved_in_for_hours_is_over_and_its_clock_stops() -> None:
+    st = mile_with_halfway_passings([240.5, 300.5])
+    st.apply(read("C1", "finish", 480.5))  # runner 2 stops after halfway and is never seen
+    during = views.race_status(st, st.event.races["mile"], GUN + 3600_000)
+    assert during["status"] == "running" and during["clock"] == "1:00:00"
+    later = views.race_status(st, st.event.races["mile"], GUN + 480_500 + 3 * 3600_000)
+    assert later["status"] == "finished"
+    assert later["clock"] == "8:00"  # stopped at the last finish (the gun was at 0:00)
+
+
+def test_a_straight_course_has_its_labels_under_and_over_the_line_by_turns() -> None:
+    m = views.course_map(RaceState(event()), "mile")  # no polyline: a straight line
+    labels = m["checkpoints"]
+    assert [lab["name"] for lab in labels] == ["Start", "Halfway", "Finish"]
+    assert all(lab["anchor"] == "middle" and lab["tx"] == lab["xy"][0] for lab in labels)
+    below, above, below_again = (lab["ty"] - lab["xy"][1] for lab in labels)
+    assert below > 0 > above and below_again > 0
+    assert all(0 < lab["ty"] < m["height"] for lab in labels)

@@ -45,6 +45,10 @@ def fmt_pace(ms: int, metres: float) -> str:
     return fmt_elapsed(per_km) + "/km"
 
 
+#: A race with finishers in which nobody has passed a mat for this long is over.
+QUIET_END_MS = 2 * 3600_000
+
+
 def race_status(state: RaceState, race: Race, now_ms: int) -> dict[str, Any]:
     guns = [g for w in race.waves if (g := state.gun_ms(race.id, w.id)) is not None]
     gun = min(guns) if guns else None  # the first wave's gun starts the race clock
@@ -52,9 +56,14 @@ def race_status(state: RaceState, race: Race, now_ms: int) -> dict[str, Any]:
     runners = [r for r in state.runners.values() if r.race.id == race.id]
     finish = race.course.checkpoints[-1].id
     moving = [r for r in runners if r.passings and r.status == "ok"]
-    done = bool(moving) and all(finish in r.passings for r in moving)
-    status = "not started" if not started else ("finished" if done else "running")
     finished = len(state.finishers[race.id])
+    done = bool(moving) and all(finish in r.passings for r in moving)
+    if not done and finished:
+        # runners who stopped without a DNF would keep the race running for ever: once
+        # nobody has passed a mat for QUIET_END_MS, it is over
+        last = max(p.time_ms for r in moving for p in r.passings.values())
+        done = now_ms - last > QUIET_END_MS
+    status = "not started" if not started else ("finished" if done else "running")
     # the clock runs while the race does, and stops at the last finish once everyone is in
     stop = state.finishers[race.id][-1][0] if done and finished else now_ms
     return {
@@ -374,6 +383,7 @@ def course_map(state: RaceState, race_id: str, size: int = 1000) -> dict[str, An
             _labels([(cp.name, at(cp.distance_m)) for cp in course.checkpoints]),
             sum(x for x, _ in proj) / len(proj),
             size,
+            flat=max(y for _, y in proj) - min(y for _, y in proj) < 0.1 * size,
         ),
     }
 
@@ -383,12 +393,20 @@ def course_map(state: RaceState, race_id: str, size: int = 1000) -> dict[str, An
 LETTER_W, LABEL_GAP = 21, 24
 
 
-def _place(labels: list[dict[str, Any]], centre_x: float, width: int) -> list[dict[str, Any]]:
+def _place(
+    labels: list[dict[str, Any]], centre_x: float, width: int, flat: bool = False
+) -> list[dict[str, Any]]:
     """Put each label outside the course (away from its centre) where it fits in the map's
-    width, else on the other side, else on whichever side has more room: ``anchor`` and
-    ``tx`` for the SVG text."""
-    for lab in labels:
-        x = lab["xy"][0]
+    width, else on the other side, else on whichever side has more room: ``anchor``, ``tx``
+    and ``ty`` for the SVG text. On a ``flat`` course (a straight line across the map) the
+    labels go under and over the line by turns, centred on their checkpoints."""
+    for i, lab in enumerate(labels):
+        x, y = lab["xy"]
+        if flat:
+            lab["anchor"], lab["tx"] = "middle", x
+            lab["ty"] = round(y + 56 if i % 2 == 0 else y - 30, 1)
+            continue
+        lab["ty"] = round(y + 12, 1)
         need = LETTER_W * max(len(part) for part in lab["name"].split(" / ")) + LABEL_GAP + 8
         room_left, room_right = x, width - x
         outward_left = x < centre_x
