@@ -59,8 +59,8 @@ async def test_only_the_lease_holder_reads_and_a_standby_takes_over_when_it_stop
     sim = DecoderSimulator("raceresult", reads, tz=event().tz, interval_s=0.05)
     port = await sim.start()
     ev = rr_event(port)
-    first = ReaderManager(Rt(ev, open_log()), connector_options=FAST, lease_ttl_s=1.0)
-    second = ReaderManager(Rt(ev, open_log()), connector_options=FAST, lease_ttl_s=1.0)
+    first = ReaderManager(Rt(ev, open_log()), connector_options=FAST, lease_ttl_s=3.0)
+    second = ReaderManager(Rt(ev, open_log()), connector_options=FAST, lease_ttl_s=3.0)
     try:
         await first.start()
         await second.start()
@@ -95,8 +95,8 @@ async def test_a_holder_that_stops_renewing_loses_the_readers_to_a_standby(
     crashed = open_log()
     assert isinstance(crashed, Leases)
     # a process that took the lease and then died: nobody renews it, nobody gives it up
-    assert await crashed.lease(LEASE, "crashed-process", 0.6)
-    standby = ReaderManager(Rt(rr_event(port), open_log()), connector_options=FAST, lease_ttl_s=0.6)
+    assert await crashed.lease(LEASE, "crashed-process", 2.0)
+    standby = ReaderManager(Rt(rr_event(port), open_log()), connector_options=FAST, lease_ttl_s=3.0)
     try:
         await standby.start()
         assert not standby.leading and sim.connections == 0
