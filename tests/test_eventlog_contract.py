@@ -434,8 +434,8 @@ async def test_a_lease_has_one_holder_until_released(open_log: Opener) -> None:
 
 async def test_an_unrenewed_lease_expires_and_another_process_takes_it(open_log: Opener) -> None:
     a, b = open_log(), open_log()
-    assert await a.lease("readers", "process-a", 0.2)
-    assert not await b.lease("readers", "process-b", 0.2)
-    await asyncio.sleep(0.3)  # a stopped renewing (it crashed, or lost its connection)
+    assert await a.lease("readers", "process-a", 1.0)
+    assert not await b.lease("readers", "process-b", 1.0)
+    await asyncio.sleep(1.2)  # a stopped renewing (it crashed, or lost its connection)
     assert await b.lease("readers", "process-b", 30)
     assert not await a.lease("readers", "process-a", 30)  # a learns it lost it
