@@ -137,11 +137,39 @@
     post("/api/v1/assign", { id: S.uuid(), chip: form.dataset.chip, bib: bib }).catch(function () {});
   });
 
+  // -- decoders' connections (native readers): polled, drawn into the readers table --------
+  var links = [];
+  function linkText(h) {
+    if (h.state === "standby") return "read by another server process";
+    var text = "link: " + h.state;
+    if (h.clock === "unset") text += " · decoder clock unset";
+    if (h.last_error && h.state !== "connected") text += " · " + h.last_error;
+    return text;
+  }
+  function drawLinks() {
+    links.forEach(function (h) {
+      var row = root.querySelector('tr[data-reader="' + CSS.escape(h.reader) + '"] [data-link]');
+      if (!row) return;
+      row.textContent = linkText(h);
+      row.className = "link link-" + h.state;
+      row.hidden = false;
+    });
+  }
+  function pollLinks() {
+    S.api("GET", "/api/v1/readers").then(function (res) {
+      return res.ok ? res.json() : { readers: [] };
+    }).then(function (data) { links = data.readers || []; drawLinks(); }).catch(function () {});
+  }
+  document.body.addEventListener("htmx:oobAfterSwap", drawLinks);
+  document.body.addEventListener("htmx:wsAfterMessage", drawLinks);
+
   if (!S.token()) { S.signedOut(); return; }
   S.whoami().then(function (g) {
     if (g.role !== "timer") { S.notice("This console needs a timer token; yours is a " + g.role + "'s."); return; }
     document.getElementById("who-label").textContent = g.label || "";
     S.connect(g, root);
+    pollLinks();
+    setInterval(pollLinks, 5000);
   }).catch(function (err) {
     if (err.message === "signed-out") S.signedOut(); else S.notice("No connection to the server.");
   });

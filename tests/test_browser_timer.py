@@ -1,5 +1,6 @@
 """The timer's console in a real Chromium: a correction made there moves a runner on a
-spectator's open race page, and the start gun needs a second, confirming press."""
+spectator's open race page, the start gun needs a second, confirming press, and a decoder's
+link (and its loss) shows beside its reader."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from typing import Any
 import httpx
 from browser import WAIT_MS, PageFactory, shot_path
 from conftest import PATIENCE_S
-from factory import GUN, event, person
+from factory import EVENT_TOML, GUN, event, person
 from server import serve
+
+from livetrack.domain.event import load_event_text
+from livetrack.ingest.decoders.simulate import DecoderSimulator, make_demo_reads
 
 
 async def test_a_correction_on_the_console_moves_a_runner_on_the_spectators_page(
@@ -94,3 +98,41 @@ async def test_the_start_gun_fires_only_on_the_confirming_second_press(
         race = console.locator("#t-guns .race-guns", has_text="Two laps")
         await race.get_by_text("in use").wait_for(timeout=WAIT_MS)
         assert "running" in (await race.inner_text()).lower()
+
+
+async def test_the_console_shows_a_decoders_link_and_its_loss(
+    tmp_path: Path, page_factory: PageFactory
+) -> None:
+    reads = make_demo_reads("raceresult", 5, start_ms=GUN, gun=False)
+    sim = DecoderSimulator("raceresult", reads, tz=event().tz, interval_s=0.01)
+    port = await sim.start()
+    ev = load_event_text(
+        EVENT_TOML + f'\n[[reader]]\nid = "rr-finish"\nprotocol = "raceresult"\n'
+        f'point = "finish"\nhost = "127.0.0.1"\nport = {port}\n'
+    )
+    try:
+        with (
+            serve(ev, tmp_path / "log.db", [person("1")]) as srv,
+            httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
+        ):
+            assert http.get("/api/v1/readers").status_code == 401
+            marshal = {"authorization": f"Bearer {srv.tokens['marshal']}"}
+            assert http.get("/api/v1/readers", headers=marshal).status_code == 403
+            answer = http.get(
+                "/api/v1/readers", headers={"authorization": f"Bearer {srv.tokens['timer']}"}
+            ).json()
+            assert answer["leading"] is True  # one process: it runs the readers
+            assert [h["reader"] for h in answer["readers"]] == ["rr-finish"]
+
+            console: Any = await page_factory(width=1280, height=800)
+            await console.goto(f"{srv.url}/signin#token={srv.tokens['timer']}")
+            await console.wait_for_url(srv.url + "/timer", timeout=WAIT_MS)
+            row = console.locator('#t-readers tr[data-reader="rr-finish"]')
+            await row.get_by_text("link: connected").wait_for(timeout=WAIT_MS)
+            await sim.close()  # the decoder goes away (power, cable)
+            await row.locator(".link-connected").wait_for(state="detached", timeout=WAIT_MS)
+            text = await row.locator("[data-link]").inner_text()
+            assert text.startswith("link: ") and text != "link: connected", text
+            await console.screenshot(path=str(shot_path("timer-decoder-lost")), full_page=False)
+    finally:
+        await sim.close()

@@ -43,6 +43,7 @@ from livetrack.domain.records import (
     TokenRecord,
 )
 from livetrack.domain.state import RaceState, Runner
+from livetrack.ingest.readers import ReaderManager
 from livetrack.web.marshal import (
     Invalid,
     guard,
@@ -193,6 +194,17 @@ async def post_assign(request: Request) -> Response:
     except Invalid as exc:
         return invalid(exc)
     return JSONResponse({"results": await store(rt, [record])})
+
+
+def get_readers(request: Request) -> Response:
+    """The native readers' connections as this process sees them (timer only): whether this
+    process runs them (``leading``; another process does when false) and each reader's
+    connector health (:meth:`~livetrack.ingest.readers.ReaderManager.health`)."""
+    guard(request, ("timer",))
+    manager: ReaderManager | None = getattr(request.app.state, "readers", None)
+    if manager is None:
+        return JSONResponse({"leading": False, "readers": []})
+    return JSONResponse({"leading": manager.leading, "readers": manager.health()})
 
 
 def get_history(request: Request) -> Response:
@@ -489,6 +501,7 @@ ROUTES: list[BaseRoute] = [
     Route("/api/v1/status", post_status, methods=["POST"]),
     Route("/api/v1/assign", post_assign, methods=["POST"]),
     Route("/api/v1/history/{bib}", get_history),
+    Route("/api/v1/readers", get_readers),
 ]
 
 TOPICS: list[TopicKind] = [
