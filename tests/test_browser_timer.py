@@ -116,7 +116,7 @@ async def test_the_console_shows_a_decoders_link_and_its_loss(
             httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
         ):
             assert http.get("/api/v1/readers").status_code == 401
-            marshal = {"authorization": f"Bearer {srv.tokens['marshal']}"}
+            marshal = {"authorization": f"Bearer {srv.tokens['marshal:half']}"}
             assert http.get("/api/v1/readers", headers=marshal).status_code == 403
             answer = http.get(
                 "/api/v1/readers", headers={"authorization": f"Bearer {srv.tokens['timer']}"}
