@@ -11,9 +11,11 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -219,3 +221,66 @@ def shared_data() -> Path:
 
 
 pytest_plugins = ["browser"]
+
+
+# -- every EventLog backend (see test_eventlog_contract.py) ----------------------------------
+
+Opener = Callable[[], Any]
+Cleanup = Callable[[], Awaitable[None]]
+
+
+async def _no_cleanup() -> None:
+    return None
+
+
+def _sqlite(request: pytest.FixtureRequest) -> tuple[Opener, Cleanup]:
+    from livetrack.store.sqlite import SqliteEventLog
+
+    path: Path = request.getfixturevalue("tmp_path") / "events.db"
+    return (lambda: SqliteEventLog(path)), _no_cleanup
+
+
+def _redis(request: pytest.FixtureRequest) -> tuple[Opener, Cleanup]:
+    from redis.asyncio import Redis
+
+    from livetrack.store.redis import RedisEventLog
+
+    base: str = request.getfixturevalue("redis_url")
+    stream = f"livetrack:test:{uuid.uuid4().hex}"
+    sep = "&" if "?" in base else "?"
+
+    async def cleanup() -> None:
+        client = Redis.from_url(base)
+        try:
+            keys = [k async for k in client.scan_iter(match=f"{stream}*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+    return (lambda: RedisEventLog.from_url(f"{base}{sep}stream={stream}")), cleanup
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], tuple[Opener, Cleanup]]] = {
+    "sqlite": _sqlite,
+    "redis": _redis,
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def open_log(request: pytest.FixtureRequest) -> AsyncIterator[Opener]:
+    """Opens logs on one fresh storage; every log it opened is closed after the test."""
+    opener, cleanup = BACKENDS[request.param](request)
+    opened: list[Any] = []
+
+    def open_one() -> Any:
+        log = opener()
+        opened.append(log)
+        return log
+
+    try:
+        yield open_one
+    finally:
+        for log in opened:
+            await log.close()
+        await cleanup()

@@ -1,24 +1,22 @@
 """One contract for every EventLog backend.
 
-Each test runs once per backend in ``BACKENDS``. A backend is a function that, given the
-test's request, returns an *opener*: a callable that opens a new log object on the same storage
-each time it is called (as a second process would). A new backend joins the suite by adding
-one entry to ``BACKENDS``.
+Each test runs once per backend in ``BACKENDS`` (in ``conftest.py``, where the ``open_log``
+fixture lives, so that other suites can run on every backend too). A backend is a function
+that, given the test's request, returns an *opener*: a callable that opens a new log object on
+the same storage each time it is called (as a second process would). A new backend joins the
+suite by adding one entry to ``BACKENDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import fields
-from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import pytest
-from conftest import PATIENCE_S
+from conftest import PATIENCE_S, Opener
 
 from livetrack.domain.records import (
     ChipRead,
@@ -35,66 +33,6 @@ from livetrack.store.base import AppendResult, Leases, LogUnavailable, Offset
 #: Long enough for a polling backend to notice another process's append on a loaded machine,
 #: short enough that a bug fails a test instead of hanging the suite.
 WAIT_S = PATIENCE_S
-
-Opener = Callable[[], Any]
-Cleanup = Callable[[], Awaitable[None]]
-
-
-async def _no_cleanup() -> None:
-    return None
-
-
-def _sqlite(request: pytest.FixtureRequest) -> tuple[Opener, Cleanup]:
-    from livetrack.store.sqlite import SqliteEventLog
-
-    path: Path = request.getfixturevalue("tmp_path") / "events.db"
-    return (lambda: SqliteEventLog(path)), _no_cleanup
-
-
-def _redis(request: pytest.FixtureRequest) -> tuple[Opener, Cleanup]:
-    from redis.asyncio import Redis
-
-    from livetrack.store.redis import RedisEventLog
-
-    base: str = request.getfixturevalue("redis_url")
-    stream = f"livetrack:test:{uuid.uuid4().hex}"
-    sep = "&" if "?" in base else "?"
-
-    async def cleanup() -> None:
-        client = Redis.from_url(base)
-        try:
-            keys = [k async for k in client.scan_iter(match=f"{stream}*")]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
-
-    return (lambda: RedisEventLog.from_url(f"{base}{sep}stream={stream}")), cleanup
-
-
-BACKENDS: dict[str, Callable[[pytest.FixtureRequest], tuple[Opener, Cleanup]]] = {
-    "sqlite": _sqlite,
-    "redis": _redis,
-}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-async def open_log(request: pytest.FixtureRequest) -> AsyncIterator[Opener]:
-    """Opens logs on one fresh storage; every log it opened is closed after the test."""
-    opener, cleanup = BACKENDS[request.param](request)
-    opened: list[Any] = []
-
-    def open_one() -> Any:
-        log = opener()
-        opened.append(log)
-        return log
-
-    try:
-        yield open_one
-    finally:
-        for log in opened:
-            await log.close()
-        await cleanup()
 
 
 @pytest.fixture

@@ -1,55 +1,22 @@
 """Native readers on a log shared by several processes: one process runs them (it holds a
 lease), a standby takes over when the holder stops, from the log, with nothing lost or stored
-twice; and resume points are read from the stored keys, without decoding the log."""
+twice; and resume points are read from the stored keys, without decoding the log. Each test
+runs on every backend of the EventLog contract suite (the ``open_log`` fixture)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
-import pytest
-from conftest import PATIENCE_S
+from conftest import PATIENCE_S, Opener
 from test_readers import T10, Rt, event, rr_event, stored_reads, until
 
 from livetrack.domain.records import ChipRead, GunStart
 from livetrack.ingest.decoders.simulate import DecoderSimulator, make_demo_reads
 from livetrack.ingest.readers import LEASE, ReaderManager, SeqIndex, _from_keys, _scan
-from livetrack.store.base import EventLog, KeyLookup, Leases
-from livetrack.store.redis import RedisEventLog
-from livetrack.store.sqlite import SqliteEventLog
+from livetrack.store.base import KeyLookup, Leases
 
-Opener = Callable[[], EventLog]
 FAST = {"backoff_initial": 0.05}
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def open_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
-    """Opens logs on one storage, as separate processes would; all closed afterwards."""
-    opened: list[EventLog] = []
-    if request.param == "sqlite":
-
-        def make() -> EventLog:
-            return SqliteEventLog(tmp_path / "log.db")
-
-    else:
-        base: str = request.getfixturevalue("redis_url")
-        url = f"{base}{'&' if '?' in base else '?'}stream=livetrack:lease:{uuid.uuid4().hex}"
-
-        def make() -> EventLog:
-            return RedisEventLog.from_url(url)
-
-    def open_one() -> EventLog:
-        log = make()
-        opened.append(log)
-        return log
-
-    try:
-        yield open_one
-    finally:
-        for log in opened:
-            await log.close()
 
 
 async def test_only_the_lease_holder_reads_and_a_standby_takes_over_when_it_stops(

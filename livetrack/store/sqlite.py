@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -52,6 +52,21 @@ POLL_S = 0.2
 BATCH = 5000
 #: At most this many of its own appended records are kept for this process's tail.
 RECENT = 100_000
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
+    """A write transaction on ``conn``: committed when the block ends, rolled back if it
+    raises (``BEGIN IMMEDIATE`` takes the write lock at once, so it never deadlocks)."""
+    cur = conn.cursor()
+    cur.execute("BEGIN IMMEDIATE")
+    try:
+        yield cur
+        cur.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            cur.execute("ROLLBACK")
+        raise
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -129,10 +144,8 @@ class SqliteEventLog:
 
     def _write(self, groups: list[Sequence[Record]]) -> list[list[AppendResult]]:
         now = int(time.time() * 1000)
-        cur = self._writer.cursor()
         out: list[list[AppendResult]] = []
-        cur.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(self._writer) as cur:
             for records in groups:
                 keys = [r.key for r in records]
                 rows = [
@@ -150,11 +163,6 @@ class SqliteEventLog:
                     offset = stored.pop(k, None)
                     res.append(AppendResult(k, offset, offset is None))
                 out.append(res)
-            cur.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                cur.execute("ROLLBACK")
-            raise
         return out
 
     async def head(self) -> Offset | None:
@@ -251,9 +259,7 @@ class SqliteEventLog:
 
         def take() -> bool:
             now = int(time.time() * 1000)
-            cur = self._writer.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(self._writer) as cur:
                 row = cur.execute(
                     "SELECT holder, until_ms FROM leases WHERE name = ?", (name,)
                 ).fetchone()
@@ -263,12 +269,7 @@ class SqliteEventLog:
                         "INSERT OR REPLACE INTO leases (name, holder, until_ms) VALUES (?, ?, ?)",
                         (name, holder, now + max(1, int(ttl_s * 1000))),
                     )
-                cur.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    cur.execute("ROLLBACK")
-                raise
-            return mine
+            return bool(mine)
 
         return await asyncio.get_running_loop().run_in_executor(self._pool, take)
 
