@@ -58,10 +58,11 @@ def race_status(state: RaceState, race: Race, now_ms: int) -> dict[str, Any]:
     moving = [r for r in runners if r.passings and r.status == "ok"]
     finished = len(state.finishers[race.id])
     done = bool(moving) and all(finish in r.passings for r in moving)
-    if not done and finished:
+    if not done and finished and now_ms - state.finishers[race.id][-1][0] > QUIET_END_MS:
         # runners who stopped without a DNF would keep the race running for ever: once
-        # nobody has passed a mat for QUIET_END_MS, it is over
-        last = max(p.time_ms for r in moving for p in r.passings.values())
+        # nobody has passed a mat for QUIET_END_MS (looked at only when nobody has finished
+        # for that long), it is over
+        last = max((p.time_ms for r in moving for p in r.passings.values()), default=0)
         done = now_ms - last > QUIET_END_MS
     status = "not started" if not started else ("finished" if done else "running")
     # the clock runs while the race does, and stops at the last finish once everyone is in
