@@ -32,6 +32,7 @@ from livetrack.domain.records import (
     Sweep,
     TokenRecord,
 )
+from livetrack.domain.window import bounds, outside, read_usable
 
 
 def _irrelevant(tp: TimingPoint, current: Passing, t: int) -> bool:
@@ -176,6 +177,10 @@ class RaceState:
         self._idle: dict[str, frozenset[str]] = {}
         self._topics: dict[str, _RaceTopics] = {}
         self.forecasts = Forecasts(event)
+        self._window = bounds(event)
+        #: Records skipped because their time is unusable, not yet reported (see
+        #: :meth:`take_skipped`); each is also kept in ``problems``.
+        self._skipped: list[Problem] = []
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -221,10 +226,17 @@ class RaceState:
     # -- the fold ----------------------------------------------------------------------------
 
     def apply(self, record: Record) -> set[str]:
-        """Fold one record in; returns the topics whose content changed."""
+        """Fold one record in; returns the topics whose content changed. A record whose time
+        lies outside the event's window (:mod:`livetrack.domain.window`) is skipped and kept as
+        a problem."""
         self.applied += 1
         if isinstance(record, ChipRead):
+            if not read_usable(self._window, record.time_ms, record.received_ms):
+                return self._skip(record, outside(self.event, record.time_ms, self._window))
             return self._read(record)
+        t = getattr(record, "time_ms", None)
+        if isinstance(t, int) and not self._window[0] <= t <= self._window[1]:
+            return self._skip(record, outside(self.event, t, self._window))
         if isinstance(record, ParticipantRecord):
             return self._participant(record)
         if isinstance(record, GunStart):
@@ -279,8 +291,13 @@ class RaceState:
         by_chip: dict[str, list[ChipRead]] = {}  # the reads not yet folded, by chip
         by_reader: dict[str, list[ChipRead]] = {}  # the same, by reader
         first = 0  # index of the first of them
+        window = self._window
         for i, r in enumerate(records):
             if type(r) is ChipRead:
+                if not read_usable(window, r.time_ms, r.received_ms):
+                    self.applied += 1
+                    changed |= self._skip(r, outside(self.event, r.time_ms, window))
+                    continue
                 same = by_chip.get(r.chip)
                 if same is None:
                     by_chip[r.chip] = [r]
@@ -592,6 +609,26 @@ class RaceState:
 
     def _problem(self, kind: str, bib: str, point: str, detail: str, record: Record) -> None:
         self.problems[record.key] = Problem(kind, bib, point, detail, record.key)
+
+    def _skip(self, record: Record, why: str) -> set[str]:
+        bib = getattr(record, "bib", "")
+        point = getattr(record, "point", "")
+        problem = Problem("unusable-time", bib, point, f"{record.TYPE} skipped: {why}", record.key)
+        self.problems[record.key] = problem
+        self._skipped.append(problem)
+        return {PROBLEMS_TOPIC}
+
+    def note_failure(self, record: Record, why: str) -> None:
+        """``record`` raised while it was folded (it may be folded in part): list it."""
+        bib = getattr(record, "bib", "")
+        point = getattr(record, "point", "")
+        detail = f"{record.TYPE} could not be applied: {why}"
+        self.problems[record.key] = Problem("unapplied", bib, point, detail, record.key)
+
+    def take_skipped(self) -> list[Problem]:
+        """The records skipped since the last call (for the caller to log once each)."""
+        taken, self._skipped = self._skipped, []
+        return taken
 
     # -- derived state -----------------------------------------------------------------------
 
