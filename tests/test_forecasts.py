@@ -4,6 +4,7 @@ behind the runner, and scored against the finishers."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +15,7 @@ from livetrack.domain.expect import expected, last_passing, next_checkpoint
 from livetrack.domain.records import ChipRead, GunStart, Record
 from livetrack.domain.state import RaceState
 
-GUN = 1_780_000_000_000
+GUN = int(datetime(2026, 11, 23, 10, tzinfo=UTC).timestamp() * 1000)  # the demo's day
 
 
 def race_day(event: Event, runners: int = 150) -> list[Record]:
