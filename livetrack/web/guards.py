@@ -18,7 +18,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 
+from livetrack.domain import window
 from livetrack.domain.records import Record, TokenRecord
+from livetrack.domain.state import RaceState
 from livetrack.ingest.reads import MAX_BODY_BYTES, BodyError, parse_time
 from livetrack.service.runtime import Runtime
 from livetrack.web.auth import require, same_origin
@@ -127,6 +129,27 @@ def when(d: dict[str, Any], key: str = "time") -> int:
         return parse_time(d.get(key))
     except ValueError as exc:
         raise Invalid(f"{key}: {exc}") from None
+
+
+def in_window(rt: Runtime, ms: int, key: str = "time") -> int:
+    """``ms`` if it lies in the event's window (:mod:`livetrack.domain.window`), else 422."""
+    why = window.outside(rt.event, ms)
+    if why:
+        raise Invalid(f"{key}: {why}")
+    return ms
+
+
+def passing_time(st: RaceState, bib: str, ms: int, key: str = "time") -> int:
+    """``ms`` as a passing of runner ``bib``: in the event's window and not before the
+    runner's gun (an unknown bib is left to the fold, which lists it as a problem)."""
+    why = window.outside(st.event, ms)
+    runner = st.runners.get(bib)
+    if not why and runner is not None:
+        gun = st.gun_ms(runner.race.id, runner.p.wave)
+        why = window.before_gun(gun, ms, runner.race.name)
+    if why:
+        raise Invalid(f"{key}: {why}")
+    return ms
 
 
 def checkpoint(rt: Runtime, d: dict[str, Any]) -> str:

@@ -53,9 +53,11 @@ from livetrack.web.guards import (
     checkpoint,
     guard,
     ident,
+    in_window,
     invalid,
     items_of,
     json_body,
+    passing_time,
     runtime,
     store,
     text,
@@ -196,9 +198,9 @@ async def post_sightings(request: Request) -> Response:
         try:
             point = checkpoint(rt, d)
             grant = guard(request, ("marshal",), point)
-            records.append(
-                Sighting(ident(d), point, text(d, "bib", 32), when(d), received, who(grant))
-            )
+            bib = text(d, "bib", 32)
+            t = passing_time(rt.state, bib, when(d))
+            records.append(Sighting(ident(d), point, bib, t, received, who(grant)))
         except Invalid as exc:
             return invalid(exc, i)
     return JSONResponse({"results": await store(rt, records)})
@@ -213,7 +215,7 @@ async def post_sweep(request: Request) -> Response:
     try:
         point = checkpoint(rt, data)
         grant = guard(request, ("marshal",), point)
-        t = when(data) if data.get("time") is not None else now_ms()
+        t = in_window(rt, when(data) if data.get("time") is not None else now_ms())
         record = Sweep(ident(data), point, t, who(grant))
     except Invalid as exc:
         return invalid(exc)
