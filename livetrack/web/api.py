@@ -11,6 +11,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from livetrack.domain import window
 from livetrack.domain.ranking import ALL
 from livetrack.domain.records import GunStart, Record
 from livetrack.ingest.reads import MAX_BODY_BYTES, BodyError, parse_body, parse_time
@@ -96,6 +97,9 @@ async def post_gun(request: Request) -> Response:
         time_ms = parse_time(data["time"]) if data.get("time") is not None else now_ms()
     except ValueError as exc:
         return error(422, f"time: {exc}")
+    why = window.outside(rt.event, time_ms)
+    if why:
+        return error(422, f"time: {why}")
     gun = GunStart(race_id, time_ms, wave, str(uuid.uuid4()), grant.label or grant.role)
     [res] = await rt.append([gun])
     return JSONResponse({"race": race_id, "wave": wave, "time_ms": time_ms, "key": res.key})

@@ -42,6 +42,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from livetrack.domain import window
 from livetrack.domain.expect import expected, next_checkpoint, overdue_ms
 from livetrack.domain.records import Record, Sighting, Sweep, TokenRecord
 from livetrack.domain.state import RaceState, Runner, marshal_topic
@@ -155,6 +156,27 @@ def when(d: dict[str, Any], key: str = "time") -> int:
         return parse_time(d.get(key))
     except ValueError as exc:
         raise Invalid(f"{key}: {exc}") from None
+
+
+def in_window(rt: Runtime, ms: int, key: str = "time") -> int:
+    """``ms`` if it lies in the event's window (:mod:`livetrack.domain.window`), else 422."""
+    why = window.outside(rt.event, ms)
+    if why:
+        raise Invalid(f"{key}: {why}")
+    return ms
+
+
+def passing_time(st: RaceState, bib: str, ms: int, key: str = "time") -> int:
+    """``ms`` as a passing of runner ``bib``: in the event's window and not before the
+    runner's gun (an unknown bib is left to the fold, which lists it as a problem)."""
+    why = window.outside(st.event, ms)
+    runner = st.runners.get(bib)
+    if not why and runner is not None:
+        gun = st.gun_ms(runner.race.id, runner.p.wave)
+        why = window.before_gun(gun, ms, runner.race.name)
+    if why:
+        raise Invalid(f"{key}: {why}")
+    return ms
 
 
 def checkpoint(rt: Runtime, d: dict[str, Any]) -> str:
@@ -297,9 +319,9 @@ async def post_sightings(request: Request) -> Response:
         try:
             point = checkpoint(rt, d)
             grant = guard(request, ("marshal",), point)
-            records.append(
-                Sighting(ident(d), point, text(d, "bib", 32), when(d), received, who(grant))
-            )
+            bib = text(d, "bib", 32)
+            t = passing_time(rt.state, bib, when(d))
+            records.append(Sighting(ident(d), point, bib, t, received, who(grant)))
         except Invalid as exc:
             return invalid(exc, i)
     return JSONResponse({"results": await store(rt, records)})
@@ -314,7 +336,7 @@ async def post_sweep(request: Request) -> Response:
     try:
         point = checkpoint(rt, data)
         grant = guard(request, ("marshal",), point)
-        t = when(data) if data.get("time") is not None else now_ms()
+        t = in_window(rt, when(data) if data.get("time") is not None else now_ms())
         record = Sweep(ident(data), point, t, who(grant))
     except Invalid as exc:
         return invalid(exc)

@@ -223,8 +223,10 @@ class Runtime:
             if catching_up and len(pending) < CATCH_UP_RECORDS:
                 continue
             if pending:
-                skip = functools.partial(_skipped, [o for o, _ in pending])
+                skip = functools.partial(_failed, self.state, pending)
                 self.hub.mark(self.state.apply_all([r for _, r in pending], on_error=skip))
+                for problem in self.state.take_skipped():
+                    log.warning("record %s skipped: %s", problem.key, problem.detail)
                 pending = []
             self.offset = offset
             if (
@@ -273,8 +275,12 @@ class Runtime:
             await self.log.close()
 
 
-def _skipped(offsets: list[Offset], i: int, exc: Exception) -> None:
-    log.error("record at %s could not be applied; skipped", offsets[i], exc_info=exc)
+def _failed(state: RaceState, pending: list[tuple[Offset, Record]], i: int, exc: Exception) -> None:
+    """A record the fold could not apply: logged once (with the traceback, as it is a fault
+    of ours) and listed on the timer's problems panel."""
+    offset, record = pending[i]
+    log.error("record %s at %s could not be applied; skipped", record.key, offset, exc_info=exc)
+    state.note_failure(record, f"{type(exc).__name__}: {exc}"[:200])
 
 
 def offset_ge(a: Offset, b: Offset) -> bool:

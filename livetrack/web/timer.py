@@ -50,6 +50,7 @@ from livetrack.web.marshal import (
     ident,
     invalid,
     json_body,
+    passing_time,
     runtime,
     store,
     text,
@@ -151,7 +152,7 @@ async def post_correction(request: Request) -> Response:
             bib = text(data, "bib", 32)
             point = text(data, "point", 64)
             _on_course(_runner(st, bib), point)
-            t = None if kind == "void" else when(data)
+            t = None if kind == "void" else passing_time(st, bib, when(data))
             reason = text(data, "reason", 200)
             record = Correction(cid, kind, bib, point, t, "", reason, who(grant), at)
     except Invalid as exc:
