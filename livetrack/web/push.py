@@ -37,9 +37,9 @@ from livetrack.domain.alerts import (
 )
 from livetrack.service.alerting import PushService
 from livetrack.service.push import unb64url
+from livetrack.service.runtime import Runtime, clock
 from livetrack.store.subscriptions import MAX_RUNNERS, Follow, Subscription
 from livetrack.web.render import STATIC
-from livetrack.web.runtime import Runtime, clock
 from livetrack.web.views import fmt_clock
 
 MAX_BODY = 16_384
