@@ -48,7 +48,9 @@ class Browser:
 
     endpoint: str
     server_key: str
-    key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+    key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
     auth: bytes = field(default_factory=lambda: secrets.token_bytes(16))
 
     @property
@@ -61,7 +63,10 @@ class Browser:
 
     def json(self) -> dict[str, Any]:
         """The subscription as ``PushSubscription.toJSON()`` gives it."""
-        return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": b64url(self.auth)}}
+        return {
+            "endpoint": self.endpoint,
+            "keys": {"p256dh": self.p256dh, "auth": b64url(self.auth)},
+        }
 
 
 @dataclass

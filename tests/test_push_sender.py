@@ -118,7 +118,9 @@ async def test_a_gone_endpoint_removes_its_subscription() -> None:
 
 async def test_a_full_queue_drops_new_messages_and_counts_them() -> None:
     with PushService() as svc:
-        sender = PushSender(new_vapid_key(), "mailto:t@example.org", lambda _: asyncio.sleep(0), maxsize=3)
+        sender = PushSender(
+            new_vapid_key(), "mailto:t@example.org", lambda _: asyncio.sleep(0), maxsize=3
+        )
         sub = subscription(svc, sender)
         offered = [sender.offer(message(sub, str(i))) for i in range(5)]  # no worker running yet
         assert offered == [True, True, True, False, False]
