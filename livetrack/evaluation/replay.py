@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from livetrack.domain.predict import Predictor
-from livetrack.results_formats import FORMATS, RaceResults, load_results
+from livetrack.evaluation.formats import FORMATS, RaceResults, load_results
 
 __all__ = ["CheckpointScore", "evaluate", "format_table", "main"]
 
@@ -208,16 +208,16 @@ def main(argv: list[str]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command on parsed arguments (see :func:`add_arguments`)."""
-    from livetrack import evaluate_loo
+    from livetrack.evaluation import loo
 
     if args.leave_one_out:
-        return evaluate_loo.run(args.results, args.format, args.quiet, sys.stderr)
+        return loo.run(args.results, args.format, args.quiet, sys.stderr)
     if len(args.results) != 1:
         print("evaluate-predictions: one results file, or --leave-one-out", file=sys.stderr)
         return 2
     args.results = args.results[0]
     try:
-        fmt = evaluate_loo.detect_format(args.results) if args.format == "auto" else args.format
+        fmt = loo.detect_format(args.results) if args.format == "auto" else args.format
         race = load_results(args.results, fmt)
         editions = race.editions()
         year: int | None = args.year

@@ -1,7 +1,7 @@
 """Leave-one-out scoring of the finish-time predictor over several races.
 
 Every race (every edition of a multi-edition file is a race of its own) is held out in turn
-and replayed (:func:`livetrack.evaluate.evaluate`) twice: without history, and with the
+and replayed (:func:`livetrack.evaluation.replay.evaluate`) twice: without history, and with the
 history a race director would have: the earlier editions of the same race where there are
 any, else the race's other editions. Races are "the same race" when they come from files of
 one format (one course). Nothing else is learnt from the other races: the predictor's
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from livetrack.evaluate import CheckpointScore, evaluate
-from livetrack.results_formats import RaceResults, load_results
+from livetrack.evaluation.formats import RaceResults, load_results
+from livetrack.evaluation.replay import CheckpointScore, evaluate
 
 __all__ = ["TARGETS", "HeldOut", "detect_format", "held_out", "leave_one_out", "summary"]
 
