@@ -270,8 +270,8 @@ class RaceState:
         first checkpoint any of them can affect, before the next record of another kind and
         at the end. Passings are a function of a runner's inputs alone, so one re-derivation
         after many reads ends where one per read would have. A passing that appeared and
-        moved again within the batch is handed to the predictor once, at its final time; the
-        predictor sees a batch's passings in race order (elapsed time).
+        moved again within the batch is handed to the forecasts once, at its final time (they
+        depend on the passings alone, not on how they were folded).
 
         ``on_error(i, exc)``: a record that raises is reported and skipped (it may have been
         folded in part, as with :meth:`apply`); without it, the exception propagates."""
@@ -411,15 +411,13 @@ class RaceState:
 
     def _settle(self, dirty: dict[str, int]) -> set[str]:
         """Re-derive each runner in ``dirty`` from its checkpoint index; board entries move in
-        bulk and new passings reach the predictor in race order."""
+        bulk."""
         changed: set[str] = set()
         moves: list[Move] = []
-        mark = self.forecasts.mark()
         runners = self.runners
         for bib, index in dirty.items():
             changed |= self._refresh(runners[bib], index, moves=moves)
         self.boards.move_many(moves, self.finishers)
-        self.forecasts.order_since(mark)
         return changed
 
     def _read(self, r: ChipRead) -> set[str]:
@@ -459,6 +457,8 @@ class RaceState:
         changed: set[str] = {RACES_TOPIC, runner_topic(p.bib)}
         if old is not None:
             changed |= self._unrank(old)
+            if old.race.id != race.id:
+                self.forecasts.remove(old.race.id, p.bib)
             for chip in old.p.chips:
                 if self.chip_owner.get(chip) == p.bib:
                     del self.chip_owner[chip]
@@ -662,7 +662,7 @@ class RaceState:
         topics = self._race_topics(race)
         changed: set[str] = {own_topic, topics.map} if moved else set()
         race_id, bib, divisions = race.id, runner.bib, runner.divisions
-        upcoming = self.forecasts.queue(race_id)
+        forecast: dict[str, float] = {}
         start = new.get(topics.start)
         by_chip = race.rank_by == "chip" and start is not None
         full = force or (race.rank_by == "chip" and start != old.get(topics.start))
@@ -676,8 +676,8 @@ class RaceState:
         for cp_id, marshal in topics.later:
             p = new.get(cp_id)
             q = old.get(cp_id)
-            if q is None and p is not None and own is not None and p.time_ms > own:
-                upcoming.append((bib, cp_id, (p.time_ms - own) / 1000))  # see Forecasts.queue
+            if p is not None and own is not None and p.time_ms > own:
+                forecast[cp_id] = (p.time_ms - own) / 1000
             if not full and (p is q or p == q):
                 continue
             before = ranked.get(cp_id)
@@ -713,6 +713,8 @@ class RaceState:
             if cp_id == finish:
                 changed.add(topics.feed)
                 changed.add(topics.race)
+        if moved or full:
+            self.forecasts.put(race_id, bib, forecast)
         old_finish, new_finish = old.get(finish), new.get(finish) if rankable else None
         if old_finish != new_finish or force:
             self._update_finishers(runner, old_finish, new_finish, moves)
