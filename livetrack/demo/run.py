@@ -57,7 +57,7 @@ class Progress:
 
 async def progress(url: str) -> Progress:
     """What the log at ``url`` holds already (nothing for a new log)."""
-    from livetrack.web.runtime import offset_ge
+    from livetrack.service.runtime import offset_ge
 
     found = Progress()
     log = open_log(url)
