@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from livetrack.domain.event import Event, load_event_text
@@ -42,9 +43,20 @@ def event_text() -> str:
 
 def demo_event(day: date | None = None) -> Event:
     """The built-in Heaton Park event, dated ``day`` (default: today in its time zone)."""
-    event = load_event_text(event_text())
-    day = day or datetime.now(event.tz).date()
-    return load_event_text(_DATE.sub(f'date = "{day.isoformat()}"', event_text(), count=1))
+    return load_event_text(demo_event_text(day))
+
+
+def write_event(path: Path, day: date | None = None) -> Path:
+    """The built-in event's file, dated ``day`` (default today), written to ``path`` (for
+    serving it with ``livetrack serve --event``: a gun far from the event's day is refused)."""
+    path.write_text(demo_event_text(day), "utf-8")
+    return path
+
+
+def demo_event_text(day: date | None = None) -> str:
+    text = event_text()
+    day = day or datetime.now(load_event_text(text).tz).date()
+    return _DATE.sub(f'date = "{day.isoformat()}"', text, count=1)
 
 
 @dataclass
