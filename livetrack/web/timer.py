@@ -60,6 +60,7 @@ from livetrack.web.guards import (
     who,
 )
 from livetrack.web.render import Renderer, TopicKind
+from livetrack.web.results import accuracy_view
 from livetrack.web.views import fmt_clock, fmt_elapsed, race_status
 
 STATUSES = ("ok", "DNS", "DNF", "DQ")
@@ -519,6 +520,13 @@ def _announce_dirty(st: RaceState, dirty: set[str], watched: Collection[str]) ->
     return set()
 
 
+def _accuracy_dirty(st: RaceState, dirty: set[str], watched: Collection[str]) -> set[str]:
+    """Prediction accuracy is dirty in the tick a finish feed changes (while watched)."""
+    if "accuracy" in watched and any(t.startswith("feed:") for t in dirty):
+        return {"accuracy"}
+    return set()
+
+
 ROUTES: list[BaseRoute] = [
     Route("/timer", timer_page),
     Route("/api/v1/corrections", post_correction, methods=["POST"]),
@@ -532,6 +540,7 @@ TOPICS: list[TopicKind] = [
     _topic("guns", "guns", "g", lambda st: guns_view(st, clock_of(st))),
     _topic("readers", "readers", "rd", lambda st: readers_view(st, clock_of(st), now_ms())),
     _topic("announce", "announce", "a", announce_view, _announce_dirty),
+    _topic("accuracy", "accuracy", "ac", accuracy_view, _accuracy_dirty),
     _topic("problems", "problems", "pr", problems_view),
     _topic("unmatched", "unmatched", "u", unmatched_view),
 ]
