@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -30,6 +30,7 @@ from livetrack.service.snapshots import SnapshotInfo
 from livetrack.store.base import EventLog, LogUnavailable, open_log
 from livetrack.store.subscriptions import subscriptions_for
 from livetrack.web import api, features, metrics, pages
+from livetrack.web.guards import client_left
 from livetrack.web.live import live
 from livetrack.web.render import STATIC, Renderer, make_env
 
@@ -187,7 +188,11 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(GZipMiddleware, minimum_size=500)],
-        exception_handlers={HTTPException: _http_error, LogUnavailable: _log_down},
+        exception_handlers={
+            HTTPException: _http_error,
+            LogUnavailable: _log_down,
+            ClientDisconnect: client_left,
+        },
     )
     app.state.metrics = registry
     return app
