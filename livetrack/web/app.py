@@ -23,9 +23,13 @@ from livetrack.domain.records import ParticipantRecord, Record
 from livetrack.domain.state import RaceState
 from livetrack.ingest.readers import ReaderManager
 from livetrack.live.hub import Hub
+from livetrack.service import linkwire
+from livetrack.service.link import SiteLink
 from livetrack.store.base import EventLog, LogUnavailable, Offset, open_log
-from livetrack.web import api, entries, features, metrics, pages, snapshots
+from livetrack.store.outbox import open_outbox
+from livetrack.web import api, entries, features, follow, metrics, pages, snapshots
 from livetrack.web.entries import EntriesFile
+from livetrack.web.follow import Follower, Queued, SiteKeys
 from livetrack.web.live import live
 from livetrack.web.render import STATIC, Renderer, make_env
 from livetrack.web.runtime import FREEZE_FROM, Runtime
@@ -55,6 +59,12 @@ class Settings:
     snapshots: bool = True
     snapshot_every_records: int = 250_000
     snapshot_every_s: float = 600.0
+    #: Follow a site's log (``serve --site-keys``): the file of accepted site tokens' hashes.
+    site_keys: str | None = None
+    #: Push this log to the public server at ``upstream`` (``livetrack site``).
+    upstream: str | None = None
+    upstream_token: str = ""
+    upstream_ca: str | None = None
 
 
 class CachedStatic(StaticFiles):
@@ -144,6 +154,11 @@ def create_app(settings: Settings) -> Starlette:
         app.state.runtime = rt
         collector.runtime = rt
         app.state.readers = readers = ReaderManager(rt)
+        follower = site_link = None
+        if settings.site_keys is not None:
+            follower = Follower(event_log, open_outbox(event_log), SiteKeys(settings.site_keys))
+            rt.forward = follower.forward
+            app.state.follower = follower
         try:
             if settings.seed:
                 await event_log.append(settings.seed)
@@ -153,10 +168,23 @@ def create_app(settings: Settings) -> Starlette:
                 await rt.seed_participants(settings.participants, settings.ready_timeout_s)
             if settings.entries is not None:
                 await entries.seed(rt, settings.entries, settings.ready_timeout_s)
-            await readers.start()
+            if follower is not None:
+                follower.start()  # the public end has no decoders: its reads come from the site
+            else:
+                await readers.start()
+            if settings.upstream:
+                site_link = SiteLink(
+                    rt, settings.upstream, settings.upstream_token, cafile=settings.upstream_ca
+                )
+                app.state.link = site_link
+                site_link.start()
             log.info("ready: %d records applied", state.applied)
             yield {"runtime": rt, "renderer": renderer}
         finally:
+            if site_link is not None:
+                await site_link.stop()
+            if follower is not None:
+                await follower.stop()
             await readers.stop()
             await rt.stop()
 
@@ -176,6 +204,9 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/v1/runners/{bib}", api.get_runner),
         Route("/api/v1/search", api.get_search),
         WebSocketRoute("/live", live),
+        WebSocketRoute(linkwire.PATH, follow.link_socket),
+        Route("/api/v1/link", follow.get_link),
+        Route("/api/v1/freshness", follow.get_freshness),
         *features.routes(),
         Mount("/static", CachedStatic(directory=STATIC), name="static"),
     ]
@@ -183,7 +214,11 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(GZipMiddleware, minimum_size=500)],
-        exception_handlers={HTTPException: _http_error, LogUnavailable: _log_down},
+        exception_handlers={
+            HTTPException: _http_error,
+            LogUnavailable: _log_down,
+            Queued: follow.queued_response,
+        },
     )
     app.state.metrics = registry
     return app
