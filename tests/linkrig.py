@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 from conftest import PATIENCE_S, REPO, free_port, wait_for_port
 
+from livetrack import sim
+from livetrack.cli import load_event
 from livetrack.domain.records import ChipRead, Record, Sighting, decode
 from livetrack.store.sqlite import SqliteEventLog
 from livetrack.web.auth import issue, new_token, token_hash
@@ -62,6 +64,11 @@ class FaultProxy:
 
         with contextlib.suppress(asyncio.CancelledError, RuntimeError):
             self._loop.run_until_complete(main())
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
     def _call(self, fn: Callable[[], None]) -> None:
         done = threading.Event()
@@ -185,6 +192,8 @@ class FaultProxy:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 class Proc:
@@ -260,8 +269,25 @@ def records_in(db: Path) -> list[Record]:
 class RaceDay:
     """A site box and a public server (SQLite or Redis) with a :class:`FaultProxy` between."""
 
-    def __init__(self, workdir: Path, public_log: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        public_log: str | None = None,
+        *,
+        entries: dict[str, int] | None = None,
+        public_env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.event = load_event(str(EVENT))
+        self.people = sim.make_participants(self.event, entries or {"mile": 60, "fun": 80})
+        entries_csv = workdir / "entries.csv"
+        lines = ["bib,chip,first_name,last_name,gender,age,club,race"]
+        lines += [
+            f'{p.bib},{p.chips[0]},{p.first_name},"{p.last_name}",{p.gender},{p.age},'
+            f'"{p.club}",{p.race}'
+            for p in self.people
+        ]
+        entries_csv.write_text("\n".join(lines) + "\n")
         self.site_db = workdir / "site.db"
         self.public_db = workdir / "public.db"
         self.public_log = public_log
@@ -280,13 +306,14 @@ class RaceDay:
             "public",
             ["serve", "--event", str(EVENT), *store, "--site-keys", str(self.keys),
              "--tick", "0.1"],
-            workdir, {},
+            workdir, public_env or {},
         )  # fmt: skip
         self.public.start()
         self.proxy = FaultProxy(self.public.port)
         self.site = Proc(
             "site",
             ["site", "--event", str(EVENT), "--db", str(self.site_db),
+             "--participants", str(entries_csv),
              "--upstream", f"http://127.0.0.1:{self.proxy.port}", "--tick", "0.1"],
             workdir, {"LIVETRACK_SITE_TOKEN": self.site_token},
         )  # fmt: skip
@@ -351,10 +378,95 @@ class RaceDay:
             f"public log tail: {self.public.tail(1500)}\nsite log tail: {self.site.tail(1500)}"
         )
 
+    def wait_holds(self, keys: list[str], timeout: float = PATIENCE_S) -> float:
+        """Seconds until the public log holds every one of ``keys``."""
+        t0 = time.monotonic()
+        wanted = set(keys)
+        while time.monotonic() - t0 < timeout:
+            if wanted <= set(self.public_keys()):
+                return time.monotonic() - t0
+            time.sleep(0.1)
+        raise AssertionError(f"the public end lacks records after {timeout}s")
+
     def public_keys(self) -> list[str]:
         if self.public_log is None:
             return keys_in(self.public_db) if self.public_db.exists() else []
         return asyncio.run(_redis_keys(self.public_log))
+
+
+class Flow:
+    """Race traffic while a test does its worst: the simulated race's reads (and guns) posted
+    to the site ``speed`` times faster than real time, and a marshal's sightings posted to
+    the public server every ``every_s``. Each read and sighting is resent until acknowledged
+    (200, or 202 queued), under the same key."""
+
+    def __init__(self, day: RaceDay, races: tuple[str, ...] = ("mile", "fun"), speed: float = 60):
+        t0 = int(time.time() * 1000) + 1000
+        guns = {r: t0 + i * 30_000 for i, r in enumerate(races)}
+        people = [p for p in day.people if p.race in races]
+        self.actions = sim.plan(day.event, people, guns)
+        self.day, self.speed = day, speed
+        self.bibs = [p.bib for p in people]
+        self.sightings: dict[str, int] = {}  # id -> HTTP status that acknowledged it
+        self.every_s = 0.25
+        self._stop = threading.Event()
+        self.result: dict[str, int] | BaseException | None = None
+        self._threads = [
+            threading.Thread(target=self._reads, daemon=True),
+            threading.Thread(target=self._marshal, daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def read_keys(self) -> set[str]:
+        return {
+            f"read:{a.read['reader']}:{a.read['seq']}" for a in self.actions if a.read is not None
+        }
+
+    def _reads(self) -> None:
+        try:
+            self.result = asyncio.run(
+                sim.play(
+                    self.day.site.url, self.day.tokens["reader"], self.actions,
+                    timer_token=self.day.tokens["timer"], speed=self.speed,
+                )
+            )  # fmt: skip
+        except BaseException as exc:
+            self.result = exc
+
+    def _marshal(self) -> None:
+        import uuid
+
+        n = 0
+        while not self._stop.is_set():
+            ident = str(uuid.uuid4())
+            bib = self.bibs[n % len(self.bibs)]
+            n += 1
+            while not self._stop.is_set():
+                try:
+                    r = self.day.post_sighting(ident, bib, int(time.time() * 1000))
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+                    continue
+                if r.status_code in (200, 202):
+                    self.sightings[ident] = r.status_code
+                    break
+                if r.status_code < 500:
+                    raise AssertionError(f"sighting refused: {r.status_code} {r.text}")
+                time.sleep(0.2)
+            self._stop.wait(self.every_s)
+
+    def wait_reads(self, timeout: float = 120) -> dict[str, int]:
+        self._threads[0].join(timeout)
+        assert not self._threads[0].is_alive(), "the simulated race did not finish in time"
+        assert isinstance(self.result, dict), f"the simulated race failed: {self.result!r}"
+        return self.result
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
 
 
 async def _append(db: Path, records: list[Record]) -> None:

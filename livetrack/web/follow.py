@@ -46,6 +46,8 @@ ROUND_TRIP_S = 4.0
 STALE_S = 15.0
 #: A connection the site has not been heard on for this long counts as down.
 QUIET_S = 5.0
+#: Behind by less than this (the age of the oldest record not yet here) counts as in step.
+IN_STEP_S = 2.0
 LEASE_S = 8.0
 
 
@@ -165,6 +167,11 @@ class Follower:
             seen.add(k)
             out.append(AppendResult(k, held[k][0] if first else None, not first))
         return out
+
+    def rebuilding(self) -> bool:
+        """Whether this server has not yet held everything the finish had since it started
+        (so a token it does not know may be one it has not received yet)."""
+        return self.status.in_step_ms == 0
 
     def up(self) -> bool:
         """Whether the site is connected and was heard from lately (it beats every second)."""
@@ -296,6 +303,7 @@ class Follower:
             st.lag_records = records_between(st.head, st.acked)
             if st.lag_records == 0:
                 st.lag_s = 0.0
+            if st.lag_s < IN_STEP_S:
                 st.in_step_ms = now_ms()
         elif kind == "taken":
             ids = [str(i) for i in frame.get("ids") or []]
