@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from livetrack.evaluate import main
-from livetrack.results_formats import (
+from livetrack.evaluation.formats import (
     BOSTON_CHECKPOINTS,
     WESTERN_STATES_MILES,
     load_boston,
     load_western_states,
     parse_clock,
 )
+from livetrack.evaluation.replay import main
 
 BOSTON_HEADER = [
     *("Bib", "Name", "Age", "M/F", "City", "State", "Country", "Citizen", ""),

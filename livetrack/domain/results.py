@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from livetrack.domain import durations
+from livetrack.domain.durations import fmt_hms as fmt_hms
 from livetrack.domain.expect import start_ms
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, Runner
@@ -78,25 +80,9 @@ class ResultTable:
     rows: tuple[ResultRow, ...]
 
 
-def fmt_hms(ms: int | None) -> str:
-    """``0:06:58`` (whole seconds, always with hours, so spreadsheets read it as a time)."""
-    if ms is None:
-        return ""
-    sign = "-" if ms < 0 else ""
-    s = abs(ms) // 1000
-    return f"{sign}{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
 def parse_hms(text: str) -> float | None:
     """Inverse of :func:`fmt_hms` (also ``M:SS``); None for a blank cell."""
-    text = text.strip()
-    if not text:
-        return None
-    sign = -1.0 if text.startswith("-") else 1.0
-    total = 0.0
-    for part in text.lstrip("-").split(":"):
-        total = total * 60 + float(part)
-    return sign * total
+    return durations.parse_hms(text, signed=True) if text.strip() else None
 
 
 def _row(state: RaceState, r: Runner, division: str) -> ResultRow:

@@ -11,36 +11,14 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from livetrack.domain import window
 from livetrack.domain.ranking import ALL
 from livetrack.domain.records import GunStart, Record
-from livetrack.ingest.reads import MAX_BODY_BYTES, BodyError, parse_body, parse_time
+from livetrack.ingest.reads import BodyError, parse_body, parse_time
+from livetrack.service.runtime import clock, now_ms
 from livetrack.web import views
 from livetrack.web.auth import require
-from livetrack.web.runtime import Runtime, clock, now_ms
-
-
-def error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
-
-
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.state.runtime
-    return rt
-
-
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request body, refusing (413) more than ``limit`` bytes without reading them all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyError(f"body is {declared} bytes; the limit is {limit}", 413)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyError(f"body is over the limit of {limit} bytes", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+from livetrack.web.guards import error, read_body, runtime
 
 
 async def post_reads(request: Request) -> Response:
@@ -96,6 +74,9 @@ async def post_gun(request: Request) -> Response:
         time_ms = parse_time(data["time"]) if data.get("time") is not None else now_ms()
     except ValueError as exc:
         return error(422, f"time: {exc}")
+    why = window.outside(rt.event, time_ms)
+    if why:
+        return error(422, f"time: {why}")
     gun = GunStart(race_id, time_ms, wave, str(uuid.uuid4()), grant.label or grant.role)
     [res] = await rt.append([gun])
     return JSONResponse({"race": race_id, "wave": wave, "time_ms": time_ms, "key": res.key})

@@ -28,10 +28,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from livetrack.domain.records import Record, RecordError, decode, encode
 from livetrack.service import linkwire
+from livetrack.service import runtime as runtime_mod
 from livetrack.service.link import LinkStatus, now_ms, records_between
 from livetrack.store.base import AppendResult, EventLog, Leases, LogUnavailable, StoredLookup
 from livetrack.store.outbox import Outbox
-from livetrack.web import runtime as runtime_mod
 from livetrack.web.auth import bearer, require, token_hash
 
 log = logging.getLogger("livetrack.follow")

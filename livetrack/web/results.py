@@ -15,8 +15,8 @@ from starlette.routing import BaseRoute, Route
 from livetrack.domain import results as res
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState
+from livetrack.service.runtime import Runtime
 from livetrack.web.render import Renderer
-from livetrack.web.runtime import Runtime
 
 
 def divisions(st: RaceState, race_id: str) -> list[str]:

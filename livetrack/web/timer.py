@@ -1,7 +1,7 @@
 """The timer's console: start guns, reader health, unmatched chips, corrections, the
 announcer's feed and the problems list.
 
-Routes (every write needs a token via :func:`livetrack.web.marshal.guard`; every record it
+Routes (every write needs a token via :func:`livetrack.web.guards.guard`; every record it
 writes carries who wrote it (the token's label), when (server time) and why (a reason)):
 
 - ``GET /timer``: the console page.
@@ -43,13 +43,15 @@ from livetrack.domain.records import (
     TokenRecord,
 )
 from livetrack.domain.state import RaceState, Runner
-from livetrack.ingest.readers import ReaderManager
-from livetrack.web.marshal import (
+from livetrack.service.readers import ReaderManager
+from livetrack.service.runtime import clock_of, now_ms
+from livetrack.web.guards import (
     Invalid,
     guard,
     ident,
     invalid,
     json_body,
+    passing_time,
     runtime,
     store,
     text,
@@ -57,7 +59,6 @@ from livetrack.web.marshal import (
     who,
 )
 from livetrack.web.render import Renderer, TopicKind
-from livetrack.web.runtime import clock_of, now_ms
 from livetrack.web.views import fmt_clock, fmt_elapsed, race_status
 
 STATUSES = ("ok", "DNS", "DNF", "DQ")
@@ -151,7 +152,7 @@ async def post_correction(request: Request) -> Response:
             bib = text(data, "bib", 32)
             point = text(data, "point", 64)
             _on_course(_runner(st, bib), point)
-            t = None if kind == "void" else when(data)
+            t = None if kind == "void" else passing_time(st, bib, when(data))
             reason = text(data, "reason", 200)
             record = Correction(cid, kind, bib, point, t, "", reason, who(grant), at)
     except Invalid as exc:
@@ -199,7 +200,7 @@ async def post_assign(request: Request) -> Response:
 def get_readers(request: Request) -> Response:
     """The native readers' connections as this process sees them (timer only): whether this
     process runs them (``leading``; another process does when false) and each reader's
-    connector health (:meth:`~livetrack.ingest.readers.ReaderManager.health`)."""
+    connector health (:meth:`~livetrack.service.readers.ReaderManager.health`)."""
     guard(request, ("timer",))
     manager: ReaderManager | None = getattr(request.app.state, "readers", None)
     if manager is None:

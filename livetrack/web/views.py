@@ -34,7 +34,10 @@ def fmt_clock(state: RaceState, ms: int | None) -> str:
     """A time of day in the event's time zone."""
     if ms is None:
         return ""
-    return datetime.fromtimestamp(ms / 1000, state.event.tz).strftime("%H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ms / 1000, state.event.tz).strftime("%H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # no stored time may take a page down
+        return "??:??:??"
 
 
 def fmt_pace(ms: int, metres: float) -> str:

@@ -17,9 +17,9 @@ from livetrack.domain.event import Event
 from livetrack.domain.records import ParticipantRecord, Record
 from livetrack.domain.state import RaceState, race_topic
 from livetrack.live.hub import Hub
+from livetrack.service import snapshots
+from livetrack.service.snapshots import SnapshotInfo
 from livetrack.store.base import AppendResult, EventLog, LogUnavailable, Offset
-from livetrack.web import snapshots
-from livetrack.web.snapshots import SnapshotInfo
 
 log = logging.getLogger("livetrack.runtime")
 
@@ -249,8 +249,10 @@ class Runtime:
             if catching_up and len(pending) < CATCH_UP_RECORDS:
                 continue
             if pending:
-                skip = functools.partial(_skipped, [o for o, _ in pending])
+                skip = functools.partial(_failed, self.state, pending)
                 self.hub.mark(self.state.apply_all([r for _, r in pending], on_error=skip))
+                for problem in self.state.take_skipped():
+                    log.warning("record %s skipped: %s", problem.key, problem.detail)
                 pending = []
             self.offset = offset
             if (
@@ -299,8 +301,31 @@ class Runtime:
             await self.log.close()
 
 
-def _skipped(offsets: list[Offset], i: int, exc: Exception) -> None:
-    log.error("record at %s could not be applied; skipped", offsets[i], exc_info=exc)
+async def restore(
+    event_log: EventLog, event: Event, info: SnapshotInfo
+) -> tuple[Offset | None, RaceState]:
+    """The newest compatible snapshot's fold (see ``snapshots.restore``), with the cyclic
+    collector paused while it is built: re-enabled at once, the collector would traverse
+    every object just loaded, young as they all are, in its next collections. A large
+    restored fold lives as long as the process, so it is frozen out of the collector's way."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        offset, state = await snapshots.restore(event_log, event, info)
+        if state.applied >= FREEZE_FROM:
+            gc.freeze()
+        return offset, state
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _failed(state: RaceState, pending: list[tuple[Offset, Record]], i: int, exc: Exception) -> None:
+    """A record the fold could not apply: logged once (with the traceback, as it is a fault
+    of ours) and listed on the timer's problems panel."""
+    offset, record = pending[i]
+    log.error("record %s at %s could not be applied; skipped", record.key, offset, exc_info=exc)
+    state.note_failure(record, f"{type(exc).__name__}: {exc}"[:200])
 
 
 def offset_ge(a: Offset, b: Offset) -> bool:

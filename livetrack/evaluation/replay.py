@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from livetrack.domain.predict import Predictor
-from livetrack.results_formats import FORMATS, RaceResults, load_results
+from livetrack.evaluation.formats import FORMATS, RaceResults, load_results
 
 __all__ = ["CheckpointScore", "evaluate", "format_table", "main"]
 

@@ -1,0 +1,5 @@
+"""Scoring the finish-time predictor against published results (``livetrack
+evaluate-predictions``): :mod:`~livetrack.evaluation.formats` reads published results with
+checkpoint splits, :mod:`~livetrack.evaluation.replay` replays them through the predictor.
+No part of the production path imports it.
+"""
