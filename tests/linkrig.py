@@ -278,7 +278,13 @@ class RaceDay:
         public_env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
-        self.event = load_event(str(EVENT))
+        # the demo event, held today (times outside an event's window are refused)
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        self.event_file = workdir / "event.toml"
+        self.event_file.write_text(
+            EVENT.read_text().replace('date = "2026-11-23"', f'date = "{today}"', 1)
+        )
+        self.event = load_event(str(self.event_file))
         self.people = sim.make_participants(self.event, entries or {"mile": 60, "fun": 80})
         entries_csv = workdir / "entries.csv"
         lines = ["bib,chip,first_name,last_name,gender,age,club,race"]
@@ -304,7 +310,7 @@ class RaceDay:
         store = ["--redis", public_log] if public_log else ["--db", str(self.public_db)]
         self.public = Proc(
             "public",
-            ["serve", "--event", str(EVENT), *store, "--site-keys", str(self.keys),
+            ["serve", "--event", str(self.event_file), *store, "--site-keys", str(self.keys),
              "--tick", "0.1"],
             workdir, public_env or {},
         )  # fmt: skip
@@ -312,7 +318,7 @@ class RaceDay:
         self.proxy = FaultProxy(self.public.port)
         self.site = Proc(
             "site",
-            ["site", "--event", str(EVENT), "--db", str(self.site_db),
+            ["site", "--event", str(self.event_file), "--db", str(self.site_db),
              "--participants", str(entries_csv),
              "--upstream", f"http://127.0.0.1:{self.proxy.port}", "--tick", "0.1"],
             workdir, {"LIVETRACK_SITE_TOKEN": self.site_token},
