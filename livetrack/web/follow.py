@@ -117,6 +117,8 @@ class Follower:
     #: The process's own connection, if it holds the link.
     _current: tuple[str, asyncio.Task[Any]] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Keys this process queued that have not come back yet.
+    _pending: set[str] = field(default_factory=set)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
@@ -147,9 +149,13 @@ class Follower:
             if k not in held:
                 fresh.setdefault(k, r)
         if fresh:
-            await self.outbox.put(list(fresh.values()))
-            self._wake.set()
-            self.status.writes_down += 1
+            if not set(fresh) <= self._pending:  # a resend of what waits already is not queued
+                await self.outbox.put(list(fresh.values()))
+                self._pending.update(fresh)
+                if len(self._pending) > 100_000:
+                    self._pending.clear()
+                self._wake.set()
+                self.status.writes_down += 1
             deadline = time.monotonic() + ROUND_TRIP_S
             back: dict[str, Any] = {}
             while self.up() and time.monotonic() < deadline:
@@ -160,6 +166,7 @@ class Follower:
             if len(back) != len(fresh):
                 raise Queued(list(fresh))
             held.update(back)
+            self._pending.difference_update(back)
         seen: set[str] = set()
         out = []
         for k in keys:

@@ -80,6 +80,7 @@ TOUCH_S: dict[str, float] = {
     "problems": 3.0,
     "guns": 1.0,
     "announce": 2.0,  # finishes make it dirty at once (see timer._announce_dirty)
+    "accuracy": 10.0,  # likewise; and as the forecasts observe the passings behind the latest
 }
 #: The marshal page, the service worker that lets it open without signal, and its source.
 SHELL = "/marshal"
@@ -152,7 +153,7 @@ def marshal_worker(request: Request) -> Response:
     )
 
 
-TIMER_TOPICS = ("guns", "readers", "announce", "problems", "unmatched")
+TIMER_TOPICS = ("guns", "readers", "announce", "accuracy", "problems", "unmatched")
 
 
 def whoami(request: Request) -> Response:

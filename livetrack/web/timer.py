@@ -23,7 +23,7 @@ Topic kinds: ``guns``, ``readers``, ``announce``, ``problems``, ``unmatched``.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from livetrack.domain.expect import start_ms
+from livetrack.domain.plausible import implausible
 from livetrack.domain.ranking import ALL
 from livetrack.domain.readers import QUIET_MS
 from livetrack.domain.records import (
@@ -59,15 +60,26 @@ from livetrack.web.guards import (
     who,
 )
 from livetrack.web.render import Renderer, TopicKind
+from livetrack.web.results import accuracy_view
 from livetrack.web.views import fmt_clock, fmt_elapsed, race_status
 
 STATUSES = ("ok", "DNS", "DNF", "DQ")
 KINDS = ("void", "edit", "add", "undo")
 
 
-def utc_offset(state: RaceState) -> str:
-    """The event's UTC offset on race day, ``+01:00`` (the console builds ISO times with it)."""
-    noon = datetime.combine(state.event.date, time(12), state.event.tz)
+def race_day(state: RaceState, race_id: str = "") -> date:
+    """The day a time typed on the console for ``race_id`` is read on: the day of its gun (or
+    scheduled start) in the event's time zone, else the event's date."""
+    at = state.gun_ms(race_id) if race_id in state.event.races else None
+    if at is None:
+        return state.event.date
+    return datetime.fromtimestamp(at / 1000, state.event.tz).date()
+
+
+def utc_offset(state: RaceState, day: date | None = None) -> str:
+    """The event's UTC offset on ``day`` (default the event's date), ``+01:00`` (the console
+    builds ISO times with it)."""
+    noon = datetime.combine(day or state.event.date, time(12), state.event.tz)
     delta = noon.utcoffset()
     minutes = int(delta.total_seconds() // 60) if delta is not None else 0
     sign = "-" if minutes < 0 else "+"
@@ -154,6 +166,14 @@ async def post_correction(request: Request) -> Response:
             _on_course(_runner(st, bib), point)
             t = None if kind == "void" else passing_time(st, bib, when(data))
             reason = text(data, "reason", 200)
+            if t is not None and data.get("confirm") is not True:
+                why = implausible(st, st.runners[bib], point, t)
+                if why:
+                    return JSONResponse(
+                        {"error": f"time: {why}. Send it again with confirm to store it anyway.",
+                         "confirm": True},
+                        status_code=422,
+                    )  # fmt: skip
             record = Correction(cid, kind, bib, point, t, "", reason, who(grant), at)
     except Invalid as exc:
         return invalid(exc)
@@ -274,10 +294,13 @@ def history_view(st: RaceState, bib: str) -> dict[str, Any] | None:
                 "flag": bool(p and p.contradiction),
             }
         )
+    day = race_day(st, r.race.id)
     return {
         "bib": r.bib,
         "name": r.name,
         "race": r.race.name,
+        "day": day.isoformat(),
+        "offset": utc_offset(st, day),
         "status": r.status,
         "reason": r.status_reason,
         "passings": passings,
@@ -321,7 +344,8 @@ def guns_view(st: RaceState, now: int) -> dict[str, Any]:
                     ],
                 },
             )
-        races.append({**rs, "waves": waves})
+        day = race_day(st, race.id)
+        races.append({**rs, "waves": waves, "day": day.isoformat(), "offset": utc_offset(st, day)})
     return {"races": races}
 
 
@@ -496,6 +520,13 @@ def _announce_dirty(st: RaceState, dirty: set[str], watched: Collection[str]) ->
     return set()
 
 
+def _accuracy_dirty(st: RaceState, dirty: set[str], watched: Collection[str]) -> set[str]:
+    """Prediction accuracy is dirty in the tick a finish feed changes (while watched)."""
+    if "accuracy" in watched and any(t.startswith("feed:") for t in dirty):
+        return {"accuracy"}
+    return set()
+
+
 ROUTES: list[BaseRoute] = [
     Route("/timer", timer_page),
     Route("/api/v1/corrections", post_correction, methods=["POST"]),
@@ -509,6 +540,7 @@ TOPICS: list[TopicKind] = [
     _topic("guns", "guns", "g", lambda st: guns_view(st, clock_of(st))),
     _topic("readers", "readers", "rd", lambda st: readers_view(st, clock_of(st), now_ms())),
     _topic("announce", "announce", "a", announce_view, _announce_dirty),
+    _topic("accuracy", "accuracy", "ac", accuracy_view, _accuracy_dirty),
     _topic("problems", "problems", "pr", problems_view),
     _topic("unmatched", "unmatched", "u", unmatched_view),
 ]
