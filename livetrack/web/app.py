@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -33,6 +33,7 @@ from livetrack.store.outbox import open_outbox
 from livetrack.store.subscriptions import subscriptions_for
 from livetrack.web import api, features, follow, metrics, pages
 from livetrack.web.follow import Follower, Queued, SiteKeys
+from livetrack.web.guards import client_left
 from livetrack.web.live import live
 from livetrack.web.render import STATIC, Renderer, make_env
 
@@ -221,6 +222,7 @@ def create_app(settings: Settings) -> Starlette:
             HTTPException: _http_error,
             LogUnavailable: _log_down,
             Queued: follow.queued_response,
+            ClientDisconnect: client_left,
         },
     )
     app.state.metrics = registry
