@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from livetrack import sitecli
 from livetrack.domain.event import ConfigError, Event, load_event_text
 from livetrack.domain.participants import parse_participants
 from livetrack.domain.records import ParticipantRecord, Record, TokenRecord
@@ -230,6 +231,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = _log_url(args, event)
     check_log(url)
     every = 0 if args.no_snapshots else args.snapshot_every
+    if args.site_keys:
+        if args.participants:
+            raise SystemExit("livetrack serve: a follower takes its entries from the site's log")
+        _check_site_keys(args.site_keys)
+        os.environ["LIVETRACK_SITE_KEYS"] = str(Path(args.site_keys).resolve())
     if args.workers > 1:
         import uvicorn
 
@@ -256,9 +262,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         snapshots=not args.no_snapshots,
         snapshot_every_records=every,
         tick_s=args.tick,
+        site_keys=args.site_keys,
     )
     _serve(create_app(settings), args.host, args.port)
     return 0
+
+
+def _check_site_keys(path: str) -> None:
+    from livetrack.web.follow import SiteKeys
+
+    try:
+        SiteKeys(path)
+    except ValueError as exc:
+        raise SystemExit(f"livetrack serve: {exc}") from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -453,7 +469,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often changed regions are rendered and sent to pages (default 0.25)",
     )
+    p.add_argument(
+        "--site-keys",
+        metavar="FILE",
+        help="follow a site's log: accept the link of the site tokens whose hashes FILE lists "
+        "(livetrack site-key new); writes made here are queued for the site",
+    )
     p.set_defaults(func=cmd_serve)
+
+    sitecli.add_parsers(sub, _tick)
 
     p = sub.add_parser("check-event", help="validate EVENT.toml (and participants) and exit")
     p.add_argument("event")
