@@ -22,11 +22,13 @@ from livetrack.domain.records import ParticipantRecord, Record
 from livetrack.domain.state import RaceState
 from livetrack.live.hub import Hub
 from livetrack.service import entries
+from livetrack.service.alerting import PushCollector, start_push
 from livetrack.service.entries import EntriesFile
 from livetrack.service.readers import ReaderManager
-from livetrack.service.runtime import Runtime, restore
+from livetrack.service.runtime import Runtime, clock, restore
 from livetrack.service.snapshots import SnapshotInfo
 from livetrack.store.base import EventLog, LogUnavailable, open_log
+from livetrack.store.subscriptions import subscriptions_for
 from livetrack.web import api, features, metrics, pages
 from livetrack.web.live import live
 from livetrack.web.render import STATIC, Renderer, make_env
@@ -55,6 +57,11 @@ class Settings:
     snapshots: bool = True
     snapshot_every_records: int = 250_000
     snapshot_every_s: float = 600.0
+    #: Web Push alerts: on unless False; the contact a push service may write to about this
+    #: server (a mailto: or https: URL, in every VAPID token); how often alerts are decided.
+    push: bool = True
+    push_contact: str = "mailto:timing@livetrack.invalid"
+    alert_every_s: float = 1.0
 
 
 class CachedStatic(StaticFiles):
@@ -88,6 +95,8 @@ async def _log_down(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings) -> Starlette:
     registry, collector = metrics.make_registry()
+    push_metrics = PushCollector()
+    registry.register(push_metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -135,9 +144,23 @@ def create_app(settings: Settings) -> Starlette:
             if settings.entries is not None:
                 await entries.seed(rt, settings.entries, settings.ready_timeout_s)
             await readers.start()
+            app.state.push = None
+            if settings.push:
+                app.state.push = await start_push(
+                    state,
+                    subscriptions_for(event_log),
+                    rt.append,
+                    lambda: clock(rt),
+                    lambda: rt.caught_up,
+                    settings.push_contact,
+                    settings.alert_every_s,
+                )
+                push_metrics.push = app.state.push
             log.info("ready: %d records applied", state.applied)
             yield {"runtime": rt, "renderer": renderer}
         finally:
+            if getattr(app.state, "push", None) is not None:
+                await app.state.push.stop()
             await readers.stop()
             await rt.stop()
 

@@ -23,7 +23,7 @@ Topic kinds: ``guns``, ``readers``, ``announce``, ``problems``, ``unmatched``.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from livetrack.domain.expect import start_ms
+from livetrack.domain.plausible import implausible
 from livetrack.domain.ranking import ALL
 from livetrack.domain.readers import QUIET_MS
 from livetrack.domain.records import (
@@ -66,9 +67,19 @@ STATUSES = ("ok", "DNS", "DNF", "DQ")
 KINDS = ("void", "edit", "add", "undo")
 
 
-def utc_offset(state: RaceState) -> str:
-    """The event's UTC offset on race day, ``+01:00`` (the console builds ISO times with it)."""
-    noon = datetime.combine(state.event.date, time(12), state.event.tz)
+def race_day(state: RaceState, race_id: str = "") -> date:
+    """The day a time typed on the console for ``race_id`` is read on: the day of its gun (or
+    scheduled start) in the event's time zone, else the event's date."""
+    at = state.gun_ms(race_id) if race_id in state.event.races else None
+    if at is None:
+        return state.event.date
+    return datetime.fromtimestamp(at / 1000, state.event.tz).date()
+
+
+def utc_offset(state: RaceState, day: date | None = None) -> str:
+    """The event's UTC offset on ``day`` (default the event's date), ``+01:00`` (the console
+    builds ISO times with it)."""
+    noon = datetime.combine(day or state.event.date, time(12), state.event.tz)
     delta = noon.utcoffset()
     minutes = int(delta.total_seconds() // 60) if delta is not None else 0
     sign = "-" if minutes < 0 else "+"
@@ -155,6 +166,14 @@ async def post_correction(request: Request) -> Response:
             _on_course(_runner(st, bib), point)
             t = None if kind == "void" else passing_time(st, bib, when(data))
             reason = text(data, "reason", 200)
+            if t is not None and data.get("confirm") is not True:
+                why = implausible(st, st.runners[bib], point, t)
+                if why:
+                    return JSONResponse(
+                        {"error": f"time: {why}. Send it again with confirm to store it anyway.",
+                         "confirm": True},
+                        status_code=422,
+                    )  # fmt: skip
             record = Correction(cid, kind, bib, point, t, "", reason, who(grant), at)
     except Invalid as exc:
         return invalid(exc)
@@ -275,10 +294,13 @@ def history_view(st: RaceState, bib: str) -> dict[str, Any] | None:
                 "flag": bool(p and p.contradiction),
             }
         )
+    day = race_day(st, r.race.id)
     return {
         "bib": r.bib,
         "name": r.name,
         "race": r.race.name,
+        "day": day.isoformat(),
+        "offset": utc_offset(st, day),
         "status": r.status,
         "reason": r.status_reason,
         "passings": passings,
@@ -322,7 +344,8 @@ def guns_view(st: RaceState, now: int) -> dict[str, Any]:
                     ],
                 },
             )
-        races.append({**rs, "waves": waves})
+        day = race_day(st, race.id)
+        races.append({**rs, "waves": waves, "day": day.isoformat(), "offset": utc_offset(st, day)})
     return {"races": races}
 
 
