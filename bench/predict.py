@@ -11,8 +11,10 @@ though the runner had already passed the next checkpoint (``estimate_with``, wha
 shows before the live forecasts observe that passing), ``estimate_with_us_avg``.
 
 The live forecasts (:mod:`livetrack.domain.forecast`) rebuild a race's predictor from its
-passings when an observed passing moves: ``rebuild_s`` times that for the whole field (every
-passing handed over, then observed in race order).
+passings when an observed passing moves: ``rebuild_s`` times that for the whole field from
+nothing (every passing handed over, then observed in race order); ``late_fix_s`` the usual case,
+one passing ten minutes of race time behind the latest arriving late (the forecasts go back
+to their latest copy before it, ``copy_mb`` each, and observe from there).
 
 Every figure has a ratio to a bare baseline measured in the same run: a loop over the same
 passings that only stores each time and takes its logarithm (``baseline_us_avg``).
@@ -99,6 +101,14 @@ def main(argv: list[str]) -> int:
         feed.put(r.runner_id, {names[c]: t for c, t in enumerate(r.times) if t is not None})
     feed.sync()
     rebuild_s = clock() - a
+    late = feed.keys[feed.keys.bisect_left((feed.keys[-1][0] - 600.0,))]
+    moved = dict(feed.passings[late[1]])
+    moved[names[late[2]]] = late[0] + 0.5
+    a = clock()
+    feed.put(late[1], moved)
+    feed.sync()
+    late_fix_s = clock() - a
+    copy_mb = len(feed.copies[-1][2]) / 1e6 if feed.copies else 0.0
     observe_us = 1e6 * observe_s / len(passings)
     estimate_us = 1e6 * estimate_s / max(1, estimates)
     uncached_us = 1e6 * uncached_s / max(1, uncached)
@@ -123,6 +133,9 @@ def main(argv: list[str]) -> int:
         "replay_ratio": round(1e6 * replay_s / len(passings) / baseline_us, 1),
         "rebuild_s": round(rebuild_s, 2),
         "rebuild_ratio": round(1e6 * rebuild_s / len(passings) / baseline_us, 1),
+        "late_fix_s": round(late_fix_s, 3),
+        "late_fix_ratio": round(1e6 * late_fix_s / len(passings) / baseline_us, 2),
+        "copy_mb": round(copy_mb, 1),
     }
     print(f"replayed {len(passings)} passings of {len(race.runners)} runners in {replay_s:.2f} s")
     print(f"observe  {result['observe_us_avg']:8.2f} us/call (incl. timer overhead)")
