@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from livetrack import sitecli
 from livetrack.domain.event import ConfigError, Event, load_event_text
 from livetrack.domain.participants import parse_participants
 from livetrack.domain.records import ParticipantRecord, Record, TokenRecord
@@ -148,7 +149,9 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     if args.action == "create":
         try:
-            token, record = issue(args.role, args.point or "", args.label or "", _now_ms())
+            token, record = issue(
+                args.role, args.point or "", args.label or "", _now_ms(), tuple(args.reader or ())
+            )
         except ValueError as exc:
             raise SystemExit(f"livetrack token: {exc}") from None
         _append_or_exit(_log_url(args), [record])
@@ -228,6 +231,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = _log_url(args, event)
     check_log(url)
     every = 0 if args.no_snapshots else args.snapshot_every
+    if args.site_keys:
+        if args.participants:
+            raise SystemExit("livetrack serve: a follower takes its entries from the site's log")
+        _check_site_keys(args.site_keys)
+        os.environ["LIVETRACK_SITE_KEYS"] = str(Path(args.site_keys).resolve())
     if args.workers > 1:
         import uvicorn
 
@@ -254,9 +262,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         snapshots=not args.no_snapshots,
         snapshot_every_records=every,
         tick_s=args.tick,
+        site_keys=args.site_keys,
     )
     _serve(create_app(settings), args.host, args.port)
     return 0
+
+
+def _check_site_keys(path: str) -> None:
+    from livetrack.web.follow import SiteKeys
+
+    try:
+        SiteKeys(path)
+    except ValueError as exc:
+        raise SystemExit(f"livetrack serve: {exc}") from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -451,7 +469,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often changed regions are rendered and sent to pages (default 0.25)",
     )
+    p.add_argument(
+        "--site-keys",
+        metavar="FILE",
+        help="follow a site's log: accept the link of the site tokens whose hashes FILE lists "
+        "(livetrack site-key new); writes made here are queued for the site",
+    )
     p.set_defaults(func=cmd_serve)
+
+    sitecli.add_parsers(sub, _tick)
 
     p = sub.add_parser("check-event", help="validate EVENT.toml (and participants) and exit")
     p.add_argument("event")
@@ -504,7 +530,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("token", help="create or revoke access tokens")
     p.add_argument("action", choices=["create", "revoke"])
     p.add_argument("--role", choices=["reader", "marshal", "timer"])
-    p.add_argument("--point", help="the checkpoint a marshal token may write")
+    p.add_argument(
+        "--point",
+        help="the checkpoint a marshal token may write (or the timing point a reader token "
+        "may post for)",
+    )
+    p.add_argument(
+        "--reader",
+        action="append",
+        metavar="ID",
+        help="bind a reader token to this reader id (repeat for more); reads for other "
+        "readers are refused",
+    )
     p.add_argument("--label", help="who the token is for (shown in audit history)")
     p.add_argument("--token", help="the token to revoke")
     p.add_argument(

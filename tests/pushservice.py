@@ -198,3 +198,60 @@ class PushService:
         with self._lock:
             self.delivered.append(Delivered(endpoint, payload, time.time(), int(h["ttl"]), claims))
         return 201, {"location": f"{self.origin}/msg/{secrets.token_urlsafe(8)}"}
+
+
+class GcmStandIn:
+    """Chromium's own push transport (GCM) registers a browser with two HTTP calls before
+    ``pushManager.subscribe`` answers: a device check-in (protobuf) and a registration (form).
+    Chromium takes their URLs from ``--gcm-checkin-url`` and ``--gcm-registration-url``; this
+    answers both on 127.0.0.1, so a real subscription is made with no outside service. (The
+    push messages themselves would then come over GCM's own TLS channel, which this does not
+    offer: tests deliver pushes to the worker through the DevTools protocol instead.)"""
+
+    def __init__(self) -> None:
+        self.registrations: list[dict[str, str]] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                n = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(n)
+                if self.path == "/checkin":
+                    # AndroidCheckinResponse: stats_ok (1), android_id (7), security_token (8)
+                    out = b"\x08\x01" + b"\x39" + (4242).to_bytes(8, "little")
+                    out += b"\x41" + (2424).to_bytes(8, "little")
+                elif self.path == "/register":
+                    from urllib.parse import parse_qsl
+
+                    form = dict(parse_qsl(body.decode()))
+                    stand_in.registrations.append(form)
+                    out = f"token=lt-{secrets.token_urlsafe(16)}".encode()
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        url = f"http://127.0.0.1:{self.server.server_port}"
+        #: the switches that send Chromium's GCM traffic here (the MCS port is closed)
+        self.args = [
+            f"--gcm-checkin-url={url}/checkin",
+            f"--gcm-registration-url={url}/register",
+            "--gcm-mcs-endpoint=https://127.0.0.1:9",
+        ]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> GcmStandIn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -35,10 +35,12 @@ from livetrack.domain.alerts import (
     eta_at,
     spot_distance,
 )
+from livetrack.ingest.reads import BodyError
 from livetrack.service.alerting import PushService
 from livetrack.service.push import unb64url
 from livetrack.service.runtime import Runtime, clock
 from livetrack.store.subscriptions import MAX_RUNNERS, Follow, Subscription
+from livetrack.web.guards import read_body
 from livetrack.web.render import STATIC
 from livetrack.web.views import fmt_clock
 
@@ -122,9 +124,10 @@ def _spot(checkpoint: str, distance: str) -> Spot | None:
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, f"body over {MAX_BODY} bytes")
+    try:
+        body = await read_body(request, MAX_BODY)
+    except BodyError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
