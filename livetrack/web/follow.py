@@ -119,6 +119,7 @@ class Follower:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     #: Keys this process queued that have not come back yet.
     _pending: set[str] = field(default_factory=set)
+    _me: str = field(default_factory=lambda: uuid.uuid4().hex)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
@@ -383,11 +384,12 @@ class Follower:
             await asyncio.sleep(1.0)
             try:
                 if self._current is not None:
-                    await _save(self.log, STATUS, "0", orjson.dumps(self.status.as_json()))
+                    shared = {**self.status.as_json(), "process": self._me}
+                    await _save(self.log, STATUS, "0", orjson.dumps(shared))
                 else:
                     saved = await _load(self.log, STATUS)
-                    if saved:
-                        data = orjson.loads(saved[1])
+                    data = orjson.loads(saved[1]) if saved else {}
+                    if data.pop("process", self._me) != self._me:  # another process's link
                         for name, value in data.items():
                             if hasattr(self.status, name):
                                 setattr(self.status, name, value)
