@@ -8,7 +8,7 @@ from datetime import time as dtime
 from livetrack import sim
 from livetrack.alert_timing import play, summary
 from livetrack.cli import demo_event
-from livetrack.domain.alerts import Spot, Watch, due, eta_at
+from livetrack.domain.alerts import QUIET_END_MS, Spot, Watch, due, eta_at, races_over
 from livetrack.domain.records import ChipRead, GunStart, Record, StatusChange
 from livetrack.domain.state import RaceState
 
@@ -75,14 +75,20 @@ def test_a_late_runner_gets_the_overdue_alert_once() -> None:
     assert "passed:lake2" not in timings[0].alerts and "finished" not in timings[0].alerts
 
 
-def test_nothing_is_due_once_the_race_is_over() -> None:
+def test_the_last_finisher_is_announced_and_then_nothing_once_the_race_is_over() -> None:
     state = RaceState(EVENT)
     records = simulated_10k(40)
     state.apply_all([r for _, r in sorted(records, key=lambda x: x[0])])
-    last = max(at for at, _ in records)
-    w = Watch("s", "3", Spot("lake2"), 180)
-    # a minute after the last read everyone who set off is in (or stopped): the race is over
-    assert due(state, w, last + 90_000) == []
+    t_last, last_bib = state.finishers["tenk"][-1]
+    w = Watch("s", last_bib, Spot("finish"), 180)
+    assert [a.kind for a in due(state, w, t_last + 90_000)] == ["finished"]
+    assert "tenk" not in races_over(state, t_last + 90_000)
+    # runners who stopped without a DNF keep it open until nobody has passed a mat for a while
+    stopped = [r.bib for r in state.runners.values() if r.passings and "finish" not in r.passings]
+    over_at = t_last + (QUIET_END_MS + 60_000 if stopped else 6 * 60_000)
+    assert "tenk" in races_over(state, over_at)
+    for bib in stopped:  # their overdue alerts are not sent once the race is over either
+        assert due(state, Watch("s", bib, Spot("finish"), 180), over_at) == []
 
 
 def test_a_passing_is_news_for_five_minutes_and_a_finish_once_it_has_stood_a_minute() -> None:

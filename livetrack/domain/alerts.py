@@ -135,7 +135,16 @@ def race_over(state: RaceState, race: Race, now_ms: int) -> bool:
 
 
 def races_over(state: RaceState, now_ms: int) -> set[str]:
-    return {rid for rid, race in state.event.races.items() if race_over(state, race, now_ms)}
+    """The races over for alerts: over (:func:`race_over`), and their last finish no longer
+    news (so the last finisher's own alert still goes out)."""
+    out = set()
+    for rid, race in state.event.races.items():
+        finishers = state.finishers[rid]
+        if finishers and now_ms - finishers[-1][0] <= FRESH_MS:
+            continue
+        if race_over(state, race, now_ms):
+            out.add(rid)
+    return out
 
 
 def spot_distance(race: Race, spot: Spot) -> float | None:

@@ -147,6 +147,8 @@ class Problem:
     point: str
     detail: str
     key: str
+    #: The author of the record (for records that carry one).
+    by: str = ""
 
 
 class RaceState:
@@ -181,6 +183,9 @@ class RaceState:
         self._topics: dict[str, _RaceTopics] = {}
         self.forecasts = Forecasts(event)
         self._window = bounds(event)
+        #: Reads refused at the edge because their key was stored already with other content
+        #: (a conflict), by reader: counted by the process that refused them, not folded.
+        self.read_conflicts: dict[str, int] = {}
         #: Records skipped because their time is unusable, not yet reported (see
         #: :meth:`take_skipped`); each is also kept in ``problems``.
         self._skipped: list[Problem] = []
@@ -614,7 +619,8 @@ class RaceState:
             runner.status, runner.status_reason = "ok", ""
 
     def _problem(self, kind: str, bib: str, point: str, detail: str, record: Record) -> None:
-        self.problems[record.key] = Problem(kind, bib, point, detail, record.key)
+        by = getattr(record, "by", "")
+        self.problems[record.key] = Problem(kind, bib, point, detail, record.key, by)
 
     def _skip(self, record: Record, why: str) -> set[str]:
         bib = getattr(record, "bib", "")

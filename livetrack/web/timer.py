@@ -120,23 +120,33 @@ def find_record(st: RaceState, key: str) -> Record | None:
 
 
 def _marshal_may_undo(st: RaceState, grant: TokenRecord, target: str) -> None:
+    """A marshal may undo only its own entries (sightings and reports it wrote itself)."""
+    me = who(grant)
     problem = st.problems.get(target)
     if problem is not None and target.startswith("sighting:"):
-        if problem.point != grant.point:
-            raise HTTPException(403, f"this marshal token is for {grant.point!r}")
+        if problem.by != me:
+            raise HTTPException(403, "a marshal may undo only its own sightings and reports")
         return
     rec = find_record(st, target)
-    if isinstance(rec, Sighting):
-        if rec.point != grant.point:
-            raise HTTPException(
-                403, f"this marshal token is for {grant.point!r}, not {rec.point!r}"
-            )
-        return
-    if isinstance(rec, StatusChange) and rec.by == who(grant):
-        return
     if rec is None:
         raise HTTPException(404, f"nothing to undo with key {target!r} (yet)")
+    if isinstance(rec, Sighting) and rec.point != grant.point:
+        raise HTTPException(403, f"this marshal token is for {grant.point!r}, not {rec.point!r}")
+    if isinstance(rec, Sighting | StatusChange) and rec.by == me:
+        return
     raise HTTPException(403, "a marshal may undo only its own sightings and reports")
+
+
+def _marshal_may_report(grant: TokenRecord, runner: Runner) -> None:
+    """A marshal may report DNF only for a runner of a race through its checkpoint who has
+    not finished."""
+    course = runner.race.course.checkpoints
+    if grant.point not in {cp.id for cp in course}:
+        raise HTTPException(
+            403, f"{runner.race.name} does not pass {grant.point!r}: not this marshal's runner"
+        )
+    if course[-1].id in runner.passings:
+        raise HTTPException(403, f"bib {runner.bib} has finished: only the timer may change that")
 
 
 async def post_correction(request: Request) -> Response:
@@ -193,7 +203,9 @@ async def post_status(request: Request) -> Response:
         if grant.role == "marshal" and status != "DNF":
             raise HTTPException(403, "a marshal may report DNF only (DNS/DQ need the timer)")
         bib = text(data, "bib", 32)
-        _runner(rt.state, bib)
+        runner = _runner(rt.state, bib)
+        if grant.role == "marshal":
+            _marshal_may_report(grant, runner)
         reason = text(data, "reason", 200, required=status != "ok")
         record = StatusChange(ident(data), bib, status, reason, who(grant), now_ms())
     except Invalid as exc:
@@ -380,7 +392,7 @@ def readers_view(st: RaceState, now: int, heard_now: int | None = None) -> dict[
         rs = race_status(st, race, now)
         if rs["status"] == "running" and rs["gun_ms"] is not None:
             running[race.id] = rs["gun_ms"]
-    ids = list(dict.fromkeys([*st.event.readers, *st.readers.readers]))
+    ids = list(dict.fromkeys([*st.event.readers, *st.readers.readers, *st.read_conflicts]))
     rows = []
     for rid in ids:
         stats = st.readers.get(rid)
@@ -411,9 +423,10 @@ def readers_view(st: RaceState, now: int, heard_now: int | None = None) -> dict[
                 "reads": stats.reads if stats else 0,
                 "offset": _offset(offset),
                 "alert": alert,
+                "conflicts": st.read_conflicts.get(rid, 0),
             }
         )
-    return {"rows": rows, "alerts": sum(1 for r in rows if r["alert"])}
+    return {"rows": rows, "alerts": sum(1 for r in rows if r["alert"] or r["conflicts"])}
 
 
 def announce_view(st: RaceState, limit: int = 12) -> dict[str, Any]:
