@@ -460,16 +460,18 @@ async def get_link(request: Request) -> Response:
 
 def freshness(request: Request) -> dict[str, Any]:
     """Whether this server's finish data is behind: on a follower, when the link has been
-    down or behind for more than :data:`STALE_S`; ``last_update_ms`` is when it was last
-    known to hold everything the finish had."""
+    down or behind for more than :data:`STALE_S`; ``age_s``: seconds since it was last known
+    to hold everything the finish had (``follows`` is false on a server that follows no
+    site: a page need not ask again)."""
     follower: Follower | None = getattr(request.app.state, "follower", None)
     if follower is None:
-        return {"delayed": False, "last_update_ms": None}
+        return {"follows": False, "delayed": False, "age_s": None}
     st = follower.status
     now = now_ms()
     behind = not follower.up() or (st.lag_records > 0 and st.lag_s > STALE_S)
     stale = now - st.in_step_ms > STALE_S * 1000 if st.in_step_ms else True
-    return {"delayed": behind and stale, "last_update_ms": st.in_step_ms or None}
+    age = round((now - st.in_step_ms) / 1000) if st.in_step_ms else None
+    return {"follows": True, "delayed": behind and stale, "age_s": age}
 
 
 async def get_freshness(request: Request) -> Response:
