@@ -28,8 +28,8 @@ from livetrack.service.runtime import Runtime, restore
 from livetrack.service.snapshots import SnapshotInfo
 from livetrack.store.base import EventLog, LogUnavailable, open_log
 from livetrack.web import api, features, metrics, pages
-from livetrack.web.live import live
-from livetrack.web.render import STATIC, Renderer, make_env
+from livetrack.web.live import live, staff
+from livetrack.web.render import STATIC
 
 log = logging.getLogger("livetrack.web")
 
@@ -102,12 +102,9 @@ def create_app(settings: Settings) -> Starlette:
         except BaseException:
             await event_log.close()
             raise
-        renderer = Renderer(make_env(), state)
-        for kind in features.topics():
-            renderer.register(kind)
+        renderer = features.renderer(state)
         hub = Hub(
             renderer.topic,
-            is_topic=renderer.is_topic,
             tick_s=settings.tick_s,
             derive=renderer.derive,
         )
@@ -157,6 +154,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/v1/runners/{bib}", api.get_runner),
         Route("/api/v1/search", api.get_search),
         WebSocketRoute("/live", live),
+        WebSocketRoute("/ws/staff", staff),
         *features.routes(),
         Mount("/static", CachedStatic(directory=STATIC), name="static"),
     ]
