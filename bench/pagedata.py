@@ -210,7 +210,9 @@ def token(db: Path, role: str) -> str:
 
 
 def start_server(db: Path, people: Path, port: int, tick: float) -> subprocess.Popen[bytes]:
-    event = ROOT / "livetrack" / "demo" / "heaton.toml"
+    from livetrack.demo.run import write_event
+
+    event = write_event(people.parent / "heaton.toml")  # dated today: guns fire now
     argv = cli("serve", "--event", str(event), "--participants", str(people), "--db", str(db))
     argv += ["--port", str(port), "--tick", str(tick)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)

@@ -19,9 +19,12 @@
       return Math.min(5000, 500 * Math.pow(2, retries)) * (0.5 + Math.random() / 2);
     };
   }
-  // Each follow is {bib, topic, id}: the runner's live topic and the id of the element that
-  // shows it, both named by the server (a star carries them as data-topic and data-topic-id).
+  // The followed bibs (push.js reads and adds to the same list), and beside them each one's
+  // live topic and the id of the element that shows it, both named by the server: a star
+  // carries them (data-topic, data-topic-id), and /api/v1/runners/{bib} says them.
+  var NAMES_KEY = "livetrack.follow.names";
   var follows = load(FOLLOW_KEY, []);
+  var names = load(NAMES_KEY, {});
   var seen = load(SEEN_KEY, {});
 
   // -- connection badge ---------------------------------------------------------------------
@@ -68,13 +71,11 @@
   }, 1000);
 
   // -- follows ------------------------------------------------------------------------------
-  function isFollowed(bib) { return follows.some(function (f) { return f.bib === bib; }); }
-  function followOf(star) {
-    return {
-      bib: star.getAttribute("data-follow"),
-      topic: star.getAttribute("data-topic"),
-      id: star.getAttribute("data-topic-id")
-    };
+  function isFollowed(bib) { return follows.indexOf(bib) >= 0; }
+  function named() {
+    return follows.filter(function (bib) { return names[bib]; }).map(function (bib) {
+      return { bib: bib, topic: names[bib].topic, id: names[bib].id };
+    });
   }
   function refreshStars() {
     document.querySelectorAll("[data-follow]").forEach(function (b) {
@@ -84,23 +85,26 @@
       b.classList.toggle("on", on);
     });
   }
-  // Follows kept by an older release are bare bibs: ask the server for each runner's topic
-  // once, keep the ones it knows, and open the page again with them.
-  function upgradeFollows() {
-    var bare = follows.filter(function (f) { return typeof f === "string"; });
-    if (!bare.length) return false;
-    Promise.all(bare.map(function (bib) {
+  // A followed bib whose names this phone does not have (kept by an older release, or added
+  // by the push panel): ask the server once, drop the bibs it does not know, and open the
+  // page again with the rest.
+  function learnNames() {
+    var unnamed = follows.filter(function (bib) { return !names[bib]; });
+    if (!unnamed.length) return false;
+    Promise.all(unnamed.map(function (bib) {
       return fetch("/api/v1/runners/" + encodeURIComponent(bib)).then(function (r) {
-        return r.status === 404 ? null : r.ok ? r.json() : { bib: bib, keep: true };
-      }, function () { return { bib: bib, keep: true }; });
+        if (r.status === 404) return { bib: bib, gone: true };
+        return r.ok ? r.json() : null;
+      }, function () { return null; });
     })).then(function (found) {
-      follows = follows.filter(function (f) { return typeof f !== "string"; });
+      var learnt = false;
       found.forEach(function (d) {
-        if (d && d.keep) follows.push(d.bib);
-        else if (d && !isFollowed(d.bib)) follows.push({ bib: d.bib, topic: d.topic, id: d.topic_id });
+        if (d && d.gone) follows = follows.filter(function (b) { return b !== d.bib; });
+        else if (d) { names[d.bib] = { topic: d.topic, id: d.topic_id }; learnt = true; }
       });
       save(FOLLOW_KEY, follows);
-      if (follows.every(function (f) { return typeof f !== "string"; })) location.reload();
+      save(NAMES_KEY, names);
+      if (learnt) location.reload();
     });
     return true;
   }
@@ -108,9 +112,13 @@
     var star = ev.target.closest && ev.target.closest("[data-follow]");
     if (star) {
       var bib = star.getAttribute("data-follow");
-      if (isFollowed(bib)) follows = follows.filter(function (f) { return f.bib !== bib; });
-      else if (follows.length < MAX_FOLLOW) follows.push(followOf(star));
+      if (isFollowed(bib)) follows = follows.filter(function (b) { return b !== bib; });
+      else if (follows.length < MAX_FOLLOW) {
+        follows.push(bib);
+        names[bib] = { topic: star.getAttribute("data-topic"), id: star.getAttribute("data-topic-id") };
+      }
       save(FOLLOW_KEY, follows);
+      save(NAMES_KEY, names);
       refreshStars();
       // "My runners" subscribes to exactly the followed runners: open it again with the new set
       if (document.querySelector("[data-mine]")) location.reload();
@@ -142,17 +150,17 @@
 
   // Before htmx wires up the page: subscribe the page's socket to the followed runners too.
   function wireFollows() {
-    if (upgradeFollows()) return;
+    if (learnNames()) return;
     var mine = document.querySelector("[data-mine]");
     if (mine) {
       document.getElementById("mine-empty").hidden = follows.length > 0;
       var btn = document.querySelector(".notify");
       if (btn && window.Notification && Notification.permission === "default") btn.hidden = false;
       if (!follows.length) return;
-      follows.forEach(function (f) { mine.appendChild(placeholder(f, false)); });
+      named().forEach(function (f) { mine.appendChild(placeholder(f, false)); });
       mine.setAttribute("hx-ext", "ws");
       mine.setAttribute("ws-connect", "/live?topics=" + encodeURIComponent(
-        follows.map(function (f) { return f.topic; }).join(",")));
+        named().map(function (f) { return f.topic; }).join(",")));
       return;
     }
     var ws = document.querySelector("[ws-connect]");
@@ -163,7 +171,7 @@
     ws.appendChild(store);
     var url = ws.getAttribute("ws-connect");
     var topics = decodeURIComponent(url.split("topics=")[1] || "").split(",").filter(Boolean);
-    follows.forEach(function (f) {
+    named().forEach(function (f) {
       if (topics.indexOf(f.topic) < 0 && topics.length < MAX_TOPICS) {
         topics.push(f.topic);
         var el = placeholder(f, true);
@@ -193,7 +201,7 @@
     setTimeout(function () { if (t.parentNode) t.parentNode.removeChild(t); }, 15000);
   }
   function checkPassings() {
-    follows.forEach(function (f) {
+    named().forEach(function (f) {
       var bib = f.bib;
       var el = document.getElementById(f.id);
       if (!el || !el.hasAttribute("data-bib")) return;
@@ -261,7 +269,7 @@
           if (!isFollowed(el.getAttribute("data-bib"))) items.push([el, "dot"]);
         });
       }
-      follows.forEach(function (f) {
+      named().forEach(function (f) {
         var el = document.getElementById(f.id);
         if (el && el.getAttribute("data-race") === svg.getAttribute("data-race")) {
           items.push([el, "dot mine"]);

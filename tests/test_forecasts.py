@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from livetrack import sim
-from livetrack.cli import demo_event
+from livetrack.demo.run import demo_event
 from livetrack.domain.event import Event
 from livetrack.domain.expect import expected, last_passing, next_checkpoint
 from livetrack.domain.records import ChipRead, GunStart, Record
@@ -44,7 +44,7 @@ def cards(st: RaceState) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def day() -> tuple[Event, list[Record]]:
-    event = demo_event()
+    event = demo_event(datetime.fromtimestamp(GUN / 1000, UTC).date())  # the day of GUN
     return event, race_day(event)
 
 

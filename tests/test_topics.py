@@ -57,7 +57,15 @@ def test_a_name_that_is_no_topic_says_what_a_topic_of_its_kind_looks_like(
 def test_staff_kinds_are_not_public() -> None:
     assert is_public("board:mile:finish:all") and is_public("runner:1") and is_public("races")
     assert not parse(marshal_topic("half")).public
-    for name in ("marshal:half", "guns", "readers", "announce", "problems", "unmatched"):
+    for name in (
+        "marshal:half",
+        "guns",
+        "readers",
+        "announce",
+        "accuracy",
+        "problems",
+        "unmatched",
+    ):
         assert not is_public(name), name
     assert not is_public("nope")  # a name that is no topic is not public either
 
@@ -108,7 +116,16 @@ def test_staff_regions_follow_the_write_apis_role_and_checkpoint_rules() -> None
     with pytest.raises(Refused, match="'problems' is for staff: sign in first"):
         admit(r, ["problems"], None, True)
     timer = _grant("timer")
-    every = ["guns", "readers", "announce", "problems", "unmatched", "marshal:finish", "races"]
+    every = [
+        "guns",
+        "readers",
+        "announce",
+        "accuracy",
+        "problems",
+        "unmatched",
+        "marshal:finish",
+        "races",
+    ]
     assert admit(r, every, timer, True) == every
 
 

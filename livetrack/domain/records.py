@@ -190,6 +190,23 @@ class TokenRecord:
         return f"token:{self.token_hash[:24]}:{state}"
 
 
+@dataclass(frozen=True, slots=True)
+class AlertSent:
+    """An alert (``kind`` about runner ``bib``) was decided for push ``supporter`` at
+    ``at_ms``: appended before it is sent, so that its key makes it go out once, whichever
+    process decided it (see :mod:`livetrack.domain.alerts`)."""
+
+    TYPE: ClassVar[str] = "alert"
+    supporter: str
+    bib: str
+    kind: str
+    at_ms: int
+
+    @property
+    def key(self) -> str:
+        return f"alert:{self.supporter}:{self.bib}:{self.kind}"
+
+
 Record = (
     ChipRead
     | Sighting
@@ -200,6 +217,7 @@ Record = (
     | ParticipantRecord
     | ChipAssign
     | TokenRecord
+    | AlertSent
 )
 
 _TYPES: dict[str, type[Any]] = {
@@ -214,6 +232,7 @@ _TYPES: dict[str, type[Any]] = {
         ParticipantRecord,
         ChipAssign,
         TokenRecord,
+        AlertSent,
     )
 }
 

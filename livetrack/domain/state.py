@@ -22,6 +22,7 @@ from livetrack.domain.passings import CourseFeeds, Inputs, Passing, compute
 from livetrack.domain.ranking import ALL, FINISHERS, Boards, Move
 from livetrack.domain.readers import ReaderHealth
 from livetrack.domain.records import (
+    AlertSent,
     ChipAssign,
     ChipRead,
     Correction,
@@ -158,6 +159,8 @@ class RaceState:
         self.problems: dict[str, Problem] = {}
         self.tokens: dict[str, TokenRecord] = {}
         self.sweeps: dict[str, Sweep] = {}
+        #: Keys of the push alerts decided so far (see ``livetrack.domain.alerts``).
+        self.alerts_sent: set[str] = set()
         self.readers = ReaderHealth()
         self.now_ms = 0
         self.applied = 0
@@ -250,6 +253,9 @@ class RaceState:
             return {marshal_topic(record.point)}
         if isinstance(record, TokenRecord):
             self.tokens[record.token_hash] = record
+            return set()
+        if isinstance(record, AlertSent):
+            self.alerts_sent.add(record.key)
             return set()
         raise TypeError(f"not a record: {type(record).__name__}")
 

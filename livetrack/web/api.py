@@ -62,7 +62,9 @@ async def post_gun(request: Request) -> Response:
         return error(404, f"unknown race {race_id!r}")
     try:
         data = json.loads(await read_body(request, 10_000) or b"{}")
-    except (BodyError, ValueError, UnicodeDecodeError) as exc:
+    except BodyError as exc:
+        return error(exc.status, str(exc))
+    except (ValueError, UnicodeDecodeError) as exc:
         return error(400, f"body is not JSON: {exc}")
     if not isinstance(data, dict):
         return error(400, "body must be a JSON object")

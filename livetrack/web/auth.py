@@ -71,6 +71,13 @@ def require(
         raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)")
     grant = lookup(state, token)
     if grant is None:
+        follower = getattr(conn.app.state, "follower", None)
+        if follower is not None and follower.rebuilding():
+            # a public server rebuilding from the finish does not know every token yet
+            raise HTTPException(
+                503, "this server is catching up with the finish; try again shortly",
+                headers={"retry-after": "2"},
+            )  # fmt: skip
         raise HTTPException(401, "unknown or revoked token")
     why = refusal(grant, roles, point)
     if why:

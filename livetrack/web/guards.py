@@ -9,6 +9,7 @@ with :func:`store`, which answers only once the fold has the records (read-your-
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -16,7 +17,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from livetrack.domain import window
 from livetrack.domain.records import Record, TokenRecord
@@ -36,19 +37,42 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+#: How long a request's whole body may take to arrive (seconds; ``app.state.body_timeout_s``
+#: overrides it). A body still arriving then is answered 408 and dropped.
+BODY_TIMEOUT_S = 10.0
+
+
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request body, refusing (413) more than ``limit`` bytes without reading them all."""
+    """The request body, refusing (413) more than ``limit`` bytes without reading them all,
+    and (408) a body that has not all arrived within :data:`BODY_TIMEOUT_S`. A client that
+    goes away meanwhile raises :class:`~starlette.requests.ClientDisconnect` (answered by
+    :func:`client_left`)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyError(f"body is {declared} bytes; the limit is {limit}", 413)
+    timeout = float(getattr(request.app.state, "body_timeout_s", BODY_TIMEOUT_S))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyError(f"body is over the limit of {limit} bytes", 413)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyError(f"body is over the limit of {limit} bytes", 413)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyError(
+            f"the body did not arrive within {timeout:g} s ({size} bytes came)", 408
+        ) from None
     return b"".join(chunks)
+
+
+async def client_left(request: Request, exc: Exception) -> Response:
+    """A client that went away before its request was read: nothing to answer, nothing
+    wrong here (a phone lost its signal), so a debug line rather than an error."""
+    log.debug("%s %s: the client went away before its body arrived", request.method,
+              request.url.path)  # fmt: skip
+    return Response(status_code=400)
 
 
 # -- access --------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ Topic kinds: ``guns``, ``readers``, ``announce``, ``problems``, ``unmatched``.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -33,6 +33,7 @@ from starlette.routing import BaseRoute, Route
 
 from livetrack.domain import topics
 from livetrack.domain.expect import start_ms
+from livetrack.domain.plausible import implausible
 from livetrack.domain.ranking import ALL
 from livetrack.domain.readers import QUIET_MS
 from livetrack.domain.records import (
@@ -62,15 +63,26 @@ from livetrack.web.guards import (
 )
 from livetrack.web.regions import Ctx, Derive, Region
 from livetrack.web.render import Renderer
+from livetrack.web.results import accuracy_view
 from livetrack.web.views import fmt_clock, fmt_elapsed, race_status
 
 STATUSES = ("ok", "DNS", "DNF", "DQ")
 KINDS = ("void", "edit", "add", "undo")
 
 
-def utc_offset(state: RaceState) -> str:
-    """The event's UTC offset on race day, ``+01:00`` (the console builds ISO times with it)."""
-    noon = datetime.combine(state.event.date, time(12), state.event.tz)
+def race_day(state: RaceState, race_id: str = "") -> date:
+    """The day a time typed on the console for ``race_id`` is read on: the day of its gun (or
+    scheduled start) in the event's time zone, else the event's date."""
+    at = state.gun_ms(race_id) if race_id in state.event.races else None
+    if at is None:
+        return state.event.date
+    return datetime.fromtimestamp(at / 1000, state.event.tz).date()
+
+
+def utc_offset(state: RaceState, day: date | None = None) -> str:
+    """The event's UTC offset on ``day`` (default the event's date), ``+01:00`` (the console
+    builds ISO times with it)."""
+    noon = datetime.combine(day or state.event.date, time(12), state.event.tz)
     delta = noon.utcoffset()
     minutes = int(delta.total_seconds() // 60) if delta is not None else 0
     sign = "-" if minutes < 0 else "+"
@@ -157,6 +169,14 @@ async def post_correction(request: Request) -> Response:
             _on_course(_runner(st, bib), point)
             t = None if kind == "void" else passing_time(st, bib, when(data))
             reason = text(data, "reason", 200)
+            if t is not None and data.get("confirm") is not True:
+                why = implausible(st, st.runners[bib], point, t)
+                if why:
+                    return JSONResponse(
+                        {"error": f"time: {why}. Send it again with confirm to store it anyway.",
+                         "confirm": True},
+                        status_code=422,
+                    )  # fmt: skip
             record = Correction(cid, kind, bib, point, t, "", reason, who(grant), at)
     except Invalid as exc:
         return invalid(exc)
@@ -277,10 +297,13 @@ def history_view(st: RaceState, bib: str) -> dict[str, Any] | None:
                 "flag": bool(p and p.contradiction),
             }
         )
+    day = race_day(st, r.race.id)
     return {
         "bib": r.bib,
         "name": r.name,
         "race": r.race.name,
+        "day": day.isoformat(),
+        "offset": utc_offset(st, day),
         "status": r.status,
         "reason": r.status_reason,
         "passings": passings,
@@ -324,7 +347,8 @@ def guns_view(st: RaceState, now: int) -> dict[str, Any]:
                     ],
                 },
             )
-        races.append({**rs, "waves": waves})
+        day = race_day(st, race.id)
+        races.append({**rs, "waves": waves, "day": day.isoformat(), "offset": utc_offset(st, day)})
     return {"races": races}
 
 
@@ -480,6 +504,7 @@ def unmatched_view(st: RaceState) -> dict[str, Any]:
 GUNS = topics.declare("guns", (), "staff")
 READERS = topics.declare("readers", (), "staff")
 ANNOUNCE = topics.declare("announce", (), "staff")
+ACCURACY = topics.declare("accuracy", (), "staff")
 
 
 def _console(
@@ -504,6 +529,14 @@ def _announce_dirty(c: Ctx, dirty: set[str], watched: Collection[str]) -> set[st
     return set()
 
 
+def _accuracy_dirty(c: Ctx, dirty: set[str], watched: Collection[str]) -> set[str]:
+    """Prediction accuracy is dirty in the tick a finish feed changes (while watched)."""
+    name = ACCURACY()
+    if name in watched and any(t.startswith("feed:") for t in dirty):
+        return {name}
+    return set()
+
+
 ROUTES: list[BaseRoute] = [
     Route("/timer", timer_page),
     Route("/api/v1/corrections", post_correction, methods=["POST"]),
@@ -514,12 +547,14 @@ ROUTES: list[BaseRoute] = [
 ]
 
 #: The time-dependent panels are drawn again on their own period while watched (the guns'
-#: clocks every second; the announcer's list at once when finishes come in, see
-#: ``_announce_dirty``).
+#: clocks every second; the announcer's list and the prediction accuracy at once when
+#: finishes come in, see ``_announce_dirty``; the accuracy also as the forecasts observe the
+#: passings behind the latest).
 REGIONS: list[Region] = [
     _console(GUNS, "guns", "g", lambda st: guns_view(st, clock_of(st)), 1.0),
     _console(READERS, "readers", "rd", lambda st: readers_view(st, clock_of(st), now_ms()), 2.0),
     _console(ANNOUNCE, "announce", "a", announce_view, 2.0, _announce_dirty),
+    _console(ACCURACY, "accuracy", "ac", accuracy_view, 10.0, _accuracy_dirty),
     _console(topics.PROBLEMS, "problems", "pr", problems_view, 3.0),
     _console(topics.UNMATCHED, "unmatched", "u", unmatched_view),
 ]
