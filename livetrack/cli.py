@@ -149,7 +149,9 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     if args.action == "create":
         try:
-            token, record = issue(args.role, args.point or "", args.label or "", _now_ms())
+            token, record = issue(
+                args.role, args.point or "", args.label or "", _now_ms(), tuple(args.reader or ())
+            )
         except ValueError as exc:
             raise SystemExit(f"livetrack token: {exc}") from None
         _append_or_exit(_log_url(args), [record])
@@ -528,7 +530,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("token", help="create or revoke access tokens")
     p.add_argument("action", choices=["create", "revoke"])
     p.add_argument("--role", choices=["reader", "marshal", "timer"])
-    p.add_argument("--point", help="the checkpoint a marshal token may write")
+    p.add_argument(
+        "--point",
+        help="the checkpoint a marshal token may write (or the timing point a reader token "
+        "may post for)",
+    )
+    p.add_argument(
+        "--reader",
+        action="append",
+        metavar="ID",
+        help="bind a reader token to this reader id (repeat for more); reads for other "
+        "readers are refused",
+    )
     p.add_argument("--label", help="who the token is for (shown in audit history)")
     p.add_argument("--token", help="the token to revoke")
     p.add_argument(

@@ -183,6 +183,9 @@ class TokenRecord:
     label: str = ""
     revoked: bool = False
     at_ms: int = 0
+    #: A reader token's binding: the reader ids it may post for (any when empty); its
+    #: ``point``, when set, is the only timing point it may post for.
+    readers: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -298,7 +301,7 @@ def decode(body: bytes | str) -> Record:
     if not isinstance(version, int) or version > VERSION:
         raise RecordError(f"unsupported record version {version!r} for {type_name!r}")
     try:
-        for name in ("chips", "legs"):
+        for name in ("chips", "legs", "readers"):
             if name in data:
                 data[name] = tuple(data[name])
         record: Record = cls(**data)

@@ -142,6 +142,8 @@ class Problem:
     point: str
     detail: str
     key: str
+    #: The author of the record (for records that carry one).
+    by: str = ""
 
 
 class RaceState:
@@ -611,7 +613,8 @@ class RaceState:
             runner.status, runner.status_reason = "ok", ""
 
     def _problem(self, kind: str, bib: str, point: str, detail: str, record: Record) -> None:
-        self.problems[record.key] = Problem(kind, bib, point, detail, record.key)
+        by = getattr(record, "by", "")
+        self.problems[record.key] = Problem(kind, bib, point, detail, record.key, by)
 
     def _skip(self, record: Record, why: str) -> set[str]:
         bib = getattr(record, "bib", "")

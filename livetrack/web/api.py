@@ -17,18 +17,24 @@ from livetrack.domain.records import GunStart, Record
 from livetrack.ingest.reads import BodyError, parse_body, parse_time
 from livetrack.service.runtime import clock, now_ms
 from livetrack.web import views
-from livetrack.web.auth import require
+from livetrack.web.auth import identity, reader_refusal, require
 from livetrack.web.guards import error, read_body, runtime
 
 
 async def post_reads(request: Request) -> Response:
     rt = runtime(request)
-    require(request, rt.state, ("reader",))
+    grant = require(request, rt.state, ("reader",))
     try:
         body = await read_body(request)
         verdicts = parse_body(body, rt.event, now_ms())
     except BodyError as exc:
         return error(exc.status, str(exc))
+    if grant.readers or grant.point:  # a bound reader token: reads outside it are refused
+        for v in verdicts:
+            if v.record is not None:
+                why = reader_refusal(grant, v.record.reader, v.record.point)
+                if why:
+                    v.record, v.reason = None, why
     records: list[Record] = [v.record for v in verdicts if v.record is not None]
     stored = iter(await rt.append(records)) if records else iter(())
     results: list[dict[str, Any]] = []
@@ -79,7 +85,7 @@ async def post_gun(request: Request) -> Response:
     why = window.outside(rt.event, time_ms)
     if why:
         return error(422, f"time: {why}")
-    gun = GunStart(race_id, time_ms, wave, str(uuid.uuid4()), grant.label or grant.role)
+    gun = GunStart(race_id, time_ms, wave, str(uuid.uuid4()), identity(grant))
     [res] = await rt.append([gun])
     return JSONResponse({"race": race_id, "wave": wave, "time_ms": time_ms, "key": res.key})
 

@@ -24,7 +24,7 @@ from livetrack.domain.records import Record, TokenRecord
 from livetrack.domain.state import RaceState
 from livetrack.ingest.reads import MAX_BODY_BYTES, BodyError, parse_time
 from livetrack.service.runtime import Runtime
-from livetrack.web.auth import require, same_origin
+from livetrack.web.auth import identity, require, same_origin
 
 log = logging.getLogger("livetrack.web")
 
@@ -92,7 +92,7 @@ def guard(request: Request, roles: tuple[str, ...], point: str = "") -> TokenRec
 
 
 def who(grant: TokenRecord) -> str:
-    return grant.label or grant.role
+    return identity(grant)
 
 
 class Invalid(ValueError):

@@ -123,23 +123,33 @@ def find_record(st: RaceState, key: str) -> Record | None:
 
 
 def _marshal_may_undo(st: RaceState, grant: TokenRecord, target: str) -> None:
+    """A marshal may undo only its own entries (sightings and reports it wrote itself)."""
+    me = who(grant)
     problem = st.problems.get(target)
     if problem is not None and target.startswith("sighting:"):
-        if problem.point != grant.point:
-            raise HTTPException(403, f"this marshal token is for {grant.point!r}")
+        if problem.by != me:
+            raise HTTPException(403, "a marshal may undo only its own sightings and reports")
         return
     rec = find_record(st, target)
-    if isinstance(rec, Sighting):
-        if rec.point != grant.point:
-            raise HTTPException(
-                403, f"this marshal token is for {grant.point!r}, not {rec.point!r}"
-            )
-        return
-    if isinstance(rec, StatusChange) and rec.by == who(grant):
-        return
     if rec is None:
         raise HTTPException(404, f"nothing to undo with key {target!r} (yet)")
+    if isinstance(rec, Sighting) and rec.point != grant.point:
+        raise HTTPException(403, f"this marshal token is for {grant.point!r}, not {rec.point!r}")
+    if isinstance(rec, Sighting | StatusChange) and rec.by == me:
+        return
     raise HTTPException(403, "a marshal may undo only its own sightings and reports")
+
+
+def _marshal_may_report(grant: TokenRecord, runner: Runner) -> None:
+    """A marshal may report DNF only for a runner of a race through its checkpoint who has
+    not finished."""
+    course = runner.race.course.checkpoints
+    if grant.point not in {cp.id for cp in course}:
+        raise HTTPException(
+            403, f"{runner.race.name} does not pass {grant.point!r}: not this marshal's runner"
+        )
+    if course[-1].id in runner.passings:
+        raise HTTPException(403, f"bib {runner.bib} has finished: only the timer may change that")
 
 
 async def post_correction(request: Request) -> Response:
@@ -196,7 +206,9 @@ async def post_status(request: Request) -> Response:
         if grant.role == "marshal" and status != "DNF":
             raise HTTPException(403, "a marshal may report DNF only (DNS/DQ need the timer)")
         bib = text(data, "bib", 32)
-        _runner(rt.state, bib)
+        runner = _runner(rt.state, bib)
+        if grant.role == "marshal":
+            _marshal_may_report(grant, runner)
         reason = text(data, "reason", 200, required=status != "ok")
         record = StatusChange(ident(data), bib, status, reason, who(grant), now_ms())
     except Invalid as exc:
