@@ -115,7 +115,8 @@ def run(host: str, port: int, speed: float, db: str) -> int:
     import uvicorn
 
     from livetrack import sim
-    from livetrack.web.app import Settings, create_app
+    from livetrack.config import Settings
+    from livetrack.web.app import create_app
     from livetrack.web.auth import issue
 
     done = asyncio.run(progress(db))
