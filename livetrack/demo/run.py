@@ -69,8 +69,6 @@ class Progress:
 
 async def progress(url: str) -> Progress:
     """What the log at ``url`` holds already (nothing for a new log)."""
-    from livetrack.service.runtime import offset_ge
-
     found = Progress()
     log = open_log(url)
     try:
@@ -86,7 +84,7 @@ async def progress(url: str) -> Progress:
                     found.last_read_ms = (
                         record.time_ms if last is None else max(last, record.time_ms)
                     )
-            if offset_ge(page.end, head):
+            if page.end >= head:
                 break
     finally:
         await log.close()
