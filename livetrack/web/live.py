@@ -6,7 +6,7 @@
   and the socket is closed when it is revoked.
 
 A subscription is admitted whole or refused whole, closing with 1008 and the reason: each name
-must be a topic of a live region here (:meth:`~livetrack.web.render.Renderer.region`), at most
+must be a topic of a live region here (:meth:`~livetrack.web.render.Renderer.find`), at most
 :data:`~livetrack.domain.topics.MAX_TOPICS` of them, and, where the endpoint checks it, one the
 caller may watch (``Region.refusal``: public regions anyone, staff regions by their roles and
 checkpoint). Once admitted, the subscriber is registered with the hub, which delivers on its
@@ -77,7 +77,7 @@ def admit(
         raise Refused(f"too many topics ({len(out)} > {MAX_TOPICS})")
     for name in out:
         try:
-            region, topic = renderer.region(name)
+            region, topic = renderer.find(name)
         except BadTopic as exc:
             raise Refused(str(exc)) from None
         if authorise:

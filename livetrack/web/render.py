@@ -156,7 +156,7 @@ class Renderer:
         ctx = tmpl.new_context({"event": self.state.event, **context})
         return "".join(tmpl.blocks[block](ctx))
 
-    def region(self, name: str) -> tuple[Region, Topic]:
+    def find(self, name: str) -> tuple[Region, Topic]:
         """The region that shows topic ``name``, and the topic; :class:`BadTopic` saying why
         when ``name`` is no topic of a region here."""
         topic = topics.parse(name)
@@ -167,7 +167,7 @@ class Renderer:
 
     def is_topic(self, name: str) -> bool:
         try:
-            self.region(name)
+            self.find(name)
         except BadTopic:
             return False
         return True
@@ -175,13 +175,13 @@ class Renderer:
     def model(self, name: str) -> Any:
         """The view model of topic ``name`` (for the page that shows it first), as
         :func:`safe` makes it: a failing view draws its block alone as unavailable."""
-        region, topic = self.region(name)
+        region, topic = self.find(name)
         return safe(region.view, self._ctx[region.name], topic)
 
     def frame(self, name: str, previous: Frame | None = None) -> Frame:
         """A drawing of topic ``name`` (which :meth:`is_topic` accepted); with ``previous``,
         the frame it follows, its ``delta`` too when the region can say what changed."""
-        region, topic = self.region(name)
+        region, topic = self.find(name)
         model = region.view(self._ctx[region.name], topic)
         full = self.block(region.template, region.block, **{region.var: model})
         delta = None
