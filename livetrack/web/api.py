@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from typing import Any
@@ -77,7 +76,7 @@ async def post_gun(request: Request) -> Response:
     if race_id not in rt.event.races:
         return error(404, f"unknown race {race_id!r}")
     try:
-        data = json.loads(await read_body(request, 10_000) or b"{}")
+        data = orjson.loads(await read_body(request, 10_000) or b"{}")
     except BodyError as exc:
         return error(exc.status, str(exc))
     except (ValueError, UnicodeDecodeError) as exc:

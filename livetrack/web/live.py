@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from livetrack.domain.records import TokenRecord
@@ -145,7 +145,7 @@ async def _request(ws: WebSocket, endpoint: Endpoint) -> tuple[str | None, list[
     if raw and not endpoint.token:
         return None, raw.split(",")
     shape = '{"token": "...", "topics": [...]}' if endpoint.token else '{"topics": ["..."]}'
-    data: Any = json.loads(await asyncio.wait_for(ws.receive_text(), FIRST_MESSAGE_S))
+    data: Any = orjson.loads(await asyncio.wait_for(ws.receive_text(), FIRST_MESSAGE_S))
     if not isinstance(data, dict):
         raise Refused(f"first message must be {shape}")
     token = data.get("token") if endpoint.token else None
