@@ -9,7 +9,8 @@ is accepted (201) only when:
   ``aud`` is this service's origin, ``exp`` is in the future and at most 24 h away, and
   ``sub`` is a ``mailto:`` or ``https:`` URL (RFC 8292);
 - it has a ``TTL`` header, and its body is ``Content-Encoding: aes128gcm`` that decrypts with
-  the subscription's private key and auth secret (RFC 8291, RFC 8188).
+  the subscription's private key and auth secret (RFC 8291, RFC 8188; :func:`decrypt_aes128gcm`
+  is written from the RFCs, not with the library the server encrypts with).
 
 Otherwise it answers 400/401/403 and keeps the reason in :attr:`PushService.rejected`.
 ``script(endpoint, [429, 503])`` makes the next answers to an endpoint those statuses
@@ -19,6 +20,8 @@ Otherwise it answers 400/401/403 and keeps the reason in :attr:`PushService.reje
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import secrets
 import threading
@@ -27,11 +30,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import http_ece
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
 def b64url(data: bytes) -> str:
@@ -76,6 +79,46 @@ class Delivered:
     at: float
     ttl: int
     claims: dict[str, Any]
+
+
+def _hmac(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
+def decrypt_aes128gcm(body: bytes, ua_key: ec.EllipticCurvePrivateKey, auth: bytes) -> bytes:
+    """RFC 8291 over RFC 8188, written from the RFCs with ``cryptography``'s primitives only
+    (independent of the ``http_ece`` the server encrypts with); raises ``ValueError``."""
+    if len(body) < 21:
+        raise ValueError("shorter than the aes128gcm header")
+    salt, rs, idlen = body[:16], int.from_bytes(body[16:20], "big"), body[20]
+    as_public = body[21 : 21 + idlen]
+    if idlen != 65 or rs < 18:
+        raise ValueError(f"keyid of {idlen} bytes (want the sender's 65-byte key), rs {rs}")
+    ua_public = ua_key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    peer = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), as_public)
+    ecdh = ua_key.exchange(ec.ECDH(), peer)
+    prk_key = _hmac(auth, ecdh)
+    ikm = _hmac(prk_key, b"WebPush: info\x00" + ua_public + as_public + b"\x01")
+    prk = _hmac(salt, ikm)
+    cek = _hmac(prk, b"Content-Encoding: aes128gcm\x00\x01")[:16]
+    nonce = _hmac(prk, b"Content-Encoding: nonce\x00\x01")[:12]
+    data = body[21 + idlen :]
+    records = [data[i : i + rs] for i in range(0, len(data), rs)]
+    out = b""
+    for seq, record in enumerate(records):
+        iv = (int.from_bytes(nonce, "big") ^ seq).to_bytes(12, "big")
+        try:
+            plain = AESGCM(cek).decrypt(iv, record, None)
+        except InvalidTag:
+            raise ValueError(f"record {seq} does not authenticate") from None
+        end = len(plain.rstrip(b"\x00"))
+        last = seq == len(records) - 1
+        if end == 0 or plain[end - 1] != (2 if last else 1):
+            raise ValueError(f"record {seq} has no {'final' if last else ''} padding delimiter")
+        out += plain[: end - 1]
+    return out
 
 
 def verify_vapid(header: str, origin: str, server_key: str) -> dict[str, Any]:
@@ -188,9 +231,7 @@ class PushService:
             self.rejected.append((endpoint, 400, "not aes128gcm, or no TTL"))
             return 400, {}
         try:
-            plain = http_ece.decrypt(
-                body, private_key=b.key, auth_secret=b.auth, version="aes128gcm"
-            )
+            plain = decrypt_aes128gcm(body, b.key, b.auth)
             payload = json.loads(plain)
         except Exception as exc:
             self.rejected.append((endpoint, 400, f"cannot decrypt: {exc!r}"))
