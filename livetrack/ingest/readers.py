@@ -37,8 +37,11 @@ Decisions, in one place:
   written (a guessed race would start the wrong clock): it is logged and kept as a problem in
   :meth:`ReaderManager.health` for the timer to fire the gun by hand at that time. The
   configured ``clock_offset_ms`` is added to a gun's time (the fold corrects reads, not guns).
-* **Clock.** Every batch gives one sample: the server's receipt time minus the newest decoder
-  time in the batch (the least delayed read). The estimate is the median of the last
+* **Clock.** Every batch of reads delivered live gives one sample: the server's receipt time
+  minus the newest decoder time in the batch (the least delayed read). Reads flagged
+  :data:`~livetrack.ingest.decoders.BACKLOG` (fetched again, resent, replayed from the
+  decoder's memory, or already waiting in the socket) say nothing about the clock and give
+  none. The estimate is the median of the last
   :data:`OFFSET_WINDOW` samples; when it differs from the configured ``clock_offset_ms`` by
   more than :data:`OFFSET_WARN_MS` the reader's clock state is ``offset`` and a warning is
   logged. The configured offset itself is applied by the fold, never here.
@@ -67,10 +70,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from livetrack.domain.event import Event, Reader
 from livetrack.domain.records import ChipRead, GunStart, Record
-from livetrack.ingest.decoders import CLOCK_UNSET, PROTOCOLS, DecodedRead
+from livetrack.ingest.decoders import BACKLOG, CLOCK_UNSET, PROTOCOLS, DecodedRead
 from livetrack.ingest.decoders.connect import ConnectorStats, run_connector
 from livetrack.ingest.reads import MAX_DISTANCE_MS
 from livetrack.store.base import (
@@ -238,10 +242,12 @@ class ReaderChannel:
     clock or touches I/O.
     """
 
-    def __init__(self, event: Event, reader: Reader, *, keep_seq: bool | None = None) -> None:
+    def __init__(self, event: Event, reader: Reader, *, keep_seq: bool = True) -> None:
         self.event = event
         self.reader = reader
-        self.keep_seq = (not reader.listen) if keep_seq is None else keep_seq
+        self.keep_seq = keep_seq
+        #: The decoder whose passing numbers key this reader's reads (the first one heard).
+        self.primary: str | None = None
         self.clock = ClockEstimate()
         self.centre_ms = int(
             dt.datetime.combine(event.date, dt.time(), event.tz).timestamp() * 1000
@@ -290,7 +296,10 @@ class ReaderChannel:
         for read, ok in zip(reads, verdicts, strict=True):
             if read.source:
                 self._see_source(read.source)
-            seq = read.seq if self.keep_seq else None
+            # a second decoder on one reader numbers its passings its own way: its reads are
+            # kept by chip and time, so that no number of the first one hides them
+            primary = self.primary is None or read.source == self.primary
+            seq = read.seq if self.keep_seq and primary else None
             if read.kind == "gun":
                 problems.extend(self._gun(read, ok, seq, records))
                 continue
@@ -345,8 +354,9 @@ class ReaderChannel:
     def _observe_clock(
         self, trusted: list[DecodedRead], untrusted: list[DecodedRead], received_ms: int
     ) -> None:
-        if trusted:
-            self.clock.add(max(x.time_ms for x in trusted), received_ms)
+        live = [x for x in trusted if BACKLOG not in x.flags]
+        if live:
+            self.clock.add(max(x.time_ms for x in live), received_ms)
         if untrusted and self.anchor_ms is None:
             self.anchor_ms = received_ms - max(x.time_ms for x in untrusted)
         before = self.clock_status
@@ -380,15 +390,14 @@ class ReaderChannel:
     def _see_source(self, source: str) -> None:
         if source in self.sources:
             return
-        if self.sources and self.keep_seq:
-            log.warning(
-                "reader %s: a different decoder (%s, before: %s) now answers at %s:%s; "
-                "if it numbers its passings from 1 again, they collide with stored ones",
-                self.reader.id,
-                source,
-                ", ".join(sorted(self.sources)),
-                self.reader.host,
-                self.reader.port,
+        if self.primary is None:
+            self.primary = source
+        elif self.keep_seq:
+            self.problem(
+                f"a second decoder ({source}, besides {self.primary}) sends to "
+                f"{self.reader.host or '*'}:{self.reader.port}: its reads are kept by chip and "
+                "time; give each decoder a reader (and port) of its own",
+                None,
             )
         self.sources.add(source)
 
@@ -609,7 +618,7 @@ class ReaderManager:
     # -- internals -------------------------------------------------------------------------
 
     async def _load_resume_points(self) -> None:
-        wanted = {rid for rid, ch in self.channels.items() if ch.keep_seq}
+        wanted = {rid for rid, ch in self.channels.items() if ch.keep_seq}  # every mode
         if not wanted:
             return
         index = SeqIndex(wanted)
@@ -662,7 +671,7 @@ class ReaderManager:
                     host,
                     port,
                     source_id=r.id,
-                    tz=self.event.tz,
+                    tz=ZoneInfo("UTC") if r.times == "utc" else self.event.tz,
                     on_reads=on_reads,
                     on_state=on_state,
                     stop=stop,
