@@ -20,8 +20,8 @@ characters   width  meaning
 Lines starting ``ab`` are the reader's own records (its internal time, a trigger
 input) rather than tag reads: they are counted in ``other_records`` and skipped, not
 reported as errors.  Bad checksums, bad lengths and other garbage give a
-:class:`DecodeError` and the stream continues.  The protocol has neither sequence numbers nor commands
-to fetch missed reads; ``seq`` is ``None``, ``source`` is the configured id and
+:class:`DecodeError` and the stream continues.  The protocol has neither sequence
+numbers nor commands to fetch missed reads; ``seq`` is ``None``, ``source`` is the configured id and
 ``loop`` is the reader id.  A year 2000 date (``00``) or an all-zero date is
 treated as an unset reader clock (flag ``clock_unset``).
 """
