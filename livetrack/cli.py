@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -254,13 +255,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import uvicorn
 
     from livetrack import sim
+    from livetrack.ingest.rehearsal import ipico_tag
     from livetrack.web.app import Settings, create_app
     from livetrack.web.auth import issue
 
     event = demo_event()
     counts = {"mile": 60, "team": 60, "fun": 80, "tenk": 120}
     people = sim.make_participants(event, counts)
-    db = args.db or os.path.join(tempfile.mkdtemp(prefix="livetrack-demo-"), "demo.db")
+    workdir = tempfile.mkdtemp(prefix="livetrack-demo-")
+    db = args.db or os.path.join(workdir, "demo.db")
+    t0 = _now_ms() + (60_000 if args.readers else 3000)
+    step = 60_000
+    guns = {"mile": t0, "team": t0 + step * 2, "fun": t0 + step * 4, "tenk": t0 + step}
+    guns.update({r: t0 + step * 3 for r, race in event.races.items() if race.kind == "relay"})
+    rehearsal = _demo_readers(args, event, guns, workdir) if args.readers else None
+    if rehearsal is not None:
+        event = rehearsal[0]
+        if args.readers == "ipico":
+            people = [dataclasses.replace(p, chips=tuple(map(ipico_tag, p.chips))) for p in people]
     reader_token, reader = issue("reader", label="simulator")
     timer_token, timer = issue("timer", label="demo timer")
     marshal_token, marshal = issue("marshal", "lake", label="demo marshal at the lake")
@@ -294,11 +306,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  timer console   {base}/signin#token={timer_token}")
         print(f"  marshal (lake)  {base}/signin#token={marshal_token}")
         print(f"  reader token    {reader_token}  (POST /api/v1/reads)")
+        if rehearsal is not None:
+            print(f"  readers         {args.readers}, one per timing point; event {rehearsal[1]}")
+            print(f"\nplay the race as {args.readers} decoders (Ctrl-C to stop the demo):")
+            print(f"  {rehearsal[2]}\n", flush=True)
+            if args.readers == "ipico":  # no gun markers: the guns as the timer fires them
+                fired = [a for a in sim.plan(event, [], guns) if a.kind == "gun"]
+                await sim.play(base, reader_token, fired, timer_token=timer_token, speed=1e6)
+            await serving
+            return
         print(f"  simulated race at {args.speed:g}× real time; Ctrl-C to stop\n", flush=True)
-        t0 = _now_ms() + 3000
-        step = 60_000
-        guns = {"mile": t0, "team": t0 + step * 2, "fun": t0 + step * 4, "tenk": t0 + step}
-        guns.update({r: t0 + step * 3 for r, race in event.races.items() if race.kind == "relay"})
         actions = sim.plan(event, people, guns)
         try:
             result = await sim.play(
@@ -314,17 +331,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_readers(
+    args: argparse.Namespace, event: Event, guns: dict[str, int], workdir: str
+) -> tuple[Event, str, str]:
+    """The demo event for a rehearsal of ``args.readers`` decoders: races scheduled at
+    ``guns``, a reader per timing point; its file, and the command that plays the decoders."""
+    from livetrack.ingest.rehearsal import CONNECTING, DEFAULT_PORTS, rehearsal_event_text
+
+    protocol = args.readers
+    port = args.reader_port or DEFAULT_PORTS[protocol]
+    text = resources.files("livetrack.demo").joinpath("heaton.toml").read_text("utf-8")
+    text = rehearsal_event_text(text, event, protocol=protocol, guns=guns, first_port=port)
+    path = Path(workdir) / "event.toml"
+    path.write_text(text, "utf-8")
+    command = (
+        f"livetrack simulate --protocol {protocol} --port {port} --event {path} "
+        f"--speed {args.speed:g}"
+    )
+    if protocol in CONNECTING:
+        command += " --connect 127.0.0.1"
+    return load_event_text(text), str(path), command
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from livetrack import sim
+    from livetrack.ingest.rehearsal import ipico_tag, scheduled_guns
 
     event = load_event(args.event) if args.event else demo_event()
     if args.participants:
         people = load_participants(args.participants, event)
     else:
         people = sim.make_participants(event, {"mile": 60, "team": 60, "fun": 80, "tenk": 120})
+        if args.protocol == "ipico":  # the demo's entrants, as in `livetrack demo --readers ipico`
+            people = [dataclasses.replace(p, chips=tuple(map(ipico_tag, p.chips))) for p in people]
     races = args.race or list(event.races)
-    t0 = _now_ms() + 2000
-    guns = {r: t0 + i * 60_000 for i, r in enumerate(races)}
+    # the guns at the races' scheduled starts (where a marker is matched), else a minute apart
+    guns = scheduled_guns(event, races)
+    if guns is None:
+        t0 = _now_ms() + 2000
+        guns = {r: t0 + i * 60_000 for i, r in enumerate(races)}
     actions = sim.plan(event, people, guns, seed=args.seed)
     if args.protocol:
         return asyncio.run(_simulate_decoders(args, event, actions))
@@ -343,6 +388,7 @@ async def _simulate_decoders(args: argparse.Namespace, event: Event, actions: li
     """Play the planned race as ``args.protocol`` decoders, one per timing point: serving on
     ``--port`` and the ports after it (or connecting to ``--connect HOST`` on those ports)."""
     from livetrack.ingest.decoders.simulate import DecoderSimulator, split_plan
+    from livetrack.ingest.rehearsal import marker_problems
 
     protocol = args.protocol
     start_points = {r.course.checkpoints[0].id for r in event.races.values()}
@@ -353,6 +399,11 @@ async def _simulate_decoders(args: argparse.Namespace, event: Event, actions: li
     )  # fmt: skip
     if protocol == "ipico":
         marker_reader = None  # IPICO readers send no gun marker: fire the guns by hand
+    if marker_reader is not None:
+        guns = {a.race: a.at_ms for a in reversed(actions) if a.kind == "gun"}
+        for problem in marker_problems(event, marker_reader.removeprefix("mat-"), guns):
+            print(f"warning: {problem}; fire that gun from the timer console, or give the race "
+                  "a scheduled start", file=sys.stderr)  # fmt: skip
     streams = split_plan(actions, markers_at=marker_reader)
     order = [f"mat-{p}" for p in event.points]
     wanted = [f"mat-{p}" for p in args.point] if args.point else order
@@ -461,6 +512,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--speed", type=float, default=10.0, help="race time per real time")
     p.add_argument("--db", help="event log file (default: a new temporary file)")
+    p.add_argument(
+        "--readers",
+        choices=["raceresult", "ctp01", "ipico", "mylaps"],
+        help="rehearse timing hardware: a reader of this protocol per timing point, the races "
+        "scheduled, and the `livetrack simulate` command that plays the decoders printed "
+        "(instead of the race played over HTTP)",
+    )
+    p.add_argument(
+        "--reader-port", type=int, default=0,
+        help="first reader's port, then one per timing point (default: the protocol's own)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help="serve an event")
