@@ -193,7 +193,7 @@ def test_gun_time_gets_the_configured_clock_offset() -> None:
 # -- clock -------------------------------------------------------------------------------------
 
 
-def test_clock_offset_estimate_is_a_median_and_warns_beyond_a_second(
+def test_clock_offset_estimate_is_from_the_fastest_deliveries_and_warns_beyond_a_second(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ev = event(READERS)

@@ -41,10 +41,11 @@ Decisions, in one place:
   minus the newest decoder time in the batch (the least delayed read). Reads flagged
   :data:`~livetrack.ingest.decoders.BACKLOG` (fetched again, resent, replayed from the
   decoder's memory, or already waiting in the socket) say nothing about the clock and give
-  none. The estimate is the median of the last
-  :data:`OFFSET_WINDOW` samples; when it differs from the configured ``clock_offset_ms`` by
-  more than :data:`OFFSET_WARN_MS` the reader's clock state is ``offset`` and a warning is
-  logged. The configured offset itself is applied by the fold, never here.
+  none. The estimate is the :data:`OFFSET_RANK`-th fastest of the last :data:`OFFSET_WINDOW`
+  samples (a delay only ever makes a sample larger); when it differs from the configured
+  ``clock_offset_ms`` by more than :data:`OFFSET_WARN_MS` the reader's clock state is
+  ``offset`` and a warning is logged. The configured offset itself is applied by the fold,
+  never here.
 * **Unset clock.** Reads flagged ``clock_unset`` by the parser (year 2000, ``0000-00-00``), or
   further than :data:`MAX_DISTANCE_MS` from both the event's day and their receipt, are never
   trusted as they are, and they are not held back either (holding them would lose them, since
@@ -63,7 +64,6 @@ import datetime as dt
 import logging
 import os
 import socket
-import statistics
 import time
 import uuid
 from collections import deque
@@ -104,8 +104,10 @@ log = logging.getLogger("livetrack.readers")
 
 #: Protocols a reader can speak natively (``http`` readers post to the API instead).
 NATIVE_PROTOCOLS = frozenset(PROTOCOLS)
-#: How many per-batch samples the clock-offset median looks at.
+#: How many per-batch samples the clock-offset estimate looks at.
 OFFSET_WINDOW = 31
+#: The estimate is the sample of this rank among them, counted from the fastest delivery.
+OFFSET_RANK = 4
 #: The lease (see :class:`~livetrack.store.base.Leases`) whose holder runs the readers.
 LEASE = "readers"
 #: Its time to live: a crashed holder's readers are taken over within this long.
@@ -214,7 +216,13 @@ class SeqIndex:
 
 @dataclass
 class ClockEstimate:
-    """Median of (receipt time - decoder time) over the last :data:`OFFSET_WINDOW` samples."""
+    """(receipt time - decoder time) of the fastest deliveries among the last
+    :data:`OFFSET_WINDOW` samples: the :data:`OFFSET_RANK`-th smallest.
+
+    A read that waited anywhere (in the decoder's memory, a resend, the network) only ever
+    makes its sample larger, so the fastest deliveries say what the clock is; taking the
+    fourth fastest rather than the fastest lets three reads stamped in the future (a clock
+    glitch) pass without moving the estimate."""
 
     samples: deque[int] = field(default_factory=lambda: deque(maxlen=OFFSET_WINDOW))
 
@@ -224,7 +232,10 @@ class ClockEstimate:
     @property
     def offset_ms(self) -> int | None:
         """Server clock minus decoder clock, in ms (positive: the decoder is behind)."""
-        return int(statistics.median(self.samples)) if self.samples else None
+        if not self.samples:
+            return None
+        ordered = sorted(self.samples)
+        return ordered[min(OFFSET_RANK, len(ordered)) - 1]
 
 
 @dataclass
@@ -643,7 +654,7 @@ class ReaderManager:
         r = ch.reader
         cls = PROTOCOLS[r.protocol]
         host = r.host or ("0.0.0.0" if r.listen else "")
-        port = r.port or (0 if r.listen else cls.default_port)
+        port = r.port or cls.default_port
         if not host or not port:
             ch.set_state("error", self.clock())
             ch.last_error = "no host/port to connect to (set host and port, or listen = true)"

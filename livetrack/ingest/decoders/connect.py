@@ -40,6 +40,8 @@ log = logging.getLogger("livetrack.decoders")
 
 #: A batch whose read waited at least this long for data was sent live (see ``_Session.run``).
 LIVE_WAIT_S = 0.002
+#: How much further than the wall clock a decoder's clock may move between two live batches.
+LIVE_PACE_SLACK_MS = 500
 
 OnReads = Callable[[list[DecodedRead]], Awaitable[None]]
 OnState = Callable[[str], None]
@@ -287,6 +289,7 @@ class _Session:
             tick = self._tick()
             first = True
             asked = last_rx
+            pace: list[float] = []  # receipt time and newest decoder time of the last batch
             while True:
                 if read_task is None:
                     read_task = asyncio.ensure_future(reader.read(65536))
@@ -322,7 +325,7 @@ class _Session:
                 # the decoder had kept for us) and data already waiting in the socket are not.
                 live = not first and now - asked >= LIVE_WAIT_S
                 parser.receive_data(data)
-                if await self._deliver(parser, live=live):
+                if await self._deliver(parser, live=live, pace=pace, now=now):
                     first = False
                 await self._flush(writer, parser)
         except _StoreFailed as exc:
@@ -368,8 +371,19 @@ class _Session:
             mark = max(mark, seq)
         return mark, missing
 
-    async def _deliver(self, parser: DecoderProtocol, *, live: bool = True) -> int:
-        """Log the parser's errors and gaps, store its reads; return how many there were."""
+    async def _deliver(
+        self,
+        parser: DecoderProtocol,
+        *,
+        live: bool = True,
+        pace: list[float] | None = None,
+        now: float = 0.0,
+    ) -> int:
+        """Log the parser's errors and gaps, store its reads; return how many there were.
+
+        ``pace`` holds the receipt time (s) and newest decoder time (ms) of the connection's
+        previous batch: reads whose decoder clock went on faster than the wall clock since
+        then (a memory played back, a rehearsal played faster than real time) are not live."""
         st = self.stats
         for err in parser.errors_received():
             st.errors += 1
@@ -385,6 +399,11 @@ class _Session:
         reads = parser.reads_received()
         if not reads:
             return 0
+        if pace is not None:
+            newest = max(r.time_ms for r in reads)
+            if pace and newest - pace[1] > (now - pace[0]) * 1000 + LIVE_PACE_SLACK_MS:
+                live = False
+            pace[:] = [now, newest]
         if not live:
             reads = [
                 r if BACKLOG in r.flags else dataclasses.replace(r, flags=(*r.flags, BACKLOG))
