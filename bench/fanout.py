@@ -112,7 +112,9 @@ def token(log_args: list[str], role: str) -> str:
 def start_server(
     log_args: list[str], people: Path, port: int, ws: str, tick: float | None = None
 ) -> subprocess.Popen[bytes]:
-    event = ROOT / "livetrack" / "demo" / "heaton.toml"
+    from livetrack.demo.run import write_event
+
+    event = write_event(people.parent / "heaton.toml")  # dated today: guns fire now
     serve = ["serve", "--event", str(event), "--participants", str(people), *log_args]
     serve += ["--port", str(port)]
     if tick is not None:

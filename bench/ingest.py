@@ -31,8 +31,8 @@ import orjson
 from livetrack.cli import demo_event
 from livetrack.domain.records import Record, decode
 from livetrack.domain.state import RaceState
+from livetrack.service.runtime import CATCH_UP_RECORDS
 from livetrack.sim import make_participants, plan
-from livetrack.web.runtime import CATCH_UP_RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -250,7 +250,9 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="livetrack-bench-"))
     db = tmp / "log.db"
-    event = ROOT / "livetrack" / "demo" / "heaton.toml"
+    from livetrack.demo.run import write_event
+
+    event = write_event(tmp / "heaton.toml")  # dated today: guns fire now
     people = tmp / "people.csv"
     write_participants(people, args.runners)
     n_reads, durable, ready, ready_snap = run(["--db", str(db)], event, people, args)

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import os
 import sys
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from livetrack import evaluate
+from livetrack import sitecli
 from livetrack.domain.event import ConfigError, Event, load_event_text
 from livetrack.domain.participants import parse_participants
 from livetrack.domain.records import ParticipantRecord, Record, TokenRecord
+from livetrack.evaluation import replay as evaluate
 
 log = logging.getLogger("livetrack")
 
 
 def demo_event() -> Event:
-    text = resources.files("livetrack.demo").joinpath("heaton.toml").read_text("utf-8")
-    return load_event_text(text)
+    """The built-in event, dated today (see :mod:`livetrack.demo.run`)."""
+    from livetrack.demo.run import demo_event as dated
+
+    return dated()
 
 
 def load_event(path: str) -> Event:
@@ -148,7 +150,9 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     if args.action == "create":
         try:
-            token, record = issue(args.role, args.point or "", args.label or "", _now_ms())
+            token, record = issue(
+                args.role, args.point or "", args.label or "", _now_ms(), tuple(args.reader or ())
+            )
         except ValueError as exc:
             raise SystemExit(f"livetrack token: {exc}") from None
         _append_or_exit(_log_url(args), [record])
@@ -172,6 +176,14 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def sim_start(event: Event, now_ms: int) -> int:
+    """When a simulated race starts: ``now_ms`` on the event's day, or the same time of day
+    on the event's day when today is another (a gun far from the event's day is refused)."""
+    now = dt.datetime.fromtimestamp(now_ms / 1000, event.tz)
+    shift = (event.date - now.date()).days
+    return now_ms + shift * 86_400_000 if shift else now_ms
 
 
 # -- serve / demo ------------------------------------------------------------------------------
@@ -206,8 +218,8 @@ def _tick(text: str) -> float:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the event: in this process, or with ``--workers N`` in N processes (each a
     :func:`livetrack.web.factory.create_from_env` app) that share the one log."""
+    from livetrack.service.entries import EntriesFile
     from livetrack.web.app import Settings, create_app
-    from livetrack.web.entries import EntriesFile
 
     event = load_event(args.event)
     # read now (a file that cannot be read stops the command), parsed once caught up with the
@@ -220,6 +232,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = _log_url(args, event)
     check_log(url)
     every = 0 if args.no_snapshots else args.snapshot_every
+    if args.site_keys:
+        if args.participants:
+            raise SystemExit("livetrack serve: a follower takes its entries from the site's log")
+        _check_site_keys(args.site_keys)
+        os.environ["LIVETRACK_SITE_KEYS"] = str(Path(args.site_keys).resolve())
     if args.workers > 1:
         import uvicorn
 
@@ -246,111 +263,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         snapshots=not args.no_snapshots,
         snapshot_every_records=every,
         tick_s=args.tick,
+        site_keys=args.site_keys,
     )
     _serve(create_app(settings), args.host, args.port)
     return 0
 
 
+def _check_site_keys(path: str) -> None:
+    from livetrack.web.follow import SiteKeys
+
+    try:
+        SiteKeys(path)
+    except ValueError as exc:
+        raise SystemExit(f"livetrack serve: {exc}") from None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    import uvicorn
+    from livetrack.demo.run import run
 
-    from livetrack import sim
-    from livetrack.ingest.rehearsal import ipico_tag
-    from livetrack.web.app import Settings, create_app
-    from livetrack.web.auth import issue
-
-    event = demo_event()
-    counts = {"mile": 60, "team": 60, "fun": 80, "tenk": 120}
-    people = sim.make_participants(event, counts)
-    workdir = tempfile.mkdtemp(prefix="livetrack-demo-")
-    db = args.db or os.path.join(workdir, "demo.db")
-    t0 = _now_ms() + (60_000 if args.readers else 3000)
-    step = 60_000
-    guns = {"mile": t0, "team": t0 + step * 2, "fun": t0 + step * 4, "tenk": t0 + step}
-    guns.update({r: t0 + step * 3 for r, race in event.races.items() if race.kind == "relay"})
-    rehearsal = _demo_readers(args, event, guns, workdir) if args.readers else None
-    if rehearsal is not None:
-        event = rehearsal[0]
-        if args.readers == "ipico":
-            people = [dataclasses.replace(p, chips=tuple(map(ipico_tag, p.chips))) for p in people]
-    reader_token, reader = issue("reader", label="simulator")
-    timer_token, timer = issue("timer", label="demo timer")
-    marshal_token, marshal = issue("marshal", "lake", label="demo marshal at the lake")
-    settings = Settings(event=event, log_url=db, participants=people, seed=[reader, timer, marshal])
-    app = create_app(settings)
-    base = f"http://{args.host}:{args.port}"
-
-    async def main() -> None:
-        config = uvicorn.Config(
-            app, host=args.host, port=args.port, ws_per_message_deflate=False,
-            log_level="warning", access_log=False,
-        )  # fmt: skip
-        server = uvicorn.Server(config)
-        serving = asyncio.create_task(server.serve())
-        while not server.started:
-            if serving.done():
-                return
-            await asyncio.sleep(0.05)
-        print(f"\nlivetrack demo: {event.name}, {event.venue}")
-        print(f"  event log       {db}")
-        print(f"  spectators      {base}/")
-        for race in event.races.values():
-            print(f"  {race.name:<30} {base}/races/{race.id}")
-        for race in event.races.values():
-            print(f"  big screen {race.id:<19} {base}/screen/{race.id}")
-        print(f"  runner page     {base}/runners/1")
-        print(f"  my runners      {base}/me")
-        print(f"  course map      {base}/races/tenk/map")
-        print(f"  results         {base}/results/mile")
-        print(f"  JSON API        {base}/api/v1/races")
-        print(f"  timer console   {base}/signin#token={timer_token}")
-        print(f"  marshal (lake)  {base}/signin#token={marshal_token}")
-        print(f"  reader token    {reader_token}  (POST /api/v1/reads)")
-        if rehearsal is not None:
-            print(f"  readers         {args.readers}, one per timing point; event {rehearsal[1]}")
-            print(f"\nplay the race as {args.readers} decoders (Ctrl-C to stop the demo):")
-            print(f"  {rehearsal[2]}\n", flush=True)
-            if args.readers == "ipico":  # no gun markers: the guns as the timer fires them
-                fired = [a for a in sim.plan(event, [], guns) if a.kind == "gun"]
-                await sim.play(base, reader_token, fired, timer_token=timer_token, speed=1e6)
-            await serving
-            return
-        print(f"  simulated race at {args.speed:g}× real time; Ctrl-C to stop\n", flush=True)
-        actions = sim.plan(event, people, guns)
-        try:
-            result = await sim.play(
-                base, reader_token, actions, timer_token=timer_token, speed=args.speed
-            )
-            print(f"simulation finished: {result}", flush=True)
-            await serving
-        finally:
-            server.should_exit = True
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
-    return 0
-
-
-def _demo_readers(
-    args: argparse.Namespace, event: Event, guns: dict[str, int], workdir: str
-) -> tuple[Event, str, str]:
-    """The demo event for a rehearsal of ``args.readers`` decoders: races scheduled at
-    ``guns``, a reader per timing point; its file, and the command that plays the decoders."""
-    from livetrack.ingest.rehearsal import CONNECTING, DEFAULT_PORTS, rehearsal_event_text
-
-    protocol = args.readers
-    port = args.reader_port or DEFAULT_PORTS[protocol]
-    text = resources.files("livetrack.demo").joinpath("heaton.toml").read_text("utf-8")
-    text = rehearsal_event_text(text, event, protocol=protocol, guns=guns, first_port=port)
-    path = Path(workdir) / "event.toml"
-    path.write_text(text, "utf-8")
-    command = (
-        f"livetrack simulate --protocol {protocol} --port {port} --event {path} "
-        f"--speed {args.speed:g}"
+    db = args.db or os.path.join(tempfile.mkdtemp(prefix="livetrack-demo-"), "demo.db")
+    return run(
+        args.host, args.port, args.speed, db, readers=args.readers, reader_port=args.reader_port
     )
-    if protocol in CONNECTING:
-        command += " --connect 127.0.0.1"
-    return load_event_text(text), str(path), command
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -368,7 +302,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     # the guns at the races' scheduled starts (where a marker is matched), else a minute apart
     guns = scheduled_guns(event, races)
     if guns is None:
-        t0 = _now_ms() + 2000
+        t0 = sim_start(event, _now_ms() + 2000)
         guns = {r: t0 + i * 60_000 for i, r in enumerate(races)}
     actions = sim.plan(event, people, guns, seed=args.seed)
     if args.protocol:
@@ -561,7 +495,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often changed regions are rendered and sent to pages (default 0.25)",
     )
+    p.add_argument(
+        "--site-keys",
+        metavar="FILE",
+        help="follow a site's log: accept the link of the site tokens whose hashes FILE lists "
+        "(livetrack site-key new); writes made here are queued for the site",
+    )
     p.set_defaults(func=cmd_serve)
+
+    sitecli.add_parsers(sub, _tick)
 
     p = sub.add_parser("check-event", help="validate EVENT.toml (and participants) and exit")
     p.add_argument("event")
@@ -614,7 +556,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("token", help="create or revoke access tokens")
     p.add_argument("action", choices=["create", "revoke"])
     p.add_argument("--role", choices=["reader", "marshal", "timer"])
-    p.add_argument("--point", help="the checkpoint a marshal token may write")
+    p.add_argument(
+        "--point",
+        help="the checkpoint a marshal token may write (or the timing point a reader token "
+        "may post for)",
+    )
+    p.add_argument(
+        "--reader",
+        action="append",
+        metavar="ID",
+        help="bind a reader token to this reader id (repeat for more); reads for other "
+        "readers are refused",
+    )
     p.add_argument("--label", help="who the token is for (shown in audit history)")
     p.add_argument("--token", help="the token to revoke")
     p.add_argument(

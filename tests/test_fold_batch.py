@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from factory import GUN, event, gun, person, read
 
+from livetrack.domain import forecast, snapshot
+from livetrack.domain.expect import expected, next_checkpoint
 from livetrack.domain.records import (
     ChipAssign,
     ChipRead,
@@ -69,9 +71,7 @@ def random_log(seed: int) -> list[Record]:
 
 
 def picture(st: RaceState) -> dict[str, Any]:
-    """Everything the pages and the API read from the fold. (Not the predictor's queue: a
-    batch hands it each passing once, at its final time, where one record at a time may hand
-    it a passing that later moves or vanishes.)"""
+    """Everything the pages and the API read from the fold, forecasts included."""
     runners = {
         bib: (
             {
@@ -101,7 +101,27 @@ def picture(st: RaceState) -> dict[str, Any]:
         "readers": readers,
         "now": st.now_ms,
         "applied": st.applied,
+        "forecasts": forecasts(st),
     }
+
+
+def forecasts(st: RaceState) -> dict[str, Any]:
+    """What every runner card says of the runner's next checkpoint and finish (and the
+    predictor's raw estimates behind it), and each race's accuracy so far."""
+    cards: dict[str, Any] = {}
+    for bib in sorted(st.runners):
+        r = st.runners[bib]
+        finish = r.race.course.checkpoints[-1].id
+        nxt = next_checkpoint(r)
+        raw = [st.forecasts.estimate(r.race.id, bib, cp.id) for cp in r.race.course.checkpoints[1:]]
+        cards[bib] = (
+            nxt,
+            None if nxt is None else expected(st, r, nxt),
+            expected(st, r, finish),
+            raw,
+        )
+    accuracy = {race: st.forecasts.accuracy(race) for race in sorted(st.event.races)}
+    return {"cards": cards, "accuracy": accuracy}
 
 
 def one_at_a_time(records: list[Record]) -> tuple[RaceState, set[str]]:
@@ -129,7 +149,39 @@ def test_a_batch_folds_to_the_same_state_as_one_record_at_a_time(seed: int) -> N
         size = rnd.randint(1, 25)
         chunked.apply_all(records[i : i + size])
         i += size
+        if rnd.random() < 0.3:  # a page asked for forecasts part-way through
+            forecasts(chunked)
     assert picture(chunked) == picture(expected)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_forecasts_are_the_same_however_the_log_is_folded_or_restored(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One record at a time with forecasts asked after every record, in pages, or restored
+    from a snapshot taken part-way and folded on: every runner card's next and finish
+    estimates agree."""
+    records = random_log(seed)
+    rnd = random.Random(seed)
+    if seed % 2:  # predictors copied every few passings, and gone back to
+        monkeypatch.setattr(forecast, "COPY_EVERY", rnd.randint(1, 4))
+    eager = RaceState(event())
+    for r in records:
+        eager.apply(r)
+        forecasts(eager)
+    quiet, _ = one_at_a_time(records)
+    assert forecasts(quiet) == forecasts(eager)
+    cut = rnd.randint(0, len(records))
+    first = RaceState(event())
+    first.apply_all(records[:cut])
+    if rnd.random() < 0.5:
+        forecasts(first)  # the predictor already built when the snapshot is taken
+    loaded = snapshot.loads(snapshot.dumps(first, str(cut), "v1"), event(), "v1")
+    assert loaded is not None
+    restored = loaded[1]
+    for r in records[cut:]:
+        restored.apply(r)
+    assert picture(restored) == picture(eager)
 
 
 def test_a_batch_names_every_runner_whose_passings_moved() -> None:

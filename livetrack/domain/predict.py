@@ -109,7 +109,8 @@ upper-bound time to the next checkpoint."""
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    """Predicted elapsed seconds at a checkpoint with an 80% interval: low <= seconds <= high."""
+    """Predicted elapsed seconds at a checkpoint with an 80% interval: low < seconds < high
+    for a checkpoint still ahead (zero width for one already passed)."""
 
     seconds: float
     low: float
@@ -132,6 +133,7 @@ class _Runner:
         "dev_w",
         "last",
         "late",
+        "made",
         "raws",
         "times",
         "version",
@@ -150,6 +152,7 @@ class _Runner:
         self.z = 0.0
         self.late: list[_Pending] = []
         self.raws: list[_Raw | None] = [None] * n
+        self.made: list[Estimate | None] = [None] * n
         self.dev = 0.0
         self.dev_w = 0.0
         self.version = -1
@@ -205,6 +208,7 @@ class Predictor:
             RIEGEL_EXPONENT * (self._logd[k + 1] - self._logd[k]) for k in range(n - 1)
         ]
         self._version = 0
+        self._store = True  # whether model queries may refresh the field's caches
         self._calibration = [Calibration() for _ in range(n)]
         self._pending: list[_Pending] = []
         self._seq = 0
@@ -213,6 +217,9 @@ class Predictor:
         self._progress = [
             [(dists[m] - dists[i]) / (dists[-1] - dists[i]) if m > i else 0.0 for m in range(n)]
             for i in range(n)
+        ]
+        self._floor = [
+            [math.log1p(0.5 * (dists[m] - dists[i]) / dists[i]) for m in range(n)] for i in range(n)
         ]
         self._share = [
             [self._prior(i, m)[1] / self._prior(i, n - 1)[1] if m > i else 0.0 for m in range(n)]
@@ -276,7 +283,8 @@ class Predictor:
             mid, lo, hi, model = raw
             below, above = self._factors(c, model)
             r.version = self._version
-            r.cached = (finish, self._interval(t, mid, lo * below, hi * above))
+            made = r.made[c] = self._interval(c, finish, t, mid, lo * below, hi * above)
+            r.cached = (finish, made)
             count = self._passed_count[c] = self._passed_count[c] + 1
             stride = self._stride[c]
             if count % stride == 0:
@@ -379,20 +387,86 @@ class Predictor:
             return self._passed(r, j)
         if r.version == self._version and r.cached[0] == j:
             return r.cached[1]
-        mid, lo, hi, model = self._raw(r, j)
-        below, above = self._factors(i, model)
-        return self._interval(t_i, mid, lo * below, hi * above)
+        return self._query(r, j)
 
-    @staticmethod
-    def _interval(t_i: float, mid: float, below: float, above: float) -> Estimate:
-        return Estimate(
-            t_i * math.exp(mid), max(t_i, t_i * math.exp(mid - below)), t_i * math.exp(mid + above)
-        )
+    def _query(self, r: _Runner, j: int) -> Estimate:
+        """The estimate at j (after r's last passing) leaving the field's caches as they are:
+        what the predictor keeps depends only on the passings observed, never on which
+        estimates were asked for when."""
+        i = r.last
+        t_i = r.times[i]
+        assert t_i is not None
+        self._store = False
+        try:
+            mid, lo, hi, model = self._raw(r, j)
+            below, above = self._factors(i, model)
+        finally:
+            self._store = True
+        return self._interval(i, j, t_i, mid, lo * below, hi * above)
+
+    def estimate_with(
+        self, runner_id: str, passings: Sequence[tuple[str, float]], target: str
+    ) -> Estimate | None:
+        """:meth:`estimate` as though the runner had also passed ``passings`` (``(checkpoint,
+        elapsed_s)`` in race order, later than everything observed), without telling the
+        field: the runner's own news before it is observed in race order."""
+        j = self._checkpoint_index(target)
+        seen = self._runners.get(runner_id)
+        r = _Runner(self._n)
+        if seen is not None:
+            r.times, r.xs, r.zs = list(seen.times), list(seen.xs), list(seen.zs)
+            r.last, r.x, r.z, r.dev, r.dev_w = seen.last, seen.x, seen.z, seen.dev, seen.dev_w
+        for name, elapsed in passings:
+            c = self._checkpoint_index(name)
+            t = float(elapsed)
+            if not (t > 0.0 and math.isfinite(t)) or r.times[c] is not None:
+                continue
+            r.times[c] = t
+            r.xs[c] = math.log(t / self._dist[c])
+            r.zs[c] = self._trend(r.times, c)
+            if c < r.last:
+                r.z = r.zs[r.last] = self._trend(r.times, r.last)
+                continue
+            prev = r.last
+            r.last, r.x, r.z = c, r.xs[c], r.zs[c]
+            for k in range(max(prev, 0), c if prev >= 0 else 0):
+                found = self._segments[k].offset(r.xs[prev], self._cut(k), k, r.zs[prev], False)
+                if found is not None:
+                    r.dev += found[0] * found[0]
+                    r.dev_w += self._seg_riegel[k] * self._seg_riegel[k]
+        i = r.last
+        if i < 0:
+            return None
+        t_i = r.times[i]
+        assert t_i is not None
+        if j <= i:
+            return self._passed(r, j)
+        return self._query(r, j)
+
+    def made(self, runner_id: str) -> list[Estimate | None]:
+        """Per checkpoint, the finish estimate made the moment the runner's passing there was
+        observed (None where none was made: not passed, passed out of course order, or the
+        finish itself)."""
+        r = self._runners.get(runner_id)
+        return list(r.made) if r is not None else [None] * self._n
+
+    def _interval(
+        self, i: int, j: int, t_i: float, mid: float, below: float, above: float
+    ) -> Estimate:
+        """The estimate at j from a passing of i at t_i: never sooner than running the rest
+        at twice the pace so far, and low < estimate < high, the low end after t_i."""
+        mid = max(mid, self._floor[i][j])
+        seconds = t_i * math.exp(mid)
+        rest = seconds - t_i
+        gap = max(0.5, 0.002 * rest)
+        low = max(min(t_i * math.exp(mid - below), seconds - gap), t_i + 0.05 * rest)
+        high = max(t_i * math.exp(mid + above), seconds + gap)
+        return Estimate(seconds, low, high)
 
     def _factors(self, i: int, model: float) -> tuple[float, float]:
         """Multiples of the reference half-widths (below, above) for predictions from i:
         the calibration, blended with the model's own multiple while little is known."""
-        weight, below, above = self._calibration[i].factors()
+        weight, below, above = self._calibration[i].factors(self._store)
         prior = _CALIBRATION_PRIOR_N
         return (
             (weight * below + prior * model) / (weight + prior),
@@ -533,7 +607,9 @@ class Predictor:
         for k in range(i - 1 if i > 0 else 0, j):
             riegel = seg_riegel[k]
             cut = log_now - seg_high[k] - logd[k]
-            found = segments[k].offset(x + drift * (logd[k] - logd[i]), cut, min(i, k), z)
+            found = segments[k].offset(
+                x + drift * (logd[k] - logd[i]), cut, min(i, k), z, self._store
+            )
             if k < i:
                 if found is not None:
                     shift_before = found[0]
@@ -558,7 +634,7 @@ class Predictor:
         for k in range(i, j):
             n = len(segments[k])
             weight = seg_riegel[k] * n / (n + _RATIO_N)
-            ratios += weight * segments[k].spread_ratio() + seg_riegel[k] - weight
+            ratios += weight * segments[k].spread_ratio(self._store) + seg_riegel[k] - weight
             covered += seg_riegel[k]
         return shift, var + unseen * unseen, ratios / covered if covered else 1.0
 

@@ -147,23 +147,33 @@ class SegmentOffsets:
             szz[i] += z * z
             szr[i] += z * r
 
-    def spread_ratio(self) -> float:
+    def spread_ratio(self, store: bool = True) -> float:
         """How much wider today's spread is than the model's: the 80% quantile of the scaled
-        residuals, shrunk towards 1 while few runners exist."""
+        residuals, shrunk towards 1 while few runners exist.
+
+        ``store``: keep a value recomputed for later calls. Queries that must leave no trace
+        (so that what is kept depends only on the runners added and the queries made while
+        adding them) pass False; see :class:`~livetrack.domain.predict.Predictor`."""
         n = self._n_scaled
         if n >= self._ratio_due:
             m = histogram_quantile(self._scaled, 0.8 * n) if n else 1.0
-            self._ratio = (n * m + self._prior_n) / (n + self._prior_n)
+            ratio = (n * m + self._prior_n) / (n + self._prior_n)
+            if not store:
+                return ratio
+            self._ratio = ratio
             self._ratio_due = n * self._refresh + 2
         return self._ratio
 
-    def trend_slope(self, i: int) -> float:
-        """Slope of residuals on the trend at checkpoint ``i``, shrunk while few runners."""
+    def trend_slope(self, i: int, store: bool = True) -> float:
+        """Slope of residuals on the trend at checkpoint ``i``, shrunk while few runners
+        (``store`` as for :meth:`spread_ratio`)."""
         n = self._n
         if n < self._slope_due[i]:
             return self._slopes[i]
-        self._slope_due[i] = n * 1.02 + 1
-        self._slopes[i] = slope = self._slope(i)
+        slope = self._slope(i)
+        if store:
+            self._slope_due[i] = n * 1.02 + 1
+            self._slopes[i] = slope
         return slope
 
     def _slope(self, i: int) -> float:
@@ -176,7 +186,7 @@ class SegmentOffsets:
         return cov / (var + 1e-4) * n / (n + 50.0)
 
     def offset(
-        self, x: float, x_cut: float, i: int, z: float
+        self, x: float, x_cut: float, i: int, z: float, store: bool = True
     ) -> tuple[float, float, float, float, float] | None:
         """(offset, variance of the offset, lower and upper 80% half-width of the residuals
         around it, log pace of the query minus the mean of the runners used) for a runner of
@@ -185,6 +195,7 @@ class SegmentOffsets:
 
         Only runners with log pace below ``x_cut`` are used: slower ones may not all have
         covered the segment yet, and those who have are the quick ones (a biased sample).
+        ``store`` as for :meth:`spread_ratio`.
         """
         if x_cut == self._cut:
             n = self._cut_n
@@ -203,10 +214,11 @@ class SegmentOffsets:
         if win is None or n >= win.due_n or in_bin >= win.due_bin:
             win = self._compute(x, n)
             win.due_bin = in_bin * self._refresh + 1
-            self._cache[key] = win
+            if store:
+                self._cache[key] = win
         shift = win.delta
         if z or win.trends[i]:
-            shift += self.trend_slope(i) * (z - win.trends[i])
+            shift += self.trend_slope(i, store) * (z - win.trends[i])
         dx = x - win.mean_x
         return shift, win.var + self._drift * dx * dx, win.low, win.high, dx
 
@@ -271,8 +283,10 @@ class Calibration:
             del self._samples[key]
         self._due = 0.0
 
-    def factors(self) -> tuple[float, float, float]:
-        """(total weight, below, above); (0, 1, 1) while empty. Factors >= MIN_FACTOR."""
+    def factors(self, store: bool = True) -> tuple[float, float, float]:
+        """(total weight, below, above); (0, 1, 1) while empty. Factors >= MIN_FACTOR.
+        ``store``: keep a recomputed value for later calls (see
+        :meth:`SegmentOffsets.spread_ratio`)."""
         if self._updates < self._due:
             return self._factors
         samples = self._samples.values()
@@ -289,9 +303,11 @@ class Calibration:
         q10, med, q90 = weighted_quantiles(ordered, weight, (0.1, 0.5, 0.9))
         below = -med + math.hypot(med - q10, e_lo)
         above = med + math.hypot(q90 - med, e_hi)
-        self._factors = (weight, max(MIN_FACTOR, below), max(MIN_FACTOR, above))
-        self._due = self._updates + max(5.0, 0.1 * m)
-        return self._factors
+        factors = (weight, max(MIN_FACTOR, below), max(MIN_FACTOR, above))
+        if store:
+            self._factors = factors
+            self._due = self._updates + max(5.0, 0.1 * m)
+        return factors
 
 
 def weighted_quantiles(

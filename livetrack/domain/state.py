@@ -21,6 +21,7 @@ from livetrack.domain.passings import CourseFeeds, Inputs, Passing, compute
 from livetrack.domain.ranking import ALL, FINISHERS, Boards, Move
 from livetrack.domain.readers import ReaderHealth
 from livetrack.domain.records import (
+    AlertSent,
     ChipAssign,
     ChipRead,
     Correction,
@@ -32,6 +33,7 @@ from livetrack.domain.records import (
     Sweep,
     TokenRecord,
 )
+from livetrack.domain.window import bounds, outside, read_usable
 
 
 def _irrelevant(tp: TimingPoint, current: Passing, t: int) -> bool:
@@ -145,6 +147,8 @@ class Problem:
     point: str
     detail: str
     key: str
+    #: The author of the record (for records that carry one).
+    by: str = ""
 
 
 class RaceState:
@@ -162,6 +166,8 @@ class RaceState:
         self.problems: dict[str, Problem] = {}
         self.tokens: dict[str, TokenRecord] = {}
         self.sweeps: dict[str, Sweep] = {}
+        #: Keys of the push alerts decided so far (see ``livetrack.domain.alerts``).
+        self.alerts_sent: set[str] = set()
         self.readers = ReaderHealth()
         self.now_ms = 0
         self.applied = 0
@@ -176,6 +182,13 @@ class RaceState:
         self._idle: dict[str, frozenset[str]] = {}
         self._topics: dict[str, _RaceTopics] = {}
         self.forecasts = Forecasts(event)
+        self._window = bounds(event)
+        #: Reads refused at the edge because their key was stored already with other content
+        #: (a conflict), by reader: counted by the process that refused them, not folded.
+        self.read_conflicts: dict[str, int] = {}
+        #: Records skipped because their time is unusable, not yet reported (see
+        #: :meth:`take_skipped`); each is also kept in ``problems``.
+        self._skipped: list[Problem] = []
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -221,10 +234,17 @@ class RaceState:
     # -- the fold ----------------------------------------------------------------------------
 
     def apply(self, record: Record) -> set[str]:
-        """Fold one record in; returns the topics whose content changed."""
+        """Fold one record in; returns the topics whose content changed. A record whose time
+        lies outside the event's window (:mod:`livetrack.domain.window`) is skipped and kept as
+        a problem."""
         self.applied += 1
         if isinstance(record, ChipRead):
+            if not read_usable(self._window, record.time_ms, record.received_ms):
+                return self._skip(record, outside(self.event, record.time_ms, self._window))
             return self._read(record)
+        t = getattr(record, "time_ms", None)
+        if isinstance(t, int) and not self._window[0] <= t <= self._window[1]:
+            return self._skip(record, outside(self.event, t, self._window))
         if isinstance(record, ParticipantRecord):
             return self._participant(record)
         if isinstance(record, GunStart):
@@ -244,6 +264,9 @@ class RaceState:
         if isinstance(record, TokenRecord):
             self.tokens[record.token_hash] = record
             return set()
+        if isinstance(record, AlertSent):
+            self.alerts_sent.add(record.key)
+            return set()
         raise TypeError(f"not a record: {type(record).__name__}")
 
     def apply_all(
@@ -258,8 +281,8 @@ class RaceState:
         first checkpoint any of them can affect, before the next record of another kind and
         at the end. Passings are a function of a runner's inputs alone, so one re-derivation
         after many reads ends where one per read would have. A passing that appeared and
-        moved again within the batch is handed to the predictor once, at its final time; the
-        predictor sees a batch's passings in race order (elapsed time).
+        moved again within the batch is handed to the forecasts once, at its final time (they
+        depend on the passings alone, not on how they were folded).
 
         ``on_error(i, exc)``: a record that raises is reported and skipped (it may have been
         folded in part, as with :meth:`apply`); without it, the exception propagates."""
@@ -279,8 +302,13 @@ class RaceState:
         by_chip: dict[str, list[ChipRead]] = {}  # the reads not yet folded, by chip
         by_reader: dict[str, list[ChipRead]] = {}  # the same, by reader
         first = 0  # index of the first of them
+        window = self._window
         for i, r in enumerate(records):
             if type(r) is ChipRead:
+                if not read_usable(window, r.time_ms, r.received_ms):
+                    self.applied += 1
+                    changed |= self._skip(r, outside(self.event, r.time_ms, window))
+                    continue
                 same = by_chip.get(r.chip)
                 if same is None:
                     by_chip[r.chip] = [r]
@@ -394,15 +422,13 @@ class RaceState:
 
     def _settle(self, dirty: dict[str, int]) -> set[str]:
         """Re-derive each runner in ``dirty`` from its checkpoint index; board entries move in
-        bulk and new passings reach the predictor in race order."""
+        bulk."""
         changed: set[str] = set()
         moves: list[Move] = []
-        mark = self.forecasts.mark()
         runners = self.runners
         for bib, index in dirty.items():
             changed |= self._refresh(runners[bib], index, moves=moves)
         self.boards.move_many(moves, self.finishers)
-        self.forecasts.order_since(mark)
         return changed
 
     def _read(self, r: ChipRead) -> set[str]:
@@ -442,6 +468,8 @@ class RaceState:
         changed: set[str] = {RACES_TOPIC, runner_topic(p.bib)}
         if old is not None:
             changed |= self._unrank(old)
+            if old.race.id != race.id:
+                self.forecasts.remove(old.race.id, p.bib)
             for chip in old.p.chips:
                 if self.chip_owner.get(chip) == p.bib:
                     del self.chip_owner[chip]
@@ -591,7 +619,28 @@ class RaceState:
             runner.status, runner.status_reason = "ok", ""
 
     def _problem(self, kind: str, bib: str, point: str, detail: str, record: Record) -> None:
-        self.problems[record.key] = Problem(kind, bib, point, detail, record.key)
+        by = getattr(record, "by", "")
+        self.problems[record.key] = Problem(kind, bib, point, detail, record.key, by)
+
+    def _skip(self, record: Record, why: str) -> set[str]:
+        bib = getattr(record, "bib", "")
+        point = getattr(record, "point", "")
+        problem = Problem("unusable-time", bib, point, f"{record.TYPE} skipped: {why}", record.key)
+        self.problems[record.key] = problem
+        self._skipped.append(problem)
+        return {PROBLEMS_TOPIC}
+
+    def note_failure(self, record: Record, why: str) -> None:
+        """``record`` raised while it was folded (it may be folded in part): list it."""
+        bib = getattr(record, "bib", "")
+        point = getattr(record, "point", "")
+        detail = f"{record.TYPE} could not be applied: {why}"
+        self.problems[record.key] = Problem("unapplied", bib, point, detail, record.key)
+
+    def take_skipped(self) -> list[Problem]:
+        """The records skipped since the last call (for the caller to log once each)."""
+        taken, self._skipped = self._skipped, []
+        return taken
 
     # -- derived state -----------------------------------------------------------------------
 
@@ -625,7 +674,7 @@ class RaceState:
         topics = self._race_topics(race)
         changed: set[str] = {own_topic, topics.map} if moved else set()
         race_id, bib, divisions = race.id, runner.bib, runner.divisions
-        upcoming = self.forecasts.queue(race_id)
+        forecast: dict[str, float] = {}
         start = new.get(topics.start)
         by_chip = race.rank_by == "chip" and start is not None
         full = force or (race.rank_by == "chip" and start != old.get(topics.start))
@@ -639,8 +688,8 @@ class RaceState:
         for cp_id, marshal in topics.later:
             p = new.get(cp_id)
             q = old.get(cp_id)
-            if q is None and p is not None and own is not None and p.time_ms > own:
-                upcoming.append((bib, cp_id, (p.time_ms - own) / 1000))  # see Forecasts.queue
+            if p is not None and own is not None and p.time_ms > own:
+                forecast[cp_id] = (p.time_ms - own) / 1000
             if not full and (p is q or p == q):
                 continue
             before = ranked.get(cp_id)
@@ -676,6 +725,8 @@ class RaceState:
             if cp_id == finish:
                 changed.add(topics.feed)
                 changed.add(topics.race)
+        if moved or full:
+            self.forecasts.put(race_id, bib, forecast)
         old_finish, new_finish = old.get(finish), new.get(finish) if rankable else None
         if old_finish != new_finish or force:
             self._update_finishers(runner, old_finish, new_finish, moves)

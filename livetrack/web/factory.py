@@ -9,12 +9,14 @@ Environment:
     the event's TOML file (required).
 ``LIVETRACK_PARTICIPANTS``
     a participants CSV, appended to the log once caught up (a rerun stores nothing new, and
-    with the same file does not parse it again: see ``livetrack.web.entries``); optional.
+    with the same file does not parse it again: see ``livetrack.service.entries``); optional.
 ``LIVETRACK_LOG``
     where the log lives: a SQLite file path (default ``livetrack.db``) or a ``redis://`` URL.
     A Redis URL without ``?stream=`` uses the stream ``livetrack:<event id>``.
 ``LIVETRACK_TICK``
     seconds between the hub's renders (default 0.25; ``serve --tick``).
+``LIVETRACK_SITE_KEYS``
+    follow a site's log: the file of accepted site tokens' hashes (``serve --site-keys``).
 ``LIVETRACK_SNAPSHOT_EVERY``
     save a snapshot of the fold every this many records (default 250000; 0: not by count,
     only every five minutes and on shutdown).
@@ -63,8 +65,8 @@ def _load(event_path: str) -> Event:
 def create_from_env() -> Starlette:
     """The app for the event and log named by the environment (see the module docstring)."""
     from livetrack.cli import read_participants
+    from livetrack.service.entries import EntriesFile
     from livetrack.web.app import Settings, create_app
-    from livetrack.web.entries import EntriesFile
 
     event_path = os.environ.get("LIVETRACK_EVENT")
     if not event_path:
@@ -89,5 +91,6 @@ def create_from_env() -> Starlette:
         entries=entries,
         snapshot_every_records=int(every_text),
         tick_s=tick,
+        site_keys=os.environ.get("LIVETRACK_SITE_KEYS") or None,
     )
     return create_app(settings)

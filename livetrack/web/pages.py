@@ -16,9 +16,9 @@ from livetrack.domain.state import (
     race_topic,
     runner_topic,
 )
+from livetrack.service.runtime import Runtime, clock
 from livetrack.web import views
-from livetrack.web.render import Renderer
-from livetrack.web.runtime import Runtime, clock
+from livetrack.web.render import Renderer, safe
 
 
 def _rt(request: Request) -> tuple[Runtime, Renderer]:
@@ -27,7 +27,7 @@ def _rt(request: Request) -> tuple[Runtime, Renderer]:
 
 def home(request: Request) -> HTMLResponse:
     rt, r = _rt(request)
-    races = views.races(rt.state, clock(rt))
+    races = safe(views.races, rt.state, clock(rt))
     return HTMLResponse(r.page("home.html", races=races, topics=[RACES_TOPIC]))
 
 
@@ -58,9 +58,9 @@ def race(request: Request) -> HTMLResponse:
     topics = [race_topic(race_id), board_topic(race_id, point, division), feed_topic(race_id)]
     html = r.page(
         "race.html",
-        rs=views.race_status(rt.state, race, clock(rt)),
-        b=views.board(rt.state, race_id, point, division),
-        f=views.feed(rt.state, race_id),
+        rs=safe(views.race_status, rt.state, race, clock(rt)),
+        b=safe(views.board, rt.state, race_id, point, division),
+        f=safe(views.feed, rt.state, race_id),
         point=point,
         division=division,
         divisions=divisions,
@@ -81,7 +81,7 @@ def runner(request: Request) -> HTMLResponse:
 def search(request: Request) -> HTMLResponse:
     rt, r = _rt(request)
     q = request.query_params.get("q", "")[:60]
-    return HTMLResponse(r.page("search.html", q=q, results=views.search(rt.state, q)))
+    return HTMLResponse(r.page("search.html", q=q, results=safe(views.search, rt.state, q)))
 
 
 def me(request: Request) -> HTMLResponse:
@@ -97,8 +97,8 @@ def course_map(request: Request) -> HTMLResponse:
         raise HTTPException(404, f"No race {race_id!r} at this event.")
     html = r.page(
         "map.html",
-        m=views.course_map(rt.state, race_id),
-        fp=views.field_positions(rt.state, race_id),
+        m=safe(views.course_map, rt.state, race_id),
+        fp=safe(views.field_positions, rt.state, race_id),
         race_name=race.name,
         topics=[map_topic(race_id)],
     )

@@ -5,22 +5,25 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, parse_shift
+from livetrack.service.runtime import clock_of
 from livetrack.web import views
-from livetrack.web.runtime import clock_of
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
 STATIC = ROOT / "static"
+
+log = logging.getLogger("livetrack.render")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -74,6 +77,56 @@ class TopicKind:
     derive: Callable[[RaceState, set[str], Collection[str]], set[str]] | None = None
 
 
+_reported: set[tuple[str, str, str]] = set()
+
+
+def _report(where: str, what: str, exc: BaseException) -> None:
+    """Log a failure with its traceback the first time it is seen in this process."""
+    key = (where, what, type(exc).__name__)
+    if key in _reported:
+        log.debug("%s %s failed again: %s", where, what, exc)
+        return
+    _reported.add(key)
+    log.error("%s %s failed; shown as unavailable", where, what, exc_info=exc)
+
+
+def safe(view: Callable[..., Any], *args: Any) -> Any:
+    """``view(*args)``, or, when it raises, a value whose every use raises inside the block
+    that uses it (so that block alone is drawn as unavailable by :meth:`Renderer.page`)."""
+    try:
+        return view(*args)
+    except Exception as exc:
+        name = getattr(view, "__name__", "view")
+        _report("view", name, exc)
+        return StrictUndefined(hint=f"the {name} view failed")
+
+
+def safe_html(draw: Callable[[], str]) -> str:
+    """``draw()``, or the notice that the region cannot be shown when it raises."""
+    try:
+        return draw()
+    except Exception as exc:
+        _report("region", getattr(draw, "__qualname__", "html"), exc)
+        return _UNAVAILABLE
+
+
+def _guarded(template: str, block: str, func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def draw(ctx: Any) -> Any:
+        try:
+            out = "".join(func(ctx))
+        except Exception as exc:
+            _report(template, f"block {block!r}", exc)
+            out = "" if block == "title" else _UNAVAILABLE
+        yield out
+
+    return draw
+
+
+_UNAVAILABLE = (
+    '<p class="unavailable" role="status">This part of the page cannot be shown just now.</p>'
+)
+
+
 def is_race(state: RaceState, rest: str) -> bool:
     """Topic validity for ``kind:<race>`` topics."""
     return rest in state.event.races
@@ -108,7 +161,14 @@ class Renderer:
         self.kinds[kind.name] = kind
 
     def page(self, name: str, **context: Any) -> str:
-        return self.env.get_template(name).render(event=self.state.event, **context)
+        """A whole page. Every block of it is drawn on its own: a block that fails (a view
+        made by :func:`safe` that failed, or a fault in the block) is drawn as a short notice,
+        logged once, and the rest of the page is drawn as usual."""
+        tmpl: Template = self.env.get_template(name)
+        ctx = tmpl.new_context({"event": self.state.event, **context})
+        for block, funcs in ctx.blocks.items():
+            ctx.blocks[block] = [_guarded(name, block, f) for f in funcs]
+        return "".join(tmpl.root_render_func(ctx))
 
     def block(self, template: str, block: str, **context: Any) -> str:
         """One block of ``template``, rendered alone (the pushed form of a page region)."""

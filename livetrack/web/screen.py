@@ -30,9 +30,9 @@ from starlette.routing import Route
 from livetrack.domain.charity import has_charity
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, race_topic
+from livetrack.service.runtime import Runtime, clock
 from livetrack.web import formats
-from livetrack.web.render import Renderer, division_label, race_summary
-from livetrack.web.runtime import Runtime, clock
+from livetrack.web.render import Renderer, division_label, race_summary, safe, safe_html
 from livetrack.web.views import fmt_elapsed, race_status
 
 FEED_SIZE = 7
@@ -182,15 +182,17 @@ def screen_page(request: Request) -> HTMLResponse:
     st = rt.state
     html = r.page(
         "screen.html",
-        rs=race_status(st, race, clock(rt)),
-        header=Markup(r.block("race.html", "header", rs=race_status(st, race, clock(rt)))),
+        rs=safe(race_status, st, race, clock(rt)),
+        header=Markup(
+            safe_html(lambda: r.block("race.html", "header", rs=race_status(st, race, clock(rt))))
+        ),
         panels=panels,
         rotate=rotate,
         topics=topics,
-        sf=feed_view(st, race_id),
-        sb=boards_view(st, race_id),
-        rw=formats.record_view(st, race_id),
-        ch=formats.charity_view(st, race_id),
+        sf=safe(feed_view, st, race_id),
+        sb=safe(boards_view, st, race_id),
+        rw=safe(formats.record_view, st, race_id),
+        ch=safe(formats.charity_view, st, race_id),
     )
     return HTMLResponse(html)
 

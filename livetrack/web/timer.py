@@ -1,7 +1,7 @@
 """The timer's console: start guns, reader health, unmatched chips, corrections, the
 announcer's feed and the problems list.
 
-Routes (every write needs a token via :func:`livetrack.web.marshal.guard`; every record it
+Routes (every write needs a token via :func:`livetrack.web.guards.guard`; every record it
 writes carries who wrote it (the token's label), when (server time) and why (a reason)):
 
 - ``GET /timer``: the console page.
@@ -23,7 +23,7 @@ Topic kinds: ``guns``, ``readers``, ``announce``, ``problems``, ``unmatched``.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from livetrack.domain.expect import start_ms
+from livetrack.domain.plausible import implausible
 from livetrack.domain.ranking import ALL
 from livetrack.domain.readers import QUIET_MS
 from livetrack.domain.records import (
@@ -43,13 +44,15 @@ from livetrack.domain.records import (
     TokenRecord,
 )
 from livetrack.domain.state import RaceState, Runner
-from livetrack.ingest.readers import ReaderManager
-from livetrack.web.marshal import (
+from livetrack.service.readers import ReaderManager
+from livetrack.service.runtime import clock_of, now_ms
+from livetrack.web.guards import (
     Invalid,
     guard,
     ident,
     invalid,
     json_body,
+    passing_time,
     runtime,
     store,
     text,
@@ -57,16 +60,26 @@ from livetrack.web.marshal import (
     who,
 )
 from livetrack.web.render import Renderer, TopicKind
-from livetrack.web.runtime import clock_of, now_ms
+from livetrack.web.results import accuracy_view
 from livetrack.web.views import fmt_clock, fmt_elapsed, race_status
 
 STATUSES = ("ok", "DNS", "DNF", "DQ")
 KINDS = ("void", "edit", "add", "undo")
 
 
-def utc_offset(state: RaceState) -> str:
-    """The event's UTC offset on race day, ``+01:00`` (the console builds ISO times with it)."""
-    noon = datetime.combine(state.event.date, time(12), state.event.tz)
+def race_day(state: RaceState, race_id: str = "") -> date:
+    """The day a time typed on the console for ``race_id`` is read on: the day of its gun (or
+    scheduled start) in the event's time zone, else the event's date."""
+    at = state.gun_ms(race_id) if race_id in state.event.races else None
+    if at is None:
+        return state.event.date
+    return datetime.fromtimestamp(at / 1000, state.event.tz).date()
+
+
+def utc_offset(state: RaceState, day: date | None = None) -> str:
+    """The event's UTC offset on ``day`` (default the event's date), ``+01:00`` (the console
+    builds ISO times with it)."""
+    noon = datetime.combine(day or state.event.date, time(12), state.event.tz)
     delta = noon.utcoffset()
     minutes = int(delta.total_seconds() // 60) if delta is not None else 0
     sign = "-" if minutes < 0 else "+"
@@ -107,23 +120,33 @@ def find_record(st: RaceState, key: str) -> Record | None:
 
 
 def _marshal_may_undo(st: RaceState, grant: TokenRecord, target: str) -> None:
+    """A marshal may undo only its own entries (sightings and reports it wrote itself)."""
+    me = who(grant)
     problem = st.problems.get(target)
     if problem is not None and target.startswith("sighting:"):
-        if problem.point != grant.point:
-            raise HTTPException(403, f"this marshal token is for {grant.point!r}")
+        if problem.by != me:
+            raise HTTPException(403, "a marshal may undo only its own sightings and reports")
         return
     rec = find_record(st, target)
-    if isinstance(rec, Sighting):
-        if rec.point != grant.point:
-            raise HTTPException(
-                403, f"this marshal token is for {grant.point!r}, not {rec.point!r}"
-            )
-        return
-    if isinstance(rec, StatusChange) and rec.by == who(grant):
-        return
     if rec is None:
         raise HTTPException(404, f"nothing to undo with key {target!r} (yet)")
+    if isinstance(rec, Sighting) and rec.point != grant.point:
+        raise HTTPException(403, f"this marshal token is for {grant.point!r}, not {rec.point!r}")
+    if isinstance(rec, Sighting | StatusChange) and rec.by == me:
+        return
     raise HTTPException(403, "a marshal may undo only its own sightings and reports")
+
+
+def _marshal_may_report(grant: TokenRecord, runner: Runner) -> None:
+    """A marshal may report DNF only for a runner of a race through its checkpoint who has
+    not finished."""
+    course = runner.race.course.checkpoints
+    if grant.point not in {cp.id for cp in course}:
+        raise HTTPException(
+            403, f"{runner.race.name} does not pass {grant.point!r}: not this marshal's runner"
+        )
+    if course[-1].id in runner.passings:
+        raise HTTPException(403, f"bib {runner.bib} has finished: only the timer may change that")
 
 
 async def post_correction(request: Request) -> Response:
@@ -151,8 +174,16 @@ async def post_correction(request: Request) -> Response:
             bib = text(data, "bib", 32)
             point = text(data, "point", 64)
             _on_course(_runner(st, bib), point)
-            t = None if kind == "void" else when(data)
+            t = None if kind == "void" else passing_time(st, bib, when(data))
             reason = text(data, "reason", 200)
+            if t is not None and data.get("confirm") is not True:
+                why = implausible(st, st.runners[bib], point, t)
+                if why:
+                    return JSONResponse(
+                        {"error": f"time: {why}. Send it again with confirm to store it anyway.",
+                         "confirm": True},
+                        status_code=422,
+                    )  # fmt: skip
             record = Correction(cid, kind, bib, point, t, "", reason, who(grant), at)
     except Invalid as exc:
         return invalid(exc)
@@ -172,7 +203,9 @@ async def post_status(request: Request) -> Response:
         if grant.role == "marshal" and status != "DNF":
             raise HTTPException(403, "a marshal may report DNF only (DNS/DQ need the timer)")
         bib = text(data, "bib", 32)
-        _runner(rt.state, bib)
+        runner = _runner(rt.state, bib)
+        if grant.role == "marshal":
+            _marshal_may_report(grant, runner)
         reason = text(data, "reason", 200, required=status != "ok")
         record = StatusChange(ident(data), bib, status, reason, who(grant), now_ms())
     except Invalid as exc:
@@ -199,7 +232,7 @@ async def post_assign(request: Request) -> Response:
 def get_readers(request: Request) -> Response:
     """The native readers' connections as this process sees them (timer only): whether this
     process runs them (``leading``; another process does when false) and each reader's
-    connector health (:meth:`~livetrack.ingest.readers.ReaderManager.health`)."""
+    connector health (:meth:`~livetrack.service.readers.ReaderManager.health`)."""
     guard(request, ("timer",))
     manager: ReaderManager | None = getattr(request.app.state, "readers", None)
     if manager is None:
@@ -273,10 +306,13 @@ def history_view(st: RaceState, bib: str) -> dict[str, Any] | None:
                 "flag": bool(p and p.contradiction),
             }
         )
+    day = race_day(st, r.race.id)
     return {
         "bib": r.bib,
         "name": r.name,
         "race": r.race.name,
+        "day": day.isoformat(),
+        "offset": utc_offset(st, day),
         "status": r.status,
         "reason": r.status_reason,
         "passings": passings,
@@ -320,7 +356,8 @@ def guns_view(st: RaceState, now: int) -> dict[str, Any]:
                     ],
                 },
             )
-        races.append({**rs, "waves": waves})
+        day = race_day(st, race.id)
+        races.append({**rs, "waves": waves, "day": day.isoformat(), "offset": utc_offset(st, day)})
     return {"races": races}
 
 
@@ -355,7 +392,7 @@ def readers_view(st: RaceState, now: int, heard_now: int | None = None) -> dict[
         rs = race_status(st, race, now)
         if rs["status"] == "running" and rs["gun_ms"] is not None:
             running[race.id] = rs["gun_ms"]
-    ids = list(dict.fromkeys([*st.event.readers, *st.readers.readers]))
+    ids = list(dict.fromkeys([*st.event.readers, *st.readers.readers, *st.read_conflicts]))
     rows = []
     for rid in ids:
         stats = st.readers.get(rid)
@@ -386,9 +423,10 @@ def readers_view(st: RaceState, now: int, heard_now: int | None = None) -> dict[
                 "reads": stats.reads if stats else 0,
                 "offset": _offset(offset),
                 "alert": alert,
+                "conflicts": st.read_conflicts.get(rid, 0),
             }
         )
-    return {"rows": rows, "alerts": sum(1 for r in rows if r["alert"])}
+    return {"rows": rows, "alerts": sum(1 for r in rows if r["alert"] or r["conflicts"])}
 
 
 def announce_view(st: RaceState, limit: int = 12) -> dict[str, Any]:
@@ -495,6 +533,13 @@ def _announce_dirty(st: RaceState, dirty: set[str], watched: Collection[str]) ->
     return set()
 
 
+def _accuracy_dirty(st: RaceState, dirty: set[str], watched: Collection[str]) -> set[str]:
+    """Prediction accuracy is dirty in the tick a finish feed changes (while watched)."""
+    if "accuracy" in watched and any(t.startswith("feed:") for t in dirty):
+        return {"accuracy"}
+    return set()
+
+
 ROUTES: list[BaseRoute] = [
     Route("/timer", timer_page),
     Route("/api/v1/corrections", post_correction, methods=["POST"]),
@@ -508,6 +553,7 @@ TOPICS: list[TopicKind] = [
     _topic("guns", "guns", "g", lambda st: guns_view(st, clock_of(st))),
     _topic("readers", "readers", "rd", lambda st: readers_view(st, clock_of(st), now_ms())),
     _topic("announce", "announce", "a", announce_view, _announce_dirty),
+    _topic("accuracy", "accuracy", "ac", accuracy_view, _accuracy_dirty),
     _topic("problems", "problems", "pr", problems_view),
     _topic("unmatched", "unmatched", "u", unmatched_view),
 ]

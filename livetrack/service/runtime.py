@@ -7,16 +7,19 @@ import contextlib
 import functools
 import gc
 import logging
+import os
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from livetrack.domain.event import Event
 from livetrack.domain.records import ParticipantRecord, Record
 from livetrack.domain.state import RaceState, race_topic
 from livetrack.live.hub import Hub
+from livetrack.service import snapshots
+from livetrack.service.snapshots import SnapshotInfo
 from livetrack.store.base import AppendResult, EventLog, LogUnavailable, Offset
-from livetrack.web import snapshots
-from livetrack.web.snapshots import SnapshotInfo
 
 log = logging.getLogger("livetrack.runtime")
 
@@ -26,8 +29,26 @@ CATCH_UP_RECORDS = 300_000
 FREEZE_FROM = 100_000
 
 
+#: Shifts this process's clock (``LIVETRACK_CLOCK_SHIFT_MS``): rehearse a machine whose clock
+#: is wrong. A follower also sets :data:`_skew_ms` from the site's clock (see ``set_site_clock``).
+_shift_ms = int(os.environ.get("LIVETRACK_CLOCK_SHIFT_MS", "0") or 0)
+_skew_ms = 0
+_skews: deque[int] = deque(maxlen=30)
+
+
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    """The event's wall clock: this machine's, or on a public server that follows a site,
+    the site's (the site's clock stamped its records, so every time on a page agrees)."""
+    return int(time.time() * 1000) + _shift_ms + _skew_ms
+
+
+def set_site_clock(site_ms: int) -> None:
+    """A frame stamped ``site_ms`` by the site has just arrived: keep the site's clock minus
+    ours, from the frame that travelled fastest of the last few (transit only makes it
+    smaller), rounded to a tenth of a second so it does not jitter."""
+    global _skew_ms
+    _skews.append(site_ms - (int(time.time() * 1000) + _shift_ms))
+    _skew_ms = round(max(_skews), -2)
 
 
 def clock_of(state: RaceState) -> int:
@@ -79,9 +100,14 @@ class Runtime:
     _progress: asyncio.Event = field(default_factory=asyncio.Event)
     _waiting: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: On a public server that follows a site, writes go to the site instead of the log
+    #: (``web.follow.Follower.forward``).
+    forward: Callable[[list[Record]], Awaitable[list[AppendResult]]] | None = None
 
     async def append(self, records: list[Record]) -> list[AppendResult]:
         """Durably append ``records``; the fold sees them when the tail delivers them."""
+        if self.forward is not None:
+            return await self.forward(records)
         return await self.log.append(records)
 
     async def seed_participants(
@@ -223,8 +249,10 @@ class Runtime:
             if catching_up and len(pending) < CATCH_UP_RECORDS:
                 continue
             if pending:
-                skip = functools.partial(_skipped, [o for o, _ in pending])
+                skip = functools.partial(_failed, self.state, pending)
                 self.hub.mark(self.state.apply_all([r for _, r in pending], on_error=skip))
+                for problem in self.state.take_skipped():
+                    log.warning("record %s skipped: %s", problem.key, problem.detail)
                 pending = []
             self.offset = offset
             if (
@@ -273,8 +301,31 @@ class Runtime:
             await self.log.close()
 
 
-def _skipped(offsets: list[Offset], i: int, exc: Exception) -> None:
-    log.error("record at %s could not be applied; skipped", offsets[i], exc_info=exc)
+async def restore(
+    event_log: EventLog, event: Event, info: SnapshotInfo
+) -> tuple[Offset | None, RaceState]:
+    """The newest compatible snapshot's fold (see ``snapshots.restore``), with the cyclic
+    collector paused while it is built: re-enabled at once, the collector would traverse
+    every object just loaded, young as they all are, in its next collections. A large
+    restored fold lives as long as the process, so it is frozen out of the collector's way."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        offset, state = await snapshots.restore(event_log, event, info)
+        if state.applied >= FREEZE_FROM:
+            gc.freeze()
+        return offset, state
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _failed(state: RaceState, pending: list[tuple[Offset, Record]], i: int, exc: Exception) -> None:
+    """A record the fold could not apply: logged once (with the traceback, as it is a fault
+    of ours) and listed on the timer's problems panel."""
+    offset, record = pending[i]
+    log.error("record %s at %s could not be applied; skipped", record.key, offset, exc_info=exc)
+    state.note_failure(record, f"{type(exc).__name__}: {exc}"[:200])
 
 
 def offset_ge(a: Offset, b: Offset) -> bool:

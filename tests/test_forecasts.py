@@ -1,0 +1,148 @@
+"""Forecasts on a simulated race day (the demo's 10K): the same whatever the folding, never
+behind the runner, and scored against the finishers."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from livetrack import sim
+from livetrack.demo.run import demo_event
+from livetrack.domain import forecast
+from livetrack.domain.event import Event
+from livetrack.domain.expect import expected, last_passing, next_checkpoint
+from livetrack.domain.records import ChipRead, GunStart, Record
+from livetrack.domain.state import RaceState
+
+GUN = int(datetime(2026, 11, 23, 10, tzinfo=UTC).timestamp() * 1000)  # the demo's day
+
+
+def race_day(event: Event, runners: int = 150) -> list[Record]:
+    people = sim.make_participants(event, {"tenk": runners})
+    out: list[Record] = list(people)
+    for a in sim.plan(event, people, {"tenk": GUN}, seed=3):
+        if a.kind == "gun":
+            out.append(GunStart(a.race, a.at_ms, a.wave))
+        else:
+            assert a.read is not None
+            body = {k: str(v) for k, v in a.read.items()}
+            out.append(ChipRead(body["reader"], body["point"], body["chip"], int(body["time"])))
+    return out
+
+
+def cards(st: RaceState) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for bib, r in sorted(st.runners.items()):
+        if r.race.id != "tenk":
+            continue
+        nxt = next_checkpoint(r)
+        finish = r.race.course.checkpoints[-1].id
+        out[bib] = (nxt, nxt and expected(st, r, nxt), expected(st, r, finish))
+    return out
+
+
+@pytest.fixture(scope="module")
+def day() -> tuple[Event, list[Record]]:
+    event = demo_event(datetime.fromtimestamp(GUN / 1000, UTC).date())  # the day of GUN
+    return event, race_day(event)
+
+
+@pytest.mark.parametrize("copy_every", [forecast.COPY_EVERY, 40])
+def test_a_race_day_folded_one_read_at_a_time_or_in_pages_gives_the_same_cards(
+    day: tuple[Event, list[Record]], copy_every: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the default copies (none in a field this small) and with a copy every 40
+    passings, so that a late passing goes back to one."""
+    monkeypatch.setattr(forecast, "COPY_EVERY", copy_every)
+    event, records = day
+    rnd = random.Random(5)
+    single = RaceState(event)
+    paged = RaceState(event)
+    i = 0
+    compared = 0
+    while i < len(records):
+        size = rnd.randint(1, 400)
+        for r in records[i : i + size]:
+            single.apply(r)
+            if rnd.random() < 0.02:
+                cards(single)  # somebody looked part-way through a page
+        paged.apply_all(records[i : i + size])
+        i += size
+        if rnd.random() < 0.5 or i >= len(records):
+            a, b = cards(single), cards(paged)
+            assert a == b
+            compared += sum(1 for v in a.values() if v[2] is not None)  # type: ignore[index]
+    assert compared > 300
+    assert single.forecasts.accuracy("tenk") == paged.forecasts.accuracy("tenk")
+
+
+def test_no_estimate_is_behind_the_runner_and_every_range_is_strict(
+    day: tuple[Event, list[Record]],
+) -> None:
+    event, records = day
+    st = RaceState(event)
+    checked = 0
+    for n, r in enumerate(records):
+        st.apply(r)
+        if n % 97:
+            continue
+        for runner in st.runners.values():
+            last = last_passing(runner)
+            if runner.race.id != "tenk" or last is None:
+                continue
+            cps = runner.race.course.checkpoints
+            for cp in cps[last[0] + 1 :]:
+                exp = expected(st, runner, cp.id)
+                if exp is None:
+                    continue
+                checked += 1
+                assert last[1] < exp.low_ms < exp.at_ms < exp.high_ms, (runner.bib, cp.id, exp)
+            for cp in cps[1 : last[0] + 1]:
+                assert expected(st, runner, cp.id) is None
+    assert checked > 1000
+
+
+def test_an_estimate_moves_the_moment_the_runner_passes(
+    day: tuple[Event, list[Record]],
+) -> None:
+    event, records = day
+    st = RaceState(event)
+    moved = 0
+    for r in records:
+        bib = None
+        if isinstance(r, ChipRead):
+            bib = st.chip_owner.get(r.chip)
+        before = None if bib is None else last_passing(st.runners[bib])
+        st.apply(r)
+        if bib is None:
+            continue
+        runner = st.runners[bib]
+        after = last_passing(runner)
+        if after is None or after == before or runner.race.id != "tenk":
+            continue
+        nxt = next_checkpoint(runner)
+        if nxt is None:
+            continue
+        exp = expected(st, runner, nxt)
+        assert exp is not None and exp.checkpoint == nxt and exp.low_ms > after[1]
+        moved += 1
+    assert moved > 300
+
+
+def test_accuracy_scores_the_finishers_at_every_checkpoint(
+    day: tuple[Event, list[Record]],
+) -> None:
+    event, records = day
+    st = RaceState(event)
+    st.apply_all(records)
+    scores = st.forecasts.accuracy("tenk")
+    cps = [cp.id for cp in event.races["tenk"].course.checkpoints[1:-1]]
+    assert [s.checkpoint for s in scores] == cps
+    finishers = len(st.finishers["tenk"])
+    assert finishers > 100
+    for s in scores:
+        assert 0.8 * finishers <= s.n <= finishers
+        assert 0.0 < s.mae_s < 600.0
+        assert 0.5 <= s.coverage <= 1.0
