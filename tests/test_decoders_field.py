@@ -25,7 +25,7 @@ from livetrack.domain.records import ChipRead
 from livetrack.ingest.decoders.ipico import format_read
 from livetrack.ingest.decoders.mylaps import format_store_record
 from livetrack.ingest.decoders.simulate import DecoderSimulator
-from livetrack.ingest.readers import ReaderManager
+from livetrack.service.readers import ReaderManager
 from livetrack.store.sqlite import SqliteEventLog
 
 FAST = {"backoff_initial": 0.05}
