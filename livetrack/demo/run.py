@@ -134,12 +134,6 @@ def run(
     day = datetime.fromtimestamp(gun0 / 1000, probe.tz).date()
     event = demo_event(day)
     people: list[ParticipantRecord] = sim.make_participants(event, COUNTS)
-    reader_token, reader = issue("reader", label="simulator")
-    timer_token, timer = issue("timer", label="demo timer")
-    marshal_token, marshal = issue("marshal", "lake", label="demo marshal at the lake")
-    settings = Settings(event=event, log_url=db, participants=people, seed=[reader, timer, marshal])
-    app = create_app(settings)
-    base = f"http://{host}:{port}"
     step = 60_000
     guns = {"mile": gun0, "team": gun0 + step * 2, "fun": gun0 + step * 4, "tenk": gun0 + step}
     guns.update({r: gun0 + step * 3 for r, race in event.races.items() if race.kind == "relay"})
@@ -151,6 +145,12 @@ def run(
             people = [replace(p, chips=tuple(map(ipico_tag, p.chips))) for p in people]
         # the decoders play the reads; only IPICO's guns are fired here, as the timer would
         actions = [a for a in actions if a.kind == "gun" and readers == "ipico"]
+    reader_token, reader = issue("reader", label="simulator")
+    timer_token, timer = issue("timer", label="demo timer")
+    marshal_token, marshal = issue("marshal", "lake", label="demo marshal at the lake")
+    settings = Settings(event=event, log_url=db, participants=people, seed=[reader, timer, marshal])
+    app = create_app(settings)
+    base = f"http://{host}:{port}"
 
     async def main() -> None:
         config = uvicorn.Config(

@@ -65,8 +65,8 @@ class DecoderSimulator:
     Attributes for tests: ``connections`` (count), ``fetch_requests`` (range /
     number requests received, RACE RESULT), ``drops_done``, ``sent`` (every read
     written to a socket, duplicates included) and ``finished`` (set once every
-    read has been produced and written at least once -- for MYLAPS, also
-    acknowledged).
+    read has been produced and written at least once, pushed or fetched -- for MYLAPS,
+    also acknowledged).
     """
 
     def __init__(
@@ -118,8 +118,9 @@ class DecoderSimulator:
 
         # Streaming protocols: index of the next read to write.
         self._cursor = 0
-        # RACE RESULT: number of passings that have happened so far.
+        # RACE RESULT: number of passings that have happened so far, and those written.
         self._produced = 0
+        self._rr_written: set[int] = set()
         self._produced_changed = asyncio.Condition()
         self._timeline: asyncio.Task[None] | None = None
         # MYLAPS: the message in flight (number, first index, end index, text).
@@ -301,20 +302,25 @@ class DecoderSimulator:
             async with self._produced_changed:
                 self._produced += 1
                 self._produced_changed.notify_all()
-        if self.protocol == "raceresult":  # the rest can be fetched; CTP01 sets it on writing
+
+    def _rr_written_at(self, index: int) -> None:
+        """Passing ``index`` went to a connector: once every passing has, ``finished``."""
+        self._rr_written.add(index)
+        if len(self._rr_written) == len(self.reads):
             self.finished.set()
 
     def _beyond(self, cursor: int) -> bool:
         return self._produced > cursor
 
-    async def _rr_push(self, writer: asyncio.StreamWriter, counter: list[int]) -> None:
-        cursor = self._produced
+    async def _rr_push(self, writer: asyncio.StreamWriter, counter: list[int], cursor: int) -> None:
+        """Push the passings from ``cursor`` (the count when push was asked for) on."""
         while True:
             async with self._produced_changed:
                 await self._produced_changed.wait_for(partial(self._beyond, cursor))
                 upto = self._produced
             while cursor < upto:
                 writer.write(f"#P;{self._rr_record(cursor)}\r\n".encode("latin-1"))
+                self._rr_written_at(cursor)
                 try:
                     self._count_line(counter, self._rr_read(cursor))
                 except _Dropped:
@@ -348,6 +354,7 @@ class DecoderSimulator:
                             break
                         index = offset + seq - 1
                         writer.write((self._rr_record(index) + "\r\n").encode("latin-1"))
+                        self._rr_written_at(index)
                         self._count_line(counter, self._rr_read(index))
                     if m is not None:
                         out.append("")
@@ -358,7 +365,9 @@ class DecoderSimulator:
                     if len(parts) > 1 and parts[1] == "1" and pusher is None:
                         if self._timeline is None:
                             self._timeline = asyncio.ensure_future(self._run_timeline())
-                        pusher = asyncio.ensure_future(self._rr_push(writer, counter))
+                        pusher = asyncio.ensure_future(
+                            self._rr_push(writer, counter, self._produced)
+                        )
                 elif cmd == "PASSINGS":
                     file, _, held = self._rr_current()
                     out.append(f"PASSINGS;{held};{file}")
