@@ -31,10 +31,16 @@ class ChipRead:
     time_ms: int
     seq: int | None = None
     received_ms: int = 0
+    #: The decoder's numbering run (its boot, or its file) when it numbers its reads again
+    #: from the start: part of the key with ``seq``, so a new run keeps its reads. Empty for
+    #: every read before it existed, whose keys and bytes are as they were.
+    session: str = ""
 
     @property
     def key(self) -> str:
         if self.seq is not None:
+            if self.session:
+                return f"read:{self.reader}:{self.seq}@{self.session}"
             return f"read:{self.reader}:{self.seq}"
         return f"read:{self.reader}:{self.chip}:{self.time_ms}"
 
@@ -264,6 +270,8 @@ def encode(record: Record) -> bytes:
         if record.seq is not None:
             read["seq"] = record.seq
         read["received_ms"] = record.received_ms
+        if record.session:
+            read["session"] = record.session
         return orjson.dumps(read)
     data: dict[str, Any] = {"t": record.TYPE, "v": VERSION}
     for name in _NAMES[record.TYPE]:

@@ -183,6 +183,9 @@ class RaceState:
         self._topics: dict[str, _RaceTopics] = {}
         self.forecasts = Forecasts(event)
         self._window = bounds(event)
+        #: Reads refused at the edge because their key was stored already with other content
+        #: (a conflict), by reader: counted by the process that refused them, not folded.
+        self.read_conflicts: dict[str, int] = {}
         #: Records skipped because their time is unusable, not yet reported (see
         #: :meth:`take_skipped`); each is also kept in ``problems``.
         self._skipped: list[Problem] = []

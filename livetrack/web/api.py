@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from typing import Any
@@ -15,6 +14,7 @@ from livetrack.domain import window
 from livetrack.domain.ranking import ALL
 from livetrack.domain.records import GunStart, Record
 from livetrack.ingest.reads import BodyError, parse_body, parse_time
+from livetrack.service.conflicts import read_conflicts
 from livetrack.service.runtime import clock, now_ms
 from livetrack.web import views
 from livetrack.web.auth import identity, reader_refusal, require
@@ -36,21 +36,30 @@ async def post_reads(request: Request) -> Response:
                 if why:
                     v.record, v.reason = None, why
     records: list[Record] = [v.record for v in verdicts if v.record is not None]
-    stored = iter(await rt.append(records)) if records else iter(())
+    appended = await rt.append(records) if records else []
+    conflicts = await read_conflicts(rt.log, records, appended) if records else {}
     results: list[dict[str, Any]] = []
     accepted = duplicate = rejected = 0
+    stored = iter(enumerate(appended))
     for v in verdicts:
         if v.record is None:
             rejected += 1
             results.append({"index": v.index, "status": "rejected", "reason": v.reason})
             continue
-        res = next(stored)
-        if res.duplicate:
+        i, res = next(stored)
+        if i in conflicts:
+            rejected += 1
+            reader = v.record.reader
+            rt.state.read_conflicts[reader] = rt.state.read_conflicts.get(reader, 0) + 1
+            results.append({"index": v.index, "status": "rejected", "reason": conflicts[i]})
+        elif res.duplicate:
             duplicate += 1
             results.append({"index": v.index, "status": "duplicate", "key": res.key})
         else:
             accepted += 1
             results.append({"index": v.index, "status": "accepted", "key": res.key})
+    if conflicts:
+        rt.hub.mark({"readers"})
     rt.counters.reads_accepted += accepted
     rt.counters.reads_duplicate += duplicate
     rt.counters.reads_rejected += rejected
@@ -67,7 +76,7 @@ async def post_gun(request: Request) -> Response:
     if race_id not in rt.event.races:
         return error(404, f"unknown race {race_id!r}")
     try:
-        data = json.loads(await read_body(request, 10_000) or b"{}")
+        data = orjson.loads(await read_body(request, 10_000) or b"{}")
     except BodyError as exc:
         return error(exc.status, str(exc))
     except (ValueError, UnicodeDecodeError) as exc:

@@ -119,6 +119,7 @@ class Follower:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     #: Keys this process queued that have not come back yet.
     _pending: set[str] = field(default_factory=set)
+    _me: str = field(default_factory=lambda: uuid.uuid4().hex)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
@@ -383,11 +384,12 @@ class Follower:
             await asyncio.sleep(1.0)
             try:
                 if self._current is not None:
-                    await _save(self.log, STATUS, "0", orjson.dumps(self.status.as_json()))
+                    shared = {**self.status.as_json(), "process": self._me}
+                    await _save(self.log, STATUS, "0", orjson.dumps(shared))
                 else:
                     saved = await _load(self.log, STATUS)
-                    if saved:
-                        data = orjson.loads(saved[1])
+                    data = orjson.loads(saved[1]) if saved else {}
+                    if data.pop("process", self._me) != self._me:  # another process's link
                         for name, value in data.items():
                             if hasattr(self.status, name):
                                 setattr(self.status, name, value)
@@ -458,16 +460,18 @@ async def get_link(request: Request) -> Response:
 
 def freshness(request: Request) -> dict[str, Any]:
     """Whether this server's finish data is behind: on a follower, when the link has been
-    down or behind for more than :data:`STALE_S`; ``last_update_ms`` is when it was last
-    known to hold everything the finish had."""
+    down or behind for more than :data:`STALE_S`; ``age_s``: seconds since it was last known
+    to hold everything the finish had (``follows`` is false on a server that follows no
+    site: a page need not ask again)."""
     follower: Follower | None = getattr(request.app.state, "follower", None)
     if follower is None:
-        return {"delayed": False, "last_update_ms": None}
+        return {"follows": False, "delayed": False, "age_s": None}
     st = follower.status
     now = now_ms()
     behind = not follower.up() or (st.lag_records > 0 and st.lag_s > STALE_S)
     stale = now - st.in_step_ms > STALE_S * 1000 if st.in_step_ms else True
-    return {"delayed": behind and stale, "last_update_ms": st.in_step_ms or None}
+    age = round((now - st.in_step_ms) / 1000) if st.in_step_ms else None
+    return {"follows": True, "delayed": behind and stale, "age_s": age}
 
 
 async def get_freshness(request: Request) -> Response:

@@ -392,7 +392,7 @@ def readers_view(st: RaceState, now: int, heard_now: int | None = None) -> dict[
         rs = race_status(st, race, now)
         if rs["status"] == "running" and rs["gun_ms"] is not None:
             running[race.id] = rs["gun_ms"]
-    ids = list(dict.fromkeys([*st.event.readers, *st.readers.readers]))
+    ids = list(dict.fromkeys([*st.event.readers, *st.readers.readers, *st.read_conflicts]))
     rows = []
     for rid in ids:
         stats = st.readers.get(rid)
@@ -423,9 +423,10 @@ def readers_view(st: RaceState, now: int, heard_now: int | None = None) -> dict[
                 "reads": stats.reads if stats else 0,
                 "offset": _offset(offset),
                 "alert": alert,
+                "conflicts": st.read_conflicts.get(rid, 0),
             }
         )
-    return {"rows": rows, "alerts": sum(1 for r in rows if r["alert"])}
+    return {"rows": rows, "alerts": sum(1 for r in rows if r["alert"] or r["conflicts"])}
 
 
 def announce_view(st: RaceState, limit: int = 12) -> dict[str, Any]:
