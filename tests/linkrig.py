@@ -489,6 +489,8 @@ async def _redis_keys(url: str) -> list[str]:
     log = RedisEventLog.from_url(url)
     out: list[str] = []
     try:
+        if await log.head() is None:
+            return out
         async for page in log.tail_pages(None):
             out += [r.key for _, r in page]
             if await log.head() in (None, page.end):

@@ -227,3 +227,102 @@ def test_forged_and_revoked_site_tokens_get_401_and_store_nothing(day: RaceDay) 
     time.sleep(3)
     assert day.public_keys() == before
     assert "401" in day.link("site")["error"]
+
+
+@pytest.mark.redis
+def test_redis_public_follows_through_a_cut_and_an_emptied_log(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """The public server on Redis: the same records in the same order through a cut, and
+    rebuilt equal when its stream is emptied under it."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    stream = f"livetrack:link:{uuid.uuid4().hex}"
+    sep = "&" if "?" in redis_url else "?"
+    day = RaceDay(tmp_path, public_log=f"{redis_url}{sep}stream={stream}")
+    try:
+        flow = Flow(day, races=("mile",), speed=120)
+        try:
+            time.sleep(2)
+            day.proxy.cut()
+            time.sleep(3)
+            assert any(s == 202 for s in flow.sightings.values())
+            day.proxy.heal()
+            flow.wait_reads()
+        finally:
+            flow.stop()
+        day.wait_equal()
+        assert_nothing_lost_or_doubled(day, flow)
+        assert_same_folds(day, ("mile",))
+
+        day.public.stop()
+
+        async def empty() -> None:
+            client = Redis.from_url(redis_url)
+            try:
+                keys = [k async for k in client.scan_iter(match=f"{stream}*")]
+                await client.delete(*keys)
+            finally:
+                await client.aclose()
+
+        asyncio.run(empty())
+        assert day.public_keys() == []
+        day.public.start()
+        day.wait_equal()
+        assert_same_folds(day, ("mile",))
+    finally:
+        day.close()
+
+
+def test_clocks_90s_apart_move_no_time_on_any_page(tmp_path: Path) -> None:
+    """The public server's clock runs 90 s fast: it keeps the site's time, so a gun fired from
+    a phone at the public end, the race clocks and every passing read the same at both ends."""
+    day = RaceDay(tmp_path, public_env={"LIVETRACK_CLOCK_SHIFT_MS": "90000"})
+    try:
+        flow = Flow(day, races=("mile",), speed=120)
+        try:
+            flow.wait_reads()
+        finally:
+            flow.stop()
+        day.wait_equal()
+        assert_same_folds(day, ("mile",))
+        # the timer's phone, on the public server, fires the fun run's gun without a time
+        before = int(time.time() * 1000)
+        r = httpx.post(
+            day.public.url + "/api/v1/races/fun/gun",
+            json={},
+            headers={"authorization": f"Bearer {day.tokens['timer']}"},
+            timeout=30,
+        )
+        after = int(time.time() * 1000)
+        assert r.status_code == 200, r.text
+        day.wait_equal()
+        from linkrig import records_in
+
+        from livetrack.domain.records import GunStart
+
+        [gun] = [g for g in records_in(day.site_db) if isinstance(g, GunStart) and g.race == "fun"]
+        assert before - 2000 <= gun.time_ms <= after + 2000  # the site's clock, not 90 s on
+        time.sleep(1.5)
+        for race in ("mile", "fun"):
+            clocks = []
+            for base in (day.site.url, day.public.url):
+                got = httpx.get(base + "/api/v1/races", timeout=10).json()["races"]
+                clocks.append(next(x["clock"] for x in got if x["id"] == race))
+            assert _seconds(clocks[0]) == pytest.approx(_seconds(clocks[1]), abs=2), clocks
+        runners = [p.bib for p in day.people if p.race == "mile"][:5]
+        for bib in runners:
+            at = [httpx.get(f"{b}/api/v1/runners/{bib}", timeout=10).json() for b in
+                  (day.site.url, day.public.url)]  # fmt: skip
+            assert at[0] == at[1]
+    finally:
+        day.close()
+
+
+def _seconds(clock: str) -> int:
+    total = 0
+    for part in clock.split(":"):
+        total = total * 60 + int(part)
+    return total
