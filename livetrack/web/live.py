@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from livetrack.live.hub import Hub, Subscriber, UnknownTopic
 from livetrack.live.wire import direct_writer
+from livetrack.web.access import public_refusal
 
 #: Close code for a subscription the server cannot serve (the reason says why).
 POLICY = 1008
@@ -33,6 +34,9 @@ async def live(ws: WebSocket) -> None:
             topics = hub.validate(items)
         else:
             topics = hub.validate(raw.split(","))
+        refusal = public_refusal(topics)
+        if refusal:
+            raise UnknownTopic(refusal)
     except (UnknownTopic, ValueError, TimeoutError) as exc:
         await ws.close(code=POLICY, reason=str(exc)[:120])
         return

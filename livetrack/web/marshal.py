@@ -48,6 +48,7 @@ from livetrack.domain.records import Record, Sighting, Sweep, TokenRecord
 from livetrack.domain.state import RaceState, Runner, marshal_topic
 from livetrack.live.hub import Subscriber, UnknownTopic
 from livetrack.service.runtime import Runtime, clock_of, now_ms
+from livetrack.web.access import staff_refusal
 from livetrack.web.auth import lookup, require, same_origin
 from livetrack.web.guards import (
     Invalid,
@@ -227,17 +228,6 @@ async def post_sweep(request: Request) -> Response:
 # -- the staff socket ----------------------------------------------------------------------
 
 
-def allowed_topics(grant: TokenRecord, topics: list[str]) -> str | None:
-    """Why ``grant`` may not watch ``topics`` (None when it may)."""
-    if grant.role == "timer":
-        return None
-    if grant.role == "marshal":
-        mine = marshal_topic(grant.point)
-        bad = [t for t in topics if t != mine]
-        return f"a marshal for {grant.point!r} may watch only {mine!r}" if bad else None
-    return f"a {grant.role} token has no console"
-
-
 async def staff_socket(ws: WebSocket) -> None:
     """Pushes staff topics to a signed-in console (the token comes in the first message)."""
     if not same_origin(ws):
@@ -257,7 +247,7 @@ async def staff_socket(ws: WebSocket) -> None:
         if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
             raise UnknownTopic("topics must be a list of strings")
         topics = rt.hub.validate(items)
-        refusal = allowed_topics(grant, topics)
+        refusal = staff_refusal(grant, topics)
         if refusal:
             raise UnknownTopic(refusal)
     except (UnknownTopic, ValueError, TimeoutError, KeyError) as exc:
