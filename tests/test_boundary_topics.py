@@ -15,10 +15,11 @@ from conftest import PATIENCE_S
 from factory import event, person
 from server import Running, serve, tokens_for
 
-from livetrack.live.hub import UnknownTopic
+from livetrack.domain.state import RaceState
+from livetrack.domain.topics import BadTopic, dom_id
 from livetrack.web import features
 from livetrack.web.auth import issue
-from livetrack.web.render import CORE_TOPICS, dom_id
+from livetrack.web.render import Renderer
 
 #: Who may watch each kind: "public" (anyone, on /live) or the roles that may on /ws/staff.
 STAFF_KINDS = {"guns", "readers", "announce", "accuracy", "problems", "unmatched", "marshal"}
@@ -29,18 +30,30 @@ PUBLIC_KINDS = {
 RESTS = ("", "mile", "loop", "relay", "1", "half", "mile:finish:all", "mile:Harriers")
 
 
+PEOPLE = [person("1", team="Harriers"), person("2", team="Harriers"), person("3", race="loop")]
+
+
+def renderer() -> Renderer:
+    """Every live region the app serves, over the test's event and entrants."""
+    state = RaceState(event())
+    for p in PEOPLE:
+        state.apply(p)
+    return features.renderer(state)
+
+
 def kinds() -> list[str]:
-    return sorted({k.name for k in (*CORE_TOPICS, *features.topics())})
+    """Every kind of topic a socket may be asked for (each region's kind)."""
+    return sorted(renderer().regions)
 
 
 def example(srv: Running, kind: str) -> str:
     """A topic of ``kind`` that this event has."""
-    hub = srv.app.state.runtime.hub  # type: ignore[attr-defined]
+    r = renderer()
     for rest in RESTS:
         topic = f"{kind}:{rest}" if rest else kind
         try:
-            hub.validate([topic])
-        except UnknownTopic:
+            r.find(topic)
+        except BadTopic:
             continue
         return topic
     raise AssertionError(f"no example topic for kind {kind!r}")
@@ -84,8 +97,7 @@ def test_every_topic_kind_is_either_public_or_staff() -> None:
 async def test_the_public_socket_refuses_every_staff_topic_and_serves_every_public_one(
     tmp_path: Path,
 ) -> None:
-    people = [person("1", team="Harriers"), person("2", team="Harriers"), person("3", race="loop")]
-    with serve(event(), tmp_path / "log.db", people) as srv:
+    with serve(event(), tmp_path / "log.db", PEOPLE) as srv:
         await srv.asettle()
         for kind in kinds():
             topic = example(srv, kind)
@@ -109,7 +121,7 @@ async def test_the_staff_socket_serves_staff_topics_by_role_and_checkpoint(tmp_p
     toks, records = tokens_for(("half", "finish"))
     toks["reader"], rec = issue("reader", label="a reader")
     records.append(rec)
-    with serve(event(), tmp_path / "log.db", [person("1")], tokens=(toks, records)) as srv:
+    with serve(event(), tmp_path / "log.db", PEOPLE, tokens=(toks, records)) as srv:
         await srv.asettle()
         for kind in sorted(STAFF_KINDS):
             topic = example(srv, kind)

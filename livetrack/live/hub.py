@@ -213,10 +213,6 @@ class Group:
         self.pending: dict[str, str] = {}
 
 
-class UnknownTopic(ValueError):
-    pass
-
-
 class Hub:
     """Coalesces changes into at most one render per topic per tick."""
 
@@ -224,16 +220,12 @@ class Hub:
         self,
         render: Render,
         *,
-        is_topic: Callable[[str], bool],
         tick_s: float = 0.25,
-        max_topics: int = 64,
         derive: Callable[[set[str], Collection[str]], set[str]] | None = None,
     ) -> None:
         self._render = render
         self._derive = derive
-        self._is_topic = is_topic
         self.tick_s = tick_s
-        self.max_topics = max_topics
         self._subs: dict[str, set[Subscriber]] = {}
         self._groups: dict[tuple[str, ...], Group] = {}
         self._topic_groups: dict[str, set[Group]] = {}
@@ -249,18 +241,6 @@ class Hub:
         #: Fragments skipped (replaced unsent) by clients that have since gone away; the
         #: live ones keep their own count in ``Subscriber.skipped``.
         self.frames_skipped = 0
-
-    def validate(self, topics: Iterable[str]) -> list[str]:
-        """The topics, checked; raises :class:`UnknownTopic` naming the first unknown one."""
-        out = list(dict.fromkeys(t for t in topics if t))
-        if not out:
-            raise UnknownTopic("no topics given")
-        if len(out) > self.max_topics:
-            raise UnknownTopic(f"too many topics ({len(out)} > {self.max_topics})")
-        for t in out:
-            if not self._is_topic(t):
-                raise UnknownTopic(f"unknown topic {t[:60]!r}")
-        return out
 
     def subscribe(self, sub: Subscriber) -> None:
         """Register ``sub`` and offer it the current fragment of every topic (the snapshot,
