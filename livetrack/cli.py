@@ -179,11 +179,14 @@ def _now_ms() -> int:
 def _serve(app: object, host: str, port: int) -> None:
     import uvicorn
 
+    from livetrack.web.wsdeflate import WS_PROTOCOL
+
     uvicorn.run(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
-        ws_per_message_deflate=False,
+        ws=WS_PROTOCOL,
+        ws_per_message_deflate=False,  # WS_PROTOCOL negotiates its own
         ws_ping_interval=20,
         ws_ping_timeout=20,
         log_level="info",
@@ -222,6 +225,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         import uvicorn
 
+        from livetrack.web.wsdeflate import WS_PROTOCOL
+
         if args.no_snapshots:
             raise SystemExit("livetrack serve: --no-snapshots works with one process only")
         os.environ["LIVETRACK_EVENT"] = str(Path(args.event).resolve())
@@ -234,7 +239,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["LIVETRACK_TICK"] = str(args.tick)
         uvicorn.run(
             "livetrack.web.factory:create_from_env", factory=True, workers=args.workers,
-            host=args.host, port=args.port, ws_per_message_deflate=False,
+            host=args.host, port=args.port, ws=WS_PROTOCOL, ws_per_message_deflate=False,
             ws_ping_interval=20, ws_ping_timeout=20, log_level="info", access_log=False,
         )  # fmt: skip
         return 0
@@ -256,6 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from livetrack import sim
     from livetrack.web.app import Settings, create_app
     from livetrack.web.auth import issue
+    from livetrack.web.wsdeflate import WS_PROTOCOL
 
     event = demo_event()
     counts = {"mile": 60, "team": 60, "fun": 80, "tenk": 120}
@@ -270,7 +276,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         config = uvicorn.Config(
-            app, host=args.host, port=args.port, ws_per_message_deflate=False,
+            app, host=args.host, port=args.port, ws=WS_PROTOCOL, ws_per_message_deflate=False,
             log_level="warning", access_log=False,
         )  # fmt: skip
         server = uvicorn.Server(config)

@@ -16,7 +16,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, sel
 
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, parse_shift
-from livetrack.web import views
+from livetrack.live.delta import Region
+from livetrack.web import parts, views
 from livetrack.web.runtime import clock_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +59,8 @@ def make_env() -> Environment:
     env.globals["dom_id"] = dom_id
     env.globals["division_label"] = division_label
     env.globals["static"] = lambda path: f"/static/{path}?v={static_version(path)}"
+    env.filters["part"] = parts.part
+    env.filters["item"] = parts.item
     return env
 
 
@@ -68,7 +71,7 @@ class TopicKind:
 
     name: str
     valid: Callable[[RaceState, str], bool]
-    render: Callable[[Renderer, str], str]
+    render: Callable[[Renderer, str], str | Region]
     #: ``kind:<race>`` summarises a whole race (team standings, a big-screen panel…): it is
     #: dirty whenever anything in that race changed (see :meth:`Renderer.derive`).
     per_race: bool = False
@@ -152,6 +155,9 @@ class Renderer:
         self.env = env
         self.state = state
         self.kinds: dict[str, TopicKind] = {}
+        #: When the data last changed (the event's clock at the tick that saw it), so a page
+        #: can say how fresh it is; None until the first change this process saw.
+        self.changed_at: int | None = None
         for kind in CORE_TOPICS:
             self.register(kind)
 
@@ -165,7 +171,9 @@ class Renderer:
         made by :func:`safe` that failed, or a fault in the block) is drawn as a short notice,
         logged once, and the rest of the page is drawn as usual."""
         tmpl: Template = self.env.get_template(name)
-        ctx = tmpl.new_context({"event": self.state.event, **context})
+        now = clock_of(self.state)
+        base = {"event": self.state.event, "server_now": now, "changed_ms": self.changed(now)}
+        ctx = tmpl.new_context({**base, **context})
         for block, funcs in ctx.blocks.items():
             ctx.blocks[block] = [_guarded(name, block, f) for f in funcs]
         return "".join(tmpl.root_render_func(ctx))
@@ -175,6 +183,18 @@ class Renderer:
         tmpl: Template = self.env.get_template(template)
         ctx = tmpl.new_context({"event": self.state.event, **context})
         return "".join(tmpl.blocks[block](ctx))
+
+    def region(self, template: str, block: str, **context: Any) -> Region:
+        """One block of ``template`` with its marked parts (see :mod:`livetrack.web.parts`),
+        so that the hub can push what changed in it rather than all of it."""
+        return parts.render_region(lambda: self.block(template, block, **context))
+
+    def changed(self, now: int) -> int:
+        """When the data last changed, as far as this process knows: the newest record's
+        time before it saw a change of its own."""
+        if self.changed_at is not None:
+            return self.changed_at
+        return min(now, self.state.now_ms) if self.state.now_ms else now
 
     def derive(self, dirty: set[str], watched: Collection[str] = ()) -> set[str]:
         """``dirty`` plus the per-race kinds of every race it touches (once per tick, so the
@@ -193,6 +213,8 @@ class Renderer:
                 if shift is not None:
                     key = (shift[0], shift[1])
                     shifted[key] = min(shift[2], shifted.get(key, shift[2]))
+        if races:
+            self.changed_at = clock_of(self.state)
         out = dirty | {f"{k}:{race}" for k in per_race for race in races}
         if shifted:
             out |= self._shifted_cards(shifted, watched)
@@ -225,7 +247,7 @@ class Renderer:
         kind = self.kinds.get(name)
         return kind is not None and kind.valid(self.state, rest)
 
-    def topic(self, topic: str) -> str:
+    def topic(self, topic: str) -> str | Region:
         """The out-of-band fragment for ``topic`` (which :meth:`is_topic` accepted)."""
         name, _, rest = topic.partition(":")
         return self.kinds[name].render(self, rest)
@@ -243,37 +265,41 @@ def _board_valid(st: RaceState, rest: str) -> bool:
     return any(cp.id == parts[1] for cp in st.event.races[parts[0]].course.checkpoints[1:])
 
 
-def _board(r: Renderer, rest: str) -> str:
+def _board(r: Renderer, rest: str) -> Region:
     race, cp, division = rest.split(":")
-    return r.block("race.html", "board", b=views.board(r.state, race, cp, division))
+    return r.region("race.html", "board", b=views.board(r.state, race, cp, division))
 
 
+# Pushed regions leave the race clocks' text out (the page ticks them from the gun time), so
+# they change only when the data does.
 CORE_TOPICS = (
     TopicKind(
         "races",
         lambda st, rest: rest == "",
-        lambda r, rest: r.block(
-            "home.html", "races", races=views.races(r.state, clock_of(r.state))
+        lambda r, rest: r.region(
+            "home.html", "races", races=views.races(r.state, clock_of(r.state), clock_text=False)
         ),
     ),
     TopicKind(
         "race",
         is_race,
-        lambda r, rest: r.block(
+        lambda r, rest: r.region(
             "race.html",
             "header",
-            rs=views.race_status(r.state, r.state.event.races[rest], clock_of(r.state)),
+            rs=views.race_status(
+                r.state, r.state.event.races[rest], clock_of(r.state), clock_text=False
+            ),
         ),
     ),
     TopicKind(
         "feed",
         is_race,
-        lambda r, rest: r.block("race.html", "feed", f=views.feed(r.state, rest)),
+        lambda r, rest: r.region("race.html", "feed", f=views.feed(r.state, rest)),
     ),
     TopicKind(
         "runner",
         lambda st, rest: rest in st.runners,
-        lambda r, rest: r.block(
+        lambda r, rest: r.region(
             "runner.html", "card", rn=views.runner(r.state, rest, clock_of(r.state))
         ),
     ),
