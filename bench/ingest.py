@@ -31,8 +31,8 @@ import orjson
 from livetrack.cli import demo_event
 from livetrack.domain.records import Record, decode
 from livetrack.domain.state import RaceState
+from livetrack.service.runtime import CATCH_UP_RECORDS
 from livetrack.sim import make_participants, plan
-from livetrack.web.runtime import CATCH_UP_RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 

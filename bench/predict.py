@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from livetrack.domain.predict import Predictor
-from livetrack.results_formats import load_boston
+from livetrack.evaluation.formats import load_boston
 
 
 def data_dir() -> Path:

@@ -14,10 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from livetrack import evaluate
 from livetrack.domain.event import ConfigError, Event, load_event_text
 from livetrack.domain.participants import parse_participants
 from livetrack.domain.records import ParticipantRecord, Record, TokenRecord
+from livetrack.evaluation import replay as evaluate
 
 log = logging.getLogger("livetrack")
 
@@ -208,8 +208,8 @@ def _tick(text: str) -> float:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the event: in this process, or with ``--workers N`` in N processes (each a
     :func:`livetrack.web.factory.create_from_env` app) that share the one log."""
+    from livetrack.service.entries import EntriesFile
     from livetrack.web.app import Settings, create_app
-    from livetrack.web.entries import EntriesFile
 
     event = load_event(args.event)
     # read now (a file that cannot be read stops the command), parsed once caught up with the

@@ -12,12 +12,12 @@ from livetrack.domain import participants
 from livetrack.domain.event import Event
 from livetrack.domain.participants import RowError
 from livetrack.domain.records import ParticipantRecord
+from livetrack.service import entries
+from livetrack.service.entries import EntriesFile
+from livetrack.service.runtime import Runtime
+from livetrack.service.snapshots import code_version
 from livetrack.store.sqlite import SqliteEventLog
-from livetrack.web import entries
 from livetrack.web.app import Settings, create_app
-from livetrack.web.entries import EntriesFile
-from livetrack.web.runtime import Runtime
-from livetrack.web.snapshots import code_version
 
 CSV = """bib,chip,first_name,last_name,gender,age,race,wave
 1,C1,Ann,Adams,F,31,mile,A

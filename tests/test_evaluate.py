@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from livetrack.evaluate import main
-from livetrack.results_formats import (
+from livetrack.evaluation.formats import (
     BOSTON_CHECKPOINTS,
     WESTERN_STATES_MILES,
     load_boston,
     load_western_states,
     parse_clock,
 )
+from livetrack.evaluation.replay import main
 
 BOSTON_HEADER = [
     *("Bib", "Name", "Age", "M/F", "City", "State", "Country", "Citizen", ""),
@@ -204,3 +204,41 @@ def test_western_states_file_loads_with_plausible_station_distances() -> None:
         )
         if paces:
             assert 300.0 < paces[len(paces) // 2] < 2400.0, race.checkpoints[k]  # s per mile
+
+
+def test_leave_one_out_holds_each_race_out_and_prints_one_json_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from livetrack.evaluation.loo import held_out, history_for
+
+    write_boston(tmp_path / "boston_2013.csv", runners=40, seed=1)
+    write_boston(tmp_path / "boston_2015.csv", runners=50, seed=2)
+    paths = [str(tmp_path / "boston_2015.csv"), str(tmp_path / "boston_2013.csv")]
+    races = held_out(paths)
+    assert [(h.name, h.year) for h in races] == [("boston 2015", 2015), ("boston 2013", 2013)]
+    # earlier editions where there are any, else the other editions
+    assert len(history_for(races[0], races)) == 40
+    assert len(history_for(races[1], races)) == 50
+    assert main(["--leave-one-out", *paths, "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert len(lines) == 1
+    summary = json.loads(lines[0])
+    assert summary["races"] == ["boston 2013", "boston 2015"]
+    for mode in ("history", "none"):
+        table = summary["families"]["boston"][mode]
+        assert list(table) == [name for name, _ in BOSTON_CHECKPOINTS[:-1]]
+        for row in table.values():
+            assert row["races"] == 2
+            assert row["mae_worst"] >= row["mae_mean"] > 0
+            assert 0.0 <= row["cover_worst"] <= 1.0
+    assert "boston/none/Half/gain" in summary["targets"]
+    assert "with history" in err and "no history" in err
+
+
+def test_leave_one_out_needs_two_races(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_boston(tmp_path / "boston_2015.csv")
+    assert main(["--leave-one-out", str(tmp_path / "boston_2015.csv")]) == 2
+    assert "at least two races" in capsys.readouterr().err

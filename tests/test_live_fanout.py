@@ -13,7 +13,7 @@ from server import Running, serve
 from websockets.asyncio.client import ClientConnection, connect
 
 from livetrack.live.wire import DirectWrite
-from livetrack.web.runtime import Runtime
+from livetrack.service.runtime import Runtime
 
 CLIENTS = 300
 PAGE = "race:mile,board:mile:finish:all,feed:mile"

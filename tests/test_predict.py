@@ -437,7 +437,7 @@ def data_dir(*files: str) -> Path:
 
 
 def test_boston_subset_beats_constant_pace_with_calibrated_ranges() -> None:
-    from livetrack.results_formats import load_boston
+    from livetrack.evaluation.formats import load_boston
 
     path = data_dir("boston_2015.csv", "boston_2013.csv")
     history = [r.times for r in load_boston(path / "boston_2013.csv").runners[::4]]

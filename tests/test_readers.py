@@ -19,11 +19,11 @@ from livetrack.ingest.decoders.simulate import DecoderSimulator, make_demo_reads
 from livetrack.ingest.readers import (
     OFFSET_WARN_MS,
     ReaderChannel,
-    ReaderManager,
     SeqIndex,
     gun_races,
     resume_point,
 )
+from livetrack.service.readers import ReaderManager
 from livetrack.store.base import AppendResult, EventLog
 from livetrack.store.sqlite import SqliteEventLog
 

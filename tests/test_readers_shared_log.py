@@ -13,7 +13,8 @@ from test_readers import T10, Rt, event, rr_event, stored_reads, until
 
 from livetrack.domain.records import ChipRead, GunStart
 from livetrack.ingest.decoders.simulate import DecoderSimulator, make_demo_reads
-from livetrack.ingest.readers import LEASE, ReaderManager, SeqIndex, _from_keys, _scan
+from livetrack.ingest.readers import SeqIndex
+from livetrack.service.readers import LEASE, ReaderManager, _from_keys, _scan
 from livetrack.store.base import KeyLookup, Leases
 
 FAST = {"backoff_initial": 0.05}

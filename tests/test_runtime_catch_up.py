@@ -12,8 +12,8 @@ from factory import GUN, event, gun, person, read
 
 from livetrack.domain.state import RaceState
 from livetrack.live.hub import Hub
+from livetrack.service.runtime import Runtime
 from livetrack.store.sqlite import SqliteEventLog
-from livetrack.web.runtime import Runtime
 
 
 async def test_an_unreadable_newest_entry_is_skipped_and_the_service_gets_ready(

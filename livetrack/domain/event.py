@@ -13,6 +13,8 @@ from datetime import date
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from livetrack.domain.durations import parse_hms
+
 RaceKind = Literal["timed", "team", "fun", "relay"]
 Role = Literal["main", "backup"]
 Pick = Literal["first", "last"]
@@ -248,21 +250,14 @@ def _check_keys(data: Mapping[str, Any], allowed: set[str], path: str) -> None:
 
 def parse_duration(text: str | float | int, path: str) -> float:
     """``"6:58"``, ``"1:02:03.5"`` or a number of seconds, as seconds."""
-    if isinstance(text, bool):
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise ConfigError(path, "must be a duration like '6:58' or seconds")
     if isinstance(text, int | float):
         return float(text)
-    parts = text.strip().split(":")
     try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise ConfigError(path, f"{text!r} is not a duration like '6:58' or '1:02:03'") from None
-    if not 1 <= len(values) <= 3 or any(v < 0 for v in values):
-        raise ConfigError(path, f"{text!r} is not a duration like '6:58' or '1:02:03'")
-    seconds = 0.0
-    for v in values:
-        seconds = seconds * 60 + v
-    return seconds
+        return parse_hms(text)
+    except ValueError as exc:
+        raise ConfigError(path, str(exc)) from None
 
 
 def _course(data: Mapping[str, Any], path: str) -> Course:

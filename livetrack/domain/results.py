@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from livetrack.domain import durations
+from livetrack.domain.durations import fmt_hms as fmt_hms
 from livetrack.domain.expect import start_ms
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, Runner
@@ -78,25 +80,9 @@ class ResultTable:
     rows: tuple[ResultRow, ...]
 
 
-def fmt_hms(ms: int | None) -> str:
-    """``0:06:58`` (whole seconds, always with hours, so spreadsheets read it as a time)."""
-    if ms is None:
-        return ""
-    sign = "-" if ms < 0 else ""
-    s = abs(ms) // 1000
-    return f"{sign}{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
 def parse_hms(text: str) -> float | None:
     """Inverse of :func:`fmt_hms` (also ``M:SS``); None for a blank cell."""
-    text = text.strip()
-    if not text:
-        return None
-    sign = -1.0 if text.startswith("-") else 1.0
-    total = 0.0
-    for part in text.lstrip("-").split(":"):
-        total = total * 60 + float(part)
-    return sign * total
+    return durations.parse_hms(text, signed=True) if text.strip() else None
 
 
 def _row(state: RaceState, r: Runner, division: str) -> ResultRow:
@@ -227,3 +213,39 @@ def history_from_csv(text: str, checkpoints: Sequence[str]) -> list[list[float |
         if any(v is not None for v in values):
             out.append(values)
     return out
+
+
+def _fmt_duration(ms: int) -> str:
+    """``0:16``, ``12:05``, ``1:02:03`` (whole seconds)."""
+    s = round(ms / 1000)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def prediction_accuracy(state: RaceState, race_id: str) -> list[dict[str, Any]]:
+    """How good today's finish predictions were, per checkpoint before the finish, over the
+    finishers so far: the finish estimate made the moment each passed the checkpoint against
+    their finish (mean absolute error), and how often the finish fell inside its 80% range.
+    Checkpoints nobody who has finished was predicted from are left out. Derived from the
+    log alone (:meth:`~livetrack.domain.forecast.Forecasts.accuracy`): every process shows
+    the same figures."""
+    race = state.event.races[race_id]
+    names = {cp.id: cp.name for cp in race.course.checkpoints}
+    rows = []
+    for a in state.forecasts.accuracy(race_id):
+        if not a.n:
+            continue
+        mae_ms = round(a.mae_s * 1000)
+        rows.append(
+            {
+                "checkpoint": a.checkpoint,
+                "name": names.get(a.checkpoint, a.checkpoint),
+                "finishers": a.n,
+                "mae_ms": mae_ms,
+                "mae": _fmt_duration(mae_ms),
+                "inside_80": a.inside,
+                "inside_80_pct": round(100.0 * a.coverage, 1),
+            }
+        )
+    return rows

@@ -1,11 +1,8 @@
-"""Native timing hardware: one decoder connector per configured ``[[reader]]``.
+"""One native reader's reads turned into log records: :class:`ReaderChannel`.
 
-:class:`ReaderManager` runs :func:`~livetrack.ingest.decoders.connect.run_connector` for every
-reader in ``EVENT.toml`` whose protocol is a decoder protocol (anything but ``http``): it
-connects out to ``host:port``, or with ``listen = true`` waits for the decoder (or the software
-relaying it) to connect in. Each batch of decoded reads becomes log records that are appended
-with ``await rt.append(records)``; only when that returns does the connector acknowledge the
-batch to the decoder, so a crash never loses an acknowledged read.
+A channel converts a decoder's batches of :class:`~livetrack.ingest.decoders.DecodedRead` into
+``ChipRead`` and ``GunStart`` records, estimates the decoder's clock and keeps the reader's
+health. :class:`~livetrack.service.readers.ReaderManager` runs one connector per channel.
 
 Decisions, in one place:
 
@@ -15,27 +12,15 @@ Decisions, in one place:
   drop stores nothing twice. In listen mode any number of decoders may connect to one
   listener and their numbers would collide, so ``seq`` is dropped and the key is
   ``read:<reader>:<chip>:<time>`` (equally stable across resends). The decoder's own box or
-  location ids seen on a reader are listed in :meth:`ReaderManager.health` (``sources``), and a
+  location ids seen on a reader are listed in :meth:`ReaderChannel.health` (``sources``), and a
   change of box in connect mode is logged, because a new box numbers its passings from 1 again.
-* **Resume.** At start the manager reads the stored sequence numbers of its connect-mode
-  readers back from the log (:class:`SeqIndex`, :func:`resume_point`). RACE RESULT resumes
-  after the contiguous stored prefix and fetches the rest; other protocols after the highest.
-  The numbers come from the stored keys where the log can list them by prefix (both built-in
-  logs can), so a long log is not decoded again to find them.
-* **One process runs the readers.** Every process serving an event may run a manager, but
-  a decoder must be read by one of them: when the log offers leases
-  (:class:`~livetrack.store.base.Leases`, as both built-in logs do), a manager runs its
-  connectors only while it holds the lease :data:`LEASE` (renewed every third of
-  :data:`LEASE_TTL_S`); the others stand by (state ``standby``) and one of them takes over
-  within :data:`LEASE_TTL_S` when the holder stops renewing (at once when it stops cleanly and
-  gives the lease up), resuming from the log as after a restart.
 * **Gun markers** (``kind == "gun"``) become a :class:`GunStart` for every race whose course
   starts at a checkpoint the reader's timing point feeds (:func:`gun_races`). When several
   races start there, only those whose scheduled start is nearest the marker (within
   :data:`GUN_MATCH_MS`) are started; races sharing that scheduled start all get the gun. When
   that still leaves no race, or the marker came from an untrusted clock, the marker is not
   written (a guessed race would start the wrong clock): it is logged and kept as a problem in
-  :meth:`ReaderManager.health` for the timer to fire the gun by hand at that time. The
+  :meth:`ReaderChannel.health` for the timer to fire the gun by hand at that time. The
   configured ``clock_offset_ms`` is added to a gun's time (the fold corrects reads, not guns).
 * **Clock.** Every batch gives one sample: the server's receipt time minus the newest decoder
   time in the batch (the least delayed read). The estimate is the median of the last
@@ -54,33 +39,20 @@ Decisions, in one place:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
-import os
-import socket
 import statistics
-import time
-import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from livetrack.domain.event import Event, Reader
 from livetrack.domain.records import ChipRead, GunStart, Record
 from livetrack.ingest.decoders import CLOCK_UNSET, PROTOCOLS, DecodedRead
-from livetrack.ingest.decoders.connect import ConnectorStats, run_connector
+from livetrack.ingest.decoders.connect import ConnectorStats
 from livetrack.ingest.reads import MAX_DISTANCE_MS
-from livetrack.store.base import (
-    AppendResult,
-    EventLog,
-    KeyLookup,
-    Leases,
-    LogUnavailable,
-    Offset,
-)
+from livetrack.store.base import AppendResult
 
 __all__ = [
     "GUN_MATCH_MS",
@@ -90,7 +62,6 @@ __all__ = [
     "ClockEstimate",
     "Conversion",
     "ReaderChannel",
-    "ReaderManager",
     "SeqIndex",
     "gun_races",
     "resume_point",
@@ -102,10 +73,6 @@ log = logging.getLogger("livetrack.readers")
 NATIVE_PROTOCOLS = frozenset(PROTOCOLS)
 #: How many per-batch samples the clock-offset median looks at.
 OFFSET_WINDOW = 31
-#: The lease (see :class:`~livetrack.store.base.Leases`) whose holder runs the readers.
-LEASE = "readers"
-#: Its time to live: a crashed holder's readers are taken over within this long.
-LEASE_TTL_S = 10.0
 #: A reader whose estimated offset differs from its configured one by more is flagged.
 OFFSET_WARN_MS = 1000
 #: A gun marker picks, among several races starting at its point, those scheduled this close.
@@ -114,22 +81,6 @@ GUN_MATCH_MS = 15 * 60 * 1000
 RATE_WINDOW_MS = 60_000
 #: Problems kept per reader for the health view.
 MAX_PROBLEMS = 20
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class LogWriter(Protocol):
-    """What the manager needs from the runtime: the event, the log, and the one write path."""
-
-    @property
-    def event(self) -> Event: ...
-
-    @property
-    def log(self) -> EventLog: ...
-
-    async def append(self, records: list[Record]) -> list[AppendResult]: ...
 
 
 # -- pure helpers ------------------------------------------------------------------------------
@@ -462,264 +413,3 @@ class ReaderChannel:
             "sources": sorted(self.sources),
             "problems": list(self.problems),
         }
-
-
-# -- the manager -------------------------------------------------------------------------------
-
-
-class ReaderManager:
-    """Runs a connector for every native reader of the event; see the module doc.
-
-    ``start()`` reads back resume points and starts one task per reader; ``stop()`` stops
-    them (both idempotent). A failing append (the log unavailable) stops that reader's
-    connector with nothing acknowledged; it is restarted after ``restart_s`` and resumes.
-    ``connector_options`` are passed to ``run_connector`` (e.g. ``backoff_initial``).
-    """
-
-    def __init__(
-        self,
-        rt: LogWriter,
-        *,
-        clock: Callable[[], int] = _now_ms,
-        restart_s: float = 2.0,
-        connector_options: Mapping[str, Any] | None = None,
-        lease_ttl_s: float = LEASE_TTL_S,
-    ) -> None:
-        self.rt = rt
-        self.event = rt.event
-        self.clock = clock
-        self.restart_s = restart_s
-        self.options = dict(connector_options or {})
-        self.channels: dict[str, ReaderChannel] = {
-            r.id: ReaderChannel(rt.event, r)
-            for r in rt.event.readers.values()
-            if r.protocol in NATIVE_PROTOCOLS
-        }
-        self.lease_ttl_s = lease_ttl_s
-        #: Who this manager is when it asks for the lease (unique per process and start).
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        #: Whether this manager's connectors run now (it holds the lease, or there is none).
-        self.leading = False
-        self._stop = asyncio.Event()
-        #: Set to stop the connectors of the current term (the lease was lost or stop()).
-        self._term = asyncio.Event()
-        #: One stop event per running connector (a listener that fails sets its own).
-        self._stops: set[asyncio.Event] = set()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._lead: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Run the readers: at once when the log has no leases, else whenever this process
-        holds the readers' lease (see the module doc). Idempotent."""
-        if self._lead is not None or self._tasks or not self.channels:
-            return
-        leases = self.rt.log
-        if not isinstance(leases, Leases):
-            await self._begin_term()
-            return
-        for ch in self.channels.values():
-            ch.set_state("standby", self.clock())
-        await self._renew(leases)  # a process that gets the lease is reading when start returns
-        self._lead = asyncio.create_task(self._hold(leases), name="readers-lease")
-
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop every connector (closing its sockets) and give the lease up; cancel what does
-        not end in time."""
-        self._stop.set()
-        if self._lead is not None:
-            lead, self._lead = self._lead, None
-            try:
-                await asyncio.wait_for(lead, timeout)
-            except (TimeoutError, asyncio.CancelledError):
-                lead.cancel()
-            return
-        await self._end_term(timeout)
-
-    async def _hold(self, leases: Leases) -> None:
-        """Renew the readers' lease every third of its time to live until stopped, then give
-        it up (see :meth:`_renew`)."""
-        try:
-            while not self._stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.lease_ttl_s / 3)
-                if not self._stop.is_set():
-                    await self._renew(leases)
-        finally:
-            if self.leading:
-                await self._end_term()
-                with contextlib.suppress(LogUnavailable, OSError):
-                    await leases.release(LEASE, self.holder)
-
-    async def _renew(self, leases: Leases) -> None:
-        """Take or renew the lease; start this process's connectors when it gets the lease
-        and stop them when it loses it."""
-        try:
-            held = await leases.lease(LEASE, self.holder, self.lease_ttl_s)
-        except (LogUnavailable, OSError) as exc:
-            log.warning("readers' lease not renewed: %s", exc)
-            held = False
-        if held and not self.leading:
-            log.info("this process runs the readers (lease %s)", self.holder)
-            await self._begin_term()
-        elif self.leading and not held:
-            log.warning("the readers' lease went to another process: readers stop here")
-            await self._end_term()
-            for ch in self.channels.values():
-                ch.set_state("standby", self.clock())
-
-    async def _begin_term(self) -> None:
-        """Resume points from the log, then one supervised connector task per reader."""
-        self._term = asyncio.Event()
-        self.leading = True
-        await self._load_resume_points()
-        for ch in self.channels.values():
-            ch.set_state("starting", self.clock())
-            task = asyncio.create_task(self._supervise(ch), name=f"reader-{ch.reader.id}")
-            self._tasks.append(task)
-
-    async def _end_term(self, timeout: float = 5.0) -> None:
-        self.leading = False
-        self._term.set()
-        for event in self._stops:
-            event.set()
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(self._tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-
-    def health(self, now_ms: int | None = None) -> list[dict[str, Any]]:
-        """One dict per native reader, in configuration order: ``reader``, ``protocol``,
-        ``point``, ``mode`` (connect|listen), ``host``, ``port`` (the bound one when
-        listening), ``state`` (starting, connecting, connected, waiting, listening,
-        disconnected, error, stopped, or standby while another process runs the readers),
-        ``connected``, ``state_since_ms``, ``connections``,
-        ``reads`` (decoded), ``stored``, ``duplicates``, ``untrusted_time`` (stored on the
-        server clock), ``errors`` (malformed input), ``last_error``, ``last_read_ms`` (race
-        time of the newest read, configured offset applied), ``last_received_ms``,
-        ``reads_per_minute``, ``clock`` (unknown|ok|offset|unset), ``clock_offset_ms`` (the
-        estimate: server minus decoder clock), ``configured_offset_ms``, ``clock_warning``,
-        ``last_seq``, ``sources`` (the decoders' own ids) and ``problems`` (recent, each
-        ``{"at_ms", "detail"}``)."""
-        now = self.clock() if now_ms is None else now_ms
-        return [ch.health(now) for ch in self.channels.values()]
-
-    # -- internals -------------------------------------------------------------------------
-
-    async def _load_resume_points(self) -> None:
-        wanted = {rid for rid, ch in self.channels.items() if ch.keep_seq}
-        if not wanted:
-            return
-        index = SeqIndex(wanted)
-        if isinstance(self.rt.log, KeyLookup):
-            await _from_keys(self.rt.log, index)
-        else:
-            await _scan(self.rt.log, index)
-        for rid in wanted:
-            ch = self.channels[rid]
-            cls = PROTOCOLS[ch.reader.protocol]
-            mark, above = resume_point(
-                index.seqs[rid],
-                contiguous=cls.supports_refetch,
-                file_span=getattr(cls, "file_span", 0),
-            )
-            ch.stats.last_stored_seq = mark
-            ch.stats.stored_above = above
-            if mark is not None:
-                log.info("reader %s: resuming after passing %d", rid, mark)
-
-    async def _supervise(self, ch: ReaderChannel) -> None:
-        r = ch.reader
-        cls = PROTOCOLS[r.protocol]
-        host = r.host or ("0.0.0.0" if r.listen else "")
-        port = r.port or (0 if r.listen else cls.default_port)
-        if not host or not port:
-            ch.set_state("error", self.clock())
-            ch.last_error = "no host/port to connect to (set host and port, or listen = true)"
-            log.error("reader %s: %s", r.id, ch.last_error)
-            return
-
-        def on_state(state: str) -> None:
-            ch.set_state(state, self.clock())
-
-        async def on_reads(batch: list[DecodedRead]) -> None:
-            received = self.clock()
-            ch.heard(len(batch), received)
-            conv = ch.convert(batch, received)
-            if conv.records:
-                results = await self.rt.append(conv.records)
-                ch.stored_results(results)
-
-        term = self._term
-        while not self._stop.is_set() and not term.is_set():
-            stop = asyncio.Event()
-            self._stops.add(stop)
-            try:
-                await run_connector(
-                    r.protocol,
-                    host,
-                    port,
-                    source_id=r.id,
-                    tz=self.event.tz,
-                    on_reads=on_reads,
-                    on_state=on_state,
-                    stop=stop,
-                    listen=r.listen,
-                    date=self.event.date,
-                    resume_seq=ch.stats.last_stored_seq,
-                    stats=ch.stats,
-                    **self.options,
-                )
-            except Exception as exc:  # the log failed, or the listener could not bind
-                ch.set_state("error", self.clock())
-                ch.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("reader %s stopped: %s; restarting", r.id, ch.last_error)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(term.wait(), self.restart_s)
-                continue
-            finally:
-                self._stops.discard(stop)
-            break
-
-
-async def _from_keys(keys: KeyLookup, index: SeqIndex) -> None:
-    """What :func:`_scan` finds, from the stored keys alone (no record is decoded): a
-    connect-mode read is keyed ``read:<reader>:<seq>`` and a reader's gun marker
-    ``gun:<race>:<wave>:<reader>#<seq>`` (see :mod:`livetrack.domain.records`)."""
-    for reader, seqs in index.seqs.items():
-        prefix = f"read:{reader}:"
-        for key in await keys.keys_with_prefix(prefix):
-            number = key[len(prefix) :]
-            if number.isdigit():
-                seqs.add(int(number))
-    for key in await keys.keys_with_prefix("gun:"):
-        reader, sep, number = key.split(":", 3)[-1].rpartition("#")
-        if sep and reader in index.seqs and number.isdigit():
-            index.seqs[reader].add(int(number))
-
-
-async def _scan(event_log: EventLog, index: SeqIndex) -> None:
-    """Feed every record up to the log's current head to ``index``."""
-    head = await event_log.head()
-    if head is None:
-        return
-    tail = event_log.tail(None)
-    try:
-        async for offset, record in tail:
-            index.observe(record)
-            if _offset_key(offset) >= _offset_key(head):
-                break
-    finally:
-        aclose = getattr(tail, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-def _offset_key(o: Offset) -> tuple[int, int]:
-    """Offset order: numeric for SQLite row ids, (ms, seq) for Redis stream ids."""
-    if "-" in o:
-        ms, _, seq = o.partition("-")
-        return int(ms), int(seq)
-    return int(o), 0

@@ -14,34 +14,11 @@ from starlette.responses import JSONResponse, Response
 from livetrack.domain import window
 from livetrack.domain.ranking import ALL
 from livetrack.domain.records import GunStart, Record
-from livetrack.ingest.reads import MAX_BODY_BYTES, BodyError, parse_body, parse_time
+from livetrack.ingest.reads import BodyError, parse_body, parse_time
+from livetrack.service.runtime import clock, now_ms
 from livetrack.web import views
 from livetrack.web.auth import require
-from livetrack.web.runtime import Runtime, clock, now_ms
-
-
-def error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
-
-
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.state.runtime
-    return rt
-
-
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request body, refusing (413) more than ``limit`` bytes without reading them all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyError(f"body is {declared} bytes; the limit is {limit}", 413)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyError(f"body is over the limit of {limit} bytes", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+from livetrack.web.guards import error, read_body, runtime
 
 
 async def post_reads(request: Request) -> Response:

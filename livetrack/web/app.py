@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -21,15 +20,16 @@ from starlette.staticfiles import StaticFiles
 from livetrack.domain.event import Event
 from livetrack.domain.records import ParticipantRecord, Record
 from livetrack.domain.state import RaceState
-from livetrack.ingest.readers import ReaderManager
 from livetrack.live.hub import Hub
-from livetrack.store.base import EventLog, LogUnavailable, Offset, open_log
-from livetrack.web import api, entries, features, metrics, pages, snapshots
-from livetrack.web.entries import EntriesFile
+from livetrack.service import entries
+from livetrack.service.entries import EntriesFile
+from livetrack.service.readers import ReaderManager
+from livetrack.service.runtime import Runtime, restore
+from livetrack.service.snapshots import SnapshotInfo
+from livetrack.store.base import EventLog, LogUnavailable, open_log
+from livetrack.web import api, features, metrics, pages
 from livetrack.web.live import live
 from livetrack.web.render import STATIC, Renderer, make_env
-from livetrack.web.runtime import FREEZE_FROM, Runtime
-from livetrack.web.snapshots import SnapshotInfo
 
 log = logging.getLogger("livetrack.web")
 
@@ -51,7 +51,7 @@ class Settings:
     ready_timeout_s: float = 600.0
     log_factory: Callable[[str], EventLog] = open_log
     #: Restore the fold from the newest snapshot at start; save one every this many records
-    #: or seconds (0: never periodically) and on shutdown. See ``livetrack.web.snapshots``.
+    #: or seconds (0: never periodically) and on shutdown. See ``livetrack.service.snapshots``.
     snapshots: bool = True
     snapshot_every_records: int = 250_000
     snapshot_every_s: float = 600.0
@@ -86,25 +86,6 @@ async def _log_down(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _restore(
-    event_log: EventLog, event: Event, info: SnapshotInfo
-) -> tuple[Offset | None, RaceState]:
-    """The newest compatible snapshot's fold (see ``snapshots.restore``), with the cyclic
-    collector paused while it is built: re-enabled at once, the collector would traverse
-    every object just loaded, young as they all are, in its next collections. A large
-    restored fold lives as long as the process, so it is frozen out of the collector's way."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        offset, state = await snapshots.restore(event_log, event, info)
-        if state.applied >= FREEZE_FROM:
-            gc.freeze()
-        return offset, state
-    finally:
-        if paused:
-            gc.enable()
-
-
 def create_app(settings: Settings) -> Starlette:
     registry, collector = metrics.make_registry()
 
@@ -115,7 +96,7 @@ def create_app(settings: Settings) -> Starlette:
         offset = None
         try:
             if settings.snapshots:
-                offset, state = await _restore(event_log, settings.event, snap)
+                offset, state = await restore(event_log, settings.event, snap)
             else:
                 state = RaceState(settings.event)
         except BaseException:

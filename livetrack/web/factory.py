@@ -9,7 +9,7 @@ Environment:
     the event's TOML file (required).
 ``LIVETRACK_PARTICIPANTS``
     a participants CSV, appended to the log once caught up (a rerun stores nothing new, and
-    with the same file does not parse it again: see ``livetrack.web.entries``); optional.
+    with the same file does not parse it again: see ``livetrack.service.entries``); optional.
 ``LIVETRACK_LOG``
     where the log lives: a SQLite file path (default ``livetrack.db``) or a ``redis://`` URL.
     A Redis URL without ``?stream=`` uses the stream ``livetrack:<event id>``.
@@ -63,8 +63,8 @@ def _load(event_path: str) -> Event:
 def create_from_env() -> Starlette:
     """The app for the event and log named by the environment (see the module docstring)."""
     from livetrack.cli import read_participants
+    from livetrack.service.entries import EntriesFile
     from livetrack.web.app import Settings, create_app
-    from livetrack.web.entries import EntriesFile
 
     event_path = os.environ.get("LIVETRACK_EVENT")
     if not event_path:

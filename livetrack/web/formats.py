@@ -27,8 +27,8 @@ from livetrack.domain.records_watch import record_watch
 from livetrack.domain.relay import leg_rankings, legs_of, relay_standings
 from livetrack.domain.state import RaceState
 from livetrack.domain.teams import TeamResult, has_teams, team_standings
+from livetrack.service.runtime import Runtime, clock
 from livetrack.web.render import Renderer, TopicKind, race_summary
-from livetrack.web.runtime import Runtime, clock
 from livetrack.web.views import fmt_elapsed, race_status
 
 KINDS = ("teams", "relay", "charity", "champ", "record")

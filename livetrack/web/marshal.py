@@ -37,21 +37,34 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from livetrack.domain import window
 from livetrack.domain.expect import expected, next_checkpoint, overdue_ms
 from livetrack.domain.records import Record, Sighting, Sweep, TokenRecord
 from livetrack.domain.state import RaceState, Runner, marshal_topic
-from livetrack.ingest.reads import BodyError, parse_time
 from livetrack.live.hub import Subscriber, UnknownTopic
-from livetrack.web.api import read_body
+from livetrack.service.runtime import Runtime, clock_of, now_ms
 from livetrack.web.auth import lookup, require, same_origin
+from livetrack.web.guards import (
+    Invalid,
+    checkpoint,
+    guard,
+    ident,
+    in_window,
+    invalid,
+    items_of,
+    json_body,
+    passing_time,
+    runtime,
+    store,
+    text,
+    when,
+    who,
+)
 from livetrack.web.render import STATIC, Renderer, TopicKind, dom_id
-from livetrack.web.runtime import Runtime, clock_of, now_ms
 from livetrack.web.views import fmt_clock, fmt_elapsed
 
 log = logging.getLogger("livetrack.marshal")
@@ -67,147 +80,14 @@ TOUCH_S: dict[str, float] = {
     "problems": 3.0,
     "guns": 1.0,
     "announce": 2.0,  # finishes make it dirty at once (see timer._announce_dirty)
+    "accuracy": 10.0,  # likewise; and as the forecasts observe the passings behind the latest
 }
-MAX_ITEMS = 500
-_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 #: The marshal page, the service worker that lets it open without signal, and its source.
 SHELL = "/marshal"
 WORKER_SOURCE = STATIC / "marshal-sw.js"
 #: The prefix of the worker's cache names (the worker deletes other releases' caches by it).
 CACHE_PREFIX = "livetrack-marshal-"
 _STATIC_URL = re.compile(r'(?:src|href)="(/static/[^"]+)"')
-
-
-# -- access --------------------------------------------------------------------------------
-
-
-def runtime(conn: HTTPConnection) -> Runtime:
-    rt: Runtime = conn.state.runtime
-    return rt
-
-
-def guard(request: Request, roles: tuple[str, ...], point: str = "") -> TokenRecord:
-    """The caller's grant for a write: 403 for a cross-site ``Origin``, else as
-    :func:`livetrack.web.auth.require` (401 without a valid token, 403 wrong role/point)."""
-    if not same_origin(request):
-        raise HTTPException(403, "cross-site request refused: Origin is not this server")
-    return require(request, runtime(request).state, roles, point)
-
-
-def who(grant: TokenRecord) -> str:
-    return grant.label or grant.role
-
-
-class Invalid(ValueError):
-    """A request body that says what is wrong with it (422)."""
-
-
-async def json_body(request: Request, limit: int = 256_000) -> Any:
-    try:
-        raw = await read_body(request, limit)
-    except BodyError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HTTPException(400, f"body is not JSON: {exc}") from None
-
-
-def items_of(data: Any, name: str) -> list[dict[str, Any]]:
-    """A JSON array of objects, or ``{name: [...]}``, or one object."""
-    if isinstance(data, dict) and isinstance(data.get(name), list):
-        data = data[name]
-    elif isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list) or not data:
-        raise Invalid(f"body must be a non-empty JSON array of {name}")
-    if len(data) > MAX_ITEMS:
-        raise Invalid(f"at most {MAX_ITEMS} {name} per request")
-    if not all(isinstance(d, dict) for d in data):
-        raise Invalid(f"every one of the {name} must be a JSON object")
-    return data
-
-
-def text(d: dict[str, Any], key: str, limit: int, *, required: bool = True) -> str:
-    value = d.get(key, "")
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        raise Invalid(f"{key}: must be a string")
-    value = value.strip()
-    if required and not value:
-        raise Invalid(f"{key}: required")
-    if len(value) > limit:
-        raise Invalid(f"{key}: at most {limit} characters")
-    if any(ord(c) < 32 for c in value):
-        raise Invalid(f"{key}: control characters are not allowed")
-    return value
-
-
-def ident(d: dict[str, Any]) -> str:
-    value = d.get("id")
-    if not isinstance(value, str) or not _ID.match(value):
-        raise Invalid("id: a UUID (8-64 letters, digits, '-' or '_') made by the client")
-    return value
-
-
-def when(d: dict[str, Any], key: str = "time") -> int:
-    try:
-        return parse_time(d.get(key))
-    except ValueError as exc:
-        raise Invalid(f"{key}: {exc}") from None
-
-
-def in_window(rt: Runtime, ms: int, key: str = "time") -> int:
-    """``ms`` if it lies in the event's window (:mod:`livetrack.domain.window`), else 422."""
-    why = window.outside(rt.event, ms)
-    if why:
-        raise Invalid(f"{key}: {why}")
-    return ms
-
-
-def passing_time(st: RaceState, bib: str, ms: int, key: str = "time") -> int:
-    """``ms`` as a passing of runner ``bib``: in the event's window and not before the
-    runner's gun (an unknown bib is left to the fold, which lists it as a problem)."""
-    why = window.outside(st.event, ms)
-    runner = st.runners.get(bib)
-    if not why and runner is not None:
-        gun = st.gun_ms(runner.race.id, runner.p.wave)
-        why = window.before_gun(gun, ms, runner.race.name)
-    if why:
-        raise Invalid(f"{key}: {why}")
-    return ms
-
-
-def checkpoint(rt: Runtime, d: dict[str, Any]) -> str:
-    point = text(d, "point", 64)
-    if point not in rt.event.checkpoint_ids():
-        raise Invalid(f"point: no checkpoint {point!r} at this event")
-    return point
-
-
-def invalid(exc: Invalid, index: int | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"error": str(exc)}
-    if index is not None:
-        body["index"] = index
-    return JSONResponse(body, status_code=422)
-
-
-async def store(rt: Runtime, records: list[Record]) -> list[dict[str, Any]]:
-    """Append ``records`` and wait until the fold has them (so a reload shows them)."""
-    results = await rt.append(records)
-    offsets = [r.offset for r in results if r.offset is not None]
-    if offsets:
-        try:
-            await rt.wait_applied(max(offsets, key=_offset_key))
-        except TimeoutError:  # stored all the same: the pages show it once the fold catches up
-            log.warning("the fold is over 5 s behind: a stored write is not shown yet")
-    return [{"key": r.key, "status": "duplicate" if r.duplicate else "accepted"} for r in results]
-
-
-def _offset_key(o: str) -> tuple[int, int]:
-    ms, _, seq = o.partition("-")
-    return int(ms), int(seq or 0)
 
 
 # -- pages and the API --------------------------------------------------------------------
@@ -273,7 +153,7 @@ def marshal_worker(request: Request) -> Response:
     )
 
 
-TIMER_TOPICS = ("guns", "readers", "announce", "problems", "unmatched")
+TIMER_TOPICS = ("guns", "readers", "announce", "accuracy", "problems", "unmatched")
 
 
 def whoami(request: Request) -> Response:

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
-from livetrack.web.runtime import Runtime
+from livetrack.service.runtime import Runtime
 
 
 class RuntimeCollector(Collector):

@@ -16,9 +16,9 @@ from livetrack.domain.state import (
     race_topic,
     runner_topic,
 )
+from livetrack.service.runtime import Runtime, clock
 from livetrack.web import views
 from livetrack.web.render import Renderer, safe
-from livetrack.web.runtime import Runtime, clock
 
 
 def _rt(request: Request) -> tuple[Runtime, Renderer]:

@@ -17,8 +17,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, sel
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, parse_shift
 from livetrack.live.delta import Region
+from livetrack.service.runtime import clock_of
 from livetrack.web import parts, views
-from livetrack.web.runtime import clock_of
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"

@@ -7,6 +7,8 @@ its ``split_`` columns load as next year's predictor history.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -15,13 +17,23 @@ from starlette.routing import BaseRoute, Route
 from livetrack.domain import results as res
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState
+from livetrack.service.runtime import Runtime
 from livetrack.web.render import Renderer
-from livetrack.web.runtime import Runtime
 
 
 def divisions(st: RaceState, race_id: str) -> list[str]:
     present = {d for r in st.runners.values() if r.race.id == race_id for d in r.divisions}
     return [ALL, *sorted(present - {ALL}, key=lambda d: (len(d) > 1, d))]
+
+
+def accuracy_view(st: RaceState) -> dict[str, Any]:
+    """The timer console's panel: today's prediction accuracy per race with finishers."""
+    races = []
+    for race in st.event.races.values():
+        rows = res.prediction_accuracy(st, race.id)
+        if rows:
+            races.append({"id": race.id, "name": race.name, "rows": rows})
+    return {"races": races}
 
 
 def results(request: Request) -> Response:
@@ -46,8 +58,9 @@ def results(request: Request) -> Response:
                 "content-disposition": f'attachment; filename="{race_id}{suffix}-results.csv"'
             },
         )
+    accuracy = res.prediction_accuracy(rt.state, race_id)
     if fmt == "json":
-        return JSONResponse(res.to_json(table))
+        return JSONResponse({**res.to_json(table), "prediction_accuracy": accuracy})
     r: Renderer = request.state.renderer
     html = r.page(
         "results.html",
@@ -56,6 +69,7 @@ def results(request: Request) -> Response:
         divisions=known,
         division=division,
         fmt=res.fmt_hms,
+        accuracy=accuracy,
     )
     return HTMLResponse(html)
 

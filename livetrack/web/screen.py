@@ -30,9 +30,9 @@ from starlette.routing import Route
 from livetrack.domain.charity import has_charity
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, race_topic
+from livetrack.service.runtime import Runtime, clock
 from livetrack.web import formats
 from livetrack.web.render import Renderer, division_label, race_summary, safe, safe_html
-from livetrack.web.runtime import Runtime, clock
 from livetrack.web.views import fmt_elapsed, race_status
 
 FEED_SIZE = 7

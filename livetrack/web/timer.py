@@ -1,7 +1,7 @@
 """The timer's console: start guns, reader health, unmatched chips, corrections, the
 announcer's feed and the problems list.
 
-Routes (every write needs a token via :func:`livetrack.web.marshal.guard`; every record it
+Routes (every write needs a token via :func:`livetrack.web.guards.guard`; every record it
 writes carries who wrote it (the token's label), when (server time) and why (a reason)):
 
 - ``GET /timer``: the console page.
@@ -43,8 +43,9 @@ from livetrack.domain.records import (
     TokenRecord,
 )
 from livetrack.domain.state import RaceState, Runner
-from livetrack.ingest.readers import ReaderManager
-from livetrack.web.marshal import (
+from livetrack.service.readers import ReaderManager
+from livetrack.service.runtime import clock_of, now_ms
+from livetrack.web.guards import (
     Invalid,
     guard,
     ident,
@@ -58,7 +59,7 @@ from livetrack.web.marshal import (
     who,
 )
 from livetrack.web.render import Renderer, TopicKind
-from livetrack.web.runtime import clock_of, now_ms
+from livetrack.web.results import accuracy_view
 from livetrack.web.views import fmt_clock, fmt_elapsed, race_status
 
 STATUSES = ("ok", "DNS", "DNF", "DQ")
@@ -200,7 +201,7 @@ async def post_assign(request: Request) -> Response:
 def get_readers(request: Request) -> Response:
     """The native readers' connections as this process sees them (timer only): whether this
     process runs them (``leading``; another process does when false) and each reader's
-    connector health (:meth:`~livetrack.ingest.readers.ReaderManager.health`)."""
+    connector health (:meth:`~livetrack.service.readers.ReaderManager.health`)."""
     guard(request, ("timer",))
     manager: ReaderManager | None = getattr(request.app.state, "readers", None)
     if manager is None:
@@ -496,6 +497,13 @@ def _announce_dirty(st: RaceState, dirty: set[str], watched: Collection[str]) ->
     return set()
 
 
+def _accuracy_dirty(st: RaceState, dirty: set[str], watched: Collection[str]) -> set[str]:
+    """Prediction accuracy is dirty in the tick a finish feed changes (while watched)."""
+    if "accuracy" in watched and any(t.startswith("feed:") for t in dirty):
+        return {"accuracy"}
+    return set()
+
+
 ROUTES: list[BaseRoute] = [
     Route("/timer", timer_page),
     Route("/api/v1/corrections", post_correction, methods=["POST"]),
@@ -509,6 +517,7 @@ TOPICS: list[TopicKind] = [
     _topic("guns", "guns", "g", lambda st: guns_view(st, clock_of(st))),
     _topic("readers", "readers", "rd", lambda st: readers_view(st, clock_of(st), now_ms())),
     _topic("announce", "announce", "a", announce_view, _announce_dirty),
+    _topic("accuracy", "accuracy", "ac", accuracy_view, _accuracy_dirty),
     _topic("problems", "problems", "pr", problems_view),
     _topic("unmatched", "unmatched", "u", unmatched_view),
 ]

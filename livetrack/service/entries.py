@@ -23,8 +23,8 @@ from typing import Any
 from livetrack.domain.event import Event
 from livetrack.domain.participants import parse_participants
 from livetrack.domain.snapshot import event_fingerprint
-from livetrack.web.runtime import Runtime, offset_ge
-from livetrack.web.snapshots import SnapshotStore, code_version
+from livetrack.service.runtime import Runtime, offset_ge
+from livetrack.service.snapshots import SnapshotStore, code_version
 
 log = logging.getLogger("livetrack.entries")
 

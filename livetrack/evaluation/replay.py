@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from livetrack.domain.predict import Predictor
-from livetrack.results_formats import FORMATS, RaceResults, load_results
+from livetrack.evaluation.formats import FORMATS, RaceResults, load_results
 
 __all__ = ["CheckpointScore", "evaluate", "format_table", "main"]
 
@@ -142,7 +142,19 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The command's options, on its own parser or on the ``livetrack`` subcommand's."""
-    p.add_argument("results", help="results CSV of the race to replay")
+    p.add_argument(
+        "results",
+        nargs="+",
+        help="results CSV of the race to replay (several with --leave-one-out)",
+    )
+    p.add_argument(
+        "--leave-one-out",
+        action="store_true",
+        help="hold out each race of the files in turn (each edition of a multi-edition file "
+        "is a race), replay it with and without history (earlier editions of the same race, "
+        "else its other editions), print the mean and worst case per checkpoint on stderr "
+        "and one JSON line on stdout",
+    )
     p.add_argument(
         "--history",
         action="append",
@@ -151,7 +163,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="results CSV of earlier editions (repeatable); for files holding several editions "
         "only editions before the evaluated one are used (see --history-years)",
     )
-    p.add_argument("--format", required=True, choices=FORMATS, help="results file format")
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=(*FORMATS, "auto"),
+        help="results file format (default: told from the file's header)",
+    )
     p.add_argument(
         "--year",
         type=int,
@@ -191,8 +208,17 @@ def main(argv: list[str]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command on parsed arguments (see :func:`add_arguments`)."""
+    from livetrack.evaluation import loo
+
+    if args.leave_one_out:
+        return loo.run(args.results, args.format, args.quiet, sys.stderr)
+    if len(args.results) != 1:
+        print("evaluate-predictions: one results file, or --leave-one-out", file=sys.stderr)
+        return 2
+    args.results = args.results[0]
     try:
-        race = load_results(args.results, args.format)
+        fmt = loo.detect_format(args.results) if args.format == "auto" else args.format
+        race = load_results(args.results, fmt)
         editions = race.editions()
         year: int | None = args.year
         if year is not None and year not in editions:
@@ -205,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
         history: list[tuple[float | None, ...]] = []
         years = _year_range(args.history_years) if args.history_years else None
         for path in args.history:
-            past = load_results(path, args.format)
+            past = load_results(path, fmt)
             if past.checkpoints != race.checkpoints:
                 raise ValueError(f"{path}: checkpoints differ from {args.results}")
             for runner in past.runners:

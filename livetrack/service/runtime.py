@@ -14,9 +14,9 @@ from livetrack.domain.event import Event
 from livetrack.domain.records import ParticipantRecord, Record
 from livetrack.domain.state import RaceState
 from livetrack.live.hub import Hub
+from livetrack.service import snapshots
+from livetrack.service.snapshots import SnapshotInfo
 from livetrack.store.base import AppendResult, EventLog, LogUnavailable, Offset
-from livetrack.web import snapshots
-from livetrack.web.snapshots import SnapshotInfo
 
 log = logging.getLogger("livetrack.runtime")
 
@@ -266,6 +266,25 @@ class Runtime:
                 await snapshots.save(self.log, self.state, self.offset, self.snapshot)
         finally:
             await self.log.close()
+
+
+async def restore(
+    event_log: EventLog, event: Event, info: SnapshotInfo
+) -> tuple[Offset | None, RaceState]:
+    """The newest compatible snapshot's fold (see ``snapshots.restore``), with the cyclic
+    collector paused while it is built: re-enabled at once, the collector would traverse
+    every object just loaded, young as they all are, in its next collections. A large
+    restored fold lives as long as the process, so it is frozen out of the collector's way."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        offset, state = await snapshots.restore(event_log, event, info)
+        if state.applied >= FREEZE_FROM:
+            gc.freeze()
+        return offset, state
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _failed(state: RaceState, pending: list[tuple[Offset, Record]], i: int, exc: Exception) -> None:

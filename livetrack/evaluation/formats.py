@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from livetrack.domain.durations import parse_hms
+
 __all__ = [
     "BOSTON_CHECKPOINTS",
     "FORMATS",
@@ -129,9 +131,7 @@ def parse_clock(text: str) -> float | None:
     if not s or s in {"-", "NA"}:
         return None
     if ":" in s:
-        total = 0.0
-        for part in s.split(":"):
-            total = total * 60.0 + float(part)
+        total = parse_hms(s)
         return total if total > 0 else None
     value = float(s)
     if not math.isfinite(value) or value <= 0:

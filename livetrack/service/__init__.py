@@ -1,0 +1,7 @@
+"""The running service between the log (:mod:`livetrack.store`) and HTTP (:mod:`livetrack.web`).
+
+:mod:`~livetrack.service.runtime` tails the log into the fold and runs the hub;
+:mod:`~livetrack.service.snapshots` saves and restores the fold; :mod:`~livetrack.service.entries`
+seeds the log with a participants file; :mod:`~livetrack.service.readers` supervises the
+decoder connectors. Nothing here imports Starlette.
+"""

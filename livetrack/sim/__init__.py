@@ -1,0 +1,9 @@
+"""Simulated race days: realistic fields and passings played into a running server.
+
+Used by ``livetrack demo`` and ``livetrack simulate``, by the benchmarks and by the tests; no
+part of the production path imports it.
+"""
+
+from livetrack.sim.race import Action, make_participants, plan, play
+
+__all__ = ["Action", "make_participants", "plan", "play"]
