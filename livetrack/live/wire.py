@@ -94,7 +94,9 @@ def direct_writer(ws: WebSocket, *, sndbuf: int | None = SNDBUF) -> DirectWrite 
     """A direct writer for ``ws`` (accepted already), or ``None`` when the server is not one
     this module knows to be safe to write to directly."""
     proto: Any = server_protocol(getattr(ws, "_send", None))
-    if proto is None or type(proto).__name__ != "WebSocketsSansIOProtocol":
+    if proto is None or not any(
+        c.__name__ == "WebSocketsSansIOProtocol" for c in type(proto).__mro__
+    ):
         return None
     transport: Any = getattr(proto, "transport", None)
     conn: Any = getattr(proto, "conn", None)
