@@ -99,13 +99,6 @@ def write_participants(path: Path, n: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_event(path: Path) -> None:
-    """The demo event, dated today: the server takes a gun only near the event's day."""
-    text = (ROOT / "livetrack" / "demo" / "heaton.toml").read_text("utf-8")
-    today = time.strftime("%Y-%m-%d")
-    path.write_text(re.sub(r'(?m)^date = "[0-9-]+"', f'date = "{today}"', text), "utf-8")
-
-
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "livetrack.cli", *args]
 
@@ -121,7 +114,9 @@ def token(log_args: list[str], role: str) -> str:
 def start_server(
     log_args: list[str], people: Path, port: int, ws: str, tick: float | None = None
 ) -> subprocess.Popen[bytes]:
-    event = people.with_name("event.toml")  # see write_event
+    from livetrack.demo.run import write_event
+
+    event = write_event(people.parent / "heaton.toml")  # dated today: guns fire now
     serve = ["serve", "--event", str(event), "--participants", str(people), *log_args]
     serve += ["--port", str(port)]
     if tick is not None:
@@ -844,7 +839,6 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="livetrack-fanout-"))
     people = tmp / "people.csv"
     write_participants(people, runners)
-    write_event(people.with_name("event.toml"))
     redis_proc: subprocess.Popen[bytes] | None = None
     result: dict[str, Any] = {"bench": "fanout", "cpus": os.cpu_count(), "nofile": nofile}
     try:

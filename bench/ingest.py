@@ -250,7 +250,9 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="livetrack-bench-"))
     db = tmp / "log.db"
-    event = ROOT / "livetrack" / "demo" / "heaton.toml"
+    from livetrack.demo.run import write_event
+
+    event = write_event(tmp / "heaton.toml")  # dated today: guns fire now
     people = tmp / "people.csv"
     write_participants(people, args.runners)
     n_reads, durable, ready, ready_snap = run(["--db", str(db)], event, people, args)

@@ -6,7 +6,18 @@ estimate after every passing, and prints timings. The last line of output is one
 
 The estimate right after a passing is served from what ``observe`` computed; to time the full
 model as well, every 10th passing also asks for an estimate at the runner's next checkpoint
-(never precomputed), reported as ``estimate_uncached_us_avg``.
+(never precomputed), reported as ``estimate_uncached_us_avg``, and for the finish estimate as
+though the runner had already passed the next checkpoint (``estimate_with``, what a runner card
+shows before the live forecasts observe that passing), ``estimate_with_us_avg``.
+
+The live forecasts (:mod:`livetrack.domain.forecast`) rebuild a race's predictor from its
+passings when an observed passing moves: ``rebuild_s`` times that for the whole field from
+nothing (every passing handed over, then observed in race order); ``late_fix_s`` the usual case,
+one passing ten minutes of race time behind the latest arriving late (the forecasts go back
+to their latest copy before it, ``copy_mb`` each, and observe from there).
+
+Every figure has a ratio to a bare baseline measured in the same run: a loop over the same
+passings that only stores each time and takes its logarithm (``baseline_us_avg``).
 
 Data: ``boston_2015.csv`` and, as the previous edition, ``boston_2013.csv`` from the directory
 in ``LIVETRACK_DATA``, else ``../shared/data`` beside the checkout.
@@ -23,6 +34,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import math
+
+from livetrack.domain.forecast import _RaceFeed
 from livetrack.domain.predict import Predictor
 from livetrack.evaluation.formats import load_boston
 
@@ -47,6 +61,14 @@ def main(argv: list[str]) -> int:
         (t, c, r.runner_id) for r in race.runners for c, t in enumerate(r.times) if t is not None
     )
     clock = time.perf_counter
+    bare: dict[str, float] = {}
+    a = clock()
+    for t, c, rid in passings:
+        bare[rid] = math.log(t) + c
+    baseline_us = 1e6 * (clock() - a) / len(passings)
+    times = {r.runner_id: r.times for r in race.runners}
+    with_s = 0.0
+    withs = 0
     started = clock()
     predictor = Predictor(race.checkpoints, history)
     built = clock()
@@ -64,9 +86,33 @@ def main(argv: list[str]) -> int:
             estimates += 1
             if n % 10 == 0:
                 predictor.estimate(rid, names[c + 1])
-                uncached_s += clock() - e
+                w = clock()
+                uncached_s += w - e
                 uncached += 1
+                t_next = times[rid][c + 1]
+                if t_next is not None and t_next > t:
+                    predictor.estimate_with(rid, [(names[c + 1], t_next)], names[finish])
+                    with_s += clock() - w
+                    withs += 1
     replay_s = clock() - started
+    feed = _RaceFeed(list(race.checkpoints), list(history or ()))
+    a = clock()
+    for r in race.runners:
+        feed.put(r.runner_id, {names[c]: t for c, t in enumerate(r.times) if t is not None})
+    feed.sync()
+    rebuild_s = clock() - a
+    late = feed.keys[feed.keys.bisect_left((feed.keys[-1][0] - 600.0,))]
+    moved = dict(feed.passings[late[1]])
+    moved[names[late[2]]] = late[0] + 0.5
+    a = clock()
+    feed.put(late[1], moved)
+    feed.sync()
+    late_fix_s = clock() - a
+    copy_mb = len(feed.copies[-1][2]) / 1e6 if feed.copies else 0.0
+    observe_us = 1e6 * observe_s / len(passings)
+    estimate_us = 1e6 * estimate_s / max(1, estimates)
+    uncached_us = 1e6 * uncached_s / max(1, uncached)
+    with_us = 1e6 * with_s / max(1, withs)
     result = {
         "runners": len(race.runners),
         "checkpoints": len(names),
@@ -74,10 +120,22 @@ def main(argv: list[str]) -> int:
         "estimates": estimates,
         "history_runners": len(history or ()),
         "build_s": round(built - started, 3),
-        "observe_us_avg": round(1e6 * observe_s / len(passings), 2),
-        "estimate_us_avg": round(1e6 * estimate_s / max(1, estimates), 2),
-        "estimate_uncached_us_avg": round(1e6 * uncached_s / max(1, uncached), 2),
+        "baseline_us_avg": round(baseline_us, 3),
+        "observe_us_avg": round(observe_us, 2),
+        "observe_ratio": round(observe_us / baseline_us, 1),
+        "estimate_us_avg": round(estimate_us, 2),
+        "estimate_ratio": round(estimate_us / baseline_us, 1),
+        "estimate_uncached_us_avg": round(uncached_us, 2),
+        "estimate_uncached_ratio": round(uncached_us / baseline_us, 1),
+        "estimate_with_us_avg": round(with_us, 2),
+        "estimate_with_ratio": round(with_us / baseline_us, 1),
         "replay_s": round(replay_s, 2),
+        "replay_ratio": round(1e6 * replay_s / len(passings) / baseline_us, 1),
+        "rebuild_s": round(rebuild_s, 2),
+        "rebuild_ratio": round(1e6 * rebuild_s / len(passings) / baseline_us, 1),
+        "late_fix_s": round(late_fix_s, 3),
+        "late_fix_ratio": round(1e6 * late_fix_s / len(passings) / baseline_us, 2),
+        "copy_mb": round(copy_mb, 1),
     }
     print(f"replayed {len(passings)} passings of {len(race.runners)} runners in {replay_s:.2f} s")
     print(f"observe  {result['observe_us_avg']:8.2f} us/call (incl. timer overhead)")

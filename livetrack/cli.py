@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import datetime as dt
 import logging
 import os
 import sys
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from livetrack import sitecli
 from livetrack.domain.event import ConfigError, Event, load_event_text
 from livetrack.domain.participants import parse_participants
 from livetrack.domain.records import ParticipantRecord, Record, TokenRecord
@@ -23,8 +23,10 @@ log = logging.getLogger("livetrack")
 
 
 def demo_event() -> Event:
-    text = resources.files("livetrack.demo").joinpath("heaton.toml").read_text("utf-8")
-    return load_event_text(text)
+    """The built-in event, dated today (see :mod:`livetrack.demo.run`)."""
+    from livetrack.demo.run import demo_event as dated
+
+    return dated()
 
 
 def load_event(path: str) -> Event:
@@ -147,7 +149,9 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     if args.action == "create":
         try:
-            token, record = issue(args.role, args.point or "", args.label or "", _now_ms())
+            token, record = issue(
+                args.role, args.point or "", args.label or "", _now_ms(), tuple(args.reader or ())
+            )
         except ValueError as exc:
             raise SystemExit(f"livetrack token: {exc}") from None
         _append_or_exit(_log_url(args), [record])
@@ -171,6 +175,14 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def sim_start(event: Event, now_ms: int) -> int:
+    """When a simulated race starts: ``now_ms`` on the event's day, or the same time of day
+    on the event's day when today is another (a gun far from the event's day is refused)."""
+    now = dt.datetime.fromtimestamp(now_ms / 1000, event.tz)
+    shift = (event.date - now.date()).days
+    return now_ms + shift * 86_400_000 if shift else now_ms
 
 
 # -- serve / demo ------------------------------------------------------------------------------
@@ -222,6 +234,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = _log_url(args, event)
     check_log(url)
     every = 0 if args.no_snapshots else args.snapshot_every
+    if args.site_keys:
+        if args.participants:
+            raise SystemExit("livetrack serve: a follower takes its entries from the site's log")
+        _check_site_keys(args.site_keys)
+        os.environ["LIVETRACK_SITE_KEYS"] = str(Path(args.site_keys).resolve())
     if args.workers > 1:
         import uvicorn
 
@@ -250,74 +267,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         snapshots=not args.no_snapshots,
         snapshot_every_records=every,
         tick_s=args.tick,
+        site_keys=args.site_keys,
     )
     _serve(create_app(settings), args.host, args.port)
     return 0
 
 
+def _check_site_keys(path: str) -> None:
+    from livetrack.web.follow import SiteKeys
+
+    try:
+        SiteKeys(path)
+    except ValueError as exc:
+        raise SystemExit(f"livetrack serve: {exc}") from None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    import uvicorn
+    from livetrack.demo.run import run
 
-    from livetrack import sim
-    from livetrack.web.app import Settings, create_app
-    from livetrack.web.auth import issue
-    from livetrack.web.wsdeflate import WS_PROTOCOL
-
-    event = demo_event()
-    counts = {"mile": 60, "team": 60, "fun": 80, "tenk": 120}
-    people = sim.make_participants(event, counts)
     db = args.db or os.path.join(tempfile.mkdtemp(prefix="livetrack-demo-"), "demo.db")
-    reader_token, reader = issue("reader", label="simulator")
-    timer_token, timer = issue("timer", label="demo timer")
-    marshal_token, marshal = issue("marshal", "lake", label="demo marshal at the lake")
-    settings = Settings(event=event, log_url=db, participants=people, seed=[reader, timer, marshal])
-    app = create_app(settings)
-    base = f"http://{args.host}:{args.port}"
-
-    async def main() -> None:
-        config = uvicorn.Config(
-            app, host=args.host, port=args.port, ws=WS_PROTOCOL, ws_per_message_deflate=False,
-            log_level="warning", access_log=False,
-        )  # fmt: skip
-        server = uvicorn.Server(config)
-        serving = asyncio.create_task(server.serve())
-        while not server.started:
-            if serving.done():
-                return
-            await asyncio.sleep(0.05)
-        print(f"\nlivetrack demo: {event.name}, {event.venue}")
-        print(f"  event log       {db}")
-        print(f"  spectators      {base}/")
-        for race in event.races.values():
-            print(f"  {race.name:<30} {base}/races/{race.id}")
-        for race in event.races.values():
-            print(f"  big screen {race.id:<19} {base}/screen/{race.id}")
-        print(f"  runner page     {base}/runners/1")
-        print(f"  my runners      {base}/me")
-        print(f"  course map      {base}/races/tenk/map")
-        print(f"  results         {base}/results/mile")
-        print(f"  JSON API        {base}/api/v1/races")
-        print(f"  timer console   {base}/signin#token={timer_token}")
-        print(f"  marshal (lake)  {base}/signin#token={marshal_token}")
-        print(f"  reader token    {reader_token}  (POST /api/v1/reads)")
-        print(f"  simulated race at {args.speed:g}× real time; Ctrl-C to stop\n", flush=True)
-        t0 = _now_ms() + 3000
-        step = 60_000
-        guns = {"mile": t0, "team": t0 + step * 2, "fun": t0 + step * 4, "tenk": t0 + step}
-        guns.update({r: t0 + step * 3 for r, race in event.races.items() if race.kind == "relay"})
-        actions = sim.plan(event, people, guns)
-        try:
-            result = await sim.play(
-                base, reader_token, actions, timer_token=timer_token, speed=args.speed
-            )
-            print(f"simulation finished: {result}", flush=True)
-            await serving
-        finally:
-            server.should_exit = True
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
-    return 0
+    return run(args.host, args.port, args.speed, db)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -329,7 +298,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         people = sim.make_participants(event, {"mile": 60, "team": 60, "fun": 80, "tenk": 120})
     races = args.race or list(event.races)
-    t0 = _now_ms() + 2000
+    t0 = sim_start(event, _now_ms() + 2000)
     guns = {r: t0 + i * 60_000 for i, r in enumerate(races)}
     actions = sim.plan(event, people, guns, seed=args.seed)
     if args.protocol:
@@ -505,7 +474,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often changed regions are rendered and sent to pages (default 0.25)",
     )
+    p.add_argument(
+        "--site-keys",
+        metavar="FILE",
+        help="follow a site's log: accept the link of the site tokens whose hashes FILE lists "
+        "(livetrack site-key new); writes made here are queued for the site",
+    )
     p.set_defaults(func=cmd_serve)
+
+    sitecli.add_parsers(sub, _tick)
 
     p = sub.add_parser("check-event", help="validate EVENT.toml (and participants) and exit")
     p.add_argument("event")
@@ -558,7 +535,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("token", help="create or revoke access tokens")
     p.add_argument("action", choices=["create", "revoke"])
     p.add_argument("--role", choices=["reader", "marshal", "timer"])
-    p.add_argument("--point", help="the checkpoint a marshal token may write")
+    p.add_argument(
+        "--point",
+        help="the checkpoint a marshal token may write (or the timing point a reader token "
+        "may post for)",
+    )
+    p.add_argument(
+        "--reader",
+        action="append",
+        metavar="ID",
+        help="bind a reader token to this reader id (repeat for more); reads for other "
+        "readers are refused",
+    )
     p.add_argument("--label", help="who the token is for (shown in audit history)")
     p.add_argument("--token", help="the token to revoke")
     p.add_argument(

@@ -8,18 +8,27 @@
   var day = root.dataset.day;
   var offset = root.dataset.offset;
 
-  // "HH:MM[:SS]" on race day in the event's time zone, as ISO-8601 with its offset.
-  function iso(clock) {
+  // "HH:MM[:SS]" on the race's own day in the event's time zone, as ISO-8601 with its
+  // offset: the day (and offset) of the nearest element around ``el`` that says one (a
+  // runner's history, a race's guns), else the event's.
+  function iso(clock, el) {
     if (!/^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(clock)) return null;
     var parts = clock.split(":");
     if (parts.length === 2) parts.push("00");
-    return day + "T" + parts[0].padStart(2, "0") + ":" + parts[1] + ":" + parts[2] + offset;
+    var holder = el && el.closest("[data-day]");
+    var d = holder ? holder.dataset.day : day;
+    var o = holder ? holder.dataset.offset : offset;
+    return d + "T" + parts[0].padStart(2, "0") + ":" + parts[1] + ":" + parts[2] + o;
   }
 
   function post(path, body) {
     return S.api("POST", path, body).then(function (res) {
       return res.json().catch(function () { return {}; }).then(function (data) {
-        if (!res.ok) throw new Error(data.error || ("error " + res.status));
+        if (!res.ok) {
+          var err = new Error(data.error || ("error " + res.status));
+          err.data = data;
+          throw err;
+        }
         S.notice("");
         return data;
       });
@@ -89,7 +98,7 @@
       var b = fix.closest(".gun-actions");
       var clock = window.prompt("The real gun time (HH:MM:SS, race-day local time):");
       if (!clock) return;
-      var at = iso(clock.trim());
+      var at = iso(clock.trim(), fix);
       if (!at) { S.notice("Type the time as HH:MM:SS."); return; }
       post("/api/v1/races/" + encodeURIComponent(b.dataset.race) + "/gun",
         { wave: b.dataset.wave, time: at }).catch(function () {});
@@ -113,10 +122,16 @@
       if (!body.reason) return;
       if (kind !== "void") {
         var value = row.querySelector("input[type=time]").value;
-        body.time = iso(value);
+        body.time = iso(value, row);
         if (!body.time) { S.notice("Enter the time as HH:MM:SS."); return; }
       }
-      post("/api/v1/corrections", body).then(refresh).catch(function () {});
+      post("/api/v1/corrections", body).then(refresh).catch(function (err) {
+        // an implausible time (before the gun, faster than the course allows) is stored
+        // only when the timer says so
+        if (!err.data || !err.data.confirm || !window.confirm(err.message)) return;
+        body.confirm = true;
+        post("/api/v1/corrections", body).then(refresh).catch(function () {});
+      });
       return;
     }
     var st = t.closest("[data-status]");

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from livetrack import sim
 from livetrack.domain.event import Event, load_event_text
@@ -93,6 +94,13 @@ GUN = int(datetime(2026, 6, 14, 9, 0, tzinfo=UTC).timestamp() * 1000)
 
 def event() -> Event:
     return load_event_text(EVENT_TOML)
+
+
+def event_today() -> Event:
+    """:func:`event` dated today (London), for tests that post times from the wall clock: a
+    time far from the event's day is refused."""
+    today = datetime.now(ZoneInfo("Europe/London")).date().isoformat()
+    return load_event_text(EVENT_TOML.replace('date = "2026-06-14"', f'date = "{today}"'))
 
 
 def person(bib: str, race: str = "mile", **kw: object) -> ParticipantRecord:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from conftest import PATIENCE_S
@@ -77,11 +78,18 @@ def serve(
     tick_s: float = 0.05,
     port: int | None = None,
     tokens: tuple[dict[str, str], list[Record]] | None = None,
+    **more: Any,
 ) -> Iterator[Running]:
-    """Serve ``event`` with its log at ``db`` until the block ends."""
+    """Serve ``event`` with its log at ``db`` until the block ends (``more``: other
+    :class:`Settings` fields)."""
     toks, seed = tokens or tokens_for()
     settings = Settings(
-        event=event, log_url=str(db), participants=participants or [], seed=seed, tick_s=tick_s
+        event=event,
+        log_url=str(db),
+        participants=participants or [],
+        seed=seed,
+        tick_s=tick_s,
+        **more,
     )
     app = create_app(settings)
     # Bound here and handed to uvicorn, so no other process can take the port in between.

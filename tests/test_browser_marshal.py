@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from browser import WAIT_MS, PageFactory, shot_path
 from conftest import PATIENCE_S
-from factory import event, person
+from factory import event, event_today, person
 from server import serve
 
 
@@ -26,7 +26,7 @@ async def test_marshal_offline_entries_arrive_once_with_their_original_times(
     bibs = ["11", "12", "13", "14", "15"]
     people = [person(b, first_name=f"Runner{b}") for b in bibs]
     with (
-        serve(event(), tmp_path / "log.db", people) as srv,
+        serve(event_today(), tmp_path / "log.db", people) as srv,
         httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         timer = {"authorization": f"Bearer {srv.tokens['timer']}"}

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from browser import WAIT_MS, PageFactory, shot_path
 from conftest import PATIENCE_S
-from factory import event, person
+from factory import event, event_today, person
 from server import Running, serve
 
 from livetrack.domain.state import RaceState
@@ -83,7 +83,7 @@ async def test_the_marshal_page_opens_without_signal_and_its_entries_arrive_once
     tmp_path: Path, page_factory: PageFactory
 ) -> None:
     with (
-        serve(event(), tmp_path / "log.db", [person("21"), person("22")]) as srv,
+        serve(event_today(), tmp_path / "log.db", [person("21"), person("22")]) as srv,
         httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         token = srv.tokens["marshal:half"]
@@ -162,7 +162,7 @@ async def test_the_page_works_where_no_service_worker_may_be_registered(
     tmp_path: Path, page_factory: PageFactory
 ) -> None:
     with (
-        serve(event(), tmp_path / "log.db", [person("31")]) as srv,
+        serve(event_today(), tmp_path / "log.db", [person("31")]) as srv,
         httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         page: Any = await page_factory(width=390, height=844, service_workers="block")
@@ -176,7 +176,7 @@ async def test_the_page_works_where_no_service_worker_may_be_registered(
 
 def test_the_worker_is_served_fresh_for_the_marshal_page_scope(tmp_path: Path) -> None:
     with (
-        serve(event(), tmp_path / "log.db") as srv,
+        serve(event_today(), tmp_path / "log.db") as srv,
         httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
     ):
         res = http.get("/marshal/sw.js")

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from browser import RECONNECT_MS, WAIT_MS, PageFactory, shot_path, socket_open, watch_sockets
 from conftest import PATIENCE_S
-from factory import GUN, event, person
+from factory import GUN, event, event_today, person
 from server import Running, serve, tokens_for
 
 PEOPLE = [
@@ -62,7 +62,7 @@ async def test_following_a_runner_raises_an_alert_when_they_pass(
 ) -> None:
     now = int(time.time() * 1000)
     start = now - 230_000  # the race is on now: Ada passed halfway 20 s ago
-    with serve(event(), tmp_path / "log.db", PEOPLE) as srv:
+    with serve(event_today(), tmp_path / "log.db", PEOPLE) as srv:
         gun(srv, start)
         post(srv, "C2", "half", 200, start)
         post(srv, "C1", "half", 210, start)

@@ -4,8 +4,10 @@ link (and its loss) shows beside its reader."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from browser import WAIT_MS, PageFactory, shot_path
@@ -83,7 +85,10 @@ async def test_a_correction_on_the_console_moves_a_runner_on_the_spectators_page
 async def test_the_start_gun_fires_only_on_the_confirming_second_press(
     tmp_path: Path, page_factory: PageFactory
 ) -> None:
-    with serve(event(), tmp_path / "log.db", [person("1", race="loop")]) as srv:
+    # the gun fires now, so the event is today's (a gun far from the event's day is refused)
+    today = datetime.now(ZoneInfo("Europe/London")).date().isoformat()
+    ev = load_event_text(EVENT_TOML.replace('date = "2026-06-14"', f'date = "{today}"'))
+    with serve(ev, tmp_path / "log.db", [person("1", race="loop")]) as srv:
         console: Any = await page_factory(width=1280, height=800)
         await console.goto(f"{srv.url}/signin#token={srv.tokens['timer']}")
         await console.wait_for_url(srv.url + "/timer", timeout=WAIT_MS)

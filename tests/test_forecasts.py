@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from livetrack import sim
-from livetrack.cli import demo_event
+from livetrack.demo.run import demo_event
+from livetrack.domain import forecast
 from livetrack.domain.event import Event
 from livetrack.domain.expect import expected, last_passing, next_checkpoint
 from livetrack.domain.records import ChipRead, GunStart, Record
@@ -44,13 +45,17 @@ def cards(st: RaceState) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def day() -> tuple[Event, list[Record]]:
-    event = demo_event()
+    event = demo_event(datetime.fromtimestamp(GUN / 1000, UTC).date())  # the day of GUN
     return event, race_day(event)
 
 
+@pytest.mark.parametrize("copy_every", [forecast.COPY_EVERY, 40])
 def test_a_race_day_folded_one_read_at_a_time_or_in_pages_gives_the_same_cards(
-    day: tuple[Event, list[Record]],
+    day: tuple[Event, list[Record]], copy_every: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With the default copies (none in a field this small) and with a copy every 40
+    passings, so that a late passing goes back to one."""
+    monkeypatch.setattr(forecast, "COPY_EVERY", copy_every)
     event, records = day
     rnd = random.Random(5)
     single = RaceState(event)

@@ -13,9 +13,14 @@ process gives the same estimates.
   runner's estimate moves the moment they pass, and never lags behind a passing they have.
 * A passing that moves or vanishes after being observed (a later read, a correction, a gun
   or start moved), or one that arrives already behind what was observed (a marshal's sighting
-  synced late), marks the race's predictor stale: it is rebuilt from the passings, in race
-  order, before its next use. The watermark's minute keeps the usual out-of-order arrival of
-  reads from different mats off that path.
+  synced late), marks the race's predictor stale: before its next use it goes back to the
+  latest copy of itself taken before that passing (one is kept every
+  :data:`COPY_EVERY` passings observed, the last :data:`COPIES` of them; a long catch-up
+  copies only near its end) and observes the passings from there on again, in race order;
+  with no such copy, it starts afresh. The
+  watermark's minute keeps the usual out-of-order arrival of reads from different mats off
+  that path. (Going back gives what observing from the start would: the predictor's state is
+  a function of the passings it has observed, in order.)
 
 Observing is lazy: an estimate brings its race's predictor up to the watermark, and the
 runtime's tick does so a bounded batch at a time, so ingest never waits for prediction work.
@@ -23,7 +28,10 @@ runtime's tick does so a bounded batch at a time, so ingest never waits for pred
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import gc
+import pickle
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +43,15 @@ from livetrack.domain.predict import Estimate, Predictor
 #: Race time by which observing trails the latest passing known (seconds).
 LAG_S = 60.0
 
+#: A copy of the predictor is kept every this many passings observed ...
+COPY_EVERY = 25_000
+#: ... the latest this many of them (a marathon's field copies to about 60 MB).
+COPIES = 2
+
 _Key = tuple[float, str, int]
 """(elapsed seconds, bib, checkpoint index): race order."""
+_AFTER = "\U0010ffff"
+"""Sorts after every bib."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +70,33 @@ class Accuracy:
         return self.inside / self.n if self.n else 0.0
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Copying makes many objects and no cycles: the collector would rescan them often."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 class _RaceFeed:
     """One race's passings and the predictor that has observed the oldest of them."""
 
-    __slots__ = ("checkpoints", "history", "index", "keys", "passings", "predictor", "seen")
+    __slots__ = (
+        "checkpoints",
+        "copies",
+        "count",
+        "history",
+        "index",
+        "keys",
+        "passings",
+        "predictor",
+        "seen",
+        "stale",
+    )
 
     def __init__(
         self, checkpoints: list[tuple[str, float]], history: list[Sequence[float | None]]
@@ -70,6 +108,9 @@ class _RaceFeed:
         self.keys: SortedList = SortedList()
         self.predictor: Predictor | None = None
         self.seen: _Key | None = None  # the last key observed, None before the first
+        self.count = 0  # passings observed
+        self.stale: _Key | None = None  # the first key observed that is no longer right
+        self.copies: list[tuple[_Key, int, bytes]] = []  # (last key observed, count, copy)
 
     def watermark(self) -> float:
         return float(self.keys[-1][0]) - LAG_S if self.keys else float("-inf")
@@ -85,39 +126,70 @@ class _RaceFeed:
                 key = (t, bib, index[cp])
                 self.keys.remove(key)
                 if seen is not None and key <= seen:
-                    self.seen = seen = None
+                    self._wrong(key)
         for cp, t in passings.items():
             if old.get(cp) != t:
                 key = (t, bib, index[cp])
                 self.keys.add(key)
                 if seen is not None and key <= seen:
-                    self.seen = seen = None
+                    self._wrong(key)
         if passings:
             self.passings[bib] = dict(passings)
         else:
             self.passings.pop(bib, None)
-        if seen is None:
-            self.predictor = None
-        elif seen[0] > self.watermark():
-            self.seen = None
-            self.predictor = None
+        if seen is not None and seen[0] > self.watermark():
+            # observed beyond the watermark (the latest passing went away)
+            self._wrong((self.watermark(), _AFTER, len(self.checkpoints)))
+
+    def _wrong(self, key: _Key) -> None:
+        if self.stale is None or key < self.stale:
+            self.stale = key
+
+    def _go_back(self) -> None:
+        """Back to the latest copy observed entirely before the first wrong key (or to
+        nothing observed): later copies are dropped."""
+        stale = self.stale
+        assert stale is not None
+        self.stale = None
+        while self.copies and not self.copies[-1][0] < stale:
+            self.copies.pop()
+        if self.copies:
+            key, count, blob = self.copies[-1]
+            with _no_gc():
+                self.predictor = pickle.loads(blob)
+            self.seen, self.count = key, count
+        else:
+            self.predictor, self.seen, self.count = None, None, 0
 
     def sync(self, limit: int | None = None) -> tuple[int, int]:
         """Observe up to ``limit`` passings (all if None) up to the watermark, rebuilding the
         predictor first if it is stale; returns how many were observed and how many are left
         to observe."""
+        if self.stale is not None:
+            self._go_back()
         predictor = self.predictor
         if predictor is None:
             predictor = self.predictor = Predictor(self.checkpoints, self.history or None)
-            self.seen = None
+            self.seen, self.count = None, 0
         keys = self.keys
         start = 0 if self.seen is None else keys.bisect_right(self.seen)
-        end = keys.bisect_right((self.watermark(), "\uffff", len(self.checkpoints)))
+        end = keys.bisect_right((self.watermark(), _AFTER, len(self.checkpoints)))
         stop = end if limit is None else min(end, start + max(0, limit))
         names = self.checkpoints
+        count = self.count
+        # copies are taken only where they may be kept (the last COPIES before `end`)
+        first_copy = count + (end - start) - COPIES * COPY_EVERY
         for key in keys.islice(start, stop):
             predictor.observe(key[1], names[key[2]][0], key[0])
-            self.seen = key
+            count += 1
+            if count % COPY_EVERY == 0 and count > first_copy:
+                with _no_gc():
+                    blob = pickle.dumps(predictor, pickle.HIGHEST_PROTOCOL)
+                self.copies.append((key, count, blob))
+                del self.copies[:-COPIES]
+        if stop > start:
+            self.seen = keys[stop - 1]
+        self.count = count
         return stop - start, end - stop
 
     def unseen(self, bib: str) -> list[tuple[str, float]]:

@@ -31,10 +31,16 @@ class ChipRead:
     time_ms: int
     seq: int | None = None
     received_ms: int = 0
+    #: The decoder's numbering run (its boot, or its file) when it numbers its reads again
+    #: from the start: part of the key with ``seq``, so a new run keeps its reads. Empty for
+    #: every read before it existed, whose keys and bytes are as they were.
+    session: str = ""
 
     @property
     def key(self) -> str:
         if self.seq is not None:
+            if self.session:
+                return f"read:{self.reader}:{self.seq}@{self.session}"
             return f"read:{self.reader}:{self.seq}"
         return f"read:{self.reader}:{self.chip}:{self.time_ms}"
 
@@ -183,11 +189,31 @@ class TokenRecord:
     label: str = ""
     revoked: bool = False
     at_ms: int = 0
+    #: A reader token's binding: the reader ids it may post for (any when empty); its
+    #: ``point``, when set, is the only timing point it may post for.
+    readers: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
         state = "revoked" if self.revoked else "issued"
         return f"token:{self.token_hash[:24]}:{state}"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSent:
+    """An alert (``kind`` about runner ``bib``) was decided for push ``supporter`` at
+    ``at_ms``: appended before it is sent, so that its key makes it go out once, whichever
+    process decided it (see :mod:`livetrack.domain.alerts`)."""
+
+    TYPE: ClassVar[str] = "alert"
+    supporter: str
+    bib: str
+    kind: str
+    at_ms: int
+
+    @property
+    def key(self) -> str:
+        return f"alert:{self.supporter}:{self.bib}:{self.kind}"
 
 
 Record = (
@@ -200,6 +226,7 @@ Record = (
     | ParticipantRecord
     | ChipAssign
     | TokenRecord
+    | AlertSent
 )
 
 _TYPES: dict[str, type[Any]] = {
@@ -214,6 +241,7 @@ _TYPES: dict[str, type[Any]] = {
         ParticipantRecord,
         ChipAssign,
         TokenRecord,
+        AlertSent,
     )
 }
 
@@ -242,6 +270,8 @@ def encode(record: Record) -> bytes:
         if record.seq is not None:
             read["seq"] = record.seq
         read["received_ms"] = record.received_ms
+        if record.session:
+            read["session"] = record.session
         return orjson.dumps(read)
     data: dict[str, Any] = {"t": record.TYPE, "v": VERSION}
     for name in _NAMES[record.TYPE]:
@@ -279,7 +309,7 @@ def decode(body: bytes | str) -> Record:
     if not isinstance(version, int) or version > VERSION:
         raise RecordError(f"unsupported record version {version!r} for {type_name!r}")
     try:
-        for name in ("chips", "legs"):
+        for name in ("chips", "legs", "readers"):
             if name in data:
                 data[name] = tuple(data[name])
         record: Record = cls(**data)

@@ -21,6 +21,7 @@ from livetrack.domain.passings import CourseFeeds, Inputs, Passing, compute
 from livetrack.domain.ranking import ALL, FINISHERS, Boards, Move
 from livetrack.domain.readers import ReaderHealth
 from livetrack.domain.records import (
+    AlertSent,
     ChipAssign,
     ChipRead,
     Correction,
@@ -146,6 +147,8 @@ class Problem:
     point: str
     detail: str
     key: str
+    #: The author of the record (for records that carry one).
+    by: str = ""
 
 
 class RaceState:
@@ -163,6 +166,8 @@ class RaceState:
         self.problems: dict[str, Problem] = {}
         self.tokens: dict[str, TokenRecord] = {}
         self.sweeps: dict[str, Sweep] = {}
+        #: Keys of the push alerts decided so far (see ``livetrack.domain.alerts``).
+        self.alerts_sent: set[str] = set()
         self.readers = ReaderHealth()
         self.now_ms = 0
         self.applied = 0
@@ -178,6 +183,9 @@ class RaceState:
         self._topics: dict[str, _RaceTopics] = {}
         self.forecasts = Forecasts(event)
         self._window = bounds(event)
+        #: Reads refused at the edge because their key was stored already with other content
+        #: (a conflict), by reader: counted by the process that refused them, not folded.
+        self.read_conflicts: dict[str, int] = {}
         #: Records skipped because their time is unusable, not yet reported (see
         #: :meth:`take_skipped`); each is also kept in ``problems``.
         self._skipped: list[Problem] = []
@@ -255,6 +263,9 @@ class RaceState:
             return {marshal_topic(record.point)}
         if isinstance(record, TokenRecord):
             self.tokens[record.token_hash] = record
+            return set()
+        if isinstance(record, AlertSent):
+            self.alerts_sent.add(record.key)
             return set()
         raise TypeError(f"not a record: {type(record).__name__}")
 
@@ -608,7 +619,8 @@ class RaceState:
             runner.status, runner.status_reason = "ok", ""
 
     def _problem(self, kind: str, bib: str, point: str, detail: str, record: Record) -> None:
-        self.problems[record.key] = Problem(kind, bib, point, detail, record.key)
+        by = getattr(record, "by", "")
+        self.problems[record.key] = Problem(kind, bib, point, detail, record.key, by)
 
     def _skip(self, record: Record, why: str) -> set[str]:
         bib = getattr(record, "bib", "")

@@ -21,7 +21,7 @@ MAX_BODY_BYTES = 1_000_000
 MAX_BATCH = 5000
 #: Reads further than this from the event's day are refused as a wrong clock or a typo.
 MAX_DISTANCE_MS = 3 * 24 * 3600 * 1000
-_FIELDS = {"reader", "point", "chip", "time", "seq"}
+_FIELDS = {"reader", "point", "chip", "time", "seq", "session"}
 
 
 class BodyError(ValueError):
@@ -87,6 +87,10 @@ def _read(i: int, item: Any, event: Event, now_ms: int, centre_ms: int) -> Verdi
     seq = item.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
         return Verdict(i, None, f"seq: must be a non-negative integer or null, not {_kind(seq)}")
+    session = item.get("session", "")
+    if not isinstance(session, str) or len(session) > 64 or any(ord(c) < 32 for c in session):
+        return Verdict(i, None, "session: the decoder's numbering run, a string of at most 64 "
+                                f"printable characters, not {_kind(session)}")  # fmt: skip
     try:
         time_ms = parse_time(item.get("time"))
     except ValueError as exc:
@@ -100,6 +104,7 @@ def _read(i: int, item: Any, event: Event, now_ms: int, centre_ms: int) -> Verdi
         time_ms=time_ms,
         seq=seq,
         received_ms=now_ms,
+        session=session.strip(),
     )
     return Verdict(i, record)
 

@@ -7,7 +7,10 @@ import contextlib
 import functools
 import gc
 import logging
+import os
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from livetrack.domain.event import Event
@@ -26,8 +29,26 @@ CATCH_UP_RECORDS = 300_000
 FREEZE_FROM = 100_000
 
 
+#: Shifts this process's clock (``LIVETRACK_CLOCK_SHIFT_MS``): rehearse a machine whose clock
+#: is wrong. A follower also sets :data:`_skew_ms` from the site's clock (see ``set_site_clock``).
+_shift_ms = int(os.environ.get("LIVETRACK_CLOCK_SHIFT_MS", "0") or 0)
+_skew_ms = 0
+_skews: deque[int] = deque(maxlen=30)
+
+
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    """The event's wall clock: this machine's, or on a public server that follows a site,
+    the site's (the site's clock stamped its records, so every time on a page agrees)."""
+    return int(time.time() * 1000) + _shift_ms + _skew_ms
+
+
+def set_site_clock(site_ms: int) -> None:
+    """A frame stamped ``site_ms`` by the site has just arrived: keep the site's clock minus
+    ours, from the frame that travelled fastest of the last few (transit only makes it
+    smaller), rounded to a tenth of a second so it does not jitter."""
+    global _skew_ms
+    _skews.append(site_ms - (int(time.time() * 1000) + _shift_ms))
+    _skew_ms = round(max(_skews), -2)
 
 
 def clock_of(state: RaceState) -> int:
@@ -79,9 +100,14 @@ class Runtime:
     _progress: asyncio.Event = field(default_factory=asyncio.Event)
     _waiting: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: On a public server that follows a site, writes go to the site instead of the log
+    #: (``web.follow.Follower.forward``).
+    forward: Callable[[list[Record]], Awaitable[list[AppendResult]]] | None = None
 
     async def append(self, records: list[Record]) -> list[AppendResult]:
         """Durably append ``records``; the fold sees them when the tail delivers them."""
+        if self.forward is not None:
+            return await self.forward(records)
         return await self.log.append(records)
 
     async def seed_participants(

@@ -88,6 +88,16 @@ class KeyLookup(Protocol):
         ...
 
 
+@runtime_checkable
+class StoredLookup(Protocol):
+    """Reading stored records back by key, with their offsets (for example, to tell a resent
+    record from a different one under the same key). Both built-in backends provide it."""
+
+    async def stored(self, keys: Sequence[str]) -> dict[str, tuple[Offset, bytes]]:
+        """For each of ``keys`` the log holds: its offset and its stored body."""
+        ...
+
+
 def open_log(url: str) -> EventLog:
     """A log for ``url``: ``sqlite:///path/to/file.db`` or a path, or ``redis://host:port/db``
     (``?stream=NAME`` names the event's stream). The Redis driver is imported only here."""

@@ -516,6 +516,32 @@ class RedisEventLog:
 
         return await self._retrying("keys_with_prefix", op, self.op_retry_s)
 
+    async def stored(self, keys: Sequence[str]) -> dict[str, tuple[Offset, bytes]]:
+        """See :class:`livetrack.store.base.StoredLookup`: the idempotency hash names each
+        key's entry; the entries are read in one pipeline."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+
+        async def op() -> dict[str, tuple[Offset, bytes]]:
+            ids = await self._client.hmget(self.keys_hash, wanted)
+            held = [(k, _text(i)) for k, i in zip(wanted, ids, strict=True) if i is not None]
+            if not held:
+                return {}
+            pipe = self._client.pipeline(transaction=False)
+            for _, sid in held:
+                pipe.xrange(self.stream, sid, sid)
+            out: dict[str, tuple[Offset, bytes]] = {}
+            for (key, sid), rows in zip(held, await pipe.execute(), strict=True):
+                if rows:
+                    fields = rows[0][1]
+                    body = fields.get(b"b", fields.get("b"))
+                    if body is not None:
+                        out[key] = (sid, body if isinstance(body, bytes) else body.encode())
+            return out
+
+        return await self._retrying("stored", op, self.op_retry_s)
+
     # -- leases ---------------------------------------------------------------------------------
 
     async def lease(self, name: str, holder: str, ttl_s: float) -> bool:

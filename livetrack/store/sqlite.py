@@ -251,6 +251,26 @@ class SqliteEventLog:
 
         return await asyncio.to_thread(select)
 
+    async def stored(self, keys: Sequence[str]) -> dict[str, tuple[Offset, bytes]]:
+        """See :class:`livetrack.store.base.StoredLookup`: the unique key index, in chunks."""
+
+        def select() -> dict[str, tuple[Offset, bytes]]:
+            conn = _connect(self.path)
+            out: dict[str, tuple[Offset, bytes]] = {}
+            try:
+                wanted = list(dict.fromkeys(keys))
+                for i in range(0, len(wanted), _ROWS_PER_INSERT):
+                    chunk = wanted[i : i + _ROWS_PER_INSERT]
+                    marks = ",".join("?" * len(chunk))
+                    sql = f"SELECT key, seq, body FROM records WHERE key IN ({marks})"
+                    for key, seq, body in conn.execute(sql, chunk):
+                        out[key] = (str(seq), body.encode())
+                return out
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(select) if keys else {}
+
     async def lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """See :class:`livetrack.store.base.Leases`: a row per lease, taken or renewed in one
         write transaction (so processes sharing the file agree), with its expiry time."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from typing import Any
@@ -15,36 +14,52 @@ from livetrack.domain import window
 from livetrack.domain.ranking import ALL
 from livetrack.domain.records import GunStart, Record
 from livetrack.ingest.reads import BodyError, parse_body, parse_time
+from livetrack.service.conflicts import read_conflicts
 from livetrack.service.runtime import clock, now_ms
 from livetrack.web import views
-from livetrack.web.auth import require
+from livetrack.web.auth import identity, reader_refusal, require
 from livetrack.web.guards import error, read_body, runtime
 
 
 async def post_reads(request: Request) -> Response:
     rt = runtime(request)
-    require(request, rt.state, ("reader",))
+    grant = require(request, rt.state, ("reader",))
     try:
         body = await read_body(request)
         verdicts = parse_body(body, rt.event, now_ms())
     except BodyError as exc:
         return error(exc.status, str(exc))
+    if grant.readers or grant.point:  # a bound reader token: reads outside it are refused
+        for v in verdicts:
+            if v.record is not None:
+                why = reader_refusal(grant, v.record.reader, v.record.point)
+                if why:
+                    v.record, v.reason = None, why
     records: list[Record] = [v.record for v in verdicts if v.record is not None]
-    stored = iter(await rt.append(records)) if records else iter(())
+    appended = await rt.append(records) if records else []
+    conflicts = await read_conflicts(rt.log, records, appended) if records else {}
     results: list[dict[str, Any]] = []
     accepted = duplicate = rejected = 0
+    stored = iter(enumerate(appended))
     for v in verdicts:
         if v.record is None:
             rejected += 1
             results.append({"index": v.index, "status": "rejected", "reason": v.reason})
             continue
-        res = next(stored)
-        if res.duplicate:
+        i, res = next(stored)
+        if i in conflicts:
+            rejected += 1
+            reader = v.record.reader
+            rt.state.read_conflicts[reader] = rt.state.read_conflicts.get(reader, 0) + 1
+            results.append({"index": v.index, "status": "rejected", "reason": conflicts[i]})
+        elif res.duplicate:
             duplicate += 1
             results.append({"index": v.index, "status": "duplicate", "key": res.key})
         else:
             accepted += 1
             results.append({"index": v.index, "status": "accepted", "key": res.key})
+    if conflicts:
+        rt.hub.mark({"readers"})
     rt.counters.reads_accepted += accepted
     rt.counters.reads_duplicate += duplicate
     rt.counters.reads_rejected += rejected
@@ -61,8 +76,10 @@ async def post_gun(request: Request) -> Response:
     if race_id not in rt.event.races:
         return error(404, f"unknown race {race_id!r}")
     try:
-        data = json.loads(await read_body(request, 10_000) or b"{}")
-    except (BodyError, ValueError, UnicodeDecodeError) as exc:
+        data = orjson.loads(await read_body(request, 10_000) or b"{}")
+    except BodyError as exc:
+        return error(exc.status, str(exc))
+    except (ValueError, UnicodeDecodeError) as exc:
         return error(400, f"body is not JSON: {exc}")
     if not isinstance(data, dict):
         return error(400, "body must be a JSON object")
@@ -77,7 +94,7 @@ async def post_gun(request: Request) -> Response:
     why = window.outside(rt.event, time_ms)
     if why:
         return error(422, f"time: {why}")
-    gun = GunStart(race_id, time_ms, wave, str(uuid.uuid4()), grant.label or grant.role)
+    gun = GunStart(race_id, time_ms, wave, str(uuid.uuid4()), identity(grant))
     [res] = await rt.append([gun])
     return JSONResponse({"race": race_id, "wave": wave, "time_ms": time_ms, "key": res.key})
 

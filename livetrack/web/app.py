@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -21,13 +21,19 @@ from livetrack.domain.event import Event
 from livetrack.domain.records import ParticipantRecord, Record
 from livetrack.domain.state import RaceState
 from livetrack.live.hub import Hub
-from livetrack.service import entries
+from livetrack.service import entries, linkwire
+from livetrack.service.alerting import PushCollector, start_push
 from livetrack.service.entries import EntriesFile
+from livetrack.service.link import SiteLink
 from livetrack.service.readers import ReaderManager
-from livetrack.service.runtime import Runtime, restore
+from livetrack.service.runtime import Runtime, clock, restore
 from livetrack.service.snapshots import SnapshotInfo
 from livetrack.store.base import EventLog, LogUnavailable, open_log
-from livetrack.web import api, features, metrics, pages
+from livetrack.store.outbox import open_outbox
+from livetrack.store.subscriptions import subscriptions_for
+from livetrack.web import api, features, follow, metrics, pages
+from livetrack.web.follow import Follower, Queued, SiteKeys
+from livetrack.web.guards import client_left
 from livetrack.web.live import live
 from livetrack.web.render import STATIC, Renderer, make_env
 
@@ -55,6 +61,17 @@ class Settings:
     snapshots: bool = True
     snapshot_every_records: int = 250_000
     snapshot_every_s: float = 600.0
+    #: Follow a site's log (``serve --site-keys``): the file of accepted site tokens' hashes.
+    site_keys: str | None = None
+    #: Push this log to the public server at ``upstream`` (``livetrack site``).
+    upstream: str | None = None
+    upstream_token: str = ""
+    upstream_ca: str | None = None
+    #: Web Push alerts: on unless False; the contact a push service may write to about this
+    #: server (a mailto: or https: URL, in every VAPID token); how often alerts are decided.
+    push: bool = True
+    push_contact: str = "mailto:timing@livetrack.invalid"
+    alert_every_s: float = 1.0
 
 
 class CachedStatic(StaticFiles):
@@ -88,6 +105,8 @@ async def _log_down(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings) -> Starlette:
     registry, collector = metrics.make_registry()
+    push_metrics = PushCollector()
+    registry.register(push_metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -125,6 +144,11 @@ def create_app(settings: Settings) -> Starlette:
         app.state.runtime = rt
         collector.runtime = rt
         app.state.readers = readers = ReaderManager(rt)
+        follower = site_link = None
+        if settings.site_keys is not None:
+            follower = Follower(event_log, open_outbox(event_log), SiteKeys(settings.site_keys))
+            rt.forward = follower.forward
+            app.state.follower = follower
         try:
             if settings.seed:
                 await event_log.append(settings.seed)
@@ -134,10 +158,37 @@ def create_app(settings: Settings) -> Starlette:
                 await rt.seed_participants(settings.participants, settings.ready_timeout_s)
             if settings.entries is not None:
                 await entries.seed(rt, settings.entries, settings.ready_timeout_s)
-            await readers.start()
+            if follower is not None:
+                follower.start()  # the public end has no decoders: its reads come from the site
+            else:
+                await readers.start()
+            if settings.upstream:
+                site_link = SiteLink(
+                    rt, settings.upstream, settings.upstream_token, cafile=settings.upstream_ca
+                )
+                app.state.link = site_link
+                site_link.start()
+            app.state.push = None
+            if settings.push:
+                app.state.push = await start_push(
+                    state,
+                    subscriptions_for(event_log),
+                    rt.append,
+                    lambda: clock(rt),
+                    lambda: rt.caught_up,
+                    settings.push_contact,
+                    settings.alert_every_s,
+                )
+                push_metrics.push = app.state.push
             log.info("ready: %d records applied", state.applied)
             yield {"runtime": rt, "renderer": renderer}
         finally:
+            if getattr(app.state, "push", None) is not None:
+                await app.state.push.stop()
+            if site_link is not None:
+                await site_link.stop()
+            if follower is not None:
+                await follower.stop()
             await readers.stop()
             await rt.stop()
 
@@ -157,6 +208,9 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/v1/runners/{bib}", api.get_runner),
         Route("/api/v1/search", api.get_search),
         WebSocketRoute("/live", live),
+        WebSocketRoute(linkwire.PATH, follow.link_socket),
+        Route("/api/v1/link", follow.get_link),
+        Route("/api/v1/freshness", follow.get_freshness),
         *features.routes(),
         Mount("/static", CachedStatic(directory=STATIC), name="static"),
     ]
@@ -164,7 +218,12 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(GZipMiddleware, minimum_size=500)],
-        exception_handlers={HTTPException: _http_error, LogUnavailable: _log_down},
+        exception_handlers={
+            HTTPException: _http_error,
+            LogUnavailable: _log_down,
+            Queued: follow.queued_response,
+            ClientDisconnect: client_left,
+        },
     )
     app.state.metrics = registry
     return app

@@ -23,14 +23,44 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue(role: str, point: str = "", label: str = "", at_ms: int = 0) -> tuple[str, TokenRecord]:
-    """A new token and the record that makes it valid once appended to the log."""
+def issue(
+    role: str,
+    point: str = "",
+    label: str = "",
+    at_ms: int = 0,
+    readers: tuple[str, ...] = (),
+) -> tuple[str, TokenRecord]:
+    """A new token and the record that makes it valid once appended to the log. A marshal
+    token needs its checkpoint; a reader token may be bound to ``readers`` (ids) and a
+    timing ``point``; a timer token takes neither."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if role == "marshal" and not point:
         raise ValueError("a marshal token needs --point (the checkpoint it may write)")
+    if readers and role != "reader":
+        raise ValueError("--reader binds reader tokens only")
+    if role == "timer" and point:
+        raise ValueError("a timer token is for every point: leave out --point")
     token = new_token()
-    return token, TokenRecord(token_hash(token), role, point, label, False, at_ms)
+    record = TokenRecord(token_hash(token), role, point, label, False, at_ms, tuple(readers))
+    return token, record
+
+
+def identity(grant: TokenRecord) -> str:
+    """Who a token is, as the author of what it writes: its label (else its role) and a
+    short, unguessable-from part of its hash, so two tokens never share an author."""
+    return f"{grant.label or grant.role} #{grant.token_hash[:6]}"
+
+
+def reader_refusal(grant: TokenRecord, reader: str, point: str) -> str:
+    """Why a reader token may not post a read of ``reader`` at ``point`` ("" if it may)."""
+    if grant.role != "reader":
+        return ""
+    if grant.readers and reader not in grant.readers:
+        return f"reader: this token may post for {', '.join(grant.readers)} only, not {reader!r}"
+    if grant.point and point != grant.point:
+        return f"point: this token may post for {grant.point!r} only, not {point!r}"
+    return ""
 
 
 def bearer(conn: HTTPConnection) -> str | None:
@@ -71,6 +101,13 @@ def require(
         raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)")
     grant = lookup(state, token)
     if grant is None:
+        follower = getattr(conn.app.state, "follower", None)
+        if follower is not None and follower.rebuilding():
+            # a public server rebuilding from the finish does not know every token yet
+            raise HTTPException(
+                503, "this server is catching up with the finish; try again shortly",
+                headers={"retry-after": "2"},
+            )  # fmt: skip
         raise HTTPException(401, "unknown or revoked token")
     if grant.role != "timer" and grant.role not in roles:
         raise HTTPException(403, f"a {grant.role} token may not do this (needs {'/'.join(roles)})")

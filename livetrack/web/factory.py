@@ -15,6 +15,8 @@ Environment:
     A Redis URL without ``?stream=`` uses the stream ``livetrack:<event id>``.
 ``LIVETRACK_TICK``
     seconds between the hub's renders (default 0.25; ``serve --tick``).
+``LIVETRACK_SITE_KEYS``
+    follow a site's log: the file of accepted site tokens' hashes (``serve --site-keys``).
 ``LIVETRACK_SNAPSHOT_EVERY``
     save a snapshot of the fold every this many records (default 250000; 0: not by count,
     only every five minutes and on shutdown).
@@ -89,5 +91,6 @@ def create_from_env() -> Starlette:
         entries=entries,
         snapshot_every_records=int(every_text),
         tick_s=tick,
+        site_keys=os.environ.get("LIVETRACK_SITE_KEYS") or None,
     )
     return create_app(settings)

@@ -20,6 +20,7 @@ MODULES: tuple[str, ...] = (
     "livetrack.web.marshal",
     "livetrack.web.timer",
     "livetrack.web.results",
+    "livetrack.web.push",
 )
 
 

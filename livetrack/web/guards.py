@@ -9,21 +9,22 @@ with :func:`store`, which answers only once the fold has the records (read-your-
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import re
 from typing import Any
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from livetrack.domain import window
 from livetrack.domain.records import Record, TokenRecord
 from livetrack.domain.state import RaceState
 from livetrack.ingest.reads import MAX_BODY_BYTES, BodyError, parse_time
 from livetrack.service.runtime import Runtime
-from livetrack.web.auth import require, same_origin
+from livetrack.web.auth import identity, require, same_origin
 
 log = logging.getLogger("livetrack.web")
 
@@ -36,19 +37,42 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+#: How long a request's whole body may take to arrive (seconds; ``app.state.body_timeout_s``
+#: overrides it). A body still arriving then is answered 408 and dropped.
+BODY_TIMEOUT_S = 10.0
+
+
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request body, refusing (413) more than ``limit`` bytes without reading them all."""
+    """The request body, refusing (413) more than ``limit`` bytes without reading them all,
+    and (408) a body that has not all arrived within :data:`BODY_TIMEOUT_S`. A client that
+    goes away meanwhile raises :class:`~starlette.requests.ClientDisconnect` (answered by
+    :func:`client_left`)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyError(f"body is {declared} bytes; the limit is {limit}", 413)
+    timeout = float(getattr(request.app.state, "body_timeout_s", BODY_TIMEOUT_S))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyError(f"body is over the limit of {limit} bytes", 413)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyError(f"body is over the limit of {limit} bytes", 413)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyError(
+            f"the body did not arrive within {timeout:g} s ({size} bytes came)", 408
+        ) from None
     return b"".join(chunks)
+
+
+async def client_left(request: Request, exc: Exception) -> Response:
+    """A client that went away before its request was read: nothing to answer, nothing
+    wrong here (a phone lost its signal), so a debug line rather than an error."""
+    log.debug("%s %s: the client went away before its body arrived", request.method,
+              request.url.path)  # fmt: skip
+    return Response(status_code=400)
 
 
 # -- access --------------------------------------------------------------------------------
@@ -68,7 +92,7 @@ def guard(request: Request, roles: tuple[str, ...], point: str = "") -> TokenRec
 
 
 def who(grant: TokenRecord) -> str:
-    return grant.label or grant.role
+    return identity(grant)
 
 
 class Invalid(ValueError):
@@ -81,7 +105,7 @@ async def json_body(request: Request, limit: int = 256_000) -> Any:
     except BodyError as exc:
         raise HTTPException(exc.status, str(exc)) from None
     try:
-        return json.loads(raw)
+        return orjson.loads(raw)  # depth-limited: a deeply nested body is a 400, not a crash
     except (ValueError, UnicodeDecodeError) as exc:
         raise HTTPException(400, f"body is not JSON: {exc}") from None
 

@@ -8,8 +8,8 @@ allows it), and this coroutine only waits for the client to go away.
 from __future__ import annotations
 
 import asyncio
-import json
 
+import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from livetrack.live.hub import Hub, Subscriber, UnknownTopic
@@ -26,7 +26,7 @@ async def live(ws: WebSocket) -> None:
     try:
         if not raw:
             first = await asyncio.wait_for(ws.receive_text(), 10)
-            data = json.loads(first)
+            data = orjson.loads(first)
             items = data.get("topics") if isinstance(data, dict) else None
             if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
                 raise UnknownTopic('first message must be {"topics": ["..."]}')

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -245,7 +246,7 @@ async def staff_socket(ws: WebSocket) -> None:
     rt = runtime(ws)
     await ws.accept()
     try:
-        first = json.loads(await asyncio.wait_for(ws.receive_text(), 10))
+        first = orjson.loads(await asyncio.wait_for(ws.receive_text(), 10))
         if not isinstance(first, dict) or not isinstance(first.get("token"), str):
             raise UnknownTopic('first message must be {"token": "...", "topics": [...]}')
         token: str = first["token"]

@@ -23,7 +23,7 @@ Topic kinds: ``guns``, ``readers``, ``announce``, ``problems``, ``unmatched``.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from livetrack.domain.expect import start_ms
+from livetrack.domain.plausible import implausible
 from livetrack.domain.ranking import ALL
 from livetrack.domain.readers import QUIET_MS
 from livetrack.domain.records import (
@@ -66,9 +67,19 @@ STATUSES = ("ok", "DNS", "DNF", "DQ")
 KINDS = ("void", "edit", "add", "undo")
 
 
-def utc_offset(state: RaceState) -> str:
-    """The event's UTC offset on race day, ``+01:00`` (the console builds ISO times with it)."""
-    noon = datetime.combine(state.event.date, time(12), state.event.tz)
+def race_day(state: RaceState, race_id: str = "") -> date:
+    """The day a time typed on the console for ``race_id`` is read on: the day of its gun (or
+    scheduled start) in the event's time zone, else the event's date."""
+    at = state.gun_ms(race_id) if race_id in state.event.races else None
+    if at is None:
+        return state.event.date
+    return datetime.fromtimestamp(at / 1000, state.event.tz).date()
+
+
+def utc_offset(state: RaceState, day: date | None = None) -> str:
+    """The event's UTC offset on ``day`` (default the event's date), ``+01:00`` (the console
+    builds ISO times with it)."""
+    noon = datetime.combine(day or state.event.date, time(12), state.event.tz)
     delta = noon.utcoffset()
     minutes = int(delta.total_seconds() // 60) if delta is not None else 0
     sign = "-" if minutes < 0 else "+"
@@ -109,23 +120,33 @@ def find_record(st: RaceState, key: str) -> Record | None:
 
 
 def _marshal_may_undo(st: RaceState, grant: TokenRecord, target: str) -> None:
+    """A marshal may undo only its own entries (sightings and reports it wrote itself)."""
+    me = who(grant)
     problem = st.problems.get(target)
     if problem is not None and target.startswith("sighting:"):
-        if problem.point != grant.point:
-            raise HTTPException(403, f"this marshal token is for {grant.point!r}")
+        if problem.by != me:
+            raise HTTPException(403, "a marshal may undo only its own sightings and reports")
         return
     rec = find_record(st, target)
-    if isinstance(rec, Sighting):
-        if rec.point != grant.point:
-            raise HTTPException(
-                403, f"this marshal token is for {grant.point!r}, not {rec.point!r}"
-            )
-        return
-    if isinstance(rec, StatusChange) and rec.by == who(grant):
-        return
     if rec is None:
         raise HTTPException(404, f"nothing to undo with key {target!r} (yet)")
+    if isinstance(rec, Sighting) and rec.point != grant.point:
+        raise HTTPException(403, f"this marshal token is for {grant.point!r}, not {rec.point!r}")
+    if isinstance(rec, Sighting | StatusChange) and rec.by == me:
+        return
     raise HTTPException(403, "a marshal may undo only its own sightings and reports")
+
+
+def _marshal_may_report(grant: TokenRecord, runner: Runner) -> None:
+    """A marshal may report DNF only for a runner of a race through its checkpoint who has
+    not finished."""
+    course = runner.race.course.checkpoints
+    if grant.point not in {cp.id for cp in course}:
+        raise HTTPException(
+            403, f"{runner.race.name} does not pass {grant.point!r}: not this marshal's runner"
+        )
+    if course[-1].id in runner.passings:
+        raise HTTPException(403, f"bib {runner.bib} has finished: only the timer may change that")
 
 
 async def post_correction(request: Request) -> Response:
@@ -155,6 +176,14 @@ async def post_correction(request: Request) -> Response:
             _on_course(_runner(st, bib), point)
             t = None if kind == "void" else passing_time(st, bib, when(data))
             reason = text(data, "reason", 200)
+            if t is not None and data.get("confirm") is not True:
+                why = implausible(st, st.runners[bib], point, t)
+                if why:
+                    return JSONResponse(
+                        {"error": f"time: {why}. Send it again with confirm to store it anyway.",
+                         "confirm": True},
+                        status_code=422,
+                    )  # fmt: skip
             record = Correction(cid, kind, bib, point, t, "", reason, who(grant), at)
     except Invalid as exc:
         return invalid(exc)
@@ -174,7 +203,9 @@ async def post_status(request: Request) -> Response:
         if grant.role == "marshal" and status != "DNF":
             raise HTTPException(403, "a marshal may report DNF only (DNS/DQ need the timer)")
         bib = text(data, "bib", 32)
-        _runner(rt.state, bib)
+        runner = _runner(rt.state, bib)
+        if grant.role == "marshal":
+            _marshal_may_report(grant, runner)
         reason = text(data, "reason", 200, required=status != "ok")
         record = StatusChange(ident(data), bib, status, reason, who(grant), now_ms())
     except Invalid as exc:
@@ -275,10 +306,13 @@ def history_view(st: RaceState, bib: str) -> dict[str, Any] | None:
                 "flag": bool(p and p.contradiction),
             }
         )
+    day = race_day(st, r.race.id)
     return {
         "bib": r.bib,
         "name": r.name,
         "race": r.race.name,
+        "day": day.isoformat(),
+        "offset": utc_offset(st, day),
         "status": r.status,
         "reason": r.status_reason,
         "passings": passings,
@@ -322,7 +356,8 @@ def guns_view(st: RaceState, now: int) -> dict[str, Any]:
                     ],
                 },
             )
-        races.append({**rs, "waves": waves})
+        day = race_day(st, race.id)
+        races.append({**rs, "waves": waves, "day": day.isoformat(), "offset": utc_offset(st, day)})
     return {"races": races}
 
 
@@ -357,7 +392,7 @@ def readers_view(st: RaceState, now: int, heard_now: int | None = None) -> dict[
         rs = race_status(st, race, now)
         if rs["status"] == "running" and rs["gun_ms"] is not None:
             running[race.id] = rs["gun_ms"]
-    ids = list(dict.fromkeys([*st.event.readers, *st.readers.readers]))
+    ids = list(dict.fromkeys([*st.event.readers, *st.readers.readers, *st.read_conflicts]))
     rows = []
     for rid in ids:
         stats = st.readers.get(rid)
@@ -388,9 +423,10 @@ def readers_view(st: RaceState, now: int, heard_now: int | None = None) -> dict[
                 "reads": stats.reads if stats else 0,
                 "offset": _offset(offset),
                 "alert": alert,
+                "conflicts": st.read_conflicts.get(rid, 0),
             }
         )
-    return {"rows": rows, "alerts": sum(1 for r in rows if r["alert"])}
+    return {"rows": rows, "alerts": sum(1 for r in rows if r["alert"] or r["conflicts"])}
 
 
 def announce_view(st: RaceState, limit: int = 12) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from livetrack.domain.alerts import race_over
 from livetrack.domain.event import Race
 from livetrack.domain.expect import expected, last_passing, next_checkpoint, start_ms
 from livetrack.domain.ranking import ALL
@@ -48,10 +49,6 @@ def fmt_pace(ms: int, metres: float) -> str:
     return fmt_elapsed(per_km) + "/km"
 
 
-#: A race with finishers in which nobody has passed a mat for this long is over.
-QUIET_END_MS = 2 * 3600_000
-
-
 def race_status(
     state: RaceState, race: Race, now_ms: int, clock_text: bool = True
 ) -> dict[str, Any]:
@@ -62,16 +59,8 @@ def race_status(
     gun = min(guns) if guns else None  # the first wave's gun starts the race clock
     started = state.started(race.id)
     runners = [r for r in state.runners.values() if r.race.id == race.id]
-    finish = race.course.checkpoints[-1].id
-    moving = [r for r in runners if r.passings and r.status == "ok"]
     finished = len(state.finishers[race.id])
-    done = bool(moving) and all(finish in r.passings for r in moving)
-    if not done and finished and now_ms - state.finishers[race.id][-1][0] > QUIET_END_MS:
-        # runners who stopped without a DNF would keep the race running for ever: once
-        # nobody has passed a mat for QUIET_END_MS (looked at only when nobody has finished
-        # for that long), it is over
-        last = max((p.time_ms for r in moving for p in r.passings.values()), default=0)
-        done = now_ms - last > QUIET_END_MS
+    done = race_over(state, race, now_ms)
     status = "not started" if not started else ("finished" if done else "running")
     # the clock runs while the race does, and stops at the last finish once everyone is in
     stop = state.finishers[race.id][-1][0] if done and finished else now_ms

@@ -1,0 +1,212 @@
+"""``livetrack demo``: the built-in event served with a simulated race, as one process.
+
+- **Dated today.** The built-in event is dated the day the demo's log began: today for a new
+  log, the day of its first gun for a log that holds one.
+- **Carries on.** Started again on the same ``--db``, the demo plans the same race (the same
+  entrants, the same guns) and plays it from where the log shows it got to: no gun that the log
+  holds is fired again, and reads from a minute before the newest stored read on are posted
+  again (the log's keys make those duplicates, never doubles).
+- **One Ctrl-C stops it.** SIGINT or SIGTERM stops the simulator at once and the server within
+  a second (open sockets are given :data:`GRACE_S`); the exit status is 0. A second Ctrl-C
+  while it stops forces the exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from livetrack.domain.event import Event, load_event_text
+from livetrack.domain.records import ChipRead, GunStart, ParticipantRecord
+from livetrack.store.base import open_log
+
+#: How long open connections are given to close when the demo stops.
+GRACE_S = 1
+#: Entrants per race of the built-in event.
+COUNTS = {"mile": 60, "team": 60, "fun": 80, "tenk": 120}
+#: Reads this long before the newest stored one are posted again on a restart.
+OVERLAP_MS = 60_000
+_DATE = re.compile(r'^date\s*=\s*"[^"]*"', re.MULTILINE)
+
+
+def event_text() -> str:
+    return resources.files("livetrack.demo").joinpath("heaton.toml").read_text("utf-8")
+
+
+def demo_event(day: date | None = None) -> Event:
+    """The built-in Heaton Park event, dated ``day`` (default: today in its time zone)."""
+    return load_event_text(demo_event_text(day))
+
+
+def write_event(path: Path, day: date | None = None) -> Path:
+    """The built-in event's file, dated ``day`` (default today), written to ``path`` (for
+    serving it with ``livetrack serve --event``: a gun far from the event's day is refused)."""
+    path.write_text(demo_event_text(day), "utf-8")
+    return path
+
+
+def demo_event_text(day: date | None = None) -> str:
+    text = event_text()
+    day = day or datetime.now(load_event_text(text).tz).date()
+    return _DATE.sub(f'date = "{day.isoformat()}"', text, count=1)
+
+
+@dataclass
+class Progress:
+    """How far a demo's log got: the guns it holds and its newest read."""
+
+    guns: dict[tuple[str, str], int] = field(default_factory=dict)
+    last_read_ms: int | None = None
+
+
+async def progress(url: str) -> Progress:
+    """What the log at ``url`` holds already (nothing for a new log)."""
+    from livetrack.service.runtime import offset_ge
+
+    found = Progress()
+    log = open_log(url)
+    try:
+        head = await log.head()
+        if head is None:
+            return found
+        async for page in log.tail_pages(None):
+            for _, record in page:
+                if isinstance(record, GunStart):
+                    found.guns.setdefault((record.race, record.wave), record.time_ms)
+                elif isinstance(record, ChipRead):
+                    last = found.last_read_ms
+                    found.last_read_ms = (
+                        record.time_ms if last is None else max(last, record.time_ms)
+                    )
+            if offset_ge(page.end, head):
+                break
+    finally:
+        await log.close()
+    return found
+
+
+def first_gun(event: Event, done: Progress, now_ms: int) -> int:
+    """The mile's gun: the stored one, else in three seconds."""
+    return done.guns.get(("mile", ""), now_ms + 3000)
+
+
+def remaining(actions: list[Any], done: Progress) -> list[Any]:
+    """The planned actions a restarted demo still has to play."""
+    out = []
+    for a in actions:
+        if a.kind == "gun":
+            if (a.race, a.wave) not in done.guns:
+                out.append(a)
+        elif done.last_read_ms is None or a.at_ms >= done.last_read_ms - OVERLAP_MS:
+            out.append(a)
+    return out
+
+
+def run(host: str, port: int, speed: float, db: str) -> int:
+    """Serve the demo until Ctrl-C; returns the exit status."""
+    import uvicorn
+
+    from livetrack import sim
+    from livetrack.web.app import Settings, create_app
+    from livetrack.web.auth import issue
+    from livetrack.web.wsdeflate import WS_PROTOCOL
+
+    done = asyncio.run(progress(db))
+    probe = demo_event()
+    gun0 = first_gun(probe, done, int(time.time() * 1000))
+    event = demo_event(datetime.fromtimestamp(gun0 / 1000, probe.tz).date())
+    people: list[ParticipantRecord] = sim.make_participants(event, COUNTS)
+    reader_token, reader = issue("reader", label="simulator")
+    timer_token, timer = issue("timer", label="demo timer")
+    marshal_token, marshal = issue("marshal", "lake", label="demo marshal at the lake")
+    settings = Settings(event=event, log_url=db, participants=people, seed=[reader, timer, marshal])
+    app = create_app(settings)
+    base = f"http://{host}:{port}"
+    step = 60_000
+    guns = {"mile": gun0, "team": gun0 + step * 2, "fun": gun0 + step * 4, "tenk": gun0 + step}
+    guns.update({r: gun0 + step * 3 for r, race in event.races.items() if race.kind == "relay"})
+    actions = remaining(sim.plan(event, people, guns), done)
+
+    async def main() -> None:
+        config = uvicorn.Config(
+            app, host=host, port=port, ws=WS_PROTOCOL, ws_per_message_deflate=False,
+            log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE_S,
+        )  # fmt: skip
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            if serving.done():
+                return
+            await asyncio.sleep(0.05)
+        stop = asyncio.Event()
+
+        def on_signal() -> None:
+            if stop.is_set():
+                server.force_exit = True
+            stop.set()
+            server.should_exit = True
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        _banner(event, base, db, timer_token, marshal_token, reader_token, speed, done)
+        playing = asyncio.create_task(
+            sim.play(base, reader_token, actions, timer_token=timer_token, speed=speed)
+        )
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            finished, _ = await asyncio.wait(
+                {serving, playing, stopping}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if playing in finished and not stop.is_set():
+                if playing.exception() is None:
+                    print(f"simulation finished: {playing.result()}", flush=True)
+                else:
+                    print(f"simulation stopped: {playing.exception()}", flush=True)
+                await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (playing, stopping):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await playing
+            server.should_exit = True
+            await serving
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    print("livetrack demo: stopped", flush=True)
+    return 0
+
+
+def _banner(
+    event: Event, base: str, db: str, timer: str, marshal: str, reader: str, speed: float,
+    done: Progress,
+) -> None:  # fmt: skip
+    print(f"\nlivetrack demo: {event.name}, {event.venue}, {event.date.isoformat()}")
+    if done.guns:
+        print("  carrying on the race already in the log")
+    print(f"  event log       {db}")
+    print(f"  spectators      {base}/")
+    for race in event.races.values():
+        print(f"  {race.name:<30} {base}/races/{race.id}")
+    for race in event.races.values():
+        print(f"  big screen {race.id:<19} {base}/screen/{race.id}")
+    print(f"  runner page     {base}/runners/1")
+    print(f"  my runners      {base}/me")
+    print(f"  course map      {base}/races/tenk/map")
+    print(f"  results         {base}/results/mile")
+    print(f"  JSON API        {base}/api/v1/races")
+    print(f"  timer console   {base}/signin#token={timer}")
+    print(f"  marshal (lake)  {base}/signin#token={marshal}")
+    print(f"  reader token    {reader}  (POST /api/v1/reads)")
+    print(f"  simulated race at {speed:g}× real time; Ctrl-C to stop\n", flush=True)

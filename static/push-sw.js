@@ -1,0 +1,29 @@
+// livetrack push alerts: shows each pushed alert as a notification; a tap opens its runner.
+"use strict";
+self.addEventListener("install", function () { self.skipWaiting(); });
+self.addEventListener("activate", function (ev) { ev.waitUntil(self.clients.claim()); });
+
+self.addEventListener("push", function (ev) {
+  var msg = {};
+  try { msg = ev.data ? ev.data.json() : {}; } catch (e) { msg = { body: ev.data ? ev.data.text() : "" }; }
+  var title = msg.title || "livetrack";
+  ev.waitUntil(self.registration.showNotification(title, {
+    body: msg.body || "",
+    tag: msg.tag || undefined,          // one notification per runner and kind, never a pile
+    renotify: !!msg.tag,
+    timestamp: msg.at || Date.now(),
+    data: { url: msg.url || "/me" },
+    vibrate: [120, 60, 120],
+  }));
+});
+
+self.addEventListener("notificationclick", function (ev) {
+  ev.notification.close();
+  var url = new URL((ev.notification.data && ev.notification.data.url) || "/me", self.location.origin).href;
+  ev.waitUntil(self.clients.matchAll({ type: "window", includeUncontrolled: true }).then(function (list) {
+    for (var i = 0; i < list.length; i++) {
+      if (list[i].url === url && "focus" in list[i]) return list[i].focus();
+    }
+    return self.clients.openWindow(url);
+  }));
+});

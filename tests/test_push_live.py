@@ -1,0 +1,148 @@
+"""Push alerts through real servers: subscriptions over HTTP, a simulated mile played in over
+the reads API, alerts decided by two processes sharing one log, and a local push service over
+real HTTP that checks every VAPID signature and decrypts every payload."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pushservice import Browser, PushService
+from server import serve
+
+from livetrack import sim
+from livetrack.domain.event import Event, load_event_text
+from livetrack.domain.records import ParticipantRecord
+
+LEAD_S = 120
+
+
+def today_event() -> Event:
+    text = resources.files("livetrack.demo").joinpath("heaton.toml").read_text("utf-8")
+    day = datetime.now(load_event_text(text).tz).date()
+    return load_event_text(text.replace('date = "2026-11-23"', f'date = "{day}"'))
+
+
+def mile_field(event: Event, n: int = 30) -> list[ParticipantRecord]:
+    return [p for p in sim.make_participants(event, {"mile": n}) if p.race == "mile"]
+
+
+def put(url: str, browser: Browser, follows: list[dict[str, Any]], **kw: Any) -> httpx.Response:
+    body = {"subscription": browser.json(), "follows": follows, **kw}
+    return httpx.put(f"{url}/api/v1/push/subscription", json=body, timeout=10)
+
+
+def test_subscription_is_checked_at_the_edge(tmp_path: Path) -> None:
+    event = today_event()
+    with PushService() as svc, serve(event, tmp_path / "log.db", mile_field(event)) as srv:
+        key = httpx.get(f"{srv.url}/api/v1/push").json()["key"]
+        b = svc.subscribe(key)
+        ok = put(srv.url, b, [{"bib": "1", "checkpoint": "finish", "lead_s": 120}])
+        assert ok.status_code == 200, ok.text
+        bad = {
+            "no runner with bib": [{"bib": "nobody"}],
+            "not on the course": [{"bib": "1", "checkpoint": "lake"}],
+            "lead_s": [{"bib": "1", "lead_s": 5}],
+            "not both": [{"bib": "1", "checkpoint": "half", "distance_m": 300}],
+        }
+        for why, follows in bad.items():
+            resp = put(srv.url, b, follows)
+            assert resp.status_code == 400 and why in resp.json()["error"], (why, resp.text)
+        broken = dict(b.json(), keys={"p256dh": "AAAA", "auth": b.json()["keys"]["auth"]})
+        resp = httpx.put(
+            f"{srv.url}/api/v1/push/subscription", json={"subscription": broken, "follows": []}
+        )
+        assert resp.status_code == 400 and "P-256" in resp.json()["error"]
+        plain = dict(b.json(), endpoint="http://push.example.org/x")
+        resp = httpx.put(f"{srv.url}/api/v1/push/subscription", json={"subscription": plain})
+        assert resp.status_code == 400 and "https" in resp.json()["error"]
+        assert httpx.put(f"{srv.url}/api/v1/push/subscription", content=b"{").status_code == 400
+        # unfollowing everyone removes the subscription; DELETE says whether one was there
+        gone = put(srv.url, b, [])
+        assert gone.json()["removed"] is True
+        resp = httpx.request(
+            "DELETE", f"{srv.url}/api/v1/push/subscription", json={"endpoint": b.endpoint}
+        )
+        assert resp.json() == {"removed": False}
+
+
+def _play(srv: Any, actions: list[sim.Action], step_ms: int, pause_s: float) -> None:
+    reader = {"authorization": f"Bearer {srv.tokens['reader']}"}
+    timer = {"authorization": f"Bearer {srv.tokens['timer']}"}
+    i = 0
+    now = actions[0].at_ms
+    with httpx.Client(base_url=srv.url, timeout=30) as c:
+        while i < len(actions):
+            now += step_ms
+            reads = []
+            while i < len(actions) and actions[i].at_ms <= now:
+                a = actions[i]
+                if a.kind == "gun":
+                    body = {"wave": a.wave, "time": a.at_ms}
+                    assert c.post(
+                        f"/api/v1/races/{a.race}/gun", json=body, headers=timer
+                    ).is_success
+                else:
+                    reads.append(a.read)
+                i += 1
+            if reads:
+                assert c.post("/api/v1/reads", json=reads, headers=reader).is_success
+            srv.settle()
+            time.sleep(pause_s)
+
+
+def test_two_processes_send_each_alert_once_at_the_right_moment(tmp_path: Path) -> None:
+    event = today_event()
+    people = mile_field(event)
+    gun = int(time.time() * 1000) + 60_000  # ahead of the wall clock: the race's clock leads
+    actions = sim.plan(event, people, {"mile": gun}, seed=5, miss_rate=0.0)
+    # runner 4 stops after halfway: none of their finish reads come
+    chip4 = next(p.chips[0] for p in people if p.bib == "4")
+    actions = [
+        a
+        for a in actions
+        if not (a.read and a.read["chip"] == chip4 and str(a.read["point"]).startswith("finish"))
+    ]
+    db = tmp_path / "log.db"
+    with (
+        PushService() as svc,
+        serve(event, db, people, alert_every_s=0.05) as a,
+        serve(event, db, alert_every_s=0.05, tokens=(a.tokens, [])) as b,
+    ):
+        key = httpx.get(f"{a.url}/api/v1/push").json()["key"]
+        assert httpx.get(f"{b.url}/api/v1/push").json()["key"] == key  # one VAPID identity
+        followed = ["2", "4", "9", "13"]
+        browsers = {bib: svc.subscribe(key) for bib in followed}
+        for bib, br in browsers.items():
+            follows = [{"bib": bib, "checkpoint": "finish", "lead_s": LEAD_S}]
+            assert put(b.url, br, follows).status_code == 200
+        _play(a, actions, step_ms=5_000, pause_s=0.12)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not svc.to(browsers["4"].endpoint):
+            time.sleep(0.1)
+        state = a.app.state.runtime.state  # type: ignore[attr-defined]
+        metrics = httpx.get(f"{a.url}/metrics").text + httpx.get(f"{b.url}/metrics").text
+    assert svc.rejected == []
+    for bib, br in browsers.items():
+        got = svc.to(br.endpoint)
+        tags = [m["tag"] for m in got]
+        assert len(tags) == len(set(tags)), (bib, tags)  # never twice, two deciders or not
+        finish = state.runners[bib].passings.get("finish")
+        if bib == "4":
+            assert finish is None
+            assert tags.count("4:overdue:finish") == 1, tags
+            assert not any(t.endswith(":finished") for t in tags)
+            continue
+        assert finish is not None
+        assert f"{bib}:near:finish" in tags and f"{bib}:passed:half" in tags, tags
+        near = next(m for m in got if m["tag"] == f"{bib}:near:finish")
+        assert " minute" in near["title"] and near["title"].endswith("from you")
+        assert near["body"].startswith("Expected at Finish at")
+        # its moment: before the runner arrived, within a minute of arrival minus the lead
+        assert near["at"] < finish.time_ms
+        assert abs(near["at"] - (finish.time_ms - LEAD_S * 1000)) < 60_000, near
+    assert 'livetrack_push_alerts_total{outcome="sent"}' in metrics

@@ -1,0 +1,166 @@
+"""Push subscriptions beside the log, on every backend (a real redis-server for Redis), and
+the alert loop over them: shared by processes, each alert claimed once, gone after the event."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pushservice import PushService
+
+from livetrack.domain.event import load_event_text
+from livetrack.domain.records import ChipRead, GunStart, ParticipantRecord, Record
+from livetrack.domain.state import RaceState
+from livetrack.service.alerting import Alerter
+from livetrack.service.push import PushSender, new_vapid_key
+from livetrack.service.runtime import offset_ge
+from livetrack.store.base import Offset
+from livetrack.store.subscriptions import Follow, Subscription, subscriptions_for
+
+ONE_RACE = """
+[event]
+id = "one"
+name = "One Race"
+date = "2026-06-14"
+timezone = "Europe/London"
+
+[[course]]
+id = "c"
+checkpoints = [
+  { id = "start", name = "Start", distance = 0 },
+  { id = "half", name = "Halfway", distance = 800 },
+  { id = "finish", name = "Finish", distance = 1600 },
+]
+
+[[race]]
+id = "r"
+name = "The Mile"
+course = "c"
+max_speed_mps = 8.0
+
+[[timing_point]]
+id = "half"
+checkpoint = "half"
+
+[[timing_point]]
+id = "finish"
+checkpoint = "finish"
+"""
+EVENT = load_event_text(ONE_RACE)
+GUN = 1_781_431_200_000  # 10:00 BST on the event's day
+
+
+def sub(n: int, follows: tuple[Follow, ...] = (Follow("1", "finish"),)) -> Subscription:
+    return Subscription(f"https://push.example.org/s/{n}", "BPk" + "A" * 84, "a" * 22, follows)
+
+
+async def test_subscriptions_are_shared_by_every_process_on_the_log(
+    open_log: Callable[[], Any],
+) -> None:
+    log_a, log_b = open_log(), open_log()
+    a, b = subscriptions_for(log_a), subscriptions_for(log_b)
+    try:
+        v0 = await b.version()
+        await a.put(sub(1))
+        await a.put(sub(2))
+        assert await b.version() != v0
+        assert sorted(s.endpoint for s in await b.all()) == [sub(1).endpoint, sub(2).endpoint]
+        changed = sub(1, (Follow("1", "half", None, 300), Follow("2", "", 1200.0)))
+        await b.put(changed)  # the same endpoint: replaced, not added
+        got = {s.id: s for s in await a.all()}
+        assert len(got) == 2 and got[changed.id].follows == changed.follows
+        assert await a.remove(sub(2).id) is True and await b.remove(sub(2).id) is False
+        key = await a.vapid_key(new_vapid_key)
+        assert await b.vapid_key(new_vapid_key) == key  # one server identity, made once
+        assert await b.clear() == 1 and await a.all() == []
+    finally:
+        await a.close()
+        await b.close()
+
+
+def race_records() -> list[Record]:
+    people: list[Record] = [
+        ParticipantRecord(str(i), "r", f"F{i}", f"L{i}", (f"C{i}",)) for i in range(1, 13)
+    ]
+    reads: list[Record] = [GunStart("r", GUN, id="g")]
+    for i in range(1, 13):
+        half = GUN + (200 + 10 * i) * 1000
+        reads.append(ChipRead("m", "half", f"C{i}", half))
+        reads.append(ChipRead("m", "finish", f"C{i}", half + (200 + 10 * i) * 1000))
+    return people + sorted(reads, key=lambda r: getattr(r, "time_ms", 0))
+
+
+async def catch_up(lg: Any, st: RaceState, after: Offset | None) -> Offset | None:
+    """Fold what the shared log holds beyond ``after`` (as each process's tail does)."""
+    head = await lg.head()
+    if head is None or (after is not None and offset_ge(after, head)):
+        return after
+    pages = lg.tail_pages(after)
+    try:
+        async for page in pages:
+            st.apply_all([r for _, r in page])
+            after = page.end
+            if offset_ge(after, head):
+                break
+    finally:
+        await pages.aclose()
+    return after
+
+
+async def test_two_deciders_on_one_log_claim_each_alert_once_and_clear_after_the_event(
+    open_log: Callable[[], Any],
+) -> None:
+    records = race_records()
+    clock = [GUN]
+    with PushService() as svc:
+        logs = [open_log(), open_log()]
+        await logs[0].append(records[:13])  # the entrants and the gun
+        store = subscriptions_for(logs[0])
+        key = await store.vapid_key(new_vapid_key)
+        b = svc.subscribe(PushSender(key, "mailto:t@example.org", store.remove).public_key)
+        follow = (Follow("12", "finish", None, 60),)
+        await store.put(Subscription(b.endpoint, b.p256dh, b.json()["keys"]["auth"], follow))
+        deciders = []
+        for lg in logs:
+            s = subscriptions_for(lg)
+            sender = PushSender(
+                await s.vapid_key(new_vapid_key),
+                "mailto:t@example.org",
+                s.remove,
+                clock_ms=lambda: clock[0],
+            )
+            await sender.start()
+            st = RaceState(EVENT)
+            deciders.append([lg, st, s, sender, Alerter(st, s, sender, lg.append, lambda: 0), None])
+        try:
+            claimed: list[str] = []
+            rest = records[13:]
+            end = GUN + 1200_000
+            while clock[0] < end:
+                clock[0] += 5_000
+                now = clock[0]
+                due_now = [r for r in rest if getattr(r, "time_ms", 0) <= now]
+                rest = [r for r in rest if getattr(r, "time_ms", 0) > now]
+                if due_now:
+                    await logs[0].append(due_now)
+                for d in deciders:  # both fold the same log, then both decide at once
+                    d[5] = await catch_up(d[0], d[1], d[5])
+                for d in deciders:
+                    claimed += [a.kind for a in await d[4].run_once(now)]
+            for d in deciders:
+                await d[3].drain(10)
+            assert sorted(claimed) == ["finished", "near:finish", "passed:half"]
+            assert sorted(m["tag"] for m in svc.to(b.endpoint)) == [
+                "12:finished",
+                "12:near:finish",
+                "12:passed:half",
+            ]
+            assert svc.rejected == []
+            # after the event (every race over) the subscriptions are removed
+            assert await deciders[0][4].run_once(end + 3 * 3600_000) == []
+            assert await store.all() == []
+        finally:
+            for d in deciders:
+                await d[3].stop()
+                await d[2].close()
+            await store.close()
