@@ -37,7 +37,7 @@ def draw(rows: list[tuple[str, str]], title: str = "Finish (2)", note: str = "")
     return render_region(render)
 
 
-def apply(rows: list[tuple[str, str]], parts: dict[str, str], text: str) -> None:
+def apply(rows: list[tuple[str, str, str]], parts: dict[str, str], text: str) -> None:
     """What the page's patcher does, on a keyed list and its parts (element ids -> html)."""
     for op, html in STEP.findall(text):
         kind, _, ref = op.partition(":")
@@ -47,12 +47,12 @@ def apply(rows: list[tuple[str, str]], parts: dict[str, str], text: str) -> None
         elif kind == "" and key in parts:
             parts[key] = html
         elif kind == "":
-            i = [k for k, _ in rows].index(key)
-            rows[i] = (key, html)
+            i = [k for k, _, _ in rows].index(key)
+            rows[i] = (key, html, html)
         else:
             rows[:] = [r for r in rows if r[0] != key]
-            at = 0 if kind == "first" else [k for k, _ in rows].index(ref) + 1
-            rows.insert(at, (key, html))
+            at = 0 if kind == "first" else [k for k, _, _ in rows].index(ref) + 1
+            rows.insert(at, (key, html, html))
 
 
 def test_a_new_row_travels_alone_placed_after_its_predecessor() -> None:
@@ -186,3 +186,26 @@ def test_a_compressed_frame_is_plain_deflate_that_a_client_inflates() -> None:
     assert inflate.decompress(payload + b"\x00\x00\xff\xff") == text
     assert len(frame) < len(text) / 3
     assert deflate_frame(b"<p>1</p>") is None  # not worth it: the plain frame goes
+
+
+RANKED = (
+    '{% block board %}<section id="b"><ol id="b-r">{% for k, v in rows %}'
+    "{% filter item('b-r') %}<li id=\"r{{ k }}\">"
+    "<b>{% filter derived %}{{ loop.index }}{% endfilter %}</b> {{ v }}</li>{% endfilter %}"
+    "{% endfor %}</ol></section>{% endblock %}"
+)
+
+
+def draw_ranked(rows: list[tuple[str, str]]) -> Region:
+    tmpl = make_env().from_string(RANKED)
+    return render_region(lambda: "".join(tmpl.blocks["board"](tmpl.new_context({"rows": rows}))))
+
+
+def test_a_row_arriving_above_does_not_resend_the_rows_it_moved_down() -> None:
+    old = draw_ranked([("2", "Grace 7:10"), ("3", "Alan 7:20")])
+    new = draw_ranked([("1", "Ada 6:58"), ("2", "Grace 7:10"), ("3", "Alan 7:20")])
+    assert "<b>3</b> Alan" in new.full  # the page as drawn has every position
+    # the positions below are worked out again by the page: only Ada's row goes
+    assert STEP.findall(patch(old, new) or "") == [
+        ("first:b-r", '<li id="r1"><b>1</b> Ada 6:58</li>')
+    ]

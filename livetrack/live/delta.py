@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 @dataclass(slots=True)
 class Region:
     """A rendered region: ``full`` is what a page shows; ``skeleton``, ``parts`` and ``lists``
-    are for comparing two renderings (``lists``: the list's id -> its items (id, html) in
-    order)."""
+    are for comparing two renderings (``lists``: the list's id -> its items in order, each
+    (id, what is compared, html): the page derives the rest itself)."""
 
     full: str
     skeleton: str = ""
     parts: dict[str, str] = field(default_factory=dict)
-    lists: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    lists: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.full
@@ -72,19 +72,22 @@ def _kept(old_pos: list[int]) -> set[int]:
     return out
 
 
-def _list_patch(lid: str, old: list[tuple[str, str]], new: list[tuple[str, str]]) -> list[str]:
+Items = list[tuple[str, str, str]]
+
+
+def _list_patch(lid: str, old: Items, new: Items) -> list[str]:
     out: list[str] = []
-    old_html = dict(old)
-    new_ids = {k for k, _ in new}
-    out += [_tpl(f"drop:{k}", "") for k, _ in old if k not in new_ids]
-    old_index = {k: i for i, (k, _) in enumerate(old) if k in new_ids}
-    survivors = [i for i, (k, _) in enumerate(new) if k in old_index]
+    old_same = {k: same for k, same, _ in old}
+    new_ids = {k for k, _, _ in new}
+    out += [_tpl(f"drop:{k}", "") for k, _, _ in old if k not in new_ids]
+    old_index = {k: i for i, (k, _, _) in enumerate(old) if k in new_ids}
+    survivors = [i for i, (k, _, _) in enumerate(new) if k in old_index]
     kept_at = _kept([old_index[new[i][0]] for i in survivors])
     kept = {survivors[j] for j in kept_at}
     prev = ""
-    for i, (key, html) in enumerate(new):
+    for i, (key, same, html) in enumerate(new):
         if i in kept:
-            if old_html[key] != html:
+            if old_same[key] != same:
                 out.append(_tpl("", html))
         else:
             out.append(_tpl(f"after:{prev}" if prev else f"first:{lid}", html))
@@ -104,7 +107,8 @@ def patch(old: Region, new: Region) -> str | None:
         return None
     out = [_tpl("", html) for pid, html in new.parts.items() if old.parts[pid] != html]
     for lid, items in new.lists.items():
-        if old.lists[lid] != items:
-            out += _list_patch(lid, old.lists[lid], items)
+        before = old.lists[lid]
+        if [(k, s) for k, s, _ in before] != [(k, s) for k, s, _ in items]:
+            out += _list_patch(lid, before, items)
     text = "".join(out)
     return text if len(text) < len(new.full) else None

@@ -5,7 +5,10 @@ Two filters, used in the one template block that both the page and the push rend
 - ``{% filter part %}<h2 id="…">…</h2>{% endfilter %}``: an element replaced whole when it
   changes;
 - ``{% filter item(list_id) %}<tr id="…">…</tr>{% endfilter %}``: an element of the keyed list
-  whose element id is ``list_id``, in order (a board's rows, a feed's lines).
+  whose element id is ``list_id``, in order (a board's rows, a feed's lines);
+- ``{% filter derived %}…{% endfilter %}`` inside an item: what the page works out again from
+  the list itself after every change (a board's positions and gaps, from each row's order and
+  time; see ``static/patch.js``), so a change there alone does not send the row.
 
 Each marked element's first tag must carry its id; marked elements do not nest. On a page
 render the filters change nothing; :func:`render_region` renders a block with them
@@ -25,6 +28,7 @@ from livetrack.live.delta import Region
 
 _ID = re.compile(r'^\s*<[a-zA-Z][^>]*?\sid="([^"]+)"')
 _MARK = re.compile("\x00([0-9]+)\x00")
+_DERIVED = re.compile("\x01[^\x01]*\x01")
 
 
 class _Collector:
@@ -33,7 +37,7 @@ class _Collector:
     def __init__(self) -> None:
         self.htmls: list[tuple[str, str]] = []  # (part id, or "" for an item; html) by mark
         self.parts: dict[str, str] = {}
-        self.lists: dict[str, list[tuple[str, str]]] = {}
+        self.lists: dict[str, list[tuple[str, str, str]]] = {}
 
     def mark(self, part_id: str, html: str) -> Markup:
         self.htmls.append((part_id, html))
@@ -65,8 +69,16 @@ def item(html: str, list_id: str) -> Markup:
     c = _collecting.get()
     if c is None:
         return Markup(html)
-    c.lists.setdefault(list_id, []).append((_element_id(html), html))
+    same = _DERIVED.sub("", html)  # what must differ for the row to be sent
+    html = html.replace("\x01", "")
+    c.lists.setdefault(list_id, []).append((_element_id(html), same, html))
     return c.mark("", html)
+
+
+def derived(html: str) -> Markup:
+    if _collecting.get() is None:
+        return Markup(html)
+    return Markup(f"\x01{html}\x01")
 
 
 def _skeleton_mark(part_id: str) -> str:

@@ -61,6 +61,7 @@ def make_env() -> Environment:
     env.globals["static"] = lambda path: f"/static/{path}?v={static_version(path)}"
     env.filters["part"] = parts.part
     env.filters["item"] = parts.item
+    env.filters["derived"] = parts.derived
     return env
 
 

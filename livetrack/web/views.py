@@ -111,10 +111,12 @@ def runner_row(state: RaceState, r: Runner, checkpoint: str, division: str) -> d
     cps = [cp.id for cp in race.course.checkpoints]
     i = cps.index(checkpoint)
     move = None
+    prev_position = None
     for prev in reversed(cps[1:i]):
         before = state.position(r, prev, division)
         if before is not None and pos is not None:
             move = before - pos
+            prev_position = before
             break
     passing = r.passings.get(checkpoint)
     return {
@@ -129,6 +131,7 @@ def runner_row(state: RaceState, r: Runner, checkpoint: str, division: str) -> d
         "gun_ms": gun,
         "chip_ms": chip,
         "move": move,
+        "prev_position": prev_position,
         "status": r.status,
         "manual": passing is not None and passing.source in ("manual", "corrected"),
     }
@@ -145,6 +148,7 @@ def board(
         row["gap"] = (
             "" if leader is None or elapsed == leader else "+" + fmt_elapsed(elapsed - leader)
         )
+        row["rank_ms"] = elapsed  # the board's order: the page works positions and gaps out
         rows.append(row)
     cp = race.course.checkpoints[race.course.index(checkpoint)]
     return {
