@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from livetrack import sitecli
-from livetrack.domain.event import ConfigError, Event, load_event_text
+from livetrack import config, sitecli
+from livetrack.config import ConfigProblem
+from livetrack.domain.event import Event
 from livetrack.domain.participants import parse_participants
 from livetrack.domain.records import ParticipantRecord, Record, TokenRecord
 from livetrack.evaluation import replay as evaluate
@@ -30,22 +31,13 @@ def demo_event() -> Event:
 
 
 def load_event(path: str) -> Event:
-    try:
-        text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise SystemExit(f"livetrack: cannot read {path}: {exc.strerror}") from None
-    try:
-        return load_event_text(text)
-    except ConfigError as exc:
-        raise SystemExit(f"livetrack: {path}: {exc}") from None
+    """The event in ``path`` (a problem with it ends the command with one line)."""
+    return config.read_event(path)
 
 
 def read_participants(path: str) -> str:
-    """The text of a participants CSV; exits with one line when it cannot be read."""
-    try:
-        return Path(path).read_text("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SystemExit(f"livetrack: cannot read {path}: {exc}") from None
+    """The text of a participants CSV (a problem with it ends the command with one line)."""
+    return config.read_participants(path)
 
 
 def load_participants(path: str, event: Event) -> list[ParticipantRecord]:
@@ -82,7 +74,7 @@ def _log_url(args: argparse.Namespace, event: Event | None = None) -> str:
     """The log named by ``--redis URL`` or else ``--db FILE``. A Redis URL without
     ``?stream=`` gets the event's stream, ``livetrack:<event id>`` (the event from ``event``
     or ``--event``), so ``serve`` and ``token`` on the same event share one stream."""
-    from livetrack.web.factory import is_redis, with_default_stream
+    from livetrack.config import is_redis, with_default_stream
 
     url = getattr(args, "redis", None)
     if not url:
@@ -207,30 +199,23 @@ def _serve(app: object, host: str, port: int) -> None:
 
 
 def _tick(text: str) -> float:
-    """``--tick``: seconds between the hub's renders, from 0.01 to 10."""
+    """``--tick``: seconds between the hub's renders (see :func:`livetrack.config.tick`)."""
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.01 <= value <= 10:
-        raise argparse.ArgumentTypeError("must be between 0.01 and 10 seconds")
-    return value
+        return config.tick(text)
+    except ConfigProblem as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the event: in this process, or with ``--workers N`` in N processes (each a
     :func:`livetrack.web.factory.create_from_env` app) that share the one log."""
-    from livetrack.service.entries import EntriesFile
-    from livetrack.web.app import Settings, create_app
+    from livetrack.config import Settings
+    from livetrack.web.app import create_app
 
     event = load_event(args.event)
     # read now (a file that cannot be read stops the command), parsed once caught up with the
     # log, and only if the log does not hold every entry of this very file already
-    entries = (
-        EntriesFile(args.participants, read_participants(args.participants))
-        if args.participants
-        else None
-    )
+    entries = config.entries_file(args.participants) if args.participants else None
     url = _log_url(args, event)
     check_log(url)
     every = 0 if args.no_snapshots else args.snapshot_every
@@ -238,7 +223,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.participants:
             raise SystemExit("livetrack serve: a follower takes its entries from the site's log")
         _check_site_keys(args.site_keys)
-        os.environ["LIVETRACK_SITE_KEYS"] = str(Path(args.site_keys).resolve())
     if args.workers > 1:
         import uvicorn
 
@@ -246,14 +230,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         if args.no_snapshots:
             raise SystemExit("livetrack serve: --no-snapshots works with one process only")
-        os.environ["LIVETRACK_EVENT"] = str(Path(args.event).resolve())
-        if args.participants:
-            os.environ["LIVETRACK_PARTICIPANTS"] = str(Path(args.participants).resolve())
-        else:
-            os.environ.pop("LIVETRACK_PARTICIPANTS", None)
-        os.environ["LIVETRACK_LOG"] = url
-        os.environ["LIVETRACK_SNAPSHOT_EVERY"] = str(every)
-        os.environ["LIVETRACK_TICK"] = str(args.tick)
+        env = config.to_env(
+            args.event,
+            url,
+            participants=args.participants,
+            snapshot_every=every,
+            tick_s=args.tick,
+            site_keys=args.site_keys,
+        )
+        for name, value in env.items():
+            if value:
+                os.environ[name] = value
+            else:
+                os.environ.pop(name, None)
         uvicorn.run(
             "livetrack.web.factory:create_from_env", factory=True, workers=args.workers,
             host=args.host, port=args.port, ws=WS_PROTOCOL, ws_per_message_deflate=False,
@@ -578,7 +567,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("livetrack token create: --role is required")
     if args.command == "token" and args.action == "revoke" and not args.token:
         raise SystemExit("livetrack token revoke: --token is required")
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ConfigProblem as exc:
+        raise SystemExit(f"livetrack: {exc}") from None
     return result
 
 

@@ -4,12 +4,8 @@
   var FOLLOW_KEY = "livetrack.follow";
   var SEEN_KEY = "livetrack.seen";
   var MAX_FOLLOW = 30;
-
-  function domId(topic) {
-    return "t-" + topic.replace(/:/g, "-").replace(/[^A-Za-z0-9_-]/g, function (c) {
-      return "_" + c.charCodeAt(0).toString(16);
-    });
-  }
+  // The server's cap on topics per socket (the page says it; the server refuses more).
+  var MAX_TOPICS = Number(document.body.getAttribute("data-max-topics")) || 64;
   function load(key, fallback) {
     try { return JSON.parse(localStorage.getItem(key)) || fallback; } catch (e) { return fallback; }
   }
@@ -23,7 +19,12 @@
       return Math.min(5000, 500 * Math.pow(2, retries)) * (0.5 + Math.random() / 2);
     };
   }
+  // The followed bibs (push.js reads and adds to the same list), and beside them each one's
+  // live topic and the id of the element that shows it, both named by the server: a star
+  // carries them (data-topic, data-topic-id), and /api/v1/runners/{bib} says them.
+  var NAMES_KEY = "livetrack.follow.names";
   var follows = load(FOLLOW_KEY, []);
+  var names = load(NAMES_KEY, {});
   var seen = load(SEEN_KEY, {});
 
   // -- connection badge ---------------------------------------------------------------------
@@ -143,6 +144,11 @@
 
   // -- follows ------------------------------------------------------------------------------
   function isFollowed(bib) { return follows.indexOf(bib) >= 0; }
+  function named() {
+    return follows.filter(function (bib) { return names[bib]; }).map(function (bib) {
+      return { bib: bib, topic: names[bib].topic, id: names[bib].id };
+    });
+  }
   function refreshStars() {
     document.querySelectorAll("[data-follow]").forEach(function (b) {
       var on = isFollowed(b.getAttribute("data-follow"));
@@ -151,13 +157,41 @@
       b.classList.toggle("on", on);
     });
   }
+  // A followed bib whose names this phone does not have (kept by an older release, or added
+  // by the push panel): ask the server once, drop the bibs it does not know, and open the
+  // page again with the rest.
+  function learnNames() {
+    var unnamed = follows.filter(function (bib) { return !names[bib]; });
+    if (!unnamed.length) return false;
+    Promise.all(unnamed.map(function (bib) {
+      return fetch("/api/v1/runners/" + encodeURIComponent(bib)).then(function (r) {
+        if (r.status === 404) return { bib: bib, gone: true };
+        return r.ok ? r.json() : null;
+      }, function () { return null; });
+    })).then(function (found) {
+      var learnt = false;
+      found.forEach(function (d) {
+        if (d && d.gone) follows = follows.filter(function (b) { return b !== d.bib; });
+        else if (d) { names[d.bib] = { topic: d.topic, id: d.topic_id }; learnt = true; }
+      });
+      save(FOLLOW_KEY, follows);
+      save(NAMES_KEY, names);
+      if (learnt) location.reload();
+    });
+    return true;
+  }
   document.addEventListener("click", function (ev) {
     var star = ev.target.closest && ev.target.closest("[data-follow]");
     if (star) {
+      follows = load(FOLLOW_KEY, []);  // another script (where I stand) may have followed
       var bib = star.getAttribute("data-follow");
       if (isFollowed(bib)) follows = follows.filter(function (b) { return b !== bib; });
-      else if (follows.length < MAX_FOLLOW) follows.push(bib);
+      else if (follows.length < MAX_FOLLOW) {
+        follows.push(bib);
+        names[bib] = { topic: star.getAttribute("data-topic"), id: star.getAttribute("data-topic-id") };
+      }
       save(FOLLOW_KEY, follows);
+      save(NAMES_KEY, names);
       refreshStars();
       // "My runners" subscribes to exactly the followed runners: open it again with the new set
       if (document.querySelector("[data-mine]")) location.reload();
@@ -177,29 +211,29 @@
     }
   });
 
-  function placeholder(bib, hidden) {
-    var id = domId("runner:" + bib);
-    if (document.getElementById(id)) return null;
+  function placeholder(f, hidden) {
+    if (document.getElementById(f.id)) return null;
     var el = document.createElement("section");
-    el.id = id;
+    el.id = f.id;
     el.className = "runner compact";
     if (hidden) el.hidden = true;
-    else el.textContent = "Runner " + bib + "…";
+    else el.textContent = "Runner " + f.bib + "…";
     return el;
   }
 
   // Before htmx wires up the page: subscribe the page's socket to the followed runners too.
   function wireFollows() {
+    if (learnNames()) return;
     var mine = document.querySelector("[data-mine]");
     if (mine) {
       document.getElementById("mine-empty").hidden = follows.length > 0;
       var btn = document.querySelector(".notify");
       if (btn && window.Notification && Notification.permission === "default") btn.hidden = false;
       if (!follows.length) return;
-      follows.forEach(function (bib) { mine.appendChild(placeholder(bib, false)); });
+      named().forEach(function (f) { mine.appendChild(placeholder(f, false)); });
       mine.setAttribute("hx-ext", "ws,patch");
       mine.setAttribute("ws-connect", "/live?topics=" + encodeURIComponent(
-        follows.map(function (b) { return "runner:" + b; }).join(",")));
+        named().map(function (f) { return f.topic; }).join(",")));
       return;
     }
     var ws = document.querySelector("[ws-connect]");
@@ -210,11 +244,10 @@
     ws.appendChild(store);
     var url = ws.getAttribute("ws-connect");
     var topics = decodeURIComponent(url.split("topics=")[1] || "").split(",").filter(Boolean);
-    follows.forEach(function (bib) {
-      var t = "runner:" + bib;
-      if (topics.indexOf(t) < 0 && topics.length < 60) {
-        topics.push(t);
-        var el = placeholder(bib, true);
+    named().forEach(function (f) {
+      if (topics.indexOf(f.topic) < 0 && topics.length < MAX_TOPICS) {
+        topics.push(f.topic);
+        var el = placeholder(f, true);
         if (el) store.appendChild(el);
       }
     });
@@ -243,8 +276,9 @@
   // a runner card's live data (last passing, next expected): on its .rn-live part
   function liveOf(card) { return card.querySelector(".rn-live") || card; }
   function checkPassings() {
-    follows.forEach(function (bib) {
-      var card = document.getElementById(domId("runner:" + bib));
+    named().forEach(function (f) {
+      var bib = f.bib;
+      var card = document.getElementById(f.id);
       if (!card || !card.hasAttribute("data-bib")) return;
       var el = liveOf(card);
       var last = el.getAttribute("data-last") || "";
@@ -279,7 +313,7 @@
   // the map moves dots on the field's own clock: the newest record's time when it was drawn
   var mapOffset = offset;
   function mapClock() {
-    var holder = document.querySelector("[id^='t-map-'][data-now]");
+    var holder = document.querySelector("[data-field][data-now]");
     if (holder && Number(holder.getAttribute("data-now"))) {
       mapOffset = Number(holder.getAttribute("data-now")) - Date.now();
     }
@@ -314,12 +348,12 @@
       var now = Date.now() + mapOffset;
       var items = [];
       if (!showField || showField.checked) {
-        document.querySelectorAll("[id^='t-map-'] i").forEach(function (el) {
+        document.querySelectorAll("[data-field] i").forEach(function (el) {
           if (!isFollowed(el.getAttribute("data-bib"))) items.push([el, "dot"]);
         });
       }
-      follows.forEach(function (bib) {
-        var el = document.getElementById(domId("runner:" + bib));
+      named().forEach(function (f) {
+        var el = document.getElementById(f.id);
         if (el && el.getAttribute("data-race") === svg.getAttribute("data-race")) {
           items.push([liveOf(el), "dot mine"]);
         }

@@ -8,7 +8,7 @@ import random
 import re
 import zlib
 
-from livetrack.live.delta import Region, patch
+from livetrack.live.delta import Drawing, patch
 from livetrack.live.hub import Hub, Subscriber
 from livetrack.live.wire import deflate_frame
 from livetrack.web.parts import render_region
@@ -26,7 +26,7 @@ BOARD = (
 )
 
 
-def draw(rows: list[tuple[str, str]], title: str = "Finish (2)", note: str = "") -> Region:
+def draw(rows: list[tuple[str, str]], title: str = "Finish (2)", note: str = "") -> Drawing:
     env = make_env()
     tmpl = env.from_string(BOARD)
 
@@ -128,13 +128,13 @@ class Board:
     def __init__(self) -> None:
         self.version = 2
 
-    def __call__(self, topic: str) -> Region:
+    def __call__(self, topic: str) -> Drawing:
         return draw([(str(i), f"runner {i}") for i in range(1, self.version + 1)])
 
 
 async def test_subscribers_get_the_patch_and_a_backed_up_one_gets_the_region_whole() -> None:
     board = Board()
-    hub = Hub(board, is_topic=lambda t: True)
+    hub = Hub(board)
     fast: list[str] = []
     written: list[bytes] = []
     accept = [True]
@@ -196,7 +196,7 @@ RANKED = (
 )
 
 
-def draw_ranked(rows: list[tuple[str, str]]) -> Region:
+def draw_ranked(rows: list[tuple[str, str]]) -> Drawing:
     tmpl = make_env().from_string(RANKED)
     return render_region(lambda: "".join(tmpl.blocks["board"](tmpl.new_context({"rows": rows}))))
 

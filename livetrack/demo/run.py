@@ -69,8 +69,6 @@ class Progress:
 
 async def progress(url: str) -> Progress:
     """What the log at ``url`` holds already (nothing for a new log)."""
-    from livetrack.service.runtime import offset_ge
-
     found = Progress()
     log = open_log(url)
     try:
@@ -86,7 +84,7 @@ async def progress(url: str) -> Progress:
                     found.last_read_ms = (
                         record.time_ms if last is None else max(last, record.time_ms)
                     )
-            if offset_ge(page.end, head):
+            if page.end >= head:
                 break
     finally:
         await log.close()
@@ -115,7 +113,8 @@ def run(host: str, port: int, speed: float, db: str) -> int:
     import uvicorn
 
     from livetrack import sim
-    from livetrack.web.app import Settings, create_app
+    from livetrack.config import Settings
+    from livetrack.web.app import create_app
     from livetrack.web.auth import issue
     from livetrack.web.wsdeflate import WS_PROTOCOL
 

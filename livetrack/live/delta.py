@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
-class Region:
+class Drawing:
     """A rendered region: ``full`` is what a page shows; ``skeleton``, ``parts`` and ``lists``
     are for comparing two renderings (``lists``: the list's id -> its items in order, each
     (id, what is compared, html): the page derives the rest itself)."""
@@ -95,7 +95,7 @@ def _list_patch(lid: str, old: Items, new: Items) -> list[str]:
     return out
 
 
-def patch(old: Region, new: Region) -> str | None:
+def patch(old: Drawing, new: Drawing) -> str | None:
     """What turns ``old`` into ``new`` on a page, or None when ``new`` must be sent whole (its
     skeleton, parts or lists differ, or the patch is not smaller than the region)."""
     if (

@@ -25,13 +25,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
 
-from livetrack.live.delta import Region, patch
+from livetrack.live.delta import Drawing, patch
 from livetrack.live.wire import Write, deflate_frame, text_frame
 
 log = logging.getLogger("livetrack.hub")
 
-#: A topic's rendering: its whole fragment, or a :class:`Region` that can say what changed.
-Render = Callable[[str], "str | Region"]
+#: A topic's rendering: its whole fragment, or a :class:`Drawing` that can say what changed.
+Render = Callable[[str], "str | Drawing"]
 Send = Callable[[str], Awaitable[None]]
 
 
@@ -246,10 +246,6 @@ class Group:
         self.pending: dict[str, str] = {}
 
 
-class UnknownTopic(ValueError):
-    pass
-
-
 class Hub:
     """Coalesces changes into at most one render per topic per tick."""
 
@@ -257,23 +253,19 @@ class Hub:
         self,
         render: Render,
         *,
-        is_topic: Callable[[str], bool],
         tick_s: float = 0.25,
-        max_topics: int = 64,
         derive: Callable[[set[str], Collection[str]], set[str]] | None = None,
     ) -> None:
         self._render = render
         self._derive = derive
-        self._is_topic = is_topic
         self.tick_s = tick_s
-        self.max_topics = max_topics
         self._subs: dict[str, set[Subscriber]] = {}
         self._groups: dict[tuple[str, ...], Group] = {}
         self._topic_groups: dict[str, set[Group]] = {}
         self._dirty: set[str] = set()
         #: Each watched topic's last rendering: what every subscriber has been sent (or has
         #: waiting in its slots), so the next tick's patch applies on top of it.
-        self._cache: dict[str, str | Region] = {}
+        self._cache: dict[str, str | Drawing] = {}
         self.renders = 0
         #: Renderings sent as what changed rather than whole.
         self.patches = 0
@@ -286,18 +278,6 @@ class Hub:
         #: Fragments skipped (replaced unsent) by clients that have since gone away; the
         #: live ones keep their own count in ``Subscriber.skipped``.
         self.frames_skipped = 0
-
-    def validate(self, topics: Iterable[str]) -> list[str]:
-        """The topics, checked; raises :class:`UnknownTopic` naming the first unknown one."""
-        out = list(dict.fromkeys(t for t in topics if t))
-        if not out:
-            raise UnknownTopic("no topics given")
-        if len(out) > self.max_topics:
-            raise UnknownTopic(f"too many topics ({len(out)} > {self.max_topics})")
-        for t in out:
-            if not self._is_topic(t):
-                raise UnknownTopic(f"unknown topic {t[:60]!r}")
-        return out
 
     def subscribe(self, sub: Subscriber) -> None:
         """Register ``sub`` and offer it the current fragment of every topic (the snapshot,
@@ -349,7 +329,7 @@ class Hub:
             cached = self._cache[topic] = self._safe_render(topic)
         return str(cached)
 
-    def _safe_render(self, topic: str) -> str | Region:
+    def _safe_render(self, topic: str) -> str | Drawing:
         """Render ``topic``; a failure is logged and yields an empty fragment, so one broken
         region never takes the others (or the tick) down with it."""
         self.renders += 1
@@ -394,7 +374,7 @@ class Hub:
                 continue
             self._cache[topic] = region
             fragment = whole
-            if isinstance(region, Region) and isinstance(old, Region):
+            if isinstance(region, Drawing) and isinstance(old, Drawing):
                 fragment = patch(old, region) or whole
                 if fragment is not whole:
                     self.patches += 1

@@ -47,7 +47,6 @@ from livetrack.store.base import (
     KeyLookup,
     Leases,
     LogUnavailable,
-    Offset,
 )
 
 __all__ = ["LEASE", "LEASE_TTL_S", "LogWriter", "ReaderManager"]
@@ -344,17 +343,7 @@ async def _scan(event_log: EventLog, index: SeqIndex) -> None:
     try:
         async for offset, record in tail:
             index.observe(record)
-            if _offset_key(offset) >= _offset_key(head):
+            if offset >= head:
                 break
     finally:
-        aclose = getattr(tail, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-def _offset_key(o: Offset) -> tuple[int, int]:
-    """Offset order: numeric for SQLite row ids, (ms, seq) for Redis stream ids."""
-    if "-" in o:
-        ms, _, seq = o.partition("-")
-        return int(ms), int(seq)
-    return int(o), 0
+        await tail.aclose()

@@ -12,7 +12,7 @@ Two filters, used in the one template block that both the page and the push rend
 
 Each marked element's first tag must carry its id; marked elements do not nest. On a page
 render the filters change nothing; :func:`render_region` renders a block with them
-collecting, and returns the :class:`~livetrack.live.delta.Region` the hub compares with the
+collecting, and returns the :class:`~livetrack.live.delta.Drawing` the hub compares with the
 previous rendering.
 """
 
@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from markupsafe import Markup
 
-from livetrack.live.delta import Region
+from livetrack.live.delta import Drawing
 
 _ID = re.compile(r'^\s*<[a-zA-Z][^>]*?\sid="([^"]+)"')
 _MARK = re.compile("\x00([0-9]+)\x00")
@@ -85,7 +85,7 @@ def _skeleton_mark(part_id: str) -> str:
     return f"\x00{part_id}\x00" if part_id else ""
 
 
-def render_region(render: Callable[[], str]) -> Region:
+def render_region(render: Callable[[], str]) -> Drawing:
     """Run ``render`` (a block's rendering) with the filters collecting its parts."""
     c = _Collector()
     token = _collecting.set(c)
@@ -94,10 +94,10 @@ def render_region(render: Callable[[], str]) -> Region:
     finally:
         _collecting.reset(token)
     if not c.htmls:
-        return Region(marked)
+        return Drawing(marked)
     htmls = c.htmls
     full = _MARK.sub(lambda m: htmls[int(m.group(1))][1], marked)
     # the skeleton names each part by its id (not its mark's number, which counts the items
     # before it) and leaves the items out
     skeleton = _MARK.sub(lambda m: _skeleton_mark(htmls[int(m.group(1))][0]), marked)
-    return Region(full, skeleton, c.parts, c.lists)
+    return Drawing(full, skeleton, c.parts, c.lists)
