@@ -34,11 +34,11 @@ from livetrack.store.base import Offset, StoredLookup
 log = logging.getLogger("livetrack.link")
 
 #: Records per batch, and batches sent before the first is acknowledged.
-BATCH = 2000
+BATCH = 5000
 WINDOW = 4
 #: Backoff between attempts: from BACKOFF_MIN_S doubling up to BACKOFF_MAX_S, full jitter.
 BACKOFF_MIN_S = 0.25
-BACKOFF_MAX_S = 10.0
+BACKOFF_MAX_S = 3.0
 #: A websocket ping every PING_S; no pong within PING_TIMEOUT_S means the link is dead (a
 #: blackholed link resets nothing, so only this notices it).
 PING_S = 2.0

@@ -328,7 +328,6 @@ class Follower:
         if not isinstance(recs, list) or not recs:
             raise linkwire.FrameError("a batch must carry a non-empty list of records")
         records: list[Record] = []
-        bodies: list[bytes] = []
         last = ""
         for item in recs:
             if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
@@ -338,13 +337,12 @@ class Follower:
             except RecordError as exc:
                 raise linkwire.FrameError(f"record at {item[0]}: {exc}") from exc
             records.append(record)
-            bodies.append(encode(record))
             last = item[0]
         assert isinstance(self.log, StoredLookup)
         held = await self.log.stored([r.key for r in records])
-        for record, body in zip(records, bodies, strict=True):
+        for record in records if held else ():
             have = held.get(record.key)
-            if have is not None and have[1] != body:
+            if have is not None and have[1] != (body := encode(record)):
                 raise _ConflictError(
                     record.key,
                     f"held as {have[1][:200].decode(errors='replace')}, "
