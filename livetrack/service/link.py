@@ -192,7 +192,9 @@ class SiteLink:
             raise linkwire.FrameError(f"expected hello, got {hello.get('t')!r}")
         start = await self._resume_from(hello.get("acked"), hello.get("acked_key"))
         st = self.status
-        st.connected, st.error, st.since_ms = True, "", now_ms()
+        st.connected, st.since_ms = True, now_ms()
+        if not st.error.startswith("conflict"):  # a conflict stays shown until a batch is stored
+            st.error = ""
         st.contact_ms = now_ms()
         st.acked = start
         st.writes_down = int(hello.get("outbox") or 0)
@@ -207,7 +209,11 @@ class SiteLink:
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for t in done:
+            if tasks[1] not in done:  # the public end's last word (a conflict) beats a send
+                await asyncio.wait([tasks[1]], timeout=1.0)
+                if tasks[1].done():
+                    done.add(tasks[1])
+            for t in sorted(done, key=lambda t: t is not tasks[1]):
                 t.result()
             raise ConnectionError("link session ended")
         finally:
@@ -272,6 +278,7 @@ class SiteLink:
                     if done == pos:
                         break
                 st.acked = pos
+                st.error = ""
                 st.writes_down = int(frame.get("outbox") or 0)
                 if pos.isdigit():
                     while self._seen and self._seen[0][0] <= int(pos):

@@ -239,7 +239,9 @@ class Follower:
         if count == 0:
             acked = acked_key = None  # an emptied log: the site sends everything again
         st = self.status
-        st.connected, st.error, st.since_ms, st.contact_ms = True, "", now_ms(), now_ms()
+        st.connected, st.since_ms, st.contact_ms = True, now_ms(), now_ms()
+        if not st.error.startswith("conflict"):  # a conflict stays shown until a batch is stored
+            st.error = ""
         st.acked = acked
         st.writes_down = await self.outbox.count()
         await ws.send_bytes(
@@ -351,7 +353,7 @@ class Follower:
         await self.log.append(records)
         await _save(self.log, ACKED, last, orjson.dumps({"key": records[-1].key}))
         st = self.status
-        st.acked = last
+        st.acked, st.error = last, ""
         st.lag_records = records_between(st.head, st.acked)
         if st.lag_records == 0:
             st.in_step_ms = now_ms()
@@ -382,12 +384,13 @@ class Follower:
             await asyncio.sleep(1.0)
             try:
                 if self._current is not None:
-                    shared = {**self.status.as_json(), "process": self._me}
+                    shared = {**self.status.as_json(), "process": self._me, "saved": now_ms()}
                     await _save(self.log, STATUS, "0", orjson.dumps(shared))
                 else:
                     saved = await _load(self.log, STATUS)
                     data = orjson.loads(saved[1]) if saved else {}
-                    if data.pop("process", self._me) != self._me:  # another process's link
+                    fresh = now_ms() - int(data.pop("saved", 0)) < 3000  # not a dead one's
+                    if data.pop("process", self._me) != self._me and fresh:
                         for name, value in data.items():
                             if hasattr(self.status, name):
                                 setattr(self.status, name, value)
