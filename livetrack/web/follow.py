@@ -120,6 +120,8 @@ class Follower:
     #: Keys this process queued that have not come back yet.
     _pending: set[str] = field(default_factory=set)
     _me: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Whether this process has once held every record the site had (since it started).
+    _caught_up: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
@@ -179,7 +181,7 @@ class Follower:
     def rebuilding(self) -> bool:
         """Whether this server has not yet held everything the finish had since it started
         (so a token it does not know may be one it has not received yet)."""
-        return self.status.in_step_ms == 0
+        return not self._caught_up
 
     def up(self) -> bool:
         """Whether the site is connected and was heard from lately (it beats every second)."""
@@ -313,6 +315,7 @@ class Follower:
             st.lag_records = records_between(st.head, st.acked)
             if st.lag_records == 0:
                 st.lag_s = 0.0
+                self._caught_up = st.acked is not None or self._caught_up
             if st.lag_s < IN_STEP_S:
                 st.in_step_ms = now_ms()
         elif kind == "taken":
@@ -357,6 +360,7 @@ class Follower:
         st.lag_records = records_between(st.head, st.acked)
         if st.lag_records == 0:
             st.in_step_ms = now_ms()
+            self._caught_up = True
         st.records_sent += len(records)
         await ws.send_bytes(linkwire.pack("ack", pos=last, outbox=st.writes_down))
 
@@ -394,6 +398,9 @@ class Follower:
                         for name, value in data.items():
                             if hasattr(self.status, name):
                                 setattr(self.status, name, value)
+                        st = self.status
+                        if st.lag_records == 0 and st.acked is not None:
+                            self._caught_up = True
                     self.status.writes_down = await self.outbox.count()
             except (LogUnavailable, OSError, ValueError) as exc:
                 log.warning("link status not shared: %s", exc)
