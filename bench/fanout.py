@@ -26,6 +26,15 @@ the idle clients minus before, divided by the count.
     python bench/fanout.py --processes 2 [--redis URL]   # two servers behind one Redis stream
     python bench/fanout.py --compare                      # one process, then two, same run
     python bench/fanout.py --clients 10000 --connect-only # connect + snapshot check only
+    python bench/fanout.py --push-subscriptions 10000     # latency phase without, then with
+
+With ``--push-subscriptions N`` the latency phase runs twice in the same run: first with no
+push subscriptions, then with ``N`` of them stored beside the log before the clients connect,
+each following one runner who finishes during the phase (at the finish, 3 minutes' lead),
+with a real P-256 key, and an endpoint on a local push sink (a separate process answering 201
+to every POST). The server decides, encrypts and sends their alerts while it serves the
+spectators; ``push`` reports both phases' read-to-screen p50/p99, their ratio, and the
+server's push counters (sent, dropped, late) from ``/metrics``.
 
 Prints one JSON object on its last line.
 """
@@ -59,10 +68,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 RACE = "tenk"
 TOPICS = f"race:{RACE},board:{RACE}:finish:all,feed:{RACE}"
-FEED_ID = f'id="t-feed-{RACE}"'.encode()
 BOARD_ID = f'id="t-board-{RACE}-finish-all"'.encode()
+#: The board's heading, with its count: whole in the region, or alone in a patch.
+BOARD_HEAD_ID = f'id="t-board-{RACE}-finish-all-h"'.encode()
 BOARD_COUNT = re.compile(rb'<span class="meta">\((\d+)\)</span>')
-FEED_BIB = re.compile(rb'href="/runners/(\d+)"')
+#: A feed line, whole region or patch alike, names its runner in its id.
+FEED_BIB = re.compile(f'id="t-fl-{RACE}-(\\d+)"'.encode())
 HIST_MS = 120_000  # latency histogram: 1 ms buckets up to two minutes (the last is overflow)
 
 
@@ -205,11 +216,12 @@ def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 class Spectator:
     """One spectator's view: frames and bytes received, and how far it has seen the field."""
 
-    __slots__ = ("bytes", "frames", "last", "snapshot", "upto")
+    __slots__ = ("bytes", "frames", "last", "snapshot", "upto", "ws")
 
     def __init__(self) -> None:
         self.frames = 0
         self.bytes = 0
+        self.ws: Any = None  # its connection, which counts the bytes on the wire
         self.snapshot = False
         self.upto = -1  # the highest runner index this spectator has been shown
         self.last = b""  # the last message, while latency is not tracked
@@ -218,7 +230,10 @@ class Spectator:
 class Worker:
     """A client process: many asyncio ``websockets`` clients and their shared tallies."""
 
-    def __init__(self, posted: SynchronizedArray[float], bib_index: dict[bytes, int]) -> None:
+    def __init__(
+        self, posted: SynchronizedArray[float], bib_index: dict[bytes, int], compression: str
+    ) -> None:
+        self.compression = None if compression == "none" else compression
         self.posted: Any = posted.get_obj()
         self.bib_index = bib_index
         self.spectators: list[Spectator] = []
@@ -243,18 +258,15 @@ class Worker:
 
     def shown(self, msg: bytes, upto: int) -> int:
         """The highest runner index ``msg`` shows, or ``upto`` if higher."""
-        i = msg.find(BOARD_ID)
+        i = msg.find(BOARD_HEAD_ID)
         if i >= 0:
             m = BOARD_COUNT.search(msg, i, i + 2000)
             if m is not None:
                 upto = max(upto, int(m.group(1)) - 1)  # runner k is the (k+1)th finisher
-        i = msg.find(FEED_ID)
-        if i >= 0:
-            end = msg.find(b"</section>", i)
-            for m in FEED_BIB.finditer(msg, i, end if end > 0 else len(msg)):
-                k = self.bib_index.get(m.group(1), -1)
-                if k > upto:
-                    upto = k
+        for m in FEED_BIB.finditer(msg):
+            k = self.bib_index.get(m.group(1), -1)
+            if k > upto:
+                upto = k
         return upto
 
     async def spectate(self, url: str, sp: Spectator, opened: asyncio.Semaphore) -> None:
@@ -263,9 +275,11 @@ class Worker:
         try:
             async with opened:
                 ws = await connect(
-                    url, compression=None, max_size=None, ping_interval=None,
+                    url, compression=self.compression, max_size=None, ping_interval=None,
                     open_timeout=120, close_timeout=2, max_queue=None,
+                    create_connection=counting_connection(),
                 )  # fmt: skip
+                sp.ws = ws
         except Exception:
             self.failed += 1
             return
@@ -296,6 +310,7 @@ class Worker:
             "t": time.time(),
             "frames": sum(s.frames for s in sps),
             "bytes": sum(s.bytes for s in sps),
+            "wire": sum(getattr(s.ws, "wire", 0) for s in sps),
             "snapshots": sum(s.snapshot for s in sps),
             "failed": self.failed,
             "open": sum(not t.done() for t in self.tasks),
@@ -351,31 +366,52 @@ class Worker:
                 return
 
 
+def counting_connection() -> Any:
+    """A ``websockets`` client connection that counts the bytes it receives on the wire
+    (frame headers included, compressed as they travel)."""
+    from websockets.asyncio.client import ClientConnection
+
+    class Counting(ClientConnection):
+        wire = 0
+
+        def data_received(self, data: bytes) -> None:
+            self.wire += len(data)
+            super().data_received(data)
+
+    return Counting
+
+
 async def _frames(ws: Any) -> Any:
     while True:
         yield await ws.recv(decode=False)
 
 
-def worker_main(pipe: Connection, posted: SynchronizedArray[float], bibs: list[str]) -> None:
+def worker_main(
+    pipe: Connection, posted: SynchronizedArray[float], bibs: list[str], compression: str
+) -> None:
     raise_nofile(65536)
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
     index = {b.encode(): i for i, b in enumerate(bibs)}
-    asyncio.run(Worker(posted, index).serve(pipe))
+    asyncio.run(Worker(posted, index, compression).serve(pipe))
 
 
 class Clients:
     """The client processes, driven over pipes."""
 
-    def __init__(self, procs: int, posted: SynchronizedArray[float], bibs: list[str]) -> None:
+    def __init__(
+        self, procs: int, posted: SynchronizedArray[float], bibs: list[str], compression: str
+    ) -> None:
         ctx = mp.get_context("fork")
         self.pipes: list[Connection] = []
         self.procs: list[Any] = []
         for _ in range(procs):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=worker_main, args=(child, posted, bibs), daemon=True)
+            p = ctx.Process(
+                target=worker_main, args=(child, posted, bibs, compression), daemon=True
+            )
             p.start()
             self.pipes.append(parent)
             self.procs.append(p)
@@ -599,6 +635,9 @@ class Phase:
     #: Time each runner's first showing (else the clients only count frames and bytes, as
     #: they do against the ceiling, so that both cost the clients the same per frame).
     latency: bool = True
+    #: Push subscriptions stored before the clients connect, and the sink they point at.
+    push_subs: int = 0
+    sink_port: int = 0
 
 
 def run_livetrack(
@@ -633,6 +672,8 @@ def run_livetrack(
             base_url + f"/api/v1/races/{RACE}/gun", json={"time": gun_ms},
             headers={"authorization": f"Bearer {timer}"}, timeout=30,
         ).raise_for_status()  # fmt: skip
+        if phase.push_subs:
+            store_subscriptions(tmp / f"log-{run_id}.db", phase, bibs)
         # a few finishers first, so the snapshot shows a board
         asyncio.run(post_reads(base_url, reader, 0, 5, 50.0, posted, bibs))
         time.sleep(1.0)
@@ -680,12 +721,15 @@ def run_livetrack(
             hub1 = hub_counters(http_urls)
         reports = clients.ask("report")
         clients.ask("close")
+        metrics_text = httpx.get(base_url + "/metrics", timeout=30).text if phase.push_subs else ""
     finally:
         for s in servers:
             s.terminate()
         for s in servers:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 s.wait(30)
+    if phase.push_subs:
+        out["push_counters"] = push_counters(metrics_text)
     hist = array.array("q", bytes(8 * HIST_MS))
     ups: list[int] = []
     sample = b""
@@ -705,9 +749,16 @@ def run_livetrack(
         latency["max_ms"] = percentile(hist, 1.0)
     frames = t1["frames"] - t0["frames"]
     span = t1["t"] - t0["t"]
+    per_client_min = max(1, got["snapshots"]) * span / 60
     out.update(
         {
             "passings_per_s": round(rate, 1),
+            # what each spectator downloaded: wire bytes (frame headers included, compressed
+            # where the connection negotiated it) and the messages' own size, per minute
+            "kb_per_spectator_minute": round((t1["wire"] - t0["wire"]) / 1000 / per_client_min, 1),
+            "payload_kb_per_spectator_minute": round(
+                (t1["bytes"] - t0["bytes"]) / 1000 / per_client_min, 1
+            ),
             "delivered_frames_per_s": round(frames / span),
             "delivered_mb_per_s": round((t1["bytes"] - t0["bytes"]) / span / 1e6, 1),
             "mean_frame_bytes": round((t1["bytes"] - t0["bytes"]) / max(1, frames)),
@@ -738,8 +789,77 @@ LATENCY_RENAMES = {
 SATURATION_KEYS = (
     "passings_per_s", "delivered_frames_per_s", "delivered_mb_per_s", "mean_frame_bytes",
     "server_cpu_s", "server_cpu_us_per_frame", "post_p50_ms", "post_p99_ms", "renders_per_s",
+    "kb_per_spectator_minute", "payload_kb_per_spectator_minute",
     "skipped_per_s", "shown_all", "connected",
 )  # fmt: skip
+
+
+def store_subscriptions(db: Path, phase: Phase, bibs: list[str]) -> None:
+    """``phase.push_subs`` subscriptions in the log's file, each following one of the runners
+    who finish during the phase, with real P-256 keys (shared by a few hundred, to save the
+    bench's own time) and endpoints on the sink."""
+    import secrets
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from livetrack.service.push import b64url
+    from livetrack.store.subscriptions import Follow, SqliteSubscriptions, Subscription
+
+    keys = [
+        b64url(
+            ec.generate_private_key(ec.SECP256R1())
+            .public_key()
+            .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        )
+        for _ in range(256)
+    ]
+    finishing = bibs[5 : 5 + int(phase.rate * phase.seconds)]
+
+    async def put_all() -> None:
+        store = SqliteSubscriptions(str(db))
+        try:
+            for i in range(phase.push_subs):
+                sub = Subscription(
+                    f"http://127.0.0.1:{phase.sink_port}/p/{i}",
+                    keys[i % len(keys)],
+                    b64url(secrets.token_bytes(16)),
+                    (Follow(finishing[i % len(finishing)], "finish", None, 180),),
+                )
+                await store.put(sub)
+        finally:
+            await store.close()
+
+    asyncio.run(put_all())
+
+
+def push_counters(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for m in re.finditer(
+        r'^livetrack_push_alerts_total\{outcome="(\w+)"\} ([0-9.e+]+)$', text, re.M
+    ):
+        out[m.group(1)] = float(m.group(2))
+    m = re.search(r"^livetrack_push_watches ([0-9.e+]+)$", text, re.M)
+    if m:
+        out["watches"] = float(m.group(1))
+    return out
+
+
+def sink_main(port: int) -> None:
+    """A push sink: answers 201 to every POST (bodies read and dropped)."""
+    import uvicorn
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            msg = await receive()
+            more = msg.get("more_body", False)
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def merge_phases(latency: dict[str, Any], sat: dict[str, Any], phase: Phase) -> dict[str, Any]:
@@ -781,6 +901,13 @@ def main() -> None:
     ap.add_argument("--sat-batch", type=int, default=5, help="reads per post in saturation")
     ap.add_argument("--sat-tick", type=float, default=0.05, help="hub tick (s) in saturation")
     ap.add_argument("--ws", default="", help="uvicorn websocket implementation (default: serve's)")
+    ap.add_argument(
+        "--compression", default="deflate", choices=["deflate", "none"],
+        help="what the spectators offer: permessage-deflate, as browsers do (default), or none",
+    )  # fmt: skip
+    ap.add_argument(
+        "--push-subscriptions", type=int, default=0, help="latency phase without, then with N"
+    )
     ap.add_argument("--serve-with", help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -795,7 +922,13 @@ def main() -> None:
     runners = int(max(latency.rate * latency.seconds, sat.rate * sat.seconds)) + 100
     bibs = [str(i) for i in range(1, runners + 1)]
     posted = mp.Array("d", runners)
-    clients = Clients(procs, posted, bibs)  # forked before any event loop or thread exists
+    # forked before any event loop or thread exists
+    clients = Clients(procs, posted, bibs, args.compression)
+    sink: mp.Process | None = None
+    if args.push_subscriptions:
+        sink_port = free_port()
+        sink = mp.Process(target=sink_main, args=(sink_port,), daemon=True)
+        sink.start()
     tmp = Path(tempfile.mkdtemp(prefix="livetrack-fanout-"))
     people = tmp / "people.csv"
     write_participants(people, runners)
@@ -821,6 +954,34 @@ def main() -> None:
                 run = merge_phases(run, s, sat)
             runs.append(run)
             samples.append(sample)
+        if args.push_subscriptions:
+            with_push = Phase(
+                None,
+                args.rate,
+                args.seconds,
+                push_subs=args.push_subscriptions,
+                sink_port=sink_port,
+            )
+            pushed = run_livetrack(args, clients, posted, bibs, 1, None, tmp, people, with_push)
+            pushed.pop("_sample", None)
+            print(json.dumps(pushed), file=sys.stderr)
+            base = runs[0]
+            result["push"] = {
+                "subscriptions": args.push_subscriptions,
+                "p50_ms_without": base.get("p50_ms"),
+                "p99_ms_without": base.get("p99_ms"),
+                "p50_ms_with": pushed.get("p50_ms"),
+                "p99_ms_with": pushed.get("p99_ms"),
+                "p99_ratio": round(pushed["p99_ms"] / max(1e-9, base["p99_ms"]), 2)
+                if base.get("p99_ms")
+                else None,
+                "shown_all_with": pushed.get("shown_all"),
+                "server_cpu_s_without": base.get("server_cpu_s")
+                if "server_cpu_s" in base
+                else base.get("latency_phase_server_cpu_s"),
+                "server_cpu_s_with": pushed.get("server_cpu_s"),
+                **pushed.get("push_counters", {}),
+            }
         sample = samples[0]
         if not args.connect_only and not args.no_ceiling and sample:
             # frames of the size livetrack delivered in the compared phase, to the same clients
@@ -844,6 +1005,9 @@ def main() -> None:
             result["ceiling_frames_per_s"] = result["ceiling"]["frames_per_s"]
     finally:
         clients.stop()
+        if sink is not None:
+            sink.terminate()
+            sink.join(10)
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait(10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -13,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from livetrack import sitecli
-from livetrack.domain.event import ConfigError, Event, load_event_text
+from livetrack import config, sitecli
+from livetrack.config import ConfigProblem
+from livetrack.domain.event import Event
 from livetrack.domain.participants import parse_participants
 from livetrack.domain.records import ParticipantRecord, Record, TokenRecord
 from livetrack.evaluation import replay as evaluate
@@ -30,22 +32,13 @@ def demo_event() -> Event:
 
 
 def load_event(path: str) -> Event:
-    try:
-        text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise SystemExit(f"livetrack: cannot read {path}: {exc.strerror}") from None
-    try:
-        return load_event_text(text)
-    except ConfigError as exc:
-        raise SystemExit(f"livetrack: {path}: {exc}") from None
+    """The event in ``path`` (a problem with it ends the command with one line)."""
+    return config.read_event(path)
 
 
 def read_participants(path: str) -> str:
-    """The text of a participants CSV; exits with one line when it cannot be read."""
-    try:
-        return Path(path).read_text("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SystemExit(f"livetrack: cannot read {path}: {exc}") from None
+    """The text of a participants CSV (a problem with it ends the command with one line)."""
+    return config.read_participants(path)
 
 
 def load_participants(path: str, event: Event) -> list[ParticipantRecord]:
@@ -82,7 +75,7 @@ def _log_url(args: argparse.Namespace, event: Event | None = None) -> str:
     """The log named by ``--redis URL`` or else ``--db FILE``. A Redis URL without
     ``?stream=`` gets the event's stream, ``livetrack:<event id>`` (the event from ``event``
     or ``--event``), so ``serve`` and ``token`` on the same event share one stream."""
-    from livetrack.web.factory import is_redis, with_default_stream
+    from livetrack.config import is_redis, with_default_stream
 
     url = getattr(args, "redis", None)
     if not url:
@@ -191,11 +184,14 @@ def sim_start(event: Event, now_ms: int) -> int:
 def _serve(app: object, host: str, port: int) -> None:
     import uvicorn
 
+    from livetrack.web.wsdeflate import WS_PROTOCOL
+
     uvicorn.run(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
-        ws_per_message_deflate=False,
+        ws=WS_PROTOCOL,
+        ws_per_message_deflate=False,  # WS_PROTOCOL negotiates its own
         ws_ping_interval=20,
         ws_ping_timeout=20,
         log_level="info",
@@ -204,30 +200,23 @@ def _serve(app: object, host: str, port: int) -> None:
 
 
 def _tick(text: str) -> float:
-    """``--tick``: seconds between the hub's renders, from 0.01 to 10."""
+    """``--tick``: seconds between the hub's renders (see :func:`livetrack.config.tick`)."""
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.01 <= value <= 10:
-        raise argparse.ArgumentTypeError("must be between 0.01 and 10 seconds")
-    return value
+        return config.tick(text)
+    except ConfigProblem as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the event: in this process, or with ``--workers N`` in N processes (each a
     :func:`livetrack.web.factory.create_from_env` app) that share the one log."""
-    from livetrack.service.entries import EntriesFile
-    from livetrack.web.app import Settings, create_app
+    from livetrack.config import Settings
+    from livetrack.web.app import create_app
 
     event = load_event(args.event)
     # read now (a file that cannot be read stops the command), parsed once caught up with the
     # log, and only if the log does not hold every entry of this very file already
-    entries = (
-        EntriesFile(args.participants, read_participants(args.participants))
-        if args.participants
-        else None
-    )
+    entries = config.entries_file(args.participants) if args.participants else None
     url = _log_url(args, event)
     check_log(url)
     every = 0 if args.no_snapshots else args.snapshot_every
@@ -235,23 +224,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.participants:
             raise SystemExit("livetrack serve: a follower takes its entries from the site's log")
         _check_site_keys(args.site_keys)
-        os.environ["LIVETRACK_SITE_KEYS"] = str(Path(args.site_keys).resolve())
     if args.workers > 1:
         import uvicorn
 
+        from livetrack.web.wsdeflate import WS_PROTOCOL
+
         if args.no_snapshots:
             raise SystemExit("livetrack serve: --no-snapshots works with one process only")
-        os.environ["LIVETRACK_EVENT"] = str(Path(args.event).resolve())
-        if args.participants:
-            os.environ["LIVETRACK_PARTICIPANTS"] = str(Path(args.participants).resolve())
-        else:
-            os.environ.pop("LIVETRACK_PARTICIPANTS", None)
-        os.environ["LIVETRACK_LOG"] = url
-        os.environ["LIVETRACK_SNAPSHOT_EVERY"] = str(every)
-        os.environ["LIVETRACK_TICK"] = str(args.tick)
+        env = config.to_env(
+            args.event,
+            url,
+            participants=args.participants,
+            snapshot_every=every,
+            tick_s=args.tick,
+            site_keys=args.site_keys,
+        )
+        for name, value in env.items():
+            if value:
+                os.environ[name] = value
+            else:
+                os.environ.pop(name, None)
         uvicorn.run(
             "livetrack.web.factory:create_from_env", factory=True, workers=args.workers,
-            host=args.host, port=args.port, ws_per_message_deflate=False,
+            host=args.host, port=args.port, ws=WS_PROTOCOL, ws_per_message_deflate=False,
             ws_ping_interval=20, ws_ping_timeout=20, log_level="info", access_log=False,
         )  # fmt: skip
         return 0
@@ -281,20 +276,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from livetrack.demo.run import run
 
     db = args.db or os.path.join(tempfile.mkdtemp(prefix="livetrack-demo-"), "demo.db")
-    return run(args.host, args.port, args.speed, db)
+    return run(
+        args.host, args.port, args.speed, db, readers=args.readers, reader_port=args.reader_port
+    )
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from livetrack import sim
+    from livetrack.ingest.rehearsal import ipico_tag, scheduled_guns
 
     event = load_event(args.event) if args.event else demo_event()
     if args.participants:
         people = load_participants(args.participants, event)
     else:
         people = sim.make_participants(event, {"mile": 60, "team": 60, "fun": 80, "tenk": 120})
+        if args.protocol == "ipico":  # the demo's entrants, as in `livetrack demo --readers ipico`
+            people = [dataclasses.replace(p, chips=tuple(map(ipico_tag, p.chips))) for p in people]
     races = args.race or list(event.races)
-    t0 = sim_start(event, _now_ms() + 2000)
-    guns = {r: t0 + i * 60_000 for i, r in enumerate(races)}
+    # the guns at the races' scheduled starts (where a marker is matched), else a minute apart
+    guns = scheduled_guns(event, races)
+    if guns is None:
+        t0 = sim_start(event, _now_ms() + 2000)
+        guns = {r: t0 + i * 60_000 for i, r in enumerate(races)}
     actions = sim.plan(event, people, guns, seed=args.seed)
     if args.protocol:
         return asyncio.run(_simulate_decoders(args, event, actions))
@@ -313,6 +316,7 @@ async def _simulate_decoders(args: argparse.Namespace, event: Event, actions: li
     """Play the planned race as ``args.protocol`` decoders, one per timing point: serving on
     ``--port`` and the ports after it (or connecting to ``--connect HOST`` on those ports)."""
     from livetrack.ingest.decoders.simulate import DecoderSimulator, split_plan
+    from livetrack.ingest.rehearsal import marker_problems
 
     protocol = args.protocol
     start_points = {r.course.checkpoints[0].id for r in event.races.values()}
@@ -323,6 +327,11 @@ async def _simulate_decoders(args: argparse.Namespace, event: Event, actions: li
     )  # fmt: skip
     if protocol == "ipico":
         marker_reader = None  # IPICO readers send no gun marker: fire the guns by hand
+    if marker_reader is not None:
+        guns = {a.race: a.at_ms for a in reversed(actions) if a.kind == "gun"}
+        for problem in marker_problems(event, marker_reader.removeprefix("mat-"), guns):
+            print(f"warning: {problem}; fire that gun from the timer console, or give the race "
+                  "a scheduled start", file=sys.stderr)  # fmt: skip
     streams = split_plan(actions, markers_at=marker_reader)
     order = [f"mat-{p}" for p in event.points]
     wanted = [f"mat-{p}" for p in args.point] if args.point else order
@@ -431,6 +440,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--speed", type=float, default=10.0, help="race time per real time")
     p.add_argument("--db", help="event log file (default: a new temporary file)")
+    p.add_argument(
+        "--readers",
+        choices=["raceresult", "ctp01", "ipico", "mylaps"],
+        help="rehearse timing hardware: a reader of this protocol per timing point, the races "
+        "scheduled, and the `livetrack simulate` command that plays the decoders printed "
+        "(instead of the race played over HTTP)",
+    )
+    p.add_argument(
+        "--reader-port", type=int, default=0,
+        help="first reader's port, then one per timing point (default: the protocol's own)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help="serve an event")
@@ -573,7 +593,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("livetrack token create: --role is required")
     if args.command == "token" and args.action == "revoke" and not args.token:
         raise SystemExit("livetrack token revoke: --token is required")
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ConfigProblem as exc:
+        raise SystemExit(f"livetrack: {exc}") from None
     return result
 
 

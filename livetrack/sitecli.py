@@ -44,9 +44,10 @@ def add_parsers(sub: Any, tick: Any) -> None:
 
 def cmd_site(args: argparse.Namespace) -> int:
     from livetrack.cli import _serve, check_log, load_event, read_participants
+    from livetrack.config import Settings
     from livetrack.service.entries import EntriesFile
     from livetrack.service.linkwire import ws_url
-    from livetrack.web.app import Settings, create_app
+    from livetrack.web.app import create_app
 
     if not args.token:
         raise SystemExit("livetrack site: --token (or $LIVETRACK_SITE_TOKEN) is required")

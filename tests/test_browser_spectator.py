@@ -105,6 +105,27 @@ async def test_my_runners_page_finds_and_follows_a_runner_in_place(
         assert "Grace Hopper passed Halfway" in await page.locator("#toasts").inner_text()
 
 
+async def test_followed_bibs_without_names_get_their_topics_from_the_server(
+    tmp_path: Path, page_factory: PageFactory
+) -> None:
+    with serve(event(), tmp_path / "log.db", PEOPLE) as srv:
+        gun(srv)
+        page = await page_factory(390, 844)
+        await page.goto(srv.url + "/search")
+        # bibs followed without their names (an older release; the push panel adds bare
+        # bibs too), one of them no longer entered
+        await page.evaluate("localStorage.setItem('livetrack.follow', '[\"2\", \"404\"]')")
+        await page.goto(srv.url + "/me")
+        card = page.locator("#t-runner-2")
+        await card.get_by_text("Grace Hopper").wait_for(timeout=WAIT_MS)
+        kept = await page.evaluate("JSON.parse(localStorage.getItem('livetrack.follow'))")
+        names = await page.evaluate("JSON.parse(localStorage.getItem('livetrack.follow.names'))")
+        assert kept == ["2"]
+        assert names == {"2": {"topic": "runner:2", "id": "t-runner-2"}}
+        post(srv, "C2", "half", 200)
+        await card.get_by_text("Halfway").wait_for(timeout=WAIT_MS)
+
+
 async def test_page_shows_reconnecting_and_recovers_after_a_server_restart(
     tmp_path: Path, page_factory: PageFactory
 ) -> None:

@@ -28,7 +28,14 @@ from livetrack.domain.records import (
     StatusChange,
     TokenRecord,
 )
-from livetrack.store.base import AppendResult, Leases, LogUnavailable, Offset
+from livetrack.store.base import (
+    AppendResult,
+    Countable,
+    Leases,
+    LogUnavailable,
+    Offset,
+    SnapshotStore,
+)
 
 #: Long enough for a polling backend to notice another process's append on a loaded machine,
 #: short enough that a bug fails a test instead of hanging the suite.
@@ -271,6 +278,24 @@ async def test_head_is_none_when_empty_then_the_newest_offset(event_log: Any) ->
     assert await event_log.head() == first[-1].offset
     second = await event_log.append(reads(2, start=3))
     assert await event_log.head() == second[-1].offset
+
+
+async def test_offsets_are_typed_and_ordered_in_log_order_by_every_reader(event_log: Any) -> None:
+    appended = [r.offset for r in await event_log.append(reads(12))]
+    assert all(isinstance(o, Offset) for o in appended)
+    assert appended == sorted(appended) and len(set(appended)) == 12
+    assert max(reversed(appended)) == appended[-1] == await event_log.head()
+    pages = event_log.tail_pages(None)
+    try:
+        page = await anext(pages)
+    finally:
+        await pages.aclose()
+    assert all(isinstance(o, Offset) for o, _ in page) and isinstance(page.end, Offset)
+    await event_log.save_snapshot("fold", appended[4], b"x")
+    saved, _ = await event_log.load_snapshot("fold")
+    assert isinstance(saved, Offset) and appended[3] < saved < appended[5]
+    assert isinstance(event_log, Countable) and isinstance(event_log, SnapshotStore)
+    assert await event_log.count() == 12
 
 
 async def test_a_second_log_on_the_same_storage_sees_the_first_ones_records(

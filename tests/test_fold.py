@@ -20,7 +20,7 @@ from livetrack.domain.state import (
     runner_topic,
     shift_topic,
 )
-from livetrack.web.render import Renderer, make_env
+from livetrack.web import features
 
 
 def state_with(*bibs: str, race: str = "mile", **kw: object) -> RaceState:
@@ -305,7 +305,7 @@ def test_shifted_runner_cards_that_someone_watches_are_redrawn() -> None:
     st.apply(gun())
     for bib, at in (("1", 500), ("2", 510), ("4", 480)):
         st.apply(read(f"C{bib}", "finish", at))
-    renderer = Renderer(make_env(), st)
+    renderer = features.renderer(st)
     late = st.apply(read("C3", "finish", 495))  # between 4 and 1
     watched = {"runner:1", "runner:2", "runner:4", "board:mile:finish:all"}
     redrawn = renderer.derive(late, watched)

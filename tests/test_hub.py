@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection
 
-import pytest
-
-from livetrack.live.hub import Hub, Message, Subscriber, UnknownTopic
+from livetrack.live.hub import Hub, Message, Subscriber
 from livetrack.live.wire import text_frame
 
 
@@ -33,7 +31,7 @@ def sink() -> tuple[list[str], Subscriber]:
 
 async def test_one_render_per_dirty_topic_per_tick_whatever_the_subscriber_count() -> None:
     render = Counter()
-    hub = Hub(render, is_topic=lambda t: True)
+    hub = Hub(render)
     subs = []
     for _ in range(500):
         _, s = sink()
@@ -50,7 +48,7 @@ async def test_one_render_per_dirty_topic_per_tick_whatever_the_subscriber_count
 
 async def test_a_stalled_client_keeps_only_the_latest_state() -> None:
     render = Counter()
-    hub = Hub(render, is_topic=lambda t: True)
+    hub = Hub(render)
     never = asyncio.Event()
 
     async def stalled_send(text: str) -> None:
@@ -75,7 +73,7 @@ async def test_a_stalled_direct_connection_keeps_only_the_latest_state() -> None
     """A connection whose direct write refuses (write buffer full) merges later ticks into its
     slots, latest-wins per topic, and its one drain task waits on the ordinary send."""
     render = Counter()
-    hub = Hub(render, is_topic=lambda t: True)
+    hub = Hub(render)
     never = asyncio.Event()
     sends: list[str] = []
 
@@ -100,7 +98,7 @@ async def test_a_stalled_direct_connection_keeps_only_the_latest_state() -> None
 
 async def test_a_slow_client_does_not_delay_a_fast_one() -> None:
     render = Counter()
-    hub = Hub(render, is_topic=lambda t: True)
+    hub = Hub(render)
     fast_got: list[str] = []
     gate = asyncio.Event()
 
@@ -127,7 +125,7 @@ async def test_a_slow_client_does_not_delay_a_fast_one() -> None:
 
 async def test_subscribe_delivers_a_snapshot_of_every_topic() -> None:
     render = Counter()
-    hub = Hub(render, is_topic=lambda t: True)
+    hub = Hub(render)
     got: list[str] = []
 
     async def send(text: str) -> None:
@@ -156,7 +154,7 @@ def direct(frames: list[bytes]) -> tuple[list[str], Subscriber]:
 
 async def test_one_message_per_tick_with_every_changed_topic_built_once_per_topic_set() -> None:
     render = Counter()
-    hub = Hub(render, is_topic=lambda t: True)
+    hub = Hub(render)
     frames: list[bytes] = []
     subs = []
     for _ in range(300):
@@ -177,7 +175,7 @@ async def test_one_message_per_tick_with_every_changed_topic_built_once_per_topi
 
 async def test_subscribers_with_other_topic_sets_get_their_own_message() -> None:
     render = Counter()
-    hub = Hub(render, is_topic=lambda t: True)
+    hub = Hub(render)
     frames: list[bytes] = []
     _, full = direct(frames)
     hub.subscribe(full)
@@ -234,7 +232,7 @@ async def test_a_backed_up_direct_connection_gets_the_shared_frame_when_it_drain
     group's message, and its drain writes that message's frame (the one every other member
     got) when the connection takes writes again, never through the ASGI send."""
     render = Counter()
-    hub = Hub(render, is_topic=lambda t: True)
+    hub = Hub(render)
     fast_frames: list[bytes] = []
     _, fast = direct(fast_frames)
     gate = Gate()
@@ -269,7 +267,7 @@ async def test_a_backed_up_direct_connection_gets_the_shared_frame_when_it_drain
 
 async def test_a_partly_superseded_backlog_is_merged_and_framed_for_that_client() -> None:
     render = Counter()
-    hub = Hub(render, is_topic=lambda t: True)
+    hub = Hub(render)
     gate = Gate()
 
     async def send(text: str) -> None:
@@ -295,7 +293,7 @@ async def test_a_partly_superseded_backlog_is_merged_and_framed_for_that_client(
 async def test_a_backed_up_connection_that_goes_away_falls_back_to_send_and_closes() -> None:
     """Woken by ``ready`` but refused (the connection was lost meanwhile), the drain tries the
     ordinary send, which fails, and the subscriber closes."""
-    hub = Hub(Counter(), is_topic=lambda t: True)
+    hub = Hub(Counter())
     gate = Gate()
     attempts: list[str] = []
 
@@ -323,7 +321,7 @@ def test_text_frames_use_the_three_length_encodings() -> None:
 
 def test_unchanged_fragment_is_not_sent_again() -> None:
     render = Counter()
-    hub = Hub(render, is_topic=lambda t: True)
+    hub = Hub(render)
     _, s = sink()
     hub.subscribe(s)
     s._slots.clear()
@@ -332,24 +330,13 @@ def test_unchanged_fragment_is_not_sent_again() -> None:
     assert s.pending() == 0
 
 
-def test_unknown_and_too_many_topics_are_refused() -> None:
-    hub = Hub(Counter(), is_topic=lambda t: t.startswith("ok"), max_topics=3)
-    assert hub.validate(["ok1", "ok1", "ok2"]) == ["ok1", "ok2"]
-    with pytest.raises(UnknownTopic, match="unknown topic 'bad'"):
-        hub.validate(["ok1", "bad"])
-    with pytest.raises(UnknownTopic, match="too many"):
-        hub.validate(["ok1", "ok2", "ok3", "ok4"])
-    with pytest.raises(UnknownTopic, match="no topics"):
-        hub.validate([""])
-
-
 def test_a_failing_render_is_logged_and_other_topics_still_go_out() -> None:
     def render(topic: str) -> str:
         if topic == "bad":
             raise RuntimeError("template broke")
         return f"<div id={topic}></div>"
 
-    hub = Hub(render, is_topic=lambda t: True)
+    hub = Hub(render)
     _, s = sink()
     s.topics = ("a", "bad")
     hub.subscribe(s)
@@ -370,7 +357,7 @@ def test_derived_topics_are_rendered_once_per_tick_from_the_dirty_set() -> None:
         watching.append(set(watched))
         return dirty | {"summary"}
 
-    hub = Hub(render, is_topic=lambda t: True, derive=derive)
+    hub = Hub(render, derive=derive)
     _, s = sink()
     s.topics = ("summary",)
     hub.subscribe(s)

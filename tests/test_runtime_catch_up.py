@@ -29,7 +29,7 @@ async def test_an_unreadable_newest_entry_is_skipped_and_the_service_gets_ready(
         )
     log = SqliteEventLog(path)
     state = RaceState(event())
-    hub = Hub(lambda topic: "", is_topic=lambda topic: True)
+    hub = Hub(lambda topic: "")
     rt = Runtime(event(), log, state, hub, snapshot_on_stop=False, snapshot_every_records=0)
     await rt.start()
     try:
@@ -48,7 +48,7 @@ async def test_a_process_that_replayed_the_log_snapshots_only_once_new_records_c
     log = SqliteEventLog(tmp_path / "log.db")
     await log.append([person(str(i)) for i in range(1, 8)] + [gun()])
     state = RaceState(event())
-    hub = Hub(lambda topic: "", is_topic=lambda topic: True)
+    hub = Hub(lambda topic: "")
     rt = Runtime(
         event(), log, state, hub, snapshot_on_stop=False, snapshot_every_records=5,
         snapshot_every_s=0,

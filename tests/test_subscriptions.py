@@ -13,7 +13,6 @@ from livetrack.domain.records import ChipRead, GunStart, ParticipantRecord, Reco
 from livetrack.domain.state import RaceState
 from livetrack.service.alerting import Alerter
 from livetrack.service.push import PushSender, new_vapid_key
-from livetrack.service.runtime import offset_ge
 from livetrack.store.base import Offset
 from livetrack.store.subscriptions import Follow, Subscription, subscriptions_for
 
@@ -93,14 +92,14 @@ def race_records() -> list[Record]:
 async def catch_up(lg: Any, st: RaceState, after: Offset | None) -> Offset | None:
     """Fold what the shared log holds beyond ``after`` (as each process's tail does)."""
     head = await lg.head()
-    if head is None or (after is not None and offset_ge(after, head)):
+    if head is None or (after is not None and after >= head):
         return after
     pages = lg.tail_pages(after)
     try:
         async for page in pages:
             st.apply_all([r for _, r in page])
             after = page.end
-            if offset_ge(after, head):
+            if after >= head:
                 break
     finally:
         await pages.aclose()

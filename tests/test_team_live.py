@@ -16,18 +16,16 @@ from server import serve
 
 from livetrack.domain.records import StatusChange
 from livetrack.domain.state import RaceState
+from livetrack.domain.topics import dom_id
 from livetrack.web import features
 from livetrack.web.formats import team_name, team_topic
-from livetrack.web.render import Renderer, dom_id, make_env
+from livetrack.web.render import Renderer
 
 TEAM = "Harriers, A & B <script>"
 
 
 def _renderer() -> Renderer:
-    r = Renderer(make_env(), RaceState(event()))
-    for kind in features.topics():
-        r.register(kind)
-    return r
+    return features.renderer(RaceState(event()))
 
 
 def _entered(r: Renderer) -> set[str]:

@@ -20,7 +20,6 @@ from livetrack.cli import main as cli
 from livetrack.domain.records import ChipRead, Sighting
 from livetrack.domain.state import RaceState
 from livetrack.web import features
-from livetrack.web.render import Renderer, make_env
 from livetrack.web.timer import problems_view, readers_view
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -379,9 +378,7 @@ def test_token_link_puts_the_token_in_the_fragment_and_revoke_works(
 
 
 def test_a_finish_makes_the_watched_announcer_dirty_in_the_same_tick() -> None:
-    r = Renderer(make_env(), RaceState(event()))
-    for kind in features.topics():
-        r.register(kind)
+    r = features.renderer(RaceState(event()))
     for rec in (person("1"), person("2"), gun()):
         r.state.apply(rec)
     halfway = r.state.apply(read("C1", "half", 200))

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from sortedcontainers import SortedList
 
+from livetrack.domain import topics as tk
 from livetrack.domain.event import Event, Race, TimingPoint
 from livetrack.domain.forecast import Forecasts
 from livetrack.domain.participants import category, display_name
@@ -33,6 +34,7 @@ from livetrack.domain.records import (
     Sweep,
     TokenRecord,
 )
+from livetrack.domain.topics import board_topic as board_topic
 from livetrack.domain.window import bounds, outside, read_usable
 
 
@@ -47,55 +49,48 @@ def _irrelevant(tp: TimingPoint, current: Passing, t: int) -> bool:
     return current.source == "chip" and tp.rules.pick == "first" and t >= current.time_ms
 
 
-def board_topic(race: str, checkpoint: str, division: str = ALL) -> str:
-    return f"board:{race}:{checkpoint}:{division}"
-
-
 @cache
 def _board_topics(race: str, checkpoint: str, divisions: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(board_topic(race, checkpoint, d) for d in divisions)
+    return tuple(tk.BOARD(race, checkpoint, d) for d in divisions)
 
 
 def runner_topic(bib: str) -> str:
-    return f"runner:{bib}"
+    return tk.RUNNER(bib)
 
 
 def feed_topic(race: str) -> str:
-    return f"feed:{race}"
+    return tk.FEED(race)
 
 
 def race_topic(race: str) -> str:
-    return f"race:{race}"
+    return tk.RACE(race)
 
 
 def map_topic(race: str) -> str:
-    return f"map:{race}"
+    return tk.MAP(race)
 
 
 def shift_topic(race: str, checkpoint: str, elapsed_ms: int) -> str:
-    """Not a region but a signal: every runner of ``race`` ranked at ``checkpoint`` slower than
-    ``elapsed_ms`` moved a place (a late or corrected passing went in, or came out, ahead of
-    them), so their runner cards are out of date. :func:`parse_shift` reads it back."""
-    return f"shift:{race}:{checkpoint}:{elapsed_ms}"
+    """The :data:`~livetrack.domain.tk.SHIFT` signal; :func:`parse_shift` reads it back."""
+    return tk.SHIFT(race, checkpoint, str(elapsed_ms))
 
 
 def parse_shift(topic: str) -> tuple[str, str, int] | None:
     """``(race, checkpoint, elapsed_ms)`` of a :func:`shift_topic`, else None."""
-    kind, _, rest = topic.partition(":")
-    if kind != "shift":
+    if not topic.startswith("shift:"):
         return None
-    race, checkpoint, elapsed = rest.rsplit(":", 2)
+    race, checkpoint, elapsed = tk.parse(topic).values
     return race, checkpoint, int(elapsed)
 
 
 @cache
 def marshal_topic(checkpoint: str) -> str:
-    return f"marshal:{checkpoint}"
+    return tk.MARSHAL(checkpoint)
 
 
-RACES_TOPIC = "races"
-UNMATCHED_TOPIC = "unmatched"
-PROBLEMS_TOPIC = "problems"
+RACES_TOPIC = tk.RACES()
+UNMATCHED_TOPIC = tk.UNMATCHED()
+PROBLEMS_TOPIC = tk.PROBLEMS()
 
 
 @dataclass(slots=True)
@@ -468,6 +463,8 @@ class RaceState:
         changed: set[str] = {RACES_TOPIC, runner_topic(p.bib)}
         if old is not None:
             changed |= self._unrank(old)
+            if old.p.team and (old.p.team != p.team or old.race.id != race.id):
+                changed.add(tk.TEAM_LEFT(old.race.id, old.p.team))
             if old.race.id != race.id:
                 self.forecasts.remove(old.race.id, p.bib)
             for chip in old.p.chips:

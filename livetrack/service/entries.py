@@ -23,8 +23,9 @@ from typing import Any
 from livetrack.domain.event import Event
 from livetrack.domain.participants import parse_participants
 from livetrack.domain.snapshot import event_fingerprint
-from livetrack.service.runtime import Runtime, offset_ge
-from livetrack.service.snapshots import SnapshotStore, code_version
+from livetrack.service.runtime import Runtime
+from livetrack.service.snapshots import code_version
+from livetrack.store.base import SnapshotStore
 
 log = logging.getLogger("livetrack.entries")
 
@@ -79,7 +80,7 @@ def _note(found: tuple[str, bytes] | None, rt: Runtime) -> dict[str, Any] | None
     if found is None:
         return None
     offset, body = found
-    if rt.offset is None or not offset_ge(rt.offset, offset):
+    if rt.offset is None or rt.offset < offset:
         return None
     try:
         note = json.loads(body)

@@ -79,12 +79,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def records_between(head: Offset | None, acked: Offset | None) -> int:
-    """Records after ``acked`` up to ``head`` (positions are the site log's row numbers)."""
+def records_between(head: str | None, acked: str | None) -> int:
+    """Records after ``acked`` up to ``head`` (positions are the site log's row numbers, as
+    they came over the link: anything else counts as nothing)."""
     if head is None or not head.isdigit():
         return 0
-    done = int(acked) if acked is not None and acked.isdigit() else 0
-    return max(0, int(head) - done)
+    start = Offset(acked) if acked is not None and acked.isdigit() else None
+    return Offset(head).records_after(start) or 0
 
 
 class SiteLink:
@@ -233,7 +234,7 @@ class SiteLink:
         if isinstance(log_, StoredLookup):
             held = await log_.stored([acked_key])
             if held.get(acked_key, (None,))[0] == acked:
-                return acked
+                return Offset(acked)
         log.warning(
             "link: the public server's last record (%s at %s) is not this log's; sending "
             "everything again",
@@ -271,7 +272,7 @@ class SiteLink:
             st.contact_ms = now_ms()
             kind = frame["t"]
             if kind == "ack":
-                pos = str(frame.get("pos"))
+                pos = Offset(str(frame.get("pos")))
                 while inflight:
                     done = inflight.popleft()
                     room.release()

@@ -8,6 +8,7 @@ import functools
 import gc
 import logging
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -15,11 +16,11 @@ from dataclasses import dataclass, field
 
 from livetrack.domain.event import Event
 from livetrack.domain.records import ParticipantRecord, Record
-from livetrack.domain.state import RaceState, race_topic
+from livetrack.domain.state import RaceState
 from livetrack.live.hub import Hub
 from livetrack.service import snapshots
 from livetrack.service.snapshots import SnapshotInfo
-from livetrack.store.base import AppendResult, EventLog, LogUnavailable, Offset
+from livetrack.store.base import AppendResult, Countable, EventLog, LogUnavailable, Offset
 
 log = logging.getLogger("livetrack.runtime")
 
@@ -27,6 +28,8 @@ log = logging.getLogger("livetrack.runtime")
 CATCH_UP_RECORDS = 300_000
 #: After a catch-up of at least this many records, the objects it made are frozen (gc.freeze).
 FREEZE_FROM = 100_000
+#: Passings the forecasts observe per second in the background.
+FORECAST_BATCH = 5000
 
 
 #: Shifts this process's clock (``LIVETRACK_CLOCK_SHIFT_MS``): rehearse a machine whose clock
@@ -123,8 +126,8 @@ class Runtime:
             res = await self.log.append(fresh[i : i + 1000])
             stored += [r.offset for r in res if r.offset is not None]
         if stored:
-            newest = max(stored, key=_key)
-            if self.head is None or not offset_ge(self.head, newest):
+            newest = max(stored)
+            if self.head is None or self.head < newest:
                 self.head = newest  # the head is at least what was just stored
             await self.wait_applied(newest, timeout)
         return len(stored)
@@ -135,13 +138,13 @@ class Runtime:
         self.head_at_start = self.head = await self.log.head()
         self.head_checked = time.monotonic()
         if self.head_at_start is None or (
-            self.offset is not None and offset_ge(self.offset, self.head_at_start)
+            self.offset is not None and self.offset >= self.head_at_start
         ):
             self._become_ready()
         self.lag = self._lag()
         self._tasks.append(asyncio.create_task(self._follow(), name="livetrack-follow"))
         self._tasks.append(asyncio.create_task(self.hub.run(), name="livetrack-hub"))
-        self._tasks.append(asyncio.create_task(self._clock(), name="livetrack-clock"))
+        self._tasks.append(asyncio.create_task(self._forecasts(), name="livetrack-forecasts"))
         self._tasks.append(asyncio.create_task(self._watch_head(), name="livetrack-head"))
         if self.snapshot_every_records > 0 or self.snapshot_every_s > 0:
             self._tasks.append(asyncio.create_task(self._snapshots(), name="livetrack-snapshots"))
@@ -150,23 +153,20 @@ class Runtime:
     def caught_up(self) -> bool:
         """Whether the fold has applied everything the log held at the last head check."""
         return self.ready.is_set() and (
-            self.head is None or (self.offset is not None and offset_ge(self.offset, self.head))
+            self.head is None or (self.offset is not None and self.offset >= self.head)
         )
 
     def _lag(self) -> int:
-        """Records behind the head as last read: exact for SQLite row ids; for Redis stream
-        ids, 1 when behind (the exact count comes from :meth:`_watch_head`)."""
-        if self.head is None or (self.offset is not None and offset_ge(self.offset, self.head)):
+        """Records behind the head as last read: exact where offsets count records (SQLite
+        row ids); 1 when behind otherwise (the exact count comes from :meth:`_watch_head`)."""
+        if self.head is None or (self.offset is not None and self.offset >= self.head):
             return 0
-        if self.offset is None:
-            return int(self.head) if self.head.isdigit() else 1
-        if self.head.isdigit() and self.offset.isdigit():
-            return int(self.head) - int(self.offset)
-        return 1
+        behind = self.head.records_after(self.offset)
+        return 1 if behind is None else behind
 
     async def _watch_head(self) -> None:
         """Read the log's head every second: /healthz and /metrics compare it with the fold."""
-        counting = hasattr(self.log, "count")
+        counter = self.log if isinstance(self.log, Countable) else None
         while True:
             await asyncio.sleep(HEAD_EVERY_S)
             try:
@@ -174,8 +174,9 @@ class Runtime:
                 self.head_checked = time.monotonic()
                 self.head_error = ""
                 lag = self._lag()
-                if lag and counting and not (self.head or "").isdigit():
-                    total = int(await self.log.count())  # type: ignore[attr-defined]
+                head = self.head
+                if lag and counter is not None and head and head.records_after(self.offset) is None:
+                    total = await counter.count()
                     lag = max(1, total - self.state.applied)
                 self.lag = lag
             except (LogUnavailable, OSError) as exc:
@@ -211,7 +212,7 @@ class Runtime:
         deadline = asyncio.get_running_loop().time() + timeout
         self._waiting += 1
         try:
-            while self.offset is None or not offset_ge(self.offset, offset):
+            while self.offset is None or self.offset < offset:
                 left = deadline - asyncio.get_running_loop().time()
                 if left <= 0:
                     raise TimeoutError(f"record {offset} not applied within {timeout}s")
@@ -244,7 +245,7 @@ class Runtime:
             catching_up = (
                 not self.ready.is_set()
                 and self.head_at_start is not None
-                and not offset_ge(offset, self.head_at_start)
+                and offset < self.head_at_start
             )
             if catching_up and len(pending) < CATCH_UP_RECORDS:
                 continue
@@ -258,7 +259,7 @@ class Runtime:
             if (
                 not self.ready.is_set()
                 and self.head_at_start is not None
-                and offset_ge(offset, self.head_at_start)
+                and offset >= self.head_at_start
             ):
                 self._become_ready()
                 if paused:
@@ -268,7 +269,9 @@ class Runtime:
                 woken.set()
 
     def _become_ready(self) -> None:
-        """The fold has reached the head the log had at start."""
+        """The fold has reached the head the log had at start. The forecasts observe what
+        the fold has (so the first page asked for does not wait for them)."""
+        self.state.forecasts.drain(sys.maxsize)
         if self.state.applied >= FREEZE_FROM:
             # what a long catch-up (or a restored snapshot) built lives as long as the
             # process: keep the cyclic collector from rescanning it on every full collection
@@ -276,11 +279,13 @@ class Runtime:
         self.ready_applied = self.state.applied
         self.ready.set()
 
-    async def _clock(self) -> None:
-        """Once a second, running races' clocks are dirty (rendered only if watched)."""
+    async def _forecasts(self) -> None:
+        """Once a second the forecasts observe a bounded batch of the passings behind their
+        watermarks (so that pages seldom wait for them). Nothing is marked dirty for the time
+        alone: pages tick their clocks themselves."""
         while True:
             await asyncio.sleep(1.0)
-            self.hub.mark(race_topic(r) for r in self.event.races if self.state.started(r))
+            self.state.forecasts.drain(FORECAST_BATCH)
 
     async def stop(self) -> None:
         """Stop tailing; save a last snapshot if anything was folded since the newest one;
@@ -326,16 +331,3 @@ def _failed(state: RaceState, pending: list[tuple[Offset, Record]], i: int, exc:
     offset, record = pending[i]
     log.error("record %s at %s could not be applied; skipped", record.key, offset, exc_info=exc)
     state.note_failure(record, f"{type(exc).__name__}: {exc}"[:200])
-
-
-def offset_ge(a: Offset, b: Offset) -> bool:
-    """Whether offset ``a`` is at or after ``b``: numeric order for SQLite row ids, (ms, seq)
-    for Redis stream ids."""
-    return _key(a) >= _key(b)
-
-
-def _key(o: Offset) -> tuple[int, int]:
-    if "-" in o:
-        ms, _, seq = o.partition("-")
-        return int(ms), int(seq)
-    return int(o), 0

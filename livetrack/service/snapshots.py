@@ -18,24 +18,14 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import livetrack.domain
 from livetrack.domain import snapshot
 from livetrack.domain.event import Event
 from livetrack.domain.state import RaceState
-from livetrack.store.base import Offset
+from livetrack.store.base import Offset, SnapshotStore
 
 log = logging.getLogger("livetrack.snapshots")
-
-
-@runtime_checkable
-class SnapshotStore(Protocol):
-    """What both EventLog implementations offer besides the log itself."""
-
-    async def save_snapshot(self, name: str, offset: Offset, body: bytes) -> None: ...
-
-    async def load_snapshot(self, name: str) -> tuple[Offset, bytes] | None: ...
 
 
 @cache

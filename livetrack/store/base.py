@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from livetrack.domain.records import Record
 
-#: An opaque position in a log. Offsets of one log compare in log order as strings of equal
-#: shape within one backend (SQLite: zero-padded row ids; Redis: stream ids), but callers treat
-#: them as opaque and only hand them back to ``tail``.
-Offset = str
+
+class Offset(str):
+    """A position in a log: the backend's own text for it (what ``tail`` takes back), ordered
+    in log order. SQLite's are row ids (numbers), Redis's stream ids (``ms-seq``); the two
+    never meet in one log. Compare offsets with ``<``, ``>=``, ``max``…, never as text, and
+    count the records between two with :meth:`records_after`."""
+
+    __slots__ = ()
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """The offset's place in log order."""
+        ms, sep, seq = self.partition("-")
+        try:
+            return (int(ms), int(seq)) if sep else (int(ms), 0)
+        except ValueError:
+            raise ValueError(f"{str(self)!r} is not a log offset") from None
+
+    @staticmethod
+    def _key(other: str) -> tuple[int, int]:
+        return (other if isinstance(other, Offset) else Offset(other)).key
+
+    def __lt__(self, other: str) -> bool:
+        return self.key < self._key(other)
+
+    def __le__(self, other: str) -> bool:
+        return self.key <= self._key(other)
+
+    def __gt__(self, other: str) -> bool:
+        return self.key > self._key(other)
+
+    def __ge__(self, other: str) -> bool:
+        return self.key >= self._key(other)
+
+    def records_after(self, earlier: Offset | None) -> int | None:
+        """How many records lie after ``earlier`` (None: the start) up to this one, where the
+        offsets count records (SQLite row ids); None where they do not (Redis stream ids)."""
+        if "-" in self or (earlier is not None and "-" in earlier):
+            return None
+        return max(0, self.key[0] - (earlier.key[0] if earlier is not None else 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +80,9 @@ class EventLog(Protocol):
         in the log (or earlier in the same call) is reported as a duplicate, not stored."""
         ...
 
-    def tail(self, after: Offset | None = None) -> AsyncIterator[tuple[Offset, Record]]:
+    def tail(self, after: Offset | None = None) -> AsyncGenerator[tuple[Offset, Record], None]:
         """Every record after ``after`` (from the start when None), then new ones as they are
-        appended, by any process, forever."""
+        appended, by any process, forever (``aclose()`` it to stop early)."""
         ...
 
     def tail_pages(self, after: Offset | None = None) -> AsyncIterator[Page]:
@@ -61,6 +97,33 @@ class EventLog(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+# -- capabilities beyond the log: each declared here, and tested with isinstance -----------------
+
+
+@runtime_checkable
+class SnapshotStore(Protocol):
+    """Named blobs kept beside the log, each covering the log up to an offset (snapshots of
+    the fold, notes about what was seeded). Both built-in backends provide it."""
+
+    async def save_snapshot(self, name: str, offset: Offset, body: bytes) -> None:
+        """Keep ``body`` under ``name`` (replacing what was there) as covering ``offset``."""
+        ...
+
+    async def load_snapshot(self, name: str) -> tuple[Offset, bytes] | None:
+        """What was kept under ``name``, and the offset it covers; None if nothing is."""
+        ...
+
+
+@runtime_checkable
+class Countable(Protocol):
+    """Counting the records in the log cheaply (a Redis stream's ids do not count records).
+    Both built-in backends provide it."""
+
+    async def count(self) -> int:
+        """How many records the log holds."""
+        ...
 
 
 @runtime_checkable

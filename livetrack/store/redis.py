@@ -324,7 +324,7 @@ class RedisEventLog:
             if len(ids) != len(chunk):
                 raise LogUnavailable(f"unexpected reply from Redis append script: {ids!r}")
             for i, sid in zip(chunk, ids, strict=True):
-                results[i] = AppendResult(keys[i], sid or None, not sid)
+                results[i] = AppendResult(keys[i], Offset(sid) if sid else None, not sid)
         return [r for r in results if r is not None]
 
     async def _run_script(self, args: list[str | bytes]) -> list[str]:
@@ -383,7 +383,7 @@ class RedisEventLog:
 
         async def op() -> Offset | None:
             rows = await self._client.xrevrange(self.stream, "+", "-", count=1)
-            return _text(rows[0][0]) if rows else None
+            return Offset(_text(rows[0][0])) if rows else None
 
         return await self._retrying("head", op, self.op_retry_s)
 
@@ -406,7 +406,7 @@ class RedisEventLog:
         """:meth:`tail`, a page (one stream read) at a time."""
         if after is not None and not _STREAM_ID.match(after):
             raise ValueError(f"not a Redis stream id: {after!r}")
-        last = after or "0-0"
+        last = after or Offset("0-0")
         client: Redis = Redis.from_pool(
             BlockingConnectionPool.from_url(
                 self.url,
@@ -450,7 +450,7 @@ class RedisEventLog:
                 read_any = False
                 for sid_raw, fields in _entries(reply, self.stream):
                     read_any = True
-                    sid = _text(sid_raw)
+                    sid = Offset(_text(sid_raw))
                     last = sid  # resume after it even if it is skipped below
                     body = fields.get(b"b", fields.get("b"))
                     if body is None:
@@ -497,7 +497,7 @@ class RedisEventLog:
             offset, body = await self._client.hmget(key, ["o", "b"])
             if offset is None or body is None:
                 return None
-            return _text(offset), body if isinstance(body, bytes) else body.encode()
+            return Offset(_text(offset)), body if isinstance(body, bytes) else body.encode()
 
         return await self._retrying("load_snapshot", op, self.op_retry_s)
 
@@ -525,7 +525,9 @@ class RedisEventLog:
 
         async def op() -> dict[str, tuple[Offset, bytes]]:
             ids = await self._client.hmget(self.keys_hash, wanted)
-            held = [(k, _text(i)) for k, i in zip(wanted, ids, strict=True) if i is not None]
+            held = [
+                (k, Offset(_text(i))) for k, i in zip(wanted, ids, strict=True) if i is not None
+            ]
             if not held:
                 return {}
             pipe = self._client.pipeline(transaction=False)

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -151,12 +151,12 @@ class SqliteEventLog:
                 rows = [
                     (k, r.TYPE, encode(r).decode(), now) for k, r in zip(keys, records, strict=True)
                 ]
-                stored: dict[str, str] = {}
+                stored: dict[str, Offset] = {}
                 for i in range(0, len(rows), _ROWS_PER_INSERT):
                     chunk = rows[i : i + _ROWS_PER_INSERT]
                     sql = _INSERT + ",".join(["(?, ?, ?, ?)"] * len(chunk)) + _RETURNING
                     for key, seq in cur.execute(sql, [v for row in chunk for v in row]):
-                        stored[key] = str(seq)
+                        stored[key] = Offset(seq)
                 # a key stored by this call counts once; any other copy is a duplicate
                 res = []
                 for k in keys:
@@ -167,7 +167,7 @@ class SqliteEventLog:
 
     async def head(self) -> Offset | None:
         row = await asyncio.to_thread(self._query_one, "SELECT MAX(seq) FROM records")
-        return None if row is None or row[0] is None else str(row[0])
+        return None if row is None or row[0] is None else Offset(row[0])
 
     def _query_one(self, sql: str) -> tuple[object, ...] | None:
         conn = _connect(self.path)
@@ -177,7 +177,9 @@ class SqliteEventLog:
         finally:
             conn.close()
 
-    async def tail(self, after: Offset | None = None) -> AsyncIterator[tuple[Offset, Record]]:
+    async def tail(
+        self, after: Offset | None = None
+    ) -> AsyncGenerator[tuple[Offset, Record], None]:
         async with contextlib.aclosing(self.tail_pages(after)) as pages:
             async for page in pages:
                 for item in page:
@@ -211,9 +213,9 @@ class SqliteEventLog:
                         except RecordError as exc:
                             log.error("log record %d skipped: %s", row_seq, exc)
                             continue
-                    page.append((str(row_seq), record))
+                    page.append((Offset(row_seq), record))
                 if rows:
-                    yield Page(page, str(seq))
+                    yield Page(page, Offset(seq))
                 if len(rows) < BATCH:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), POLL_S)
@@ -264,7 +266,7 @@ class SqliteEventLog:
                     marks = ",".join("?" * len(chunk))
                     sql = f"SELECT key, seq, body FROM records WHERE key IN ({marks})"
                     for key, seq, body in conn.execute(sql, chunk):
-                        out[key] = (str(seq), body.encode())
+                        out[key] = (Offset(seq), body.encode())
                 return out
             finally:
                 conn.close()
@@ -322,7 +324,7 @@ class SqliteEventLog:
                 ).fetchone()
             finally:
                 conn.close()
-            return None if row is None else (str(row[0]), bytes(row[1]))
+            return None if row is None else (Offset(row[0]), bytes(row[1]))
 
         return await asyncio.to_thread(read)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from typing import Any
@@ -11,7 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from livetrack.domain import window
+from livetrack.domain import topics, window
 from livetrack.domain.ranking import ALL
 from livetrack.domain.records import GunStart, Record
 from livetrack.ingest.reads import BodyError, parse_body, parse_time
@@ -77,7 +76,7 @@ async def post_gun(request: Request) -> Response:
     if race_id not in rt.event.races:
         return error(404, f"unknown race {race_id!r}")
     try:
-        data = json.loads(await read_body(request, 10_000) or b"{}")
+        data = orjson.loads(await read_body(request, 10_000) or b"{}")
     except BodyError as exc:
         return error(exc.status, str(exc))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -123,10 +122,12 @@ def get_standings(request: Request) -> Response:
 
 def get_runner(request: Request) -> Response:
     rt = runtime(request)
-    data = views.runner(rt.state, request.path_params["bib"])
+    bib = request.path_params["bib"]
+    data = views.runner(rt.state, bib)
     if data is None:
-        return error(404, f"no runner with bib {request.path_params['bib']!r}")
-    return JSONResponse(data)
+        return error(404, f"no runner with bib {bib!r}")
+    topic = topics.RUNNER(bib)  # the runner's live region, for a page that follows them
+    return JSONResponse({**data, "topic": topic, "topic_id": topics.dom_id(topic)})
 
 
 def get_search(request: Request) -> Response:

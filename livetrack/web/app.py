@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -17,61 +16,25 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from livetrack.domain.event import Event
-from livetrack.domain.records import ParticipantRecord, Record
+from livetrack.config import Settings as Settings
 from livetrack.domain.state import RaceState
 from livetrack.live.hub import Hub
 from livetrack.service import entries, linkwire
 from livetrack.service.alerting import PushCollector, start_push
-from livetrack.service.entries import EntriesFile
 from livetrack.service.link import SiteLink
 from livetrack.service.readers import ReaderManager
 from livetrack.service.runtime import Runtime, clock, restore
 from livetrack.service.snapshots import SnapshotInfo
-from livetrack.store.base import EventLog, LogUnavailable, open_log
+from livetrack.store.base import LogUnavailable
 from livetrack.store.outbox import open_outbox
 from livetrack.store.subscriptions import subscriptions_for
 from livetrack.web import api, features, follow, metrics, pages
 from livetrack.web.follow import Follower, Queued, SiteKeys
 from livetrack.web.guards import client_left
-from livetrack.web.live import live
-from livetrack.web.render import STATIC, Renderer, make_env
+from livetrack.web.live import live, staff
+from livetrack.web.render import STATIC
 
 log = logging.getLogger("livetrack.web")
-
-
-@dataclass
-class Settings:
-    """What a server needs: the event, where its log lives, and what to seed it with."""
-
-    event: Event
-    log_url: str
-    participants: list[ParticipantRecord] = field(default_factory=list)
-    #: A participants file to seed the log with once caught up; parsed only when the log's
-    #: snapshot store has no note that all its entries are in the log (``web.entries``).
-    entries: EntriesFile | None = None
-    seed: list[Record] = field(default_factory=list)
-    tick_s: float = 0.25
-    #: How long the first replay may take before the process gives up (a million records
-    #: without a snapshot take about a minute of one core).
-    ready_timeout_s: float = 600.0
-    log_factory: Callable[[str], EventLog] = open_log
-    #: Restore the fold from the newest snapshot at start; save one every this many records
-    #: or seconds (0: never periodically) and on shutdown. See ``livetrack.service.snapshots``.
-    snapshots: bool = True
-    snapshot_every_records: int = 250_000
-    snapshot_every_s: float = 600.0
-    #: Follow a site's log (``serve --site-keys``): the file of accepted site tokens' hashes.
-    site_keys: str | None = None
-    #: Push this log to the public server at ``upstream`` (``livetrack site``).
-    upstream: str | None = None
-    upstream_token: str = ""
-    upstream_ca: str | None = None
-    #: Web Push alerts: on unless False; the contact a push service may write to about this
-    #: server (a mailto: or https: URL, in every VAPID token); how often alerts are decided.
-    push: bool = True
-    push_contact: str = "mailto:timing@livetrack.invalid"
-    alert_every_s: float = 1.0
 
 
 class CachedStatic(StaticFiles):
@@ -121,12 +84,9 @@ def create_app(settings: Settings) -> Starlette:
         except BaseException:
             await event_log.close()
             raise
-        renderer = Renderer(make_env(), state)
-        for kind in features.topics():
-            renderer.register(kind)
+        renderer = features.renderer(state)
         hub = Hub(
             renderer.topic,
-            is_topic=renderer.is_topic,
             tick_s=settings.tick_s,
             derive=renderer.derive,
         )
@@ -208,6 +168,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/v1/runners/{bib}", api.get_runner),
         Route("/api/v1/search", api.get_search),
         WebSocketRoute("/live", live),
+        WebSocketRoute("/ws/staff", staff),
         WebSocketRoute(linkwire.PATH, follow.link_socket),
         Route("/api/v1/link", follow.get_link),
         Route("/api/v1/freshness", follow.get_freshness),

@@ -109,8 +109,18 @@ def require(
                 headers={"retry-after": "2"},
             )  # fmt: skip
         raise HTTPException(401, "unknown or revoked token")
-    if grant.role != "timer" and grant.role not in roles:
-        raise HTTPException(403, f"a {grant.role} token may not do this (needs {'/'.join(roles)})")
-    if grant.role == "marshal" and point and grant.point != point:
-        raise HTTPException(403, f"this marshal token is for {grant.point!r}, not {point!r}")
+    why = refusal(grant, roles, point)
+    if why:
+        raise HTTPException(403, why)
     return grant
+
+
+def refusal(grant: TokenRecord, roles: tuple[str, ...], point: str = "") -> str | None:
+    """Why ``grant`` may not act where ``roles`` may (at checkpoint ``point``, when given);
+    None when it may. ``timer`` may do everything; a ``marshal`` only at its own checkpoint.
+    Writes (:func:`require`) and live regions (``Region.refusal``) share this rule."""
+    if grant.role != "timer" and grant.role not in roles:
+        return f"a {grant.role} token may not do this (needs {'/'.join(roles) or 'timer'})"
+    if grant.role == "marshal" and point and grant.point != point:
+        return f"this marshal token is for {grant.point!r}, not {point!r}"
+    return None

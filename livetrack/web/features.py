@@ -1,7 +1,7 @@
 """The parts of the web app beyond the core pages.
 
-Each module named in :data:`MODULES` may define ``ROUTES`` (Starlette routes) and ``TOPICS``
-(live region kinds, :class:`livetrack.web.render.TopicKind`); ``create_app`` mounts them all.
+Each module named in :data:`MODULES` may define ``ROUTES`` (Starlette routes) and ``REGIONS``
+(live regions, :class:`livetrack.web.regions.Region`); ``create_app`` mounts them all.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from types import ModuleType
 
 from starlette.routing import BaseRoute
 
-from livetrack.web.render import TopicKind
+from livetrack.domain.state import RaceState
+from livetrack.web.regions import Region
+from livetrack.web.render import Renderer, make_env
 
 MODULES: tuple[str, ...] = (
+    "livetrack.web.pages",
     "livetrack.web.formats",
     "livetrack.web.screen",
     "livetrack.web.marshal",
@@ -35,9 +38,17 @@ def routes() -> list[BaseRoute]:
     return out
 
 
-def topics() -> list[TopicKind]:
-    out: list[TopicKind] = []
+def regions() -> list[Region]:
+    out: list[Region] = []
     for m in modules():
-        kinds: Sequence[TopicKind] = getattr(m, "TOPICS", ())
-        out.extend(kinds)
+        found: Sequence[Region] = getattr(m, "REGIONS", ())
+        out.extend(found)
     return out
+
+
+def renderer(state: RaceState) -> Renderer:
+    """A renderer of ``state`` with every feature's live regions registered."""
+    r = Renderer(make_env(), state)
+    for region in regions():
+        r.register(region)
+    return r

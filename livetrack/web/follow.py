@@ -30,7 +30,16 @@ from livetrack.domain.records import Record, RecordError, decode, encode
 from livetrack.service import linkwire
 from livetrack.service import runtime as runtime_mod
 from livetrack.service.link import LinkStatus, now_ms, records_between
-from livetrack.store.base import AppendResult, EventLog, Leases, LogUnavailable, StoredLookup
+from livetrack.store.base import (
+    AppendResult,
+    Countable,
+    EventLog,
+    Leases,
+    LogUnavailable,
+    Offset,
+    SnapshotStore,
+    StoredLookup,
+)
 from livetrack.store.outbox import Outbox
 from livetrack.web.auth import bearer, require, token_hash
 
@@ -237,7 +246,7 @@ class Follower:
         acked = saved[0] if saved else None
         if saved:
             acked_key = orjson.loads(saved[1]).get("key")
-        count = int(await self.log.count()) if hasattr(self.log, "count") else 0
+        count = await self.log.count() if isinstance(self.log, Countable) else 0
         if count == 0:
             acked = acked_key = None  # an emptied log: the site sends everything again
         st = self.status
@@ -306,7 +315,7 @@ class Follower:
                 runtime_mod.set_site_clock(site_ms)
             head = frame.get("head")
             if isinstance(head, str) and records_between(head, st.head) > 0:
-                st.head = head
+                st.head = Offset(head)
         if kind == "batch":
             await self._store(ws, frame.get("recs"))
         elif kind == "beat":
@@ -333,7 +342,7 @@ class Follower:
         if not isinstance(recs, list) or not recs:
             raise linkwire.FrameError("a batch must carry a non-empty list of records")
         records: list[Record] = []
-        last = ""
+        last = Offset("")
         for item in recs:
             if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
                 raise linkwire.FrameError("each record must be [position, record]")
@@ -342,7 +351,7 @@ class Follower:
             except RecordError as exc:
                 raise linkwire.FrameError(f"record at {item[0]}: {exc}") from exc
             records.append(record)
-            last = item[0]
+            last = Offset(item[0])
         assert isinstance(self.log, StoredLookup)
         held = await self.log.stored([r.key for r in records])
         for record in records if held else ():
@@ -389,7 +398,7 @@ class Follower:
             try:
                 if self._current is not None:
                     shared = {**self.status.as_json(), "process": self._me, "saved": now_ms()}
-                    await _save(self.log, STATUS, "0", orjson.dumps(shared))
+                    await _save(self.log, STATUS, Offset("0"), orjson.dumps(shared))
                 else:
                     saved = await _load(self.log, STATUS)
                     data = orjson.loads(saved[1]) if saved else {}
@@ -412,18 +421,15 @@ class _ConflictError(Exception):
         self.key, self.detail = key, detail
 
 
-async def _save(event_log: EventLog, name: str, offset: str, body: bytes) -> None:
-    save = getattr(event_log, "save_snapshot", None)
-    if save is not None:
-        await save(name, offset, body)
+async def _save(event_log: EventLog, name: str, offset: Offset, body: bytes) -> None:
+    if isinstance(event_log, SnapshotStore):
+        await event_log.save_snapshot(name, offset, body)
 
 
-async def _load(event_log: EventLog, name: str) -> tuple[str, bytes] | None:
-    load = getattr(event_log, "load_snapshot", None)
-    if load is None:
-        return None
-    got: tuple[str, bytes] | None = await load(name)
-    return got
+async def _load(event_log: EventLog, name: str) -> tuple[Offset, bytes] | None:
+    if isinstance(event_log, SnapshotStore):
+        return await event_log.load_snapshot(name)
+    return None
 
 
 # -- HTTP -----------------------------------------------------------------------------------

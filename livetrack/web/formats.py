@@ -21,17 +21,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from livetrack.domain import topics
 from livetrack.domain.charity import charity_totals, has_charity
 from livetrack.domain.ranking import ALL
 from livetrack.domain.records_watch import record_watch
 from livetrack.domain.relay import leg_rankings, legs_of, relay_standings
 from livetrack.domain.state import RaceState
 from livetrack.domain.teams import TeamResult, has_teams, team_standings
+from livetrack.domain.topics import Topic
 from livetrack.service.runtime import Runtime, clock
-from livetrack.web.render import Renderer, TopicKind, race_summary
+from livetrack.web.regions import Ctx, Region
+from livetrack.web.render import Renderer, race_summary
 from livetrack.web.views import fmt_elapsed, race_status
-
-KINDS = ("teams", "relay", "charity", "champ", "record")
 
 
 def money(amount: float) -> str:
@@ -64,11 +65,19 @@ def standings(state: RaceState, race_id: str) -> list[TeamResult]:
     return by_race[race_id]
 
 
+TEAMS = topics.declare("teams", ("race",))
+RELAY = topics.declare("relay", ("race",))
+CHARITY = topics.declare("charity", ("race",))
+CHAMP = topics.declare("champ", ("race",))
+RECORD = topics.declare("record", ("race",))
+TEAM = topics.declare("team", ("race", "key"))
+
+
 def team_topic(race_id: str, team: str) -> str:
     """The live region of one team's page: ``team:<race>:<key>``, the key being the team's
     name percent-encoded with nothing left safe, so that it round-trips (:func:`team_name`)
     whatever the name holds (commas would split a topic list, spaces and ``%`` a URL)."""
-    return f"team:{race_id}:{quote(team, safe='')}"
+    return TEAM(race_id, quote(team, safe=""))
 
 
 def team_name(key: str) -> str | None:
@@ -146,61 +155,55 @@ def _finish(state: RaceState, race_id: str) -> str:
     return state.event.races[race_id].course.checkpoints[-1].id
 
 
-def _team_valid(state: RaceState, rest: str) -> bool:
-    race_id, _, key = rest.partition(":")
-    if race_id not in state.event.races:
+def _team_valid(state: RaceState, t: Topic) -> bool:
+    if t["race"] not in state.event.races:
         return False
-    team = team_name(key)
-    return team is not None and any(t.team == team for t in standings(state, race_id))
+    team = team_name(t["key"])
+    return team is not None and any(x.team == team for x in standings(state, t["race"]))
 
 
-def _team_render(r: Renderer, rest: str) -> str:
-    race_id, _, key = rest.partition(":")
-    team = team_name(key) or ""
-    t = team_view(r.state, race_id, team)
-    if t is None:  # the team's last member left it after the page subscribed
-        t = {"topic": f"team:{rest}", "race": race_id, "team": team, "members": []}
-    shown = _SHOWN.setdefault(id(r.state), {})
-    for m in t["members"]:
-        shown[m["bib"]] = t["topic"]
-    return r.block("team.html", "team", t=t)
+def _team_model(c: Ctx, t: Topic) -> dict[str, Any]:
+    race_id = t["race"]
+    team = team_name(t["key"]) or ""
+    model = team_view(c.state, race_id, team)
+    if model is None:  # the team's last member left it after the page subscribed
+        model = {"topic": t.name, "race": race_id, "team": team, "members": []}
+    return model
 
 
-#: Per fold, the team page each runner was last drawn on, so that a runner who moves to
-#: another team (or out of teams) makes the page they left dirty too (see ``_team_dirty``).
-_SHOWN: dict[int, dict[str, str]] = {}
-
-
-def _team_dirty(state: RaceState, dirty: set[str], watched: Collection[str]) -> set[str]:
+def _team_dirty(c: Ctx, dirty: set[str], watched: Collection[str]) -> set[str]:
     """The watched team pages a tick's changes touch: a member's own topic (its passings,
-    status or entry changed), or a finish board of the team's race (a finisher anywhere may
-    move other teams past this one, or a member down the field). Looks only at the dirty
-    topics and, when a finish board moved, the watched ones; never at the whole field."""
+    status or entry changed), the team a runner's entry took them out of (the fold's
+    :data:`~livetrack.domain.topics.TEAM_LEFT` signal), or a finish board of the team's race
+    (a finisher anywhere may move other teams past this one, or a member down the field).
+    Looks only at the dirty topics and, when a finish board moved, the watched ones; never at
+    the whole field."""
+    state = c.state
     out: set[str] = set()
     races: set[str] = set()
     runners = state.runners
-    shown = _SHOWN.get(id(state), {})
-    for topic in dirty:
-        if topic.startswith("runner:"):
-            bib = topic[7:]
-            runner = runners.get(bib)
-            t = None
+    for name in dirty:
+        kind = name.partition(":")[0]
+        if kind == "runner":
+            runner = runners.get(topics.parse(name)["bib"])
             if runner is not None and runner.p.team:
                 t = team_topic(runner.race.id, runner.p.team)
                 if t in watched:
                     out.add(t)
-            was = shown.get(bib)
-            if was is not None and was != t and was in watched:
-                out.add(was)  # the runner left a team whose page lists them
-        elif topic.startswith("board:"):
-            race_id, _, rest = topic[6:].partition(":")
-            race = state.event.races.get(race_id)
-            if race is not None and rest.partition(":")[0] == race.course.checkpoints[-1].id:
-                races.add(race_id)
-    if races:
-        for t in watched:
-            if t.startswith("team:") and t[5:].partition(":")[0] in races:
+        elif kind == topics.TEAM_LEFT.name:
+            left = topics.parse(name)
+            t = team_topic(left["race"], left["team"])
+            if t in watched:
                 out.add(t)
+        elif kind == "board":
+            board = topics.parse(name)
+            race = state.event.races.get(board["race"])
+            if race is not None and board["checkpoint"] == race.course.checkpoints[-1].id:
+                races.add(race.id)
+    if races:
+        for name in watched:
+            if name.startswith("team:") and topics.parse(name)["race"] in races:
+                out.add(name)
     return out
 
 
@@ -382,7 +385,7 @@ def _page(request: Request, template: str, topics: list[str], **ctx: Any) -> HTM
 
 def teams_page(request: Request) -> HTMLResponse:
     rt, _, race_id = _race(request)
-    return _page(request, "teams.html", [f"teams:{race_id}"], tv=teams_view(rt.state, race_id))
+    return _page(request, "teams.html", [TEAMS(race_id)], tv=teams_view(rt.state, race_id))
 
 
 def team_page(request: Request) -> HTMLResponse:
@@ -394,7 +397,7 @@ def team_page(request: Request) -> HTMLResponse:
     return _page(
         request,
         "teams.html",
-        [data["topic"], f"teams:{race_id}"],
+        [data["topic"], TEAMS(race_id)],
         t=data,
         tv=teams_view(rt.state, race_id),
     )
@@ -404,14 +407,12 @@ def relay_page(request: Request) -> HTMLResponse:
     rt, _, race_id = _race(request)
     if rt.event.races[race_id].kind != "relay":
         raise HTTPException(404, "This race is not a relay.")
-    return _page(request, "relay.html", [f"relay:{race_id}"], rl=relay_view(rt.state, race_id))
+    return _page(request, "relay.html", [RELAY(race_id)], rl=relay_view(rt.state, race_id))
 
 
 def charity_page(request: Request) -> HTMLResponse:
     rt, _, race_id = _race(request)
-    return _page(
-        request, "charity.html", [f"charity:{race_id}"], ch=charity_view(rt.state, race_id)
-    )
+    return _page(request, "charity.html", [CHARITY(race_id)], ch=charity_view(rt.state, race_id))
 
 
 def champ_page(request: Request) -> HTMLResponse:
@@ -421,7 +422,7 @@ def champ_page(request: Request) -> HTMLResponse:
     return _page(
         request,
         "teams.html",
-        [f"champ:{race_id}", f"record:{race_id}"],
+        [CHAMP(race_id), RECORD(race_id)],
         cv=champ_view(rt.state, race_id),
         rw=record_view(rt.state, race_id),
     )
@@ -436,11 +437,11 @@ ROUTES = [
 ]
 
 
-TOPICS = (
-    race_summary("teams", "teams.html", "teams", "tv", teams_view),
-    race_summary("relay", "relay.html", "relay", "rl", relay_view),
-    race_summary("charity", "charity.html", "charity", "ch", charity_view),
-    race_summary("champ", "teams.html", "champ", "cv", champ_view),
-    race_summary("record", "teams.html", "record", "rw", record_view),
-    TopicKind("team", _team_valid, _team_render, derive=_team_dirty),
-)
+REGIONS = [
+    race_summary(TEAMS, "teams.html", "teams", "tv", teams_view),
+    race_summary(RELAY, "relay.html", "relay", "rl", relay_view),
+    race_summary(CHARITY, "charity.html", "charity", "ch", charity_view),
+    race_summary(CHAMP, "teams.html", "champ", "cv", champ_view),
+    race_summary(RECORD, "teams.html", "record", "rw", record_view),
+    Region(TEAM, "team.html", "team", "t", _team_model, _team_valid, derive=_team_dirty),
+]

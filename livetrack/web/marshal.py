@@ -15,18 +15,16 @@ Routes:
 - ``POST /api/v1/sightings``: ``[{"id", "point", "bib", "time"}]`` (marshal of ``point``);
   idempotent by ``id`` (a UUID made on the phone).
 - ``POST /api/v1/sweeps``: ``{"id", "point", "time"}``: the sweep has passed ``point``.
-- ``WS /ws/staff``: first message ``{"token": ..., "topics": [...]}``; then pushes the topics
-  (a marshal may watch only its own checkpoint's topic; the timer any topic).
+- ``WS /ws/staff`` (:mod:`livetrack.web.live`): first message ``{"token": ..., "topics":
+  [...]}``; then pushes the topics (a marshal may watch its own checkpoint's; the timer any).
 
-Topic kind ``marshal:<checkpoint>``: expected soon, overdue and recent passings there. The
-fold marks it when passings there change; while anyone watches it, the staff socket also
-marks it every few seconds, because the mere passing of time makes runners overdue.
+Live region ``marshal:<checkpoint>`` (staff): expected soon, overdue and recent passings
+there. The fold marks it when passings there change; while anyone watches it, it is also
+drawn again every two seconds, because the mere passing of time makes runners overdue.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import html
 import json
@@ -39,15 +37,16 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.routing import BaseRoute, Route
 
+from livetrack.domain import topics
 from livetrack.domain.expect import expected, next_checkpoint, overdue_ms
 from livetrack.domain.records import Record, Sighting, Sweep, TokenRecord
 from livetrack.domain.state import RaceState, Runner, marshal_topic
-from livetrack.live.hub import Subscriber, UnknownTopic
-from livetrack.service.runtime import Runtime, clock_of, now_ms
-from livetrack.web.auth import lookup, require, same_origin
+from livetrack.domain.topics import dom_id
+from livetrack.service.runtime import now_ms
+from livetrack.web import timer
+from livetrack.web.auth import require, same_origin
 from livetrack.web.guards import (
     Invalid,
     checkpoint,
@@ -64,24 +63,14 @@ from livetrack.web.guards import (
     when,
     who,
 )
-from livetrack.web.render import STATIC, Renderer, TopicKind, dom_id
+from livetrack.web.regions import Region
+from livetrack.web.render import STATIC, Renderer
 from livetrack.web.views import fmt_clock, fmt_elapsed
 
 log = logging.getLogger("livetrack.marshal")
 
 #: "Expected soon": runners predicted here within this long.
 SOON_MS = 5 * 60_000
-#: Close code for a staff socket that may not have what it asked for.
-POLICY = 1008
-#: How often a watched time-dependent topic is re-rendered (seconds), by topic kind.
-TOUCH_S: dict[str, float] = {
-    "marshal": 2.0,
-    "readers": 2.0,
-    "problems": 3.0,
-    "guns": 1.0,
-    "announce": 2.0,  # finishes make it dirty at once (see timer._announce_dirty)
-    "accuracy": 10.0,  # likewise; and as the forecasts observe the passings behind the latest
-}
 #: The marshal page, the service worker that lets it open without signal, and its source.
 SHELL = "/marshal"
 WORKER_SOURCE = STATIC / "marshal-sw.js"
@@ -153,7 +142,8 @@ def marshal_worker(request: Request) -> Response:
     )
 
 
-TIMER_TOPICS = ("guns", "readers", "announce", "accuracy", "problems", "unmatched")
+#: The timer console's panels.
+TIMER_TOPICS = tuple(region.kind() for region in timer.REGIONS)
 
 
 def whoami(request: Request) -> Response:
@@ -221,89 +211,6 @@ async def post_sweep(request: Request) -> Response:
     except Invalid as exc:
         return invalid(exc)
     return JSONResponse({"results": await store(rt, [record])})
-
-
-# -- the staff socket ----------------------------------------------------------------------
-
-
-def allowed_topics(grant: TokenRecord, topics: list[str]) -> str | None:
-    """Why ``grant`` may not watch ``topics`` (None when it may)."""
-    if grant.role == "timer":
-        return None
-    if grant.role == "marshal":
-        mine = marshal_topic(grant.point)
-        bad = [t for t in topics if t != mine]
-        return f"a marshal for {grant.point!r} may watch only {mine!r}" if bad else None
-    return f"a {grant.role} token has no console"
-
-
-async def staff_socket(ws: WebSocket) -> None:
-    """Pushes staff topics to a signed-in console (the token comes in the first message)."""
-    if not same_origin(ws):
-        await ws.close(code=POLICY, reason="cross-site socket refused")
-        return
-    rt = runtime(ws)
-    await ws.accept()
-    try:
-        first = json.loads(await asyncio.wait_for(ws.receive_text(), 10))
-        if not isinstance(first, dict) or not isinstance(first.get("token"), str):
-            raise UnknownTopic('first message must be {"token": "...", "topics": [...]}')
-        token: str = first["token"]
-        grant = lookup(rt.state, token)
-        if grant is None:
-            raise UnknownTopic("unknown or revoked token")
-        items = first.get("topics")
-        if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
-            raise UnknownTopic("topics must be a list of strings")
-        topics = rt.hub.validate(items)
-        refusal = allowed_topics(grant, topics)
-        if refusal:
-            raise UnknownTopic(refusal)
-    except (UnknownTopic, ValueError, TimeoutError, KeyError) as exc:
-        with contextlib.suppress(Exception):
-            await ws.close(code=POLICY, reason=str(exc)[:120])
-        return
-    except WebSocketDisconnect:
-        return
-    sub = Subscriber(ws.send_text, topics)
-    serve = asyncio.create_task(rt.hub.serve(sub))
-    touch = asyncio.create_task(_touch(rt, sub, token, ws))
-    try:
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-    except WebSocketDisconnect:
-        pass
-    finally:
-        sub.closed = True
-        for task in (touch, serve):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-
-async def _touch(rt: Runtime, sub: Subscriber, token: str, ws: WebSocket) -> None:
-    """Mark this client's time-dependent topics dirty on their own period, and drop the
-    connection when its token is revoked."""
-    loop = asyncio.get_running_loop()
-    due: dict[str, float] = {}
-    for t in sub.topics:
-        period = TOUCH_S.get(t.partition(":")[0])
-        if period is not None:
-            due[t] = loop.time() + period
-    while not sub.closed:
-        await asyncio.sleep(0.25)
-        if lookup(rt.state, token) is None:
-            with contextlib.suppress(Exception):
-                await ws.close(code=POLICY, reason="token revoked")
-            return
-        now = loop.time()
-        ready = [t for t, at in due.items() if at <= now]
-        for t in ready:
-            due[t] = now + TOUCH_S[t.partition(":")[0]]
-        if ready:
-            rt.hub.mark(ready)
 
 
 # -- the marshal's lists -------------------------------------------------------------------
@@ -387,14 +294,6 @@ def marshal_view(state: RaceState, cp_id: str, now: int) -> dict[str, Any]:
     }
 
 
-def _render_marshal(r: Renderer, rest: str) -> str:
-    return r.block("marshal.html", "lists", m=marshal_view(r.state, rest, clock_of(r.state)))
-
-
-def _valid_marshal(st: RaceState, rest: str) -> bool:
-    return rest in st.event.checkpoint_ids()
-
-
 ROUTES: list[BaseRoute] = [
     Route("/signin", signin_page),
     Route("/marshal", marshal_page),
@@ -402,7 +301,21 @@ ROUTES: list[BaseRoute] = [
     Route("/api/v1/whoami", whoami),
     Route("/api/v1/sightings", post_sightings, methods=["POST"]),
     Route("/api/v1/sweeps", post_sweep, methods=["POST"]),
-    WebSocketRoute("/ws/staff", staff_socket),
 ]
 
-TOPICS: list[TopicKind] = [TopicKind("marshal", _valid_marshal, _render_marshal)]
+#: The marshal's lists: a marshal may watch its own checkpoint's (the timer any); drawn
+#: again every two seconds while watched, because the mere passing of time makes runners
+#: overdue.
+REGIONS: list[Region] = [
+    Region(
+        topics.MARSHAL,
+        "marshal.html",
+        "lists",
+        "m",
+        lambda c, t: marshal_view(c.state, t["checkpoint"], c.now),
+        lambda st, t: t["checkpoint"] in st.event.checkpoint_ids(),
+        roles=("marshal",),
+        point="checkpoint",
+        touch_s=2.0,
+    )
+]

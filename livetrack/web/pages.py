@@ -1,11 +1,16 @@
-"""Server-rendered pages. Each live region comes from the same block its pushes use."""
+"""Server-rendered pages and their live regions (the fold's own kinds: the races, a race's
+header, feed, boards and map, a runner's card). Each region's page draws the same block, from
+the same view model, as its pushes."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from livetrack.domain import topics
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import (
     RACES_TOPIC,
@@ -13,11 +18,14 @@ from livetrack.domain.state import (
     board_topic,
     feed_topic,
     map_topic,
+    parse_shift,
     race_topic,
     runner_topic,
 )
-from livetrack.service.runtime import Runtime, clock
+from livetrack.domain.topics import Topic
+from livetrack.service.runtime import Runtime
 from livetrack.web import views
+from livetrack.web.regions import Ctx, Region, is_race
 from livetrack.web.render import Renderer, safe
 
 
@@ -26,9 +34,8 @@ def _rt(request: Request) -> tuple[Runtime, Renderer]:
 
 
 def home(request: Request) -> HTMLResponse:
-    rt, r = _rt(request)
-    races = safe(views.races, rt.state, clock(rt))
-    return HTMLResponse(r.page("home.html", races=races, topics=[RACES_TOPIC]))
+    _, r = _rt(request)
+    return HTMLResponse(r.page("home.html", races=r.model(RACES_TOPIC), topics=[RACES_TOPIC]))
 
 
 def furthest_reached(state: RaceState, race_id: str, checkpoints: list[str]) -> str:
@@ -55,16 +62,20 @@ def race(request: Request) -> HTMLResponse:
     division = request.query_params.get("division", ALL)
     if division not in divisions:
         division = ALL
-    topics = [race_topic(race_id), board_topic(race_id, point, division), feed_topic(race_id)]
+    head, board, feed = (
+        race_topic(race_id),
+        board_topic(race_id, point, division),
+        feed_topic(race_id),
+    )
     html = r.page(
         "race.html",
-        rs=safe(views.race_status, rt.state, race, clock(rt)),
-        b=safe(views.board, rt.state, race_id, point, division),
-        f=safe(views.feed, rt.state, race_id),
+        rs=r.model(head),
+        b=r.model(board),
+        f=r.model(feed),
         point=point,
         division=division,
         divisions=divisions,
-        topics=topics,
+        topics=[head, board, feed],
     )
     return HTMLResponse(html)
 
@@ -72,10 +83,10 @@ def race(request: Request) -> HTMLResponse:
 def runner(request: Request) -> HTMLResponse:
     rt, r = _rt(request)
     bib = request.path_params["bib"]
-    data = views.runner(rt.state, bib, clock(rt))
-    if data is None:
+    if bib not in rt.state.runners:
         raise HTTPException(404, f"No runner with bib {bib!r}.")
-    return HTMLResponse(r.page("runner.html", rn=data, topics=[runner_topic(bib)]))
+    card = runner_topic(bib)
+    return HTMLResponse(r.page("runner.html", rn=r.model(card), topics=[card]))
 
 
 def search(request: Request) -> HTMLResponse:
@@ -86,7 +97,7 @@ def search(request: Request) -> HTMLResponse:
 
 def me(request: Request) -> HTMLResponse:
     _, r = _rt(request)
-    return HTMLResponse(r.page("me.html"))
+    return HTMLResponse(r.page("me.html", topics=[]))  # its script subscribes it
 
 
 def course_map(request: Request) -> HTMLResponse:
@@ -98,8 +109,101 @@ def course_map(request: Request) -> HTMLResponse:
     html = r.page(
         "map.html",
         m=safe(views.course_map, rt.state, race_id),
-        fp=safe(views.field_positions, rt.state, race_id),
+        fp=r.model(map_topic(race_id)),
         race_name=race.name,
         topics=[map_topic(race_id)],
     )
     return HTMLResponse(html)
+
+
+# -- live regions ------------------------------------------------------------------------------
+
+
+def _board_valid(st: RaceState, t: Topic) -> bool:
+    race = st.event.races.get(t["race"])
+    return race is not None and any(cp.id == t["checkpoint"] for cp in race.course.checkpoints[1:])
+
+
+def _board(c: Ctx, t: Topic) -> object:
+    return views.board(c.state, t["race"], t["checkpoint"], t["division"])
+
+
+def _shifted_cards(c: Ctx, dirty: set[str], watched: Collection[str]) -> set[str]:
+    """The watched runner cards whose positions a late passing shifted: the fold's
+    :data:`~livetrack.domain.topics.SHIFT` signals say where, and from which time on."""
+    shifted: dict[tuple[str, str], int] = {}  # (race, checkpoint) -> fastest time moved
+    for name in dirty:
+        shift = parse_shift(name)
+        if shift is not None:
+            key = (shift[0], shift[1])
+            shifted[key] = min(shift[2], shifted.get(key, shift[2]))
+    if not shifted:
+        return set()
+    runners = c.state.runners
+    cards: set[str] = set()
+    for name in watched:
+        if not name.startswith("runner:"):
+            continue
+        runner = runners.get(topics.parse(name)["bib"])
+        if runner is None:
+            continue
+        race = runner.race.id
+        for cp, elapsed in runner.ranked.items():
+            moved = shifted.get((race, cp))
+            if moved is not None and elapsed > moved:
+                cards.add(name)
+                break
+    return cards
+
+
+REGIONS = [
+    # the race clocks' text is left out (pages tick them from the gun time), so the races and
+    # a race's header change only when the data does
+    Region(
+        topics.RACES,
+        "home.html",
+        "races",
+        "races",
+        lambda c, t: views.races(c.state, c.now, clock_text=False),
+        keyed=True,
+    ),
+    Region(
+        topics.RACE,
+        "race.html",
+        "header",
+        "rs",
+        lambda c, t: views.race_status(
+            c.state, c.state.event.races[t["race"]], c.now, clock_text=False
+        ),
+        is_race,
+        keyed=True,
+    ),
+    Region(
+        topics.FEED,
+        "race.html",
+        "feed",
+        "f",
+        lambda c, t: views.feed(c.state, t["race"]),
+        is_race,
+        keyed=True,
+    ),
+    Region(
+        topics.RUNNER,
+        "runner.html",
+        "card",
+        "rn",
+        lambda c, t: views.runner(c.state, t["bib"], c.now),
+        lambda st, t: t["bib"] in st.runners,
+        derive=_shifted_cards,
+        keyed=True,
+    ),
+    Region(topics.BOARD, "race.html", "board", "b", _board, _board_valid, keyed=True),
+    Region(
+        topics.MAP,
+        "map.html",
+        "field",
+        "fp",
+        lambda c, t: views.field_positions(c.state, t["race"]),
+        is_race,
+    ),
+]

@@ -1,36 +1,32 @@
-"""Templates and topics: every live region is one template block, used by the page and by the
-pushed fragment alike, with its element id derived from the topic by :func:`dom_id`."""
+"""Templates and live regions: every live region (:mod:`livetrack.web.regions`) is one template
+block, used by the page and by the pushed fragment alike, with its element id derived from the
+topic by :func:`~livetrack.domain.topics.dom_id`."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import logging
-import re
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
+from livetrack.domain import topics
 from livetrack.domain.ranking import ALL
-from livetrack.domain.state import RaceState, parse_shift
+from livetrack.domain.state import RaceState
+from livetrack.domain.topics import BadTopic, Kind, Topic, dom_id
+from livetrack.live.delta import Drawing, patch
 from livetrack.service.runtime import clock_of
-from livetrack.web import views
+from livetrack.web import parts
+from livetrack.web.regions import Ctx, Frame, Region, is_race
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
 STATIC = ROOT / "static"
 
 log = logging.getLogger("livetrack.render")
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def dom_id(topic: str) -> str:
-    """The element id of a topic: ``board:mile:finish:all`` → ``t-board-mile-finish-all``."""
-    return "t-" + _UNSAFE.sub(lambda m: f"_{ord(m.group()):x}", topic.replace(":", "-"))
 
 
 def division_label(division: str) -> str:
@@ -48,6 +44,12 @@ def static_version(path: str) -> str:
         return "0"  # no such file: the URL answers 404 whatever its version
 
 
+def topic_name(kind: str, *values: Any) -> str:
+    """The name of the ``kind`` topic with ``values`` (templates' ``topic(...)``); an unknown
+    kind or the wrong number of values is an error in the template."""
+    return topics.kinds()[kind](*(str(v) for v in values))
+
+
 def make_env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -56,25 +58,15 @@ def make_env() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["dom_id"] = dom_id
+    env.globals["topic"] = topic_name
+    env.globals["topic_id"] = lambda kind, *values: dom_id(topic_name(kind, *values))
+    env.globals["max_topics"] = topics.MAX_TOPICS
     env.globals["division_label"] = division_label
     env.globals["static"] = lambda path: f"/static/{path}?v={static_version(path)}"
+    env.filters["part"] = parts.part
+    env.filters["item"] = parts.item
+    env.filters["derived"] = parts.derived
     return env
-
-
-@dataclass(frozen=True, slots=True)
-class TopicKind:
-    """One kind of live region: ``kind:rest`` topics, checked by ``valid`` and drawn by
-    ``render`` (which returns the region's element, carrying ``hx-swap-oob``)."""
-
-    name: str
-    valid: Callable[[RaceState, str], bool]
-    render: Callable[[Renderer, str], str]
-    #: ``kind:<race>`` summarises a whole race (team standings, a big-screen panel…): it is
-    #: dirty whenever anything in that race changed (see :meth:`Renderer.derive`).
-    per_race: bool = False
-    #: ``derive(state, dirty, watched)``: the topics of this kind that a tick's ``dirty``
-    #: topics make dirty, among those somebody watches (see :meth:`Renderer.derive`).
-    derive: Callable[[RaceState, set[str], Collection[str]], set[str]] | None = None
 
 
 _reported: set[tuple[str, str, str]] = set()
@@ -127,21 +119,13 @@ _UNAVAILABLE = (
 )
 
 
-def is_race(state: RaceState, rest: str) -> bool:
-    """Topic validity for ``kind:<race>`` topics."""
-    return rest in state.event.races
-
-
 def race_summary(
-    name: str, template: str, block: str, var: str, view: Callable[[RaceState, str], Any]
-) -> TopicKind:
-    """A ``name:<race>`` kind drawn from ``block`` of ``template`` with ``view(state, race)``
+    kind: Kind, template: str, block: str, var: str, view: Callable[[RaceState, str], Any]
+) -> Region:
+    """A ``kind:<race>`` region drawn from ``block`` of ``template`` with ``view(state, race)``
     bound to ``var``; dirty whenever anything in its race changes."""
-    return TopicKind(
-        name,
-        is_race,
-        lambda r, rest: r.block(template, block, **{var: view(r.state, rest)}),
-        per_race=True,
+    return Region(
+        kind, template, block, var, lambda c, t: view(c.state, t["race"]), is_race, per_race=True
     )
 
 
@@ -151,21 +135,28 @@ class Renderer:
     def __init__(self, env: Environment, state: RaceState) -> None:
         self.env = env
         self.state = state
-        self.kinds: dict[str, TopicKind] = {}
-        for kind in CORE_TOPICS:
-            self.register(kind)
+        self.regions: dict[str, Region] = {}
+        self._ctx: dict[str, Ctx] = {}
+        #: When the data last changed (the event's clock at the tick that saw it), so a page
+        #: can say how fresh it is; None until the first change this process saw.
+        self.changed_at: int | None = None
 
-    def register(self, kind: TopicKind) -> None:
-        if kind.name in self.kinds:
-            raise ValueError(f"topic kind {kind.name!r} is registered twice")
-        self.kinds[kind.name] = kind
+    def register(self, region: Region) -> None:
+        if region.name in self.regions:
+            raise ValueError(f"live region {region.name!r} is registered twice")
+        if region.kind is not topics.kinds().get(region.name):
+            raise ValueError(f"live region {region.name!r}: its kind is not the declared one")
+        self.regions[region.name] = region
+        self._ctx[region.name] = Ctx(self.state, region.cache() if region.cache else None)
 
     def page(self, name: str, **context: Any) -> str:
         """A whole page. Every block of it is drawn on its own: a block that fails (a view
         made by :func:`safe` that failed, or a fault in the block) is drawn as a short notice,
         logged once, and the rest of the page is drawn as usual."""
         tmpl: Template = self.env.get_template(name)
-        ctx = tmpl.new_context({"event": self.state.event, **context})
+        now = clock_of(self.state)
+        base = {"event": self.state.event, "server_now": now, "changed_ms": self.changed(now)}
+        ctx = tmpl.new_context({**base, **context})
         for block, funcs in ctx.blocks.items():
             ctx.blocks[block] = [_guarded(name, block, f) for f in funcs]
         return "".join(tmpl.root_render_func(ctx))
@@ -176,111 +167,89 @@ class Renderer:
         ctx = tmpl.new_context({"event": self.state.event, **context})
         return "".join(tmpl.blocks[block](ctx))
 
-    def derive(self, dirty: set[str], watched: Collection[str] = ()) -> set[str]:
-        """``dirty`` plus the per-race kinds of every race it touches (once per tick, so the
-        fold need not know which summaries exist), plus the ``watched`` runner cards whose
-        positions a late passing shifted (the fold's :func:`shift_topic` signals), plus what
-        each kind's own ``derive`` hook adds."""
-        per_race = [k.name for k in self.kinds.values() if k.per_race]
-        races: set[str] = set()
-        shifted: dict[tuple[str, str], int] = {}  # (race, checkpoint) -> fastest time moved
-        for topic in dirty:
-            kind, _, rest = topic.partition(":")
-            if kind in _RACE_SIGNALS:
-                races.add(rest.partition(":")[0])
-            elif kind == "shift":
-                shift = parse_shift(topic)
-                if shift is not None:
-                    key = (shift[0], shift[1])
-                    shifted[key] = min(shift[2], shifted.get(key, shift[2]))
-        out = dirty | {f"{k}:{race}" for k in per_race for race in races}
-        if shifted:
-            out |= self._shifted_cards(shifted, watched)
-        for k in self.kinds.values():
-            if k.derive is not None:
-                out |= k.derive(self.state, dirty, watched)
+    def find(self, name: str) -> tuple[Region, Topic]:
+        """The region that shows topic ``name``, and the topic; :class:`BadTopic` saying why
+        when ``name`` is no topic of a region here."""
+        topic = topics.parse(name)
+        region = self.regions.get(topic.kind.name)
+        if region is None or not region.valid(self.state, topic):
+            raise BadTopic(f"unknown topic {name[:60]!r}")
+        return region, topic
+
+    def is_topic(self, name: str) -> bool:
+        try:
+            self.find(name)
+        except BadTopic:
+            return False
+        return True
+
+    def model(self, name: str) -> Any:
+        """The view model of topic ``name`` (for the page that shows it first), as
+        :func:`safe` makes it: a failing view draws its block alone as unavailable."""
+        region, topic = self.find(name)
+        return safe(region.view, self._ctx[region.name], topic)
+
+    def frame(self, name: str, previous: Frame | None = None) -> Frame:
+        """A drawing of topic ``name`` (which :meth:`is_topic` accepted); with ``previous``,
+        the frame it follows, its ``delta`` too when the region can say what changed."""
+        region, topic = self.find(name)
+        model = region.view(self._ctx[region.name], topic)
+        context = {region.var: model}
+        if region.keyed:
+            drawing = parts.render_region(
+                lambda: self.block(region.template, region.block, **context)
+            )
+            delta = None
+            if previous is not None and previous.drawing is not None:
+                delta = patch(previous.drawing, drawing)
+            return Frame(drawing.full, model, delta, drawing)
+        full = self.block(region.template, region.block, **context)
+        delta = None
+        if region.changes is not None and previous is not None:
+            delta = region.changes(previous.model, model)
+        return Frame(full, model, delta)
+
+    def topic(self, name: str) -> str | Drawing:
+        """What the hub pushes for topic ``name``: a keyed region's drawing (the hub sends
+        what changed since the previous one), else the out-of-band fragment."""
+        frame = self.frame(name)
+        return frame.drawing if frame.drawing is not None else frame.full
+
+    def changed(self, now: int) -> int:
+        """When the data last changed, as far as this process knows: the newest record's
+        time before it saw a change of its own."""
+        if self.changed_at is not None:
+            return self.changed_at
+        return min(now, self.state.now_ms) if self.state.now_ms else now
+
+    def touch_periods(self, names: Collection[str]) -> dict[str, float]:
+        """The time-dependent ones among ``names``, with how often each is re-drawn."""
+        out: dict[str, float] = {}
+        for name in names:
+            region = self.regions.get(name.partition(":")[0])
+            if region is not None and region.touch_s > 0:
+                out[name] = region.touch_s
         return out
 
-    def _shifted_cards(
-        self, shifted: dict[tuple[str, str], int], watched: Collection[str]
-    ) -> set[str]:
-        runners = self.state.runners
-        cards: set[str] = set()
-        for topic in watched:
-            if not topic.startswith("runner:"):
-                continue
-            runner = runners.get(topic[7:])
-            if runner is None:
-                continue
-            race = runner.race.id
-            for cp, elapsed in runner.ranked.items():
-                moved = shifted.get((race, cp))
-                if moved is not None and elapsed > moved:
-                    cards.add(topic)
-                    break
-        return cards
-
-    def is_topic(self, topic: str) -> bool:
-        name, _, rest = topic.partition(":")
-        kind = self.kinds.get(name)
-        return kind is not None and kind.valid(self.state, rest)
-
-    def topic(self, topic: str) -> str:
-        """The out-of-band fragment for ``topic`` (which :meth:`is_topic` accepted)."""
-        name, _, rest = topic.partition(":")
-        return self.kinds[name].render(self, rest)
+    def derive(self, dirty: set[str], watched: Collection[str] = ()) -> set[str]:
+        """``dirty`` plus the per-race regions of every race it touches (once per tick, so the
+        fold need not know which summaries exist), plus what each region's own ``derive``
+        adds (runner cards a late passing shifted, a team whose member moved…)."""
+        per_race = [r.kind for r in self.regions.values() if r.per_race]
+        out = set(dirty)
+        races: set[str] = set()
+        for name in dirty:
+            if name.partition(":")[0] in _RACE_SIGNALS:
+                races.add(topics.parse(name)["race"])
+        if races:  # the data changed: what pages say about their freshness
+            self.changed_at = clock_of(self.state)
+        out |= {kind(race) for kind in per_race for race in races}
+        for r in self.regions.values():
+            if r.derive is not None:
+                out |= r.derive(self._ctx[r.name], dirty, watched)
+        return out
 
 
-#: Topics the fold marks when something in a race changes (``map`` on any passing, ``board``
+#: Kinds the fold marks when something in a race changes (``map`` on any passing, ``board``
 #: on any ranking, ``race``/``feed`` on finishes and guns).
-_RACE_SIGNALS = frozenset({"race", "feed", "board", "map"})
-
-
-def _board_valid(st: RaceState, rest: str) -> bool:
-    parts = rest.split(":")
-    if len(parts) != 3 or parts[0] not in st.event.races or not parts[2]:
-        return False
-    return any(cp.id == parts[1] for cp in st.event.races[parts[0]].course.checkpoints[1:])
-
-
-def _board(r: Renderer, rest: str) -> str:
-    race, cp, division = rest.split(":")
-    return r.block("race.html", "board", b=views.board(r.state, race, cp, division))
-
-
-CORE_TOPICS = (
-    TopicKind(
-        "races",
-        lambda st, rest: rest == "",
-        lambda r, rest: r.block(
-            "home.html", "races", races=views.races(r.state, clock_of(r.state))
-        ),
-    ),
-    TopicKind(
-        "race",
-        is_race,
-        lambda r, rest: r.block(
-            "race.html",
-            "header",
-            rs=views.race_status(r.state, r.state.event.races[rest], clock_of(r.state)),
-        ),
-    ),
-    TopicKind(
-        "feed",
-        is_race,
-        lambda r, rest: r.block("race.html", "feed", f=views.feed(r.state, rest)),
-    ),
-    TopicKind(
-        "runner",
-        lambda st, rest: rest in st.runners,
-        lambda r, rest: r.block(
-            "runner.html", "card", rn=views.runner(r.state, rest, clock_of(r.state))
-        ),
-    ),
-    TopicKind("board", _board_valid, _board),
-    TopicKind(
-        "map",
-        is_race,
-        lambda r, rest: r.block("map.html", "field", fp=views.field_positions(r.state, rest)),
-    ),
-)
+_RACE_SIGNALS = frozenset(k.name for k in (topics.RACE, topics.FEED, topics.BOARD, topics.MAP))

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from livetrack.domain import topics
 from livetrack.domain.charity import has_charity
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, race_topic
@@ -38,7 +39,10 @@ from livetrack.web.views import fmt_elapsed, race_status
 FEED_SIZE = 7
 BOARD_ROWS = 6
 PANELS = ("feed", "board", "record", "charity")
-KINDS = ("sfeed", "sboards", "srecord", "scharity")
+SFEED = topics.declare("sfeed", ("race",))
+SBOARDS = topics.declare("sboards", ("race",))
+SRECORD = topics.declare("srecord", ("race",))
+SCHARITY = topics.declare("scharity", ("race",))
 
 
 def ordinal(n: int | None) -> str:
@@ -177,8 +181,8 @@ def screen_page(request: Request) -> HTMLResponse:
     except ValueError:
         rotate = 12.0
     rotate = min(120.0, max(4.0, rotate))
-    topic_of = {"feed": "sfeed", "board": "sboards", "record": "srecord", "charity": "scharity"}
-    topics = [race_topic(race_id), *(f"{topic_of[p]}:{race_id}" for p in panels)]
+    kind_of = {"feed": SFEED, "board": SBOARDS, "record": SRECORD, "charity": SCHARITY}
+    names = [race_topic(race_id), *(kind_of[p](race_id) for p in panels)]
     st = rt.state
     html = r.page(
         "screen.html",
@@ -188,7 +192,7 @@ def screen_page(request: Request) -> HTMLResponse:
         ),
         panels=panels,
         rotate=rotate,
-        topics=topics,
+        topics=names,
         sf=safe(feed_view, st, race_id),
         sb=safe(boards_view, st, race_id),
         rw=safe(formats.record_view, st, race_id),
@@ -209,9 +213,9 @@ def screen_index(request: Request) -> HTMLResponse:
 ROUTES = [Route("/screen", screen_index), Route("/screen/{race}", screen_page)]
 
 
-TOPICS = (
-    race_summary("sfeed", "screen.html", "feed", "sf", feed_view),
-    race_summary("sboards", "screen.html", "boards", "sb", boards_view),
-    race_summary("srecord", "screen.html", "record", "rw", formats.record_view),
-    race_summary("scharity", "screen.html", "charity", "ch", formats.charity_view),
-)
+REGIONS = [
+    race_summary(SFEED, "screen.html", "feed", "sf", feed_view),
+    race_summary(SBOARDS, "screen.html", "boards", "sb", boards_view),
+    race_summary(SRECORD, "screen.html", "record", "rw", formats.record_view),
+    race_summary(SCHARITY, "screen.html", "charity", "ch", formats.charity_view),
+]

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from livetrack.domain import topics
 from livetrack.domain.expect import start_ms
 from livetrack.domain.plausible import implausible
 from livetrack.domain.ranking import ALL
@@ -44,6 +45,7 @@ from livetrack.domain.records import (
     TokenRecord,
 )
 from livetrack.domain.state import RaceState, Runner
+from livetrack.domain.topics import Kind
 from livetrack.service.readers import ReaderManager
 from livetrack.service.runtime import clock_of, now_ms
 from livetrack.web.guards import (
@@ -59,7 +61,8 @@ from livetrack.web.guards import (
     when,
     who,
 )
-from livetrack.web.render import Renderer, TopicKind
+from livetrack.web.regions import Ctx, Derive, Region
+from livetrack.web.render import Renderer
 from livetrack.web.results import accuracy_view
 from livetrack.web.views import fmt_clock, fmt_elapsed, race_status
 
@@ -511,32 +514,39 @@ def unmatched_view(st: RaceState) -> dict[str, Any]:
     return {"rows": rows}
 
 
-def _topic(
-    name: str,
+GUNS = topics.declare("guns", (), "staff")
+READERS = topics.declare("readers", (), "staff")
+ANNOUNCE = topics.declare("announce", (), "staff")
+ACCURACY = topics.declare("accuracy", (), "staff")
+
+
+def _console(
+    kind: Kind,
     block: str,
-    key: str,
-    view: Any,
-    derive: Callable[[RaceState, set[str], Collection[str]], set[str]] | None = None,
-) -> TopicKind:
-    return TopicKind(
-        name,
-        lambda st, rest: rest == "",
-        lambda r, rest: r.block("timer.html", block, **{key: view(r.state)}),
-        derive=derive,
+    var: str,
+    view: Callable[[RaceState], Any],
+    touch_s: float = 0.0,
+    derive: Derive | None = None,
+) -> Region:
+    """A panel of the timer's console: one ``timer.html`` block, for timers only."""
+    return Region(
+        kind, "timer.html", block, var, lambda c, t: view(c.state), touch_s=touch_s, derive=derive
     )
 
 
-def _announce_dirty(st: RaceState, dirty: set[str], watched: Collection[str]) -> set[str]:
+def _announce_dirty(c: Ctx, dirty: set[str], watched: Collection[str]) -> set[str]:
     """The announcer's list is dirty in the tick a finish feed changes (while watched)."""
-    if "announce" in watched and any(t.startswith("feed:") for t in dirty):
-        return {"announce"}
+    name = ANNOUNCE()
+    if name in watched and any(t.startswith("feed:") for t in dirty):
+        return {name}
     return set()
 
 
-def _accuracy_dirty(st: RaceState, dirty: set[str], watched: Collection[str]) -> set[str]:
+def _accuracy_dirty(c: Ctx, dirty: set[str], watched: Collection[str]) -> set[str]:
     """Prediction accuracy is dirty in the tick a finish feed changes (while watched)."""
-    if "accuracy" in watched and any(t.startswith("feed:") for t in dirty):
-        return {"accuracy"}
+    name = ACCURACY()
+    if name in watched and any(t.startswith("feed:") for t in dirty):
+        return {name}
     return set()
 
 
@@ -549,11 +559,15 @@ ROUTES: list[BaseRoute] = [
     Route("/api/v1/readers", get_readers),
 ]
 
-TOPICS: list[TopicKind] = [
-    _topic("guns", "guns", "g", lambda st: guns_view(st, clock_of(st))),
-    _topic("readers", "readers", "rd", lambda st: readers_view(st, clock_of(st), now_ms())),
-    _topic("announce", "announce", "a", announce_view, _announce_dirty),
-    _topic("accuracy", "accuracy", "ac", accuracy_view, _accuracy_dirty),
-    _topic("problems", "problems", "pr", problems_view),
-    _topic("unmatched", "unmatched", "u", unmatched_view),
+#: The time-dependent panels are drawn again on their own period while watched (the guns'
+#: clocks every second; the announcer's list and the prediction accuracy at once when
+#: finishes come in, see ``_announce_dirty``; the accuracy also as the forecasts observe the
+#: passings behind the latest).
+REGIONS: list[Region] = [
+    _console(GUNS, "guns", "g", lambda st: guns_view(st, clock_of(st)), 1.0),
+    _console(READERS, "readers", "rd", lambda st: readers_view(st, clock_of(st), now_ms()), 2.0),
+    _console(ANNOUNCE, "announce", "a", announce_view, 2.0, _announce_dirty),
+    _console(ACCURACY, "accuracy", "ac", accuracy_view, 10.0, _accuracy_dirty),
+    _console(topics.PROBLEMS, "problems", "pr", problems_view, 3.0),
+    _console(topics.UNMATCHED, "unmatched", "u", unmatched_view),
 ]
