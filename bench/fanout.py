@@ -26,6 +26,15 @@ the idle clients minus before, divided by the count.
     python bench/fanout.py --processes 2 [--redis URL]   # two servers behind one Redis stream
     python bench/fanout.py --compare                      # one process, then two, same run
     python bench/fanout.py --clients 10000 --connect-only # connect + snapshot check only
+    python bench/fanout.py --push-subscriptions 10000     # latency phase without, then with
+
+With ``--push-subscriptions N`` the latency phase runs twice in the same run: first with no
+push subscriptions, then with ``N`` of them stored beside the log before the clients connect,
+each following one runner who finishes during the phase (at the finish, 3 minutes' lead),
+with a real P-256 key, and an endpoint on a local push sink (a separate process answering 201
+to every POST). The server decides, encrypts and sends their alerts while it serves the
+spectators; ``push`` reports both phases' read-to-screen p50/p99, their ratio, and the
+server's push counters (sent, dropped, late) from ``/metrics``.
 
 Prints one JSON object on its last line.
 """
@@ -599,6 +608,9 @@ class Phase:
     #: Time each runner's first showing (else the clients only count frames and bytes, as
     #: they do against the ceiling, so that both cost the clients the same per frame).
     latency: bool = True
+    #: Push subscriptions stored before the clients connect, and the sink they point at.
+    push_subs: int = 0
+    sink_port: int = 0
 
 
 def run_livetrack(
@@ -633,6 +645,8 @@ def run_livetrack(
             base_url + f"/api/v1/races/{RACE}/gun", json={"time": gun_ms},
             headers={"authorization": f"Bearer {timer}"}, timeout=30,
         ).raise_for_status()  # fmt: skip
+        if phase.push_subs:
+            store_subscriptions(tmp / f"log-{run_id}.db", phase, bibs)
         # a few finishers first, so the snapshot shows a board
         asyncio.run(post_reads(base_url, reader, 0, 5, 50.0, posted, bibs))
         time.sleep(1.0)
@@ -680,12 +694,15 @@ def run_livetrack(
             hub1 = hub_counters(http_urls)
         reports = clients.ask("report")
         clients.ask("close")
+        metrics_text = httpx.get(base_url + "/metrics", timeout=30).text if phase.push_subs else ""
     finally:
         for s in servers:
             s.terminate()
         for s in servers:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 s.wait(30)
+    if phase.push_subs:
+        out["push_counters"] = push_counters(metrics_text)
     hist = array.array("q", bytes(8 * HIST_MS))
     ups: list[int] = []
     sample = b""
@@ -742,6 +759,74 @@ SATURATION_KEYS = (
 )  # fmt: skip
 
 
+def store_subscriptions(db: Path, phase: Phase, bibs: list[str]) -> None:
+    """``phase.push_subs`` subscriptions in the log's file, each following one of the runners
+    who finish during the phase, with real P-256 keys (shared by a few hundred, to save the
+    bench's own time) and endpoints on the sink."""
+    import secrets
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from livetrack.service.push import b64url
+    from livetrack.store.subscriptions import Follow, SqliteSubscriptions, Subscription
+
+    keys = [
+        b64url(
+            ec.generate_private_key(ec.SECP256R1())
+            .public_key()
+            .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        )
+        for _ in range(256)
+    ]
+    finishing = bibs[5 : 5 + int(phase.rate * phase.seconds)]
+
+    async def put_all() -> None:
+        store = SqliteSubscriptions(str(db))
+        try:
+            for i in range(phase.push_subs):
+                sub = Subscription(
+                    f"http://127.0.0.1:{phase.sink_port}/p/{i}",
+                    keys[i % len(keys)],
+                    b64url(secrets.token_bytes(16)),
+                    (Follow(finishing[i % len(finishing)], "finish", None, 180),),
+                )
+                await store.put(sub)
+        finally:
+            await store.close()
+
+    asyncio.run(put_all())
+
+
+def push_counters(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for m in re.finditer(
+        r'^livetrack_push_alerts_total\{outcome="(\w+)"\} ([0-9.e+]+)$', text, re.M
+    ):
+        out[m.group(1)] = float(m.group(2))
+    m = re.search(r"^livetrack_push_watches ([0-9.e+]+)$", text, re.M)
+    if m:
+        out["watches"] = float(m.group(1))
+    return out
+
+
+def sink_main(port: int) -> None:
+    """A push sink: answers 201 to every POST (bodies read and dropped)."""
+    import uvicorn
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            msg = await receive()
+            more = msg.get("more_body", False)
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
 def merge_phases(latency: dict[str, Any], sat: dict[str, Any], phase: Phase) -> dict[str, Any]:
     """One run's figures: the latency phase's (its throughput under ``latency_phase_*``
     names), the saturation phase's under ``saturation``, and its throughput, frame size and
@@ -781,6 +866,9 @@ def main() -> None:
     ap.add_argument("--sat-batch", type=int, default=5, help="reads per post in saturation")
     ap.add_argument("--sat-tick", type=float, default=0.05, help="hub tick (s) in saturation")
     ap.add_argument("--ws", default="", help="uvicorn websocket implementation (default: serve's)")
+    ap.add_argument(
+        "--push-subscriptions", type=int, default=0, help="latency phase without, then with N"
+    )
     ap.add_argument("--serve-with", help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -796,6 +884,11 @@ def main() -> None:
     bibs = [str(i) for i in range(1, runners + 1)]
     posted = mp.Array("d", runners)
     clients = Clients(procs, posted, bibs)  # forked before any event loop or thread exists
+    sink: mp.Process | None = None
+    if args.push_subscriptions:
+        sink_port = free_port()
+        sink = mp.Process(target=sink_main, args=(sink_port,), daemon=True)
+        sink.start()
     tmp = Path(tempfile.mkdtemp(prefix="livetrack-fanout-"))
     people = tmp / "people.csv"
     write_participants(people, runners)
@@ -821,6 +914,34 @@ def main() -> None:
                 run = merge_phases(run, s, sat)
             runs.append(run)
             samples.append(sample)
+        if args.push_subscriptions:
+            with_push = Phase(
+                None,
+                args.rate,
+                args.seconds,
+                push_subs=args.push_subscriptions,
+                sink_port=sink_port,
+            )
+            pushed = run_livetrack(args, clients, posted, bibs, 1, None, tmp, people, with_push)
+            pushed.pop("_sample", None)
+            print(json.dumps(pushed), file=sys.stderr)
+            base = runs[0]
+            result["push"] = {
+                "subscriptions": args.push_subscriptions,
+                "p50_ms_without": base.get("p50_ms"),
+                "p99_ms_without": base.get("p99_ms"),
+                "p50_ms_with": pushed.get("p50_ms"),
+                "p99_ms_with": pushed.get("p99_ms"),
+                "p99_ratio": round(pushed["p99_ms"] / max(1e-9, base["p99_ms"]), 2)
+                if base.get("p99_ms")
+                else None,
+                "shown_all_with": pushed.get("shown_all"),
+                "server_cpu_s_without": base.get("server_cpu_s")
+                if "server_cpu_s" in base
+                else base.get("latency_phase_server_cpu_s"),
+                "server_cpu_s_with": pushed.get("server_cpu_s"),
+                **pushed.get("push_counters", {}),
+            }
         sample = samples[0]
         if not args.connect_only and not args.no_ceiling and sample:
             # frames of the size livetrack delivered in the compared phase, to the same clients
@@ -844,6 +965,9 @@ def main() -> None:
             result["ceiling_frames_per_s"] = result["ceiling"]["frames_per_s"]
     finally:
         clients.stop()
+        if sink is not None:
+            sink.terminate()
+            sink.join(10)
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait(10)

@@ -26,6 +26,7 @@ Usage: ``python bench/predict.py [--no-history]``.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -95,6 +96,8 @@ def main(argv: list[str]) -> int:
                     with_s += clock() - w
                     withs += 1
     replay_s = clock() - started
+    del predictor  # the rebuild below starts from a heap without it
+    gc.collect()
     feed = _RaceFeed(list(race.checkpoints), list(history or ()))
     a = clock()
     for r in race.runners:

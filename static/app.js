@@ -111,6 +111,7 @@
   document.addEventListener("click", function (ev) {
     var star = ev.target.closest && ev.target.closest("[data-follow]");
     if (star) {
+      follows = load(FOLLOW_KEY, []);  // another script (where I stand) may have followed
       var bib = star.getAttribute("data-follow");
       if (isFollowed(bib)) follows = follows.filter(function (b) { return b !== bib; });
       else if (follows.length < MAX_FOLLOW) {

@@ -75,7 +75,14 @@
       } else stands[bib] = { checkpoint: where.value, lead_s: Number(lead.value) };
       save(STAND_KEY, stands);
       var follows = load(FOLLOW_KEY, []);
-      if (stands[bib] && follows.indexOf(bib) < 0) { follows.push(bib); save(FOLLOW_KEY, follows); }
+      if (stands[bib] && follows.indexOf(bib) < 0) {
+        follows.push(bib);
+        save(FOLLOW_KEY, follows);
+        // standing somewhere for a runner follows them: the page reloads its follows
+        document.querySelectorAll("[data-follow='" + bib + "']").forEach(function (b) {
+          b.setAttribute("aria-pressed", "true"); b.textContent = "★"; b.classList.add("on");
+        });
+      }
       showEta(panel, bib);
       sync();
     }

@@ -61,6 +61,12 @@ def test_subscription_is_checked_at_the_edge(tmp_path: Path) -> None:
         resp = httpx.put(f"{srv.url}/api/v1/push/subscription", json={"subscription": plain})
         assert resp.status_code == 400 and "https" in resp.json()["error"]
         assert httpx.put(f"{srv.url}/api/v1/push/subscription", content=b"{").status_code == 400
+        where = httpx.get(f"{srv.url}/api/v1/runners/1/where?checkpoint=finish").json()
+        assert [c["id"] for c in where["checkpoints"]] == ["half", "finish"]
+        assert where["eta"] is None  # not started: nothing to go on yet
+        for q, status in (("distance=abc", 400), ("distance=99999", 400), ("checkpoint=lake", 400)):
+            assert httpx.get(f"{srv.url}/api/v1/runners/1/where?{q}").status_code == status, q
+        assert httpx.get(f"{srv.url}/api/v1/runners/nobody/where").status_code == 404
         # unfollowing everyone removes the subscription; DELETE says whether one was there
         gone = put(srv.url, b, [])
         assert gone.json()["removed"] is True

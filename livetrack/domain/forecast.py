@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import pickle
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -86,9 +87,11 @@ class _RaceFeed:
     """One race's passings and the predictor that has observed the oldest of them."""
 
     __slots__ = (
+        "changes",
         "checkpoints",
         "copies",
         "count",
+        "finishers",
         "history",
         "index",
         "keys",
@@ -111,6 +114,8 @@ class _RaceFeed:
         self.count = 0  # passings observed
         self.stale: _Key | None = None  # the first key observed that is no longer right
         self.copies: list[tuple[_Key, int, bytes]] = []  # (last key observed, count, copy)
+        self.changes = 0  # puts that changed something
+        self.finishers: set[str] = set()  # bibs with a finish passing
 
     def watermark(self) -> float:
         return float(self.keys[-1][0]) - LAG_S if self.keys else float("-inf")
@@ -137,6 +142,11 @@ class _RaceFeed:
             self.passings[bib] = dict(passings)
         else:
             self.passings.pop(bib, None)
+        self.changes += 1
+        if self.checkpoints and self.checkpoints[-1][0] in passings:
+            self.finishers.add(bib)
+        else:
+            self.finishers.discard(bib)
         if seen is not None and seen[0] > self.watermark():
             # observed beyond the watermark (the latest passing went away)
             self._wrong((self.watermark(), _AFTER, len(self.checkpoints)))
@@ -215,6 +225,7 @@ class Forecasts:
             cps = [(cp.id, cp.distance_m) for cp in race.course.checkpoints[1:]]
             past = list((history or {}).get(race.id) or ())
             self._races[race.id] = _RaceFeed(cps, past)
+        self._accuracy: dict[str, tuple[tuple[int, int, int], list[Accuracy]]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """A snapshot keeps the passings, not the predictors: a restored process rebuilds
@@ -226,6 +237,7 @@ class Forecasts:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._races = {}
+        self._accuracy = {}
         for race_id, (checkpoints, history, passings) in state["races"].items():
             feed = self._races[race_id] = _RaceFeed(checkpoints, history)
             for bib, mine in passings.items():
@@ -276,24 +288,24 @@ class Forecasts:
         feed.sync()
         predictor = feed.predictor
         assert predictor is not None
+        key = (feed.changes, feed.count, id(predictor))
+        cached = self._accuracy.get(race_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         names = [name for name, _ in feed.checkpoints]
-        if not names:
-            return []
-        finish = names[-1]
-        errors = [0.0] * (len(names) - 1)
-        counts = [0] * (len(names) - 1)
+        finish = names[-1] if names else ""
+        errors: list[list[float]] = [[] for _ in names[:-1]]
         inside = [0] * (len(names) - 1)
-        for bib in sorted(feed.passings):
-            truth = feed.passings[bib].get(finish)
-            if truth is None:
-                continue
+        for bib in feed.finishers:
+            truth = feed.passings[bib][finish]
             for c, est in enumerate(predictor.made(bib)[:-1]):
-                if est is None:
-                    continue
-                counts[c] += 1
-                errors[c] += abs(est.seconds - truth)
-                inside[c] += est.low <= truth <= est.high
-        return [
-            Accuracy(names[c], counts[c], errors[c] / counts[c] if counts[c] else 0.0, inside[c])
-            for c in range(len(names) - 1)
+                if est is not None:
+                    errors[c].append(abs(est.seconds - truth))
+                    inside[c] += est.low <= truth <= est.high
+        # an exact sum: the same in any order, so in any process
+        out = [
+            Accuracy(names[c], len(e), math.fsum(e) / len(e) if e else 0.0, inside[c])
+            for c, e in enumerate(errors)
         ]
+        self._accuracy[race_id] = (key, out)
+        return out

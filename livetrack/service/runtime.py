@@ -8,6 +8,7 @@ import functools
 import gc
 import logging
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,8 @@ log = logging.getLogger("livetrack.runtime")
 CATCH_UP_RECORDS = 300_000
 #: After a catch-up of at least this many records, the objects it made are frozen (gc.freeze).
 FREEZE_FROM = 100_000
+#: Passings the forecasts observe per second in the background.
+FORECAST_BATCH = 5000
 
 
 #: Shifts this process's clock (``LIVETRACK_CLOCK_SHIFT_MS``): rehearse a machine whose clock
@@ -269,7 +272,9 @@ class Runtime:
                 woken.set()
 
     def _become_ready(self) -> None:
-        """The fold has reached the head the log had at start."""
+        """The fold has reached the head the log had at start. The forecasts observe what
+        the fold has (so the first page asked for does not wait for them)."""
+        self.state.forecasts.drain(sys.maxsize)
         if self.state.applied >= FREEZE_FROM:
             # what a long catch-up (or a restored snapshot) built lives as long as the
             # process: keep the cyclic collector from rescanning it on every full collection
@@ -278,9 +283,12 @@ class Runtime:
         self.ready.set()
 
     async def _clock(self) -> None:
-        """Once a second, running races' clocks are dirty (rendered only if watched)."""
+        """Once a second, running races' clocks are dirty (rendered only if watched), and the
+        forecasts observe a bounded batch of the passings behind their watermarks (so that
+        pages seldom wait for them)."""
         while True:
             await asyncio.sleep(1.0)
+            self.state.forecasts.drain(FORECAST_BATCH)
             self.hub.mark(race_topic(r) for r in self.event.races if self.state.started(r))
 
     async def stop(self) -> None:
