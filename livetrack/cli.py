@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -183,11 +184,14 @@ def sim_start(event: Event, now_ms: int) -> int:
 def _serve(app: object, host: str, port: int) -> None:
     import uvicorn
 
+    from livetrack.web.wsdeflate import WS_PROTOCOL
+
     uvicorn.run(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
-        ws_per_message_deflate=False,
+        ws=WS_PROTOCOL,
+        ws_per_message_deflate=False,  # WS_PROTOCOL negotiates its own
         ws_ping_interval=20,
         ws_ping_timeout=20,
         log_level="info",
@@ -223,6 +227,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         import uvicorn
 
+        from livetrack.web.wsdeflate import WS_PROTOCOL
+
         if args.no_snapshots:
             raise SystemExit("livetrack serve: --no-snapshots works with one process only")
         env = config.to_env(
@@ -240,7 +246,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 os.environ.pop(name, None)
         uvicorn.run(
             "livetrack.web.factory:create_from_env", factory=True, workers=args.workers,
-            host=args.host, port=args.port, ws_per_message_deflate=False,
+            host=args.host, port=args.port, ws=WS_PROTOCOL, ws_per_message_deflate=False,
             ws_ping_interval=20, ws_ping_timeout=20, log_level="info", access_log=False,
         )  # fmt: skip
         return 0
@@ -270,20 +276,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from livetrack.demo.run import run
 
     db = args.db or os.path.join(tempfile.mkdtemp(prefix="livetrack-demo-"), "demo.db")
-    return run(args.host, args.port, args.speed, db)
+    return run(
+        args.host, args.port, args.speed, db, readers=args.readers, reader_port=args.reader_port
+    )
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from livetrack import sim
+    from livetrack.ingest.rehearsal import ipico_tag, scheduled_guns
 
     event = load_event(args.event) if args.event else demo_event()
     if args.participants:
         people = load_participants(args.participants, event)
     else:
         people = sim.make_participants(event, {"mile": 60, "team": 60, "fun": 80, "tenk": 120})
+        if args.protocol == "ipico":  # the demo's entrants, as in `livetrack demo --readers ipico`
+            people = [dataclasses.replace(p, chips=tuple(map(ipico_tag, p.chips))) for p in people]
     races = args.race or list(event.races)
-    t0 = sim_start(event, _now_ms() + 2000)
-    guns = {r: t0 + i * 60_000 for i, r in enumerate(races)}
+    # the guns at the races' scheduled starts (where a marker is matched), else a minute apart
+    guns = scheduled_guns(event, races)
+    if guns is None:
+        t0 = sim_start(event, _now_ms() + 2000)
+        guns = {r: t0 + i * 60_000 for i, r in enumerate(races)}
     actions = sim.plan(event, people, guns, seed=args.seed)
     if args.protocol:
         return asyncio.run(_simulate_decoders(args, event, actions))
@@ -302,6 +316,7 @@ async def _simulate_decoders(args: argparse.Namespace, event: Event, actions: li
     """Play the planned race as ``args.protocol`` decoders, one per timing point: serving on
     ``--port`` and the ports after it (or connecting to ``--connect HOST`` on those ports)."""
     from livetrack.ingest.decoders.simulate import DecoderSimulator, split_plan
+    from livetrack.ingest.rehearsal import marker_problems
 
     protocol = args.protocol
     start_points = {r.course.checkpoints[0].id for r in event.races.values()}
@@ -312,6 +327,11 @@ async def _simulate_decoders(args: argparse.Namespace, event: Event, actions: li
     )  # fmt: skip
     if protocol == "ipico":
         marker_reader = None  # IPICO readers send no gun marker: fire the guns by hand
+    if marker_reader is not None:
+        guns = {a.race: a.at_ms for a in reversed(actions) if a.kind == "gun"}
+        for problem in marker_problems(event, marker_reader.removeprefix("mat-"), guns):
+            print(f"warning: {problem}; fire that gun from the timer console, or give the race "
+                  "a scheduled start", file=sys.stderr)  # fmt: skip
     streams = split_plan(actions, markers_at=marker_reader)
     order = [f"mat-{p}" for p in event.points]
     wanted = [f"mat-{p}" for p in args.point] if args.point else order
@@ -420,6 +440,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--speed", type=float, default=10.0, help="race time per real time")
     p.add_argument("--db", help="event log file (default: a new temporary file)")
+    p.add_argument(
+        "--readers",
+        choices=["raceresult", "ctp01", "ipico", "mylaps"],
+        help="rehearse timing hardware: a reader of this protocol per timing point, the races "
+        "scheduled, and the `livetrack simulate` command that plays the decoders printed "
+        "(instead of the race played over HTTP)",
+    )
+    p.add_argument(
+        "--reader-port", type=int, default=0,
+        help="first reader's port, then one per timing point (default: the protocol's own)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help="serve an event")

@@ -153,7 +153,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, lis
 def reader_event(protocol: str, ports: dict[str, int]) -> Event:
     readers = "".join(
         f'\n[[reader]]\nid = "mat-{p}"\nprotocol = "{protocol}"\npoint = "{p}"\n'
-        f'host = "127.0.0.1"\nport = {ports[p]}\n'
+        f'host = "127.0.0.1"\nport = {ports[p]}\nlisten = false\n'
         for p in POINTS
     )
     return load_event_text(EVENT + readers)

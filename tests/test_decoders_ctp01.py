@@ -41,7 +41,7 @@ def test_greeting_answered_with_settings_and_start() -> None:
 def test_start_named_locations() -> None:
     p = parser(locations=("start", "finish"))
     p.receive_data(b"Controller~3.1~CTP01\r\n")
-    assert p.data_to_send().endswith(b"start~start~finish\r\n")
+    assert p.data_to_send().endswith(b"start~start\r\nstart~finish\r\n")
     p.receive_data(b"CT01_33~2038~30k~newlocation~09:15:21.00~0~ED932A~0\r\n")
     assert p.data_to_send() == b"start~30k\r\n"
     assert p.reads_received() == []

@@ -75,7 +75,7 @@ def test_first_and_last_seen_suffixes() -> None:
     [
         (EXAMPLE[:-1], "bad read length 35"),
         (EXAMPLE + "a", "bad read length 37"),
-        ("ab" + EXAMPLE[2:], "not a tag read (no 'aa' prefix)"),
+        ("ba" + EXAMPLE[2:], "not a tag read (no 'aa' prefix)"),
         ("aa40000000012345zz2a01123018455927a7", "non-hex characters in read"),
         ("hello world", "not a tag read (no 'aa' prefix)"),
     ],
@@ -85,6 +85,18 @@ def test_malformed(line: str, reason: str) -> None:
     p.receive_data(f"{line}\r\n".encode())
     assert [e.reason for e in p.errors_received()] == [reason]
     assert p.reads_received() == []
+
+
+def test_ab_lines_are_the_readers_own_records_not_errors() -> None:
+    p = parser(min_year=2000)
+    # an internal-time record and a trigger record between two tag reads
+    p.receive_data(
+        f"{EXAMPLE}\r\nab{EXAMPLE[2:]}\r\nab0000000000000000000000000000000000\r\n".encode()
+    )
+    p.receive_data(f"{EXAMPLE}\r\n".encode())
+    assert p.errors_received() == []
+    assert len(p.reads_received()) == 2
+    assert p.other_records == 2
 
 
 def test_hundredths_out_of_range() -> None:

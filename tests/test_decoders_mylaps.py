@@ -6,7 +6,11 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from livetrack.ingest.decoders import CLOCK_UNSET, MylapsProtocol, make_parser
-from livetrack.ingest.decoders.mylaps import format_marker_record, format_passing_record
+from livetrack.ingest.decoders.mylaps import (
+    format_marker_record,
+    format_passing_record,
+    format_store_record,
+)
 
 TZ = ZoneInfo("Europe/Amsterdam")
 
@@ -29,7 +33,9 @@ def test_passing_message_and_ack() -> None:
     p = parser()
     p.receive_data(MESSAGE.encode())
     a, b = p.reads_received()
-    assert (a.chip, a.source, a.loop, a.seq) == ("0000041", "10KM", "00001111", None)
+    # an=00001111 is a bit mask: antennas 1 to 4 saw the chip; the loop is the device (dv)
+    assert (a.chip, a.source, a.loop, a.seq) == ("0000041", "10KM", "4", None)
+    assert a.antennas == (1, 2, 3, 4) and b.antennas == (1, 3, 4)
     # 2012-06-06 13:11:30.904 CEST -> 11:11:30.904 UTC
     assert a.time_ms == utc_ms(2012, 6, 6, 11, 11, 30) + 904
     assert b.chip == "0000039"
@@ -41,7 +47,8 @@ def test_passing_message_and_ack() -> None:
 def test_ping_pong() -> None:
     p = parser(server_name="LT")
     p.receive_data(b"10KM@Ping@$10KM@Pong@$10KM@AckPing@$")
-    assert p.data_to_send() == b"LT@AckPing@$LT@AckPong@Version2.1@$"
+    # the answer to Pong names the passing fields wanted, the date among them
+    assert p.data_to_send() == b"LT@AckPing@$LT@AckPong@Version2.1@c|t|d|l|dv|re|an@$"
     p.keepalive()
     assert p.data_to_send() == b"LT@Ping@$"
     assert p.errors_received() == []
@@ -75,7 +82,18 @@ def test_store_legacy_records() -> None:
     a, b = p.reads_received()
     assert (a.chip, b.chip) == ("KV86583", "TC39701")
     assert a.time_ms == utc_ms(2025, 3, 8, 15, 13, 57) + 417
+    # the 4-hex passing counter before the date is the sequence number
+    assert (a.seq, b.seq) == (0, 1)
     assert p.data_to_send() == b"livetrack@AckStore@2@$"
+
+
+def test_store_counter_is_hex_and_carries_on_past_ffff() -> None:
+    p = parser()
+    local = dt.datetime(2024, 5, 1, 9, 0, 0, tzinfo=TZ)
+    recs = [format_store_record("KV1", local, n) for n in (0x000A, 0xFFFF, 0x10000, 0x10001)]
+    p.receive_data(("Fin@Store@" + "@".join(recs) + "@9@$").encode())
+    assert [r.seq for r in p.reads_received()] == [0x000A, 0xFFFF, 0x10000, 0x10001]
+    assert p.errors_received() == []
 
 
 def test_message_without_number_is_not_acked() -> None:
@@ -132,4 +150,4 @@ def test_format_helpers_round_trip() -> None:
     p.receive_data(f"Fin@Passing@{rec}@1@$Fin@Marker@{marker}@2@$".encode())
     a, b = p.reads_received()
     assert a.time_ms == b.time_ms == int(local.timestamp() * 1000)
-    assert (a.loop, b.kind) == ("1", "gun")
+    assert (a.antennas, b.kind) == ((1,), "gun")

@@ -128,22 +128,26 @@ def test_reads_keep_reader_point_and_protocol_seq_in_connect_mode() -> None:
     assert conv.records[0].key == "read:rr-start:7"
 
 
-def test_listen_mode_keys_by_chip_and_time() -> None:
-    """Several decoders may connect to one listener: their numbers must not collide."""
+def test_listen_mode_keeps_the_decoders_numbers_and_a_second_decoder_is_keyed_by_chip() -> None:
+    """A listening reader is one decoder: its passing numbers key its reads as in connect
+    mode. A second decoder sending to the same reader numbers its own way, so its reads are
+    kept by chip and time (nothing collides) and the timer is told to give it a reader."""
     ev = event(READERS)
     ch = ReaderChannel(ev, ev.readers["fun-start"])
-    conv = ch.convert([dr("A1", T10, 1)], T10)
-    [rec] = conv.records
-    assert isinstance(rec, ChipRead)
-    assert rec.seq is None and rec.key == f"read:fun-start:A1:{T10}"
+    [rec] = ch.convert([dr("A1", T10, 1)], T10).records
+    assert isinstance(rec, ChipRead) and rec.seq == 1 and rec.key == "read:fun-start:1"
+    other = DecodedRead(chip="B1", time_ms=T10 + 5, seq=1, source="box-2")
+    [rec2] = ch.convert([other], T10 + 9).records
+    assert isinstance(rec2, ChipRead) and rec2.seq is None
+    assert rec2.key == f"read:fun-start:B1:{T10 + 5}"
+    assert "second decoder (box-2, besides box)" in ch.health(T10)["problems"][-1]["detail"]
 
 
 def test_gun_marker_starts_the_only_race_at_its_point() -> None:
     ev = event(READERS)
     ch = ReaderChannel(ev, ev.readers["fun-start"])
     conv = ch.convert([dr("", T10 + 123, 4, kind="gun")], T10 + 200)
-    assert conv.records == [GunStart("fun", T10 + 123, "", "fun-start@" + str(T10 + 123),
-                                     "reader:fun-start")]  # fmt: skip
+    assert conv.records == [GunStart("fun", T10 + 123, "", "fun-start#4", "reader:fun-start")]
 
 
 def test_gun_marker_picks_the_race_scheduled_nearest() -> None:
@@ -189,7 +193,7 @@ def test_gun_time_gets_the_configured_clock_offset() -> None:
 # -- clock -------------------------------------------------------------------------------------
 
 
-def test_clock_offset_estimate_is_a_median_and_warns_beyond_a_second(
+def test_clock_offset_estimate_is_from_the_fastest_deliveries_and_warns_beyond_a_second(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ev = event(READERS)

@@ -18,7 +18,7 @@ import contextlib
 import re
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
@@ -108,35 +108,54 @@ def remaining(actions: list[Any], done: Progress) -> list[Any]:
     return out
 
 
-def run(host: str, port: int, speed: float, db: str) -> int:
-    """Serve the demo until Ctrl-C; returns the exit status."""
+def run(
+    host: str, port: int, speed: float, db: str, *, readers: str | None = None, reader_port: int = 0
+) -> int:
+    """Serve the demo until Ctrl-C; returns the exit status.
+
+    With ``readers`` (a decoder protocol) the race is not played over HTTP: the event gets a
+    reader of that protocol per timing point and its races scheduled at the demo's guns (see
+    :mod:`livetrack.ingest.rehearsal`), and the ``livetrack simulate`` command that plays the
+    decoders is printed. IPICO readers send no gun marker, so then the demo fires the guns."""
     import uvicorn
 
     from livetrack import sim
     from livetrack.config import Settings
+    from livetrack.ingest.rehearsal import ipico_tag
     from livetrack.web.app import create_app
     from livetrack.web.auth import issue
+    from livetrack.web.wsdeflate import WS_PROTOCOL
 
     done = asyncio.run(progress(db))
     probe = demo_event()
-    gun0 = first_gun(probe, done, int(time.time() * 1000))
-    event = demo_event(datetime.fromtimestamp(gun0 / 1000, probe.tz).date())
+    # a rehearsal leaves a minute to start the decoders before the first gun
+    lead_ms = 60_000 if readers else 0
+    gun0 = first_gun(probe, done, int(time.time() * 1000) + lead_ms)
+    day = datetime.fromtimestamp(gun0 / 1000, probe.tz).date()
+    event = demo_event(day)
     people: list[ParticipantRecord] = sim.make_participants(event, COUNTS)
+    step = 60_000
+    guns = {"mile": gun0, "team": gun0 + step * 2, "fun": gun0 + step * 4, "tenk": gun0 + step}
+    guns.update({r: gun0 + step * 3 for r, race in event.races.items() if race.kind == "relay"})
+    actions = remaining(sim.plan(event, people, guns), done)
+    rehearsal = ""
+    if readers:
+        event, rehearsal = rehearse(event, readers, guns, day, db, reader_port, speed)
+        if readers == "ipico":
+            people = [replace(p, chips=tuple(map(ipico_tag, p.chips))) for p in people]
+        # the decoders play the reads; only IPICO's guns are fired here, as the timer would
+        actions = [a for a in actions if a.kind == "gun" and readers == "ipico"]
     reader_token, reader = issue("reader", label="simulator")
     timer_token, timer = issue("timer", label="demo timer")
     marshal_token, marshal = issue("marshal", "lake", label="demo marshal at the lake")
     settings = Settings(event=event, log_url=db, participants=people, seed=[reader, timer, marshal])
     app = create_app(settings)
     base = f"http://{host}:{port}"
-    step = 60_000
-    guns = {"mile": gun0, "team": gun0 + step * 2, "fun": gun0 + step * 4, "tenk": gun0 + step}
-    guns.update({r: gun0 + step * 3 for r, race in event.races.items() if race.kind == "relay"})
-    actions = remaining(sim.plan(event, people, guns), done)
 
     async def main() -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, ws_per_message_deflate=False, log_level="warning",
-            access_log=False, timeout_graceful_shutdown=GRACE_S,
+            app, host=host, port=port, ws=WS_PROTOCOL, ws_per_message_deflate=False,
+            log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE_S,
         )  # fmt: skip
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve())
@@ -156,16 +175,23 @@ def run(host: str, port: int, speed: float, db: str) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
         _banner(event, base, db, timer_token, marshal_token, reader_token, speed, done)
+        if rehearsal:
+            print(rehearsal, flush=True)
         playing = asyncio.create_task(
-            sim.play(base, reader_token, actions, timer_token=timer_token, speed=speed)
-        )
+            sim.play(
+                base, reader_token, actions, timer_token=timer_token,
+                speed=1e6 if rehearsal else speed,
+            )
+        )  # fmt: skip
         stopping = asyncio.create_task(stop.wait())
         try:
             finished, _ = await asyncio.wait(
                 {serving, playing, stopping}, return_when=asyncio.FIRST_COMPLETED
             )
             if playing in finished and not stop.is_set():
-                if playing.exception() is None:
+                if rehearsal:
+                    pass  # the decoders play the race
+                elif playing.exception() is None:
                     print(f"simulation finished: {playing.result()}", flush=True)
                 else:
                     print(f"simulation stopped: {playing.exception()}", flush=True)
@@ -184,6 +210,31 @@ def run(host: str, port: int, speed: float, db: str) -> int:
         asyncio.run(main())
     print("livetrack demo: stopped", flush=True)
     return 0
+
+
+def rehearse(
+    event: Event, protocol: str, guns: dict[str, int], day: date, db: str, first_port: int,
+    speed: float,
+) -> tuple[Event, str]:  # fmt: skip
+    """The demo event for a rehearsal of ``protocol`` decoders, written beside the log, and
+    the lines telling the timer how to play them."""
+    from livetrack.ingest.rehearsal import CONNECTING, DEFAULT_PORTS, rehearsal_event_text
+
+    port = first_port or DEFAULT_PORTS[protocol]
+    text = rehearsal_event_text(
+        demo_event_text(day), event, protocol=protocol, guns=guns, first_port=port
+    )
+    path = Path(db).with_name("event.toml")
+    path.write_text(text, "utf-8")
+    command = f"livetrack simulate --protocol {protocol} --port {port} --event {path}"
+    command += f" --speed {speed:g}"
+    if protocol in CONNECTING:
+        command += " --connect 127.0.0.1"
+    lines = (
+        f"  readers         {protocol}, one per timing point (mat-<point>, ports {port}…)\n"
+        f"  event           {path}\n\nplay the race as {protocol} decoders:\n  {command}\n"
+    )
+    return load_event_text(text), lines
 
 
 def _banner(

@@ -172,6 +172,12 @@ class Reader:
     listen: bool = False
     role: Role | None = None
     clock_offset_ms: int = 0
+    #: The zone of the decoder's own times: "local" (the event's time zone) or "utc".
+    times: str = "local"
+
+
+#: Protocols whose hardware connects to the scoring software: their readers listen by default.
+LISTEN_BY_DEFAULT = frozenset({"ctp01"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,7 +502,9 @@ def _rules(data: Any, path: str, base: ReadRules) -> ReadRules:
 
 
 def _reader(data: Mapping[str, Any], path: str, points: Mapping[str, TimingPoint]) -> Reader:
-    allowed = {"id", "protocol", "point", "host", "port", "listen", "role", "clock_offset_ms"}
+    allowed = {
+        "id", "protocol", "point", "host", "port", "listen", "role", "clock_offset_ms", "times"
+    }  # fmt: skip
     _check_keys(data, allowed, path)
     rid = _ident(data, "id", path)
     point = _str(data, "point", path, "")
@@ -512,13 +520,17 @@ def _reader(data: Mapping[str, Any], path: str, points: Mapping[str, TimingPoint
     port = data.get("port", 0)
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ConfigError(f"{path}.port", "must be a port number 0-65535")
-    listen = data.get("listen", False)
+    listen = data.get("listen", protocol in LISTEN_BY_DEFAULT)
     if not isinstance(listen, bool):
         raise ConfigError(f"{path}.listen", "must be true or false")
     offset = data.get("clock_offset_ms", 0)
     if not isinstance(offset, int) or isinstance(offset, bool):
         raise ConfigError(f"{path}.clock_offset_ms", "must be a whole number of milliseconds")
-    return Reader(rid, protocol, point, _str(data, "host", path, ""), port, listen, role, offset)
+    times = data.get("times", "local")
+    if times not in ("local", "utc"):
+        raise ConfigError(f"{path}.times", "must be 'local' (the event's time zone) or 'utc'")
+    host = _str(data, "host", path, "")
+    return Reader(rid, protocol, point, host, port, listen, role, offset, times)
 
 
 def parse_event(data: Mapping[str, Any]) -> Event:

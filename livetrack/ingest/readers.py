@@ -22,11 +22,15 @@ Decisions, in one place:
   written (a guessed race would start the wrong clock): it is logged and kept as a problem in
   :meth:`ReaderChannel.health` for the timer to fire the gun by hand at that time. The
   configured ``clock_offset_ms`` is added to a gun's time (the fold corrects reads, not guns).
-* **Clock.** Every batch gives one sample: the server's receipt time minus the newest decoder
-  time in the batch (the least delayed read). The estimate is the median of the last
-  :data:`OFFSET_WINDOW` samples; when it differs from the configured ``clock_offset_ms`` by
-  more than :data:`OFFSET_WARN_MS` the reader's clock state is ``offset`` and a warning is
-  logged. The configured offset itself is applied by the fold, never here.
+* **Clock.** Every batch of reads delivered live gives one sample: the server's receipt time
+  minus the newest decoder time in the batch (the least delayed read). Reads flagged
+  :data:`~livetrack.ingest.decoders.BACKLOG` (fetched again, resent, replayed from the
+  decoder's memory, or already waiting in the socket) say nothing about the clock and give
+  none. The estimate is the :data:`OFFSET_RANK`-th fastest of the last :data:`OFFSET_WINDOW`
+  samples (a delay only ever makes a sample larger); when it differs from the configured
+  ``clock_offset_ms`` by more than :data:`OFFSET_WARN_MS` the reader's clock state is
+  ``offset`` and a warning is logged. The configured offset itself is applied by the fold,
+  never here.
 * **Unset clock.** Reads flagged ``clock_unset`` by the parser (year 2000, ``0000-00-00``), or
   further than :data:`MAX_DISTANCE_MS` from both the event's day and their receipt, are never
   trusted as they are, and they are not held back either (holding them would lose them, since
@@ -41,7 +45,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import statistics
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +52,7 @@ from typing import Any
 
 from livetrack.domain.event import Event, Reader
 from livetrack.domain.records import ChipRead, GunStart, Record
-from livetrack.ingest.decoders import CLOCK_UNSET, PROTOCOLS, DecodedRead
+from livetrack.ingest.decoders import BACKLOG, CLOCK_UNSET, PROTOCOLS, DecodedRead
 from livetrack.ingest.decoders.connect import ConnectorStats
 from livetrack.ingest.reads import MAX_DISTANCE_MS
 from livetrack.store.base import AppendResult
@@ -71,8 +74,10 @@ log = logging.getLogger("livetrack.readers")
 
 #: Protocols a reader can speak natively (``http`` readers post to the API instead).
 NATIVE_PROTOCOLS = frozenset(PROTOCOLS)
-#: How many per-batch samples the clock-offset median looks at.
+#: How many per-batch samples the clock-offset estimate looks at.
 OFFSET_WINDOW = 31
+#: The estimate is the sample of this rank among them, counted from the fastest delivery.
+OFFSET_RANK = 4
 #: A reader whose estimated offset differs from its configured one by more is flagged.
 OFFSET_WARN_MS = 1000
 #: A gun marker picks, among several races starting at its point, those scheduled this close.
@@ -161,7 +166,13 @@ class SeqIndex:
 
 @dataclass
 class ClockEstimate:
-    """Median of (receipt time - decoder time) over the last :data:`OFFSET_WINDOW` samples."""
+    """(receipt time - decoder time) of the fastest deliveries among the last
+    :data:`OFFSET_WINDOW` samples: the :data:`OFFSET_RANK`-th smallest.
+
+    A read that waited anywhere (in the decoder's memory, a resend, the network) only ever
+    makes its sample larger, so the fastest deliveries say what the clock is; taking the
+    fourth fastest rather than the fastest lets three reads stamped in the future (a clock
+    glitch) pass without moving the estimate."""
 
     samples: deque[int] = field(default_factory=lambda: deque(maxlen=OFFSET_WINDOW))
 
@@ -171,7 +182,10 @@ class ClockEstimate:
     @property
     def offset_ms(self) -> int | None:
         """Server clock minus decoder clock, in ms (positive: the decoder is behind)."""
-        return int(statistics.median(self.samples)) if self.samples else None
+        if not self.samples:
+            return None
+        ordered = sorted(self.samples)
+        return ordered[min(OFFSET_RANK, len(ordered)) - 1]
 
 
 @dataclass
@@ -189,10 +203,12 @@ class ReaderChannel:
     clock or touches I/O.
     """
 
-    def __init__(self, event: Event, reader: Reader, *, keep_seq: bool | None = None) -> None:
+    def __init__(self, event: Event, reader: Reader, *, keep_seq: bool = True) -> None:
         self.event = event
         self.reader = reader
-        self.keep_seq = (not reader.listen) if keep_seq is None else keep_seq
+        self.keep_seq = keep_seq
+        #: The decoder whose passing numbers key this reader's reads (the first one heard).
+        self.primary: str | None = None
         self.clock = ClockEstimate()
         self.centre_ms = int(
             dt.datetime.combine(event.date, dt.time(), event.tz).timestamp() * 1000
@@ -241,7 +257,10 @@ class ReaderChannel:
         for read, ok in zip(reads, verdicts, strict=True):
             if read.source:
                 self._see_source(read.source)
-            seq = read.seq if self.keep_seq else None
+            # a second decoder on one reader numbers its passings its own way: its reads are
+            # kept by chip and time, so that no number of the first one hides them
+            primary = self.primary is None or read.source == self.primary
+            seq = read.seq if self.keep_seq and primary else None
             if read.kind == "gun":
                 problems.extend(self._gun(read, ok, seq, records))
                 continue
@@ -296,8 +315,9 @@ class ReaderChannel:
     def _observe_clock(
         self, trusted: list[DecodedRead], untrusted: list[DecodedRead], received_ms: int
     ) -> None:
-        if trusted:
-            self.clock.add(max(x.time_ms for x in trusted), received_ms)
+        live = [x for x in trusted if BACKLOG not in x.flags]
+        if live:
+            self.clock.add(max(x.time_ms for x in live), received_ms)
         if untrusted and self.anchor_ms is None:
             self.anchor_ms = received_ms - max(x.time_ms for x in untrusted)
         before = self.clock_status
@@ -331,15 +351,14 @@ class ReaderChannel:
     def _see_source(self, source: str) -> None:
         if source in self.sources:
             return
-        if self.sources and self.keep_seq:
-            log.warning(
-                "reader %s: a different decoder (%s, before: %s) now answers at %s:%s; "
-                "if it numbers its passings from 1 again, they collide with stored ones",
-                self.reader.id,
-                source,
-                ", ".join(sorted(self.sources)),
-                self.reader.host,
-                self.reader.port,
+        if self.primary is None:
+            self.primary = source
+        elif self.keep_seq:
+            self.problem(
+                f"a second decoder ({source}, besides {self.primary}) sends to "
+                f"{self.reader.host or '*'}:{self.reader.port}: its reads are kept by chip and "
+                "time; give each decoder a reader (and port) of its own",
+                None,
             )
         self.sources.add(source)
 

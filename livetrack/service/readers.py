@@ -34,6 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from livetrack.domain.event import Event
 from livetrack.domain.records import ChipRead, Record
@@ -267,7 +268,7 @@ class ReaderManager:
         r = ch.reader
         cls = PROTOCOLS[r.protocol]
         host = r.host or ("0.0.0.0" if r.listen else "")
-        port = r.port or (0 if r.listen else cls.default_port)
+        port = r.port or cls.default_port
         if not host or not port:
             ch.set_state("error", self.clock())
             ch.last_error = "no host/port to connect to (set host and port, or listen = true)"
@@ -296,7 +297,7 @@ class ReaderManager:
                     host,
                     port,
                     source_id=r.id,
-                    tz=self.event.tz,
+                    tz=ZoneInfo("UTC") if r.times == "utc" else self.event.tz,
                     on_reads=on_reads,
                     on_state=on_state,
                     stop=stop,

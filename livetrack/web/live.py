@@ -62,8 +62,9 @@ class Endpoint:
     same_origin: bool
 
 
-#: ``/live``: the public pages' socket.
-PUBLIC = Endpoint(token=False, authorise=False, same_origin=False)
+#: ``/live``: the public pages' socket, from any site and with no token: public regions only
+#: (a staff topic is refused, 1008, "... is for staff: sign in first").
+PUBLIC = Endpoint(token=False, authorise=True, same_origin=False)
 #: ``/ws/staff``: the consoles' socket.
 STAFF = Endpoint(token=True, authorise=True, same_origin=True)
 

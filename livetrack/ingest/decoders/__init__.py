@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .base import CLOCK_UNSET, DecodedRead, DecodeError, DecoderProtocol
+from .base import BACKLOG, CLOCK_UNSET, DecodedRead, DecodeError, DecoderProtocol
 from .ctp01 import Ctp01Protocol
 from .generic import GenericProtocol
 from .ipico import IpicoProtocol
@@ -21,6 +21,7 @@ from .mylaps import MylapsProtocol
 from .raceresult import RaceResultProtocol
 
 __all__ = [
+    "BACKLOG",
     "CLOCK_UNSET",
     "PROTOCOLS",
     "Ctp01Protocol",

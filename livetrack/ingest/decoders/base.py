@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "BACKLOG",
     "CLOCK_UNSET",
     "DecodeError",
     "DecodedRead",
@@ -33,6 +35,10 @@ __all__ = [
 
 #: Flag put on reads whose decoder clock was evidently never set.
 CLOCK_UNSET = "clock_unset"
+#: Flag put on reads that were not delivered live: fetched again, resent, replayed from the
+#: decoder's memory, or already waiting in the socket when it was read. Their delay says
+#: nothing about the decoder's clock, so the clock estimate leaves them out.
+BACKLOG = "backlog"
 FIRST_SEEN = "first_seen"
 LAST_SEEN = "last_seen"
 
@@ -57,6 +63,8 @@ class DecodedRead:
     kind: str = "read"
     flags: tuple[str, ...] = ()
     raw: str = ""
+    #: Antennas that saw the chip, where the protocol says (MYLAPS ``an``).
+    antennas: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +171,11 @@ class DecoderProtocol:
     def connection_made(self) -> None:
         """Queue whatever the protocol sends right after the TCP connection opens."""
 
-    def resume_from(self, seq: int | None) -> None:
-        """Record ``seq`` as the last stored sequence number (``None``: nothing stored)."""
+    def resume_from(self, seq: int | None, missing: Sequence[tuple[int, int]] = ()) -> None:
+        """Record ``seq`` as the last sequence number handled (``None``: nothing yet).
+
+        ``missing`` lists inclusive ranges below ``seq`` that were never handled; protocols
+        that can fetch passings ask for them (the others cannot and ignore them)."""
         if seq is not None and (self.last_seq is None or seq > self.last_seq):
             self.last_seq = seq
 

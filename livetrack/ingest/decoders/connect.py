@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,11 +32,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import make_parser
-from .base import DecodedRead, DecoderProtocol
+from .base import BACKLOG, DecodedRead, DecoderProtocol
 
 __all__ = ["ConnectorStats", "run_connector"]
 
 log = logging.getLogger("livetrack.decoders")
+
+#: A batch whose read waited at least this long for data was sent live (see ``_Session.run``).
+LIVE_WAIT_S = 0.002
+#: How much further than the wall clock a decoder's clock may move between two live batches.
+LIVE_PACE_SLACK_MS = 500
 
 OnReads = Callable[[list[DecodedRead]], Awaitable[None]]
 OnState = Callable[[str], None]
@@ -276,14 +282,18 @@ class _Session:
         stop_task: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
         read_task: asyncio.Future[Any] | None = None
         try:
-            parser.resume_from(self.stats.last_stored_seq)
+            parser.resume_from(*self._resume_point(parser))
             parser.connection_made()
             await self._flush(writer, parser)
             last_rx = last_tx = loop.time()
             tick = self._tick()
+            first = True
+            asked = last_rx
+            pace: list[float] = []  # receipt time and newest decoder time of the last batch
             while True:
                 if read_task is None:
                     read_task = asyncio.ensure_future(reader.read(65536))
+                    asked = loop.time()
                 done, _ = await asyncio.wait(
                     {read_task, stop_task}, timeout=tick, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -311,8 +321,12 @@ class _Session:
                     break
                 received = True
                 last_rx = now
+                # Live reads are the ones waited for: the first reads of a connection (what
+                # the decoder had kept for us) and data already waiting in the socket are not.
+                live = not first and now - asked >= LIVE_WAIT_S
                 parser.receive_data(data)
-                await self._deliver(parser)
+                if await self._deliver(parser, live=live, pace=pace, now=now):
+                    first = False
                 await self._flush(writer, parser)
         except _StoreFailed as exc:
             raise exc.original from None
@@ -341,7 +355,35 @@ class _Session:
             writer.write(out)
             await writer.drain()
 
-    async def _deliver(self, parser: DecoderProtocol) -> None:
+    def _resume_point(self, parser: DecoderProtocol) -> tuple[int | None, list[tuple[int, int]]]:
+        """The decoder's own number to resume after, and the ranges below it never handled.
+
+        For protocols that fetch, that is the highest number handled, whether or not its
+        passing was stored (a refused gun marker is handled too), and the holes below it."""
+        st = self.stats
+        if not parser.supports_refetch or not st.stored_above:
+            return st.last_stored_seq, []
+        mark = st.last_stored_seq or 0
+        missing: list[tuple[int, int]] = []
+        for seq in sorted(st.stored_above):
+            if seq > mark + 1:
+                missing.append((mark + 1, seq - 1))
+            mark = max(mark, seq)
+        return mark, missing
+
+    async def _deliver(
+        self,
+        parser: DecoderProtocol,
+        *,
+        live: bool = True,
+        pace: list[float] | None = None,
+        now: float = 0.0,
+    ) -> int:
+        """Log the parser's errors and gaps, store its reads; return how many there were.
+
+        ``pace`` holds the receipt time (s) and newest decoder time (ms) of the connection's
+        previous batch: reads whose decoder clock went on faster than the wall clock since
+        then (a memory played back, a rehearsal played faster than real time) are not live."""
         st = self.stats
         for err in parser.errors_received():
             st.errors += 1
@@ -356,7 +398,17 @@ class _Session:
             parser.refetch_requests = 0
         reads = parser.reads_received()
         if not reads:
-            return
+            return 0
+        if pace is not None:
+            newest = max(r.time_ms for r in reads)
+            if pace and newest - pace[1] > (now - pace[0]) * 1000 + LIVE_PACE_SLACK_MS:
+                live = False
+            pace[:] = [now, newest]
+        if not live:
+            reads = [
+                r if BACKLOG in r.flags else dataclasses.replace(r, flags=(*r.flags, BACKLOG))
+                for r in reads
+            ]
         if parser.clock_unset_seen and not st.clock_unset_reported:
             st.clock_unset_reported = True
             log.warning(
@@ -371,7 +423,7 @@ class _Session:
         st.reads += len(reads)
         seqs = [r.seq for r in reads if r.seq is not None]
         if not seqs:
-            return
+            return len(reads)
         if parser.supports_refetch:
             # Only a contiguous prefix counts as stored, so that a range still
             # being fetched when the connection drops is asked for again.
@@ -392,3 +444,4 @@ class _Session:
             top = max(seqs)
             if st.last_stored_seq is None or top > st.last_stored_seq:
                 st.last_stored_seq = top
+        return len(reads)

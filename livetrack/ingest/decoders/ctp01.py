@@ -1,25 +1,37 @@
 """ChronoTrack socket protocol CTP01 (commonly TCP 61611).
 
-Lines end with CRLF, fields are separated by ``~``.  The session as handled here:
+Lines end with CRLF, fields are separated by ``~``.  In the field the scoring software
+listens (on 61611) and the controller connects to it, so a ``ctp01`` reader listens unless
+configured otherwise; the session is the same whichever side opened the connection:
 
 1. The peer (the ChronoTrack controller or the client program that relays it)
    greets first with a line whose fields contain ``CTP01``, for example
    ``SimpleClient~0.5.0~CTP01``.
 2. We answer ``<name>~<version>~<n>`` followed by ``n`` ``key=value`` settings:
-   ``stream-mode=push``, ``time-format=iso`` and ``pushmode-ack=true``, then the
-   ``start`` command (optionally ``start~<location>...``).
+   ``stream-mode=push``, ``time-format=iso`` and ``pushmode-ack=true``, then start the
+   stream.  With nothing stored yet that is a plain ``start`` (or ``start~<location>`` per
+   configured location): the controller sends every line it holds, from its first.  When
+   lines are stored it resumes instead: ``start~<location>~<n>`` plays a location's lines
+   from sequence number ``n``, inclusive, so we ask for the line after the last one stored,
+   for the configured locations or else for those ``getlocations`` names
+   (``ack~getlocations~<location>~...``).
 3. Tag observations arrive as
    ``CT01_33~<seq>~<location>~<tag>~<time>~<lap>~<reader id>~<gator/antenna>``
-   (``CT01_13`` has the same field order).  The tag ``guntime`` marks a gun
+   (``CT01_13`` has the same field order, and is also seen comma-separated:
+   ``CT01_13,24,START,50101,15:54:48.90,1,117F37,8``).  The tag ``guntime`` marks a gun
    time (a :class:`DecodedRead` with ``kind="gun"`` and an empty chip); the tag
-   ``newlocation`` announces a location, which we start as well.
+   ``newlocation`` announces a location, which we start as well when we started
+   locations by name.
 4. ``ping`` is answered with ``ack~ping``; ``ack~...`` lines are accepted
    silently; ``err~...`` lines are reported as decode errors.
 
 The time field may be ISO (``2024-05-01T09:15:21.31``), a time of day
 (``09:15:21.31``; needs the caller's ``date``), Unix seconds with a fraction
-(``1714554921.31``, already UTC) or milliseconds since midnight.  The protocol
-has no request for missed reads; sequence gaps are recorded in ``gaps``.
+(``1714554921.31``, already UTC) or milliseconds since midnight.  ISO times and times of
+day are on the parser's ``tz``: the event's time zone by default, or UTC for a controller
+whose clock is on UTC (the reader's ``times`` setting).  Sequence gaps inside a connection
+are recorded in ``gaps``; a line numbered at or below the resume point is a replay and is
+flagged :data:`~livetrack.ingest.decoders.base.BACKLOG`.
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
-from .base import CLOCK_UNSET, DecodedRead, DecoderProtocol, parse_hms
+from .base import BACKLOG, CLOCK_UNSET, DecodedRead, DecoderProtocol, parse_hms
 
 __all__ = ["Ctp01Protocol", "format_tag_line"]
 
@@ -72,6 +84,14 @@ class Ctp01Protocol(DecoderProtocol):
         self.greeted = False
         self.started = False
         self.peer_name: str | None = None
+        #: Locations started by name on this connection.
+        self.started_locations: set[str] = set()
+        #: The resume point given (lines at or below it are replays).
+        self._resumed_at: int | None = None
+
+    def resume_from(self, seq: int | None, missing: Sequence[tuple[int, int]] = ()) -> None:
+        super().resume_from(seq, missing)
+        self._resumed_at = self.last_seq
 
     def keepalive(self) -> None:
         """Queue ``ping`` (the peer answers ``ack~ping``)."""
@@ -83,11 +103,16 @@ class Ctp01Protocol(DecoderProtocol):
         head = parts[0]
         if head in TAG_FORMATS:
             self._tag_line(parts, line)
+        elif "~" not in line and line.split(",", 1)[0].strip() in TAG_FORMATS:
+            # the comma-separated form of the same line: CT01_13,24,START,50101,15:54:48.90,...
+            self._tag_line([f.strip() for f in line.split(",")], line)
         elif not self.greeted and "CTP01" in parts[1:]:
             self._greeting(parts)
         elif head == "ack":
             if len(parts) > 1 and parts[1] == "start":
                 self.started = True
+            elif len(parts) > 1 and parts[1] == "getlocations":
+                self._start_locations([p.strip() for p in parts[2:] if p.strip()])
         elif head == "ping":
             self._send("ack~ping")
         elif head == "err":
@@ -110,7 +135,25 @@ class Ctp01Protocol(DecoderProtocol):
         self._send(f"{self.client_name}~{self.client_version}~{len(settings)}")
         for setting in settings:
             self._send(setting)
-        self._send("~".join(("start", *self.locations)))
+        if self.locations:
+            self._start_locations(list(self.locations))
+        elif self.last_seq is None:
+            # nothing stored yet: everything the controller holds, from its first line
+            self._send("start")
+        else:
+            self._send("getlocations")  # resume each location: see _start_locations
+
+    def _start_locations(self, locations: list[str]) -> None:
+        """Start ``locations`` from the line after the last one stored (``start~<location>~<n>``
+        plays the controller's lines from ``n``, inclusive); without any, a plain ``start``."""
+        if not locations:
+            self._send("start")
+            return
+        # one command per location: start~<a>~<b> could be read as location a from line b
+        self.started_locations.update(locations)
+        after = "" if self.last_seq is None else f"~{self.last_seq + 1}"
+        for location in locations:
+            self._send(f"start~{location}{after}")
 
     def _tag_line(self, parts: list[str], raw: str) -> None:
         if len(parts) < 5:
@@ -124,7 +167,9 @@ class Ctp01Protocol(DecoderProtocol):
         location = parts[2].strip() or None
         tag = parts[3].strip()
         if tag == "newlocation":
-            if location and self.locations:
+            # a location started by name does not cover one that joins later
+            if location and self.started_locations and location not in self.started_locations:
+                self.started_locations.add(location)
                 self._send(f"start~{location}")
             return
         if not tag:
@@ -140,6 +185,8 @@ class Ctp01Protocol(DecoderProtocol):
         chip = tag
         if tag.lower() == GUN_TAG:
             kind, chip = "gun", ""
+        if self._resumed_at is not None and seq <= self._resumed_at:
+            flags = (*flags, BACKLOG)
         if self.last_seq is not None and seq > self.last_seq + 1:
             self.gaps.append((self.last_seq + 1, seq - 1))
         self._note_seq(seq)

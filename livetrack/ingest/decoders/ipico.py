@@ -17,9 +17,11 @@ characters   width  meaning
 36-37        2      optional ``FS`` / ``LS``
 ===========  =====  =======================================================
 
-Bad checksums, bad lengths and other garbage give a :class:`DecodeError` and
-the stream continues.  The protocol has neither sequence numbers nor commands
-to fetch missed reads; ``seq`` is ``None``, ``source`` is the configured id and
+Lines starting ``ab`` are the reader's own records (its internal time, a trigger
+input) rather than tag reads: they are counted in ``other_records`` and skipped, not
+reported as errors.  Bad checksums, bad lengths and other garbage give a
+:class:`DecodeError` and the stream continues.  The protocol has neither sequence
+numbers nor commands to fetch missed reads; ``seq`` is ``None``, ``source`` is the configured id and
 ``loop`` is the reader id.  A year 2000 date (``00``) or an all-zero date is
 treated as an unset reader clock (flag ``clock_unset``).
 """
@@ -53,8 +55,15 @@ class IpicoProtocol(DecoderProtocol):
     default_port: ClassVar[int] = 10000
     supports_refetch: ClassVar[bool] = False
 
+    #: ``ab`` lines seen (the reader's internal time and trigger records), not tag reads.
+    other_records = 0
+
     def _handle_message(self, text: str) -> None:
         line = text.strip()
+        if line.startswith("ab"):
+            # The reader's own records (its internal time, a trigger input): no tag was read.
+            self.other_records += 1
+            return
         if not line.startswith("aa"):
             self._error("not a tag read (no 'aa' prefix)", text)
             return

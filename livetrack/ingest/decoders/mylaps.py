@@ -7,21 +7,26 @@ connects to us (listening mode), but the exchange is the same either way.
 
 Handled functions:
 
-* ``Ping`` / ``Pong`` -- answered with ``AckPing`` / ``AckPong``.
+* ``Ping`` / ``Pong`` -- answered with ``AckPing`` / ``AckPong``.  ``AckPong`` names the
+  passing fields wanted (``AckPong@Version2.1@c|t|d|l|dv|re|an``), so that the exporter
+  sends the date with every passing.
 * ``Passing`` -- ``<loc>@Passing@<record>@<record>...@<message number>@$``;
   each record is ``|``-separated ``key=value`` pairs (``c`` chip, ``t`` time
   ``HH:MM:SS.fff``, ``d`` date ``yyMMdd``, ``l`` lap, ``dv`` device, ``re``
-  reader, ``an`` antenna, ...).  Answered with ``<us>@AckPassing@<number>@$``.
+  reader, ``an`` antennas, ...).  Answered with ``<us>@AckPassing@<number>@$``.
   The sender keeps a message until it is acknowledged and sends it again after
   a reconnect, so the acknowledgement must only go out after the reads are
   stored: the connector writes ``data_to_send`` after its ``on_reads`` returned.
 * ``Marker`` -- records with ``mt`` (type), ``t`` and ``n``; a gunshot marker
   becomes a ``kind="gun"`` read.  Answered with ``AckMarker``.
-* ``Store`` -- older fixed-width passing records; answered with ``AckStore``.
+* ``Store`` -- stored passings in the older fixed-width record
+  ``<chip:7><HH:MM:SS.fff><device, reader, lap...><counter:4 hex><yyMMdd><check:2>``;
+  the 4-hex passing counter is the read's ``seq``.  Answered with ``AckStore``.
 
-Passing records carry no per-passing sequence number: ``seq`` is ``None`` and
-de-duplication relies on (source, chip, time).  ``source`` is the sender's
-location name, ``loop`` the antenna (``an``) when present.
+``Passing`` records carry no per-passing number: their ``seq`` is ``None`` and the log
+keys them by (reader, chip, time).  ``source`` is the sender's location name, ``loop`` the
+device (``dv``).  ``an`` is a bit mask of the antennas that saw the chip (``00001101``:
+antennas 1, 3 and 4), decoded into ``antennas``; older exporters send a plain number.
 """
 
 from __future__ import annotations
@@ -32,11 +37,24 @@ from collections.abc import Mapping
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
-from .base import CLOCK_UNSET, DecodedRead, DecoderProtocol, parse_hms
+from .base import BACKLOG, CLOCK_UNSET, DecodedRead, DecoderProtocol, parse_hms
 
-__all__ = ["MylapsProtocol", "format_marker_record", "format_passing_record"]
+__all__ = [
+    "PASSING_FIELDS",
+    "MylapsProtocol",
+    "antenna_list",
+    "format_marker_record",
+    "format_passing_record",
+    "format_store_record",
+]
 
-_STORE_RE = re.compile(r"^(.{7})(\d{2}:\d{2}:\d{2}\.\d{3}).*?(\d{6})[0-9A-Fa-f]{2}$")
+_STORE_RE = re.compile(
+    r"^(.{7})(\d{2}:\d{2}:\d{2}\.\d{3})(.*?)([0-9A-Fa-f]{4})(\d{6})([0-9A-Fa-f]{2})$"
+)
+#: The passing fields asked for in ``AckPong`` (chip, time, date, lap, device, reader,
+#: antennas): without a field list the exporter may leave the date out.
+PASSING_FIELDS = ("c", "t", "d", "l", "dv", "re", "an")
+_BITMASK_RE = re.compile(r"^[01]{2,}$")
 _INFO_FUNCTIONS = {
     "AckPing",
     "AckPong",
@@ -75,6 +93,8 @@ class MylapsProtocol(DecoderProtocol):
         self.server_name = server_name
         #: Message numbers acknowledged on this connection, in order.
         self.acked: list[int] = []
+        #: Highest stored-passing counter per location (with its wrap-arounds).
+        self._store_seq: dict[str, int] = {}
 
     def keepalive(self) -> None:
         """Queue ``<us>@Ping@$``."""
@@ -101,7 +121,7 @@ class MylapsProtocol(DecoderProtocol):
         if function == "Ping":
             self._reply("AckPing")
         elif function == "Pong":
-            self._reply("AckPong", "Version2.1")
+            self._reply("AckPong", "Version2.1", "|".join(PASSING_FIELDS))
         elif function in ("Passing", "Marker", "Store"):
             self._records(sender, function, body, message)
         elif function in _INFO_FUNCTIONS:
@@ -167,16 +187,18 @@ class MylapsProtocol(DecoderProtocol):
         except ValueError as exc:
             self._error(str(exc), record)
             return
+        antennas = antenna_list(pairs.get("an", ""))
         self._emit(
             DecodedRead(
                 chip=chip,
                 time_ms=time_ms,
                 seq=None,
                 source=source,
-                loop=pairs.get("an") or None,
+                loop=pairs.get("dv") or None,
                 kind="read",
                 flags=flags,
                 raw=record,
+                antennas=antennas,
             )
         )
 
@@ -212,21 +234,40 @@ class MylapsProtocol(DecoderProtocol):
             self._error("bad stored passing record", record)
             return
         try:
-            time_ms, flags = self._time(m.group(2), m.group(3))
+            time_ms, flags = self._time(m.group(2), m.group(5))
         except ValueError as exc:
             self._error(str(exc), record)
             return
+        counter = int(m.group(4), 16)
+        # the counter has four hex digits: past 0xFFFF it starts again from 0
+        last = self._store_seq.get(source)
+        seq = counter if last is None else last - last % 0x10000 + counter
+        if last is not None and seq < last - 0x8000:
+            seq += 0x10000
+        self._store_seq[source] = max(seq, last or 0)
+        self._note_seq(seq)
         self._emit(
             DecodedRead(
                 chip=m.group(1).strip(),
                 time_ms=time_ms,
-                seq=None,
+                seq=seq,
                 source=source,
                 kind="read",
-                flags=flags,
+                flags=(*flags, BACKLOG),
                 raw=record,
             )
         )
+
+
+def antenna_list(text: str) -> tuple[int, ...]:
+    """The antennas named by a passing's ``an`` field: a bit mask such as ``00001101``
+    (rightmost bit antenna 1; antennas 1, 3 and 4 here), or a plain antenna number."""
+    text = text.strip()
+    if _BITMASK_RE.match(text):
+        return tuple(i + 1 for i, bit in enumerate(reversed(text)) if bit == "1")
+    if text.isdigit() and int(text) > 0:
+        return (int(text),)
+    return ()
 
 
 def format_passing_record(
@@ -259,3 +300,11 @@ def format_marker_record(local: dt.datetime, name: str = "Gunshot 1") -> str:
     """Format a gunshot marker record; used by the simulator and tests."""
     clock = local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
     return f"mt=Gunshot|t={clock}|d={local.strftime('%y%m%d')}|n={name}"
+
+
+def format_store_record(chip: str, local: dt.datetime, counter: int, *, lap: int = 1) -> str:
+    """Format one stored-passing record of a ``Store`` message (chip, time, device, reader,
+    lap, 4-hex passing counter, ``yyMMdd`` date, check); used by the simulator and tests."""
+    clock = local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
+    body = f"{chip[:7]:<7}{clock} 3 0F  {lap}{counter % 0x10000:04X}{local:%y%m%d}"
+    return body + f"{sum(body.encode()) % 256:02X}"

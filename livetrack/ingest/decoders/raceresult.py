@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
-from .base import CLOCK_UNSET, DecodedRead, DecoderProtocol, parse_hms
+from .base import BACKLOG, CLOCK_UNSET, DecodedRead, DecoderProtocol, parse_hms
 
 __all__ = ["FILE_SPAN", "RaceResultProtocol", "file_seq", "format_passing", "split_seq"]
 
@@ -99,6 +100,9 @@ class RaceResultProtocol(DecoderProtocol):
         self.file_number: str | None = None
         #: The decoder's current file, as far as known (from answers and records).
         self._file: int | None = None
+        #: Passings below the resume point never handled: (file, first, last), fetched
+        #: once the decoder's count is known.
+        self._missing: list[tuple[int, int, int]] = []
 
     # -- commands -------------------------------------------------------------
 
@@ -109,8 +113,9 @@ class RaceResultProtocol(DecoderProtocol):
         self._send("SETPUSHPASSINGS;1;0")
         self._send("PASSINGS")
 
-    def resume_from(self, seq: int | None) -> None:
-        """Set the last stored passing number; missed ones are fetched once known.
+    def resume_from(self, seq: int | None, missing: Sequence[tuple[int, int]] = ()) -> None:
+        """Resume after passing ``seq`` (the decoder's own numbering, see :func:`file_seq`)
+        and fetch the ``missing`` ranges below it; both once the count is known.
 
         Called after ``connection_made`` it queues a fresh ``PASSINGS`` query so
         the missing range is requested when the answer arrives.
@@ -121,6 +126,9 @@ class RaceResultProtocol(DecoderProtocol):
             mine = (self._highest_file or 1, self._highest or 0)
             if self._highest is None or (file, number) > mine:
                 self._highest_file, self._highest = file, number
+        for first, last in missing:
+            (file, lo), (_, hi) = split_seq(first), split_seq(last)
+            self._missing.append((file, lo, hi))
         if self._connected:
             self._send("PASSINGS")
 
@@ -173,6 +181,10 @@ class RaceResultProtocol(DecoderProtocol):
             self._highest_file, self._highest = file, count
             return
         self._enter_file(file)
+        missing, self._missing = self._missing, []
+        for in_file, lo, hi in missing:
+            if in_file == file and self._highest_file == file:
+                self.fetch_range(lo, min(hi, count))
         first = self._highest + 1
         if count >= first:
             self.fetch_range(first, count)
@@ -228,6 +240,8 @@ class RaceResultProtocol(DecoderProtocol):
             source = fields[16].strip()
         elif len(fields) > 19 and fields[19].strip():
             source = fields[19].strip()
+        if not pushed:
+            flags.append(BACKLOG)  # an answer to a fetch: a passing of the past
         kind = "read"
         if self.marker_prefix and chip.startswith(self.marker_prefix):
             kind, chip = "gun", ""

@@ -12,8 +12,10 @@ a server).  It honours the protocol's commands:
   request and keeps running while nobody is connected, like a real decoder:
   what happened during a drop can only be had by fetching it.
 * ``ctp01`` -- greets with ``<name>~<version>~CTP01``, reads the client's
-  greeting and settings, streams tag lines after ``start``; answers ``ping``
-  and ``getlocations``.  It resumes after the last line it wrote.
+  greeting and settings; answers ``ping`` and ``getlocations``.  Its lines happen on a
+  timeline like RACE RESULT's passings (started by the first ``start``); a plain
+  ``start`` plays every line it holds from the first, ``start~<location>~<n>`` from line
+  ``n`` (inclusive), then the new ones as they happen.
 * ``ipico`` -- streams read lines as soon as a connection is up; resumes after
   the last line it wrote.
 * ``mylaps`` -- greets with ``<loc>@Pong@$``, sends ``Passing`` messages of
@@ -63,8 +65,8 @@ class DecoderSimulator:
     Attributes for tests: ``connections`` (count), ``fetch_requests`` (range /
     number requests received, RACE RESULT), ``drops_done``, ``sent`` (every read
     written to a socket, duplicates included) and ``finished`` (set once every
-    read has been produced and written at least once -- for MYLAPS, also
-    acknowledged).
+    read has been produced and written at least once, pushed or fetched -- for MYLAPS,
+    also acknowledged).
     """
 
     def __init__(
@@ -109,13 +111,16 @@ class DecoderSimulator:
         self.connections = 0
         self.drops_done = 0
         self.fetch_requests: list[str] = []
+        #: CTP01: every ``start`` command received, as sent.
+        self.start_requests: list[str] = []
         self.sent: list[DecodedRead] = []
         self.finished = asyncio.Event()
 
         # Streaming protocols: index of the next read to write.
         self._cursor = 0
-        # RACE RESULT: number of passings that have happened so far.
+        # RACE RESULT: number of passings that have happened so far, and those written.
         self._produced = 0
+        self._rr_written: set[int] = set()
         self._produced_changed = asyncio.Condition()
         self._timeline: asyncio.Task[None] | None = None
         # MYLAPS: the message in flight (number, first index, end index, text).
@@ -297,19 +302,25 @@ class DecoderSimulator:
             async with self._produced_changed:
                 self._produced += 1
                 self._produced_changed.notify_all()
-        self.finished.set()
+
+    def _rr_written_at(self, index: int) -> None:
+        """Passing ``index`` went to a connector: once every passing has, ``finished``."""
+        self._rr_written.add(index)
+        if len(self._rr_written) == len(self.reads):
+            self.finished.set()
 
     def _beyond(self, cursor: int) -> bool:
         return self._produced > cursor
 
-    async def _rr_push(self, writer: asyncio.StreamWriter, counter: list[int]) -> None:
-        cursor = self._produced
+    async def _rr_push(self, writer: asyncio.StreamWriter, counter: list[int], cursor: int) -> None:
+        """Push the passings from ``cursor`` (the count when push was asked for) on."""
         while True:
             async with self._produced_changed:
                 await self._produced_changed.wait_for(partial(self._beyond, cursor))
                 upto = self._produced
             while cursor < upto:
                 writer.write(f"#P;{self._rr_record(cursor)}\r\n".encode("latin-1"))
+                self._rr_written_at(cursor)
                 try:
                     self._count_line(counter, self._rr_read(cursor))
                 except _Dropped:
@@ -343,6 +354,7 @@ class DecoderSimulator:
                             break
                         index = offset + seq - 1
                         writer.write((self._rr_record(index) + "\r\n").encode("latin-1"))
+                        self._rr_written_at(index)
                         self._count_line(counter, self._rr_read(index))
                     if m is not None:
                         out.append("")
@@ -353,7 +365,9 @@ class DecoderSimulator:
                     if len(parts) > 1 and parts[1] == "1" and pusher is None:
                         if self._timeline is None:
                             self._timeline = asyncio.ensure_future(self._run_timeline())
-                        pusher = asyncio.ensure_future(self._rr_push(writer, counter))
+                        pusher = asyncio.ensure_future(
+                            self._rr_push(writer, counter, self._produced)
+                        )
                 elif cmd == "PASSINGS":
                     file, _, held = self._rr_current()
                     out.append(f"PASSINGS;{held};{file}")
@@ -470,10 +484,22 @@ class DecoderSimulator:
                     return
                 fields = cmd.split("~")
                 if fields[0] == "start":
+                    if len(fields) > 1 and fields[1] not in ("", self.location):
+                        writer.write(f"err~start~unknown location {fields[1]}\r\n".encode())
+                        await writer.drain()
+                        continue
                     if ack:
                         writer.write(f"ack~start~{self.location}\r\n".encode("latin-1"))
+                    # a plain start plays the controller's whole memory from its first line;
+                    # start~<location>~<n> plays it from line n (inclusive)
+                    first = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else 1
+                    self.start_requests.append(cmd)
+                    if self._timeline is None:
+                        self._timeline = asyncio.ensure_future(self._run_timeline())
                     if streamer is None:
-                        streamer = asyncio.ensure_future(self._stream(writer, counter, "ctp01"))
+                        streamer = asyncio.ensure_future(
+                            self._ctp_push(writer, counter, self._ctp_index(first))
+                        )
                 elif fields[0] == "stop":
                     if streamer is not None:
                         streamer.cancel()
@@ -492,6 +518,39 @@ class DecoderSimulator:
             if streamer is not None:
                 streamer.cancel()
                 await asyncio.gather(streamer, return_exceptions=True)
+
+    def _ctp_seq(self, index: int) -> int:
+        read = self.reads[index]
+        return read.seq if read.seq is not None else index + 1
+
+    def _ctp_index(self, first_seq: int) -> int:
+        """Index of the first read numbered ``first_seq`` or more."""
+        for index in range(len(self.reads)):
+            if self._ctp_seq(index) >= first_seq:
+                return index
+        return len(self.reads)
+
+    async def _ctp_push(
+        self, writer: asyncio.StreamWriter, counter: list[int], cursor: int
+    ) -> None:
+        """Write the controller's lines from ``cursor`` on: those it holds at once, the others
+        as they happen on the timeline (which runs whether or not anyone is connected)."""
+        while cursor < len(self.reads):
+            async with self._produced_changed:
+                await self._produced_changed.wait_for(partial(self._beyond, cursor))
+                upto = self._produced
+            while cursor < upto:
+                read = self.reads[cursor]
+                writer.write((self._ctp01_line(cursor, read) + "\r\n").encode("latin-1"))
+                if cursor + 1 >= len(self.reads):
+                    self.finished.set()
+                try:
+                    self._count_line(counter, self._stream_read(cursor, read))
+                except _Dropped:
+                    writer.close()
+                    return
+                cursor += 1
+            await writer.drain()
 
     async def _ipico(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counter: list[int]
