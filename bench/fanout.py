@@ -68,10 +68,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 RACE = "tenk"
 TOPICS = f"race:{RACE},board:{RACE}:finish:all,feed:{RACE}"
-FEED_ID = f'id="t-feed-{RACE}"'.encode()
 BOARD_ID = f'id="t-board-{RACE}-finish-all"'.encode()
+#: The board's heading, with its count: whole in the region, or alone in a patch.
+BOARD_HEAD_ID = f'id="t-board-{RACE}-finish-all-h"'.encode()
 BOARD_COUNT = re.compile(rb'<span class="meta">\((\d+)\)</span>')
-FEED_BIB = re.compile(rb'href="/runners/(\d+)"')
+#: A feed line, whole region or patch alike, names its runner in its id.
+FEED_BIB = re.compile(f'id="t-fl-{RACE}-(\\d+)"'.encode())
 HIST_MS = 120_000  # latency histogram: 1 ms buckets up to two minutes (the last is overflow)
 
 
@@ -214,11 +216,12 @@ def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 class Spectator:
     """One spectator's view: frames and bytes received, and how far it has seen the field."""
 
-    __slots__ = ("bytes", "frames", "last", "snapshot", "upto")
+    __slots__ = ("bytes", "frames", "last", "snapshot", "upto", "ws")
 
     def __init__(self) -> None:
         self.frames = 0
         self.bytes = 0
+        self.ws: Any = None  # its connection, which counts the bytes on the wire
         self.snapshot = False
         self.upto = -1  # the highest runner index this spectator has been shown
         self.last = b""  # the last message, while latency is not tracked
@@ -227,7 +230,10 @@ class Spectator:
 class Worker:
     """A client process: many asyncio ``websockets`` clients and their shared tallies."""
 
-    def __init__(self, posted: SynchronizedArray[float], bib_index: dict[bytes, int]) -> None:
+    def __init__(
+        self, posted: SynchronizedArray[float], bib_index: dict[bytes, int], compression: str
+    ) -> None:
+        self.compression = None if compression == "none" else compression
         self.posted: Any = posted.get_obj()
         self.bib_index = bib_index
         self.spectators: list[Spectator] = []
@@ -252,18 +258,15 @@ class Worker:
 
     def shown(self, msg: bytes, upto: int) -> int:
         """The highest runner index ``msg`` shows, or ``upto`` if higher."""
-        i = msg.find(BOARD_ID)
+        i = msg.find(BOARD_HEAD_ID)
         if i >= 0:
             m = BOARD_COUNT.search(msg, i, i + 2000)
             if m is not None:
                 upto = max(upto, int(m.group(1)) - 1)  # runner k is the (k+1)th finisher
-        i = msg.find(FEED_ID)
-        if i >= 0:
-            end = msg.find(b"</section>", i)
-            for m in FEED_BIB.finditer(msg, i, end if end > 0 else len(msg)):
-                k = self.bib_index.get(m.group(1), -1)
-                if k > upto:
-                    upto = k
+        for m in FEED_BIB.finditer(msg):
+            k = self.bib_index.get(m.group(1), -1)
+            if k > upto:
+                upto = k
         return upto
 
     async def spectate(self, url: str, sp: Spectator, opened: asyncio.Semaphore) -> None:
@@ -272,9 +275,11 @@ class Worker:
         try:
             async with opened:
                 ws = await connect(
-                    url, compression=None, max_size=None, ping_interval=None,
+                    url, compression=self.compression, max_size=None, ping_interval=None,
                     open_timeout=120, close_timeout=2, max_queue=None,
+                    create_connection=counting_connection(),
                 )  # fmt: skip
+                sp.ws = ws
         except Exception:
             self.failed += 1
             return
@@ -305,6 +310,7 @@ class Worker:
             "t": time.time(),
             "frames": sum(s.frames for s in sps),
             "bytes": sum(s.bytes for s in sps),
+            "wire": sum(getattr(s.ws, "wire", 0) for s in sps),
             "snapshots": sum(s.snapshot for s in sps),
             "failed": self.failed,
             "open": sum(not t.done() for t in self.tasks),
@@ -360,31 +366,52 @@ class Worker:
                 return
 
 
+def counting_connection() -> Any:
+    """A ``websockets`` client connection that counts the bytes it receives on the wire
+    (frame headers included, compressed as they travel)."""
+    from websockets.asyncio.client import ClientConnection
+
+    class Counting(ClientConnection):
+        wire = 0
+
+        def data_received(self, data: bytes) -> None:
+            self.wire += len(data)
+            super().data_received(data)
+
+    return Counting
+
+
 async def _frames(ws: Any) -> Any:
     while True:
         yield await ws.recv(decode=False)
 
 
-def worker_main(pipe: Connection, posted: SynchronizedArray[float], bibs: list[str]) -> None:
+def worker_main(
+    pipe: Connection, posted: SynchronizedArray[float], bibs: list[str], compression: str
+) -> None:
     raise_nofile(65536)
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
     index = {b.encode(): i for i, b in enumerate(bibs)}
-    asyncio.run(Worker(posted, index).serve(pipe))
+    asyncio.run(Worker(posted, index, compression).serve(pipe))
 
 
 class Clients:
     """The client processes, driven over pipes."""
 
-    def __init__(self, procs: int, posted: SynchronizedArray[float], bibs: list[str]) -> None:
+    def __init__(
+        self, procs: int, posted: SynchronizedArray[float], bibs: list[str], compression: str
+    ) -> None:
         ctx = mp.get_context("fork")
         self.pipes: list[Connection] = []
         self.procs: list[Any] = []
         for _ in range(procs):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=worker_main, args=(child, posted, bibs), daemon=True)
+            p = ctx.Process(
+                target=worker_main, args=(child, posted, bibs, compression), daemon=True
+            )
             p.start()
             self.pipes.append(parent)
             self.procs.append(p)
@@ -722,9 +749,16 @@ def run_livetrack(
         latency["max_ms"] = percentile(hist, 1.0)
     frames = t1["frames"] - t0["frames"]
     span = t1["t"] - t0["t"]
+    per_client_min = max(1, got["snapshots"]) * span / 60
     out.update(
         {
             "passings_per_s": round(rate, 1),
+            # what each spectator downloaded: wire bytes (frame headers included, compressed
+            # where the connection negotiated it) and the messages' own size, per minute
+            "kb_per_spectator_minute": round((t1["wire"] - t0["wire"]) / 1000 / per_client_min, 1),
+            "payload_kb_per_spectator_minute": round(
+                (t1["bytes"] - t0["bytes"]) / 1000 / per_client_min, 1
+            ),
             "delivered_frames_per_s": round(frames / span),
             "delivered_mb_per_s": round((t1["bytes"] - t0["bytes"]) / span / 1e6, 1),
             "mean_frame_bytes": round((t1["bytes"] - t0["bytes"]) / max(1, frames)),
@@ -755,6 +789,7 @@ LATENCY_RENAMES = {
 SATURATION_KEYS = (
     "passings_per_s", "delivered_frames_per_s", "delivered_mb_per_s", "mean_frame_bytes",
     "server_cpu_s", "server_cpu_us_per_frame", "post_p50_ms", "post_p99_ms", "renders_per_s",
+    "kb_per_spectator_minute", "payload_kb_per_spectator_minute",
     "skipped_per_s", "shown_all", "connected",
 )  # fmt: skip
 
@@ -867,6 +902,10 @@ def main() -> None:
     ap.add_argument("--sat-tick", type=float, default=0.05, help="hub tick (s) in saturation")
     ap.add_argument("--ws", default="", help="uvicorn websocket implementation (default: serve's)")
     ap.add_argument(
+        "--compression", default="deflate", choices=["deflate", "none"],
+        help="what the spectators offer: permessage-deflate, as browsers do (default), or none",
+    )  # fmt: skip
+    ap.add_argument(
         "--push-subscriptions", type=int, default=0, help="latency phase without, then with N"
     )
     ap.add_argument("--serve-with", help=argparse.SUPPRESS)
@@ -883,7 +922,8 @@ def main() -> None:
     runners = int(max(latency.rate * latency.seconds, sat.rate * sat.seconds)) + 100
     bibs = [str(i) for i in range(1, runners + 1)]
     posted = mp.Array("d", runners)
-    clients = Clients(procs, posted, bibs)  # forked before any event loop or thread exists
+    # forked before any event loop or thread exists
+    clients = Clients(procs, posted, bibs, args.compression)
     sink: mp.Process | None = None
     if args.push_subscriptions:
         sink_port = free_port()

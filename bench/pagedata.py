@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -183,12 +184,18 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "livetrack.cli", *args]
 
 
-def setup(tmp: Path) -> tuple[Any, list[Any], Path]:
-    """The demo's event and entrants, written as a participants file."""
-    from livetrack.cli import demo_event
+def setup(tmp: Path) -> tuple[Any, list[Any], Path, Path]:
+    """The demo's event, dated today (the server takes guns only near the event's day), and
+    its entrants, written as files."""
+    from livetrack.domain.event import load_event_text
     from livetrack.sim import make_participants
 
-    event = demo_event()
+    text = (ROOT / "livetrack" / "demo" / "heaton.toml").read_text("utf-8")
+    today = time.strftime("%Y-%m-%d")
+    text = re.sub(r'(?m)^date = "[0-9-]+"', f'date = "{today}"', text)
+    event_path = tmp / "event.toml"
+    event_path.write_text(text, "utf-8")
+    event = load_event_text(text)
     people = make_participants(event, {"mile": 60, "team": 60, "fun": 80, "tenk": 120})
     path = tmp / "people.csv"
     lines = ["bib,chip,first_name,last_name,gender,age,club,race,wave"]
@@ -198,7 +205,7 @@ def setup(tmp: Path) -> tuple[Any, list[Any], Path]:
             f'"{p.club}",{p.race},{p.wave}'
         )
     path.write_text("\n".join(lines) + "\n")
-    return event, people, path
+    return event, people, path, event_path
 
 
 def token(db: Path, role: str) -> str:
@@ -209,10 +216,9 @@ def token(db: Path, role: str) -> str:
     return out.stdout.split()[0]
 
 
-def start_server(db: Path, people: Path, port: int, tick: float) -> subprocess.Popen[bytes]:
-    from livetrack.demo.run import write_event
-
-    event = write_event(people.parent / "heaton.toml")  # dated today: guns fire now
+def start_server(
+    event: Path, db: Path, people: Path, port: int, tick: float
+) -> subprocess.Popen[bytes]:
     argv = cli("serve", "--event", str(event), "--participants", str(people), "--db", str(db))
     argv += ["--port", str(port), "--tick", str(tick)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
@@ -259,11 +265,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     tmp = Path(tempfile.mkdtemp(prefix="pagedata-"))
     db = tmp / "log.db"
-    event, people, people_csv = setup(tmp)
+    event, people, people_csv, event_path = setup(tmp)
     reader_tok = token(db, "reader")
     timer_tok = token(db, "timer")
     port = free_port()
-    server = start_server(db, people_csv, port, args.tick)
+    server = start_server(event_path, db, people_csv, port, args.tick)
     url = f"http://127.0.0.1:{port}"
     out: dict[str, Any] = {"minutes": args.minutes, "tick_s": args.tick}
     try:

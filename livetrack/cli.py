@@ -184,11 +184,14 @@ def sim_start(event: Event, now_ms: int) -> int:
 def _serve(app: object, host: str, port: int) -> None:
     import uvicorn
 
+    from livetrack.web.wsdeflate import WS_PROTOCOL
+
     uvicorn.run(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
-        ws_per_message_deflate=False,
+        ws=WS_PROTOCOL,
+        ws_per_message_deflate=False,  # WS_PROTOCOL negotiates its own
         ws_ping_interval=20,
         ws_ping_timeout=20,
         log_level="info",
@@ -224,6 +227,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         import uvicorn
 
+        from livetrack.web.wsdeflate import WS_PROTOCOL
+
         if args.no_snapshots:
             raise SystemExit("livetrack serve: --no-snapshots works with one process only")
         env = config.to_env(
@@ -241,7 +246,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 os.environ.pop(name, None)
         uvicorn.run(
             "livetrack.web.factory:create_from_env", factory=True, workers=args.workers,
-            host=args.host, port=args.port, ws_per_message_deflate=False,
+            host=args.host, port=args.port, ws=WS_PROTOCOL, ws_per_message_deflate=False,
             ws_ping_interval=20, ws_ping_timeout=20, log_level="info", access_log=False,
         )  # fmt: skip
         return 0

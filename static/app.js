@@ -1,4 +1,4 @@
-// livetrack spectator pages: connection badge, race clock, follows and alerts, course map.
+// livetrack spectator pages: connection badge, clocks and freshness, follows and alerts, map.
 (function () {
   "use strict";
   var FOLLOW_KEY = "livetrack.follow";
@@ -28,11 +28,15 @@
   var seen = load(SEEN_KEY, {});
 
   // -- connection badge ---------------------------------------------------------------------
+  var downSince = null; // when the live socket went down (this phone's clock)
+  var snapshotNext = false; // the next message is a (re)connect's snapshot, not news
   function badge(show) {
     var el = document.getElementById("conn");
     if (el) el.hidden = !show;
+    if (!show) downSince = null;
+    else if (downSince === null) downSince = Date.now();
   }
-  document.addEventListener("htmx:wsOpen", function () { badge(false); });
+  document.addEventListener("htmx:wsOpen", function () { badge(false); snapshotNext = true; });
   document.addEventListener("htmx:wsClose", function () { badge(true); });
   document.addEventListener("htmx:wsError", function () { badge(true); });
   window.addEventListener("offline", function () { badge(true); });
@@ -51,24 +55,92 @@
     hiddenAt = null;
   });
 
-  // -- race clock ---------------------------------------------------------------------------
+  // -- time: clocks, countdowns and "updated … ago" tick here, from times the server gave ----
+  // No frame comes for time passing. The server's clock at page load gives the offset from
+  // this phone's clock (which may be minutes out).
+  var meta = document.querySelector('meta[name="server-now"]');
+  var offset = meta && Number(meta.content) ? Number(meta.content) - Date.now() : 0;
+  function serverNow() { return Date.now() + offset; }
   function fmt(ms) {
     var s = Math.max(0, Math.floor(ms / 1000));
     var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
     var mm = h ? String(m).padStart(2, "0") : String(m);
     return (h ? h + ":" : "") + mm + ":" + String(sec).padStart(2, "0");
   }
-  var clockBase = null;
-  setInterval(function () {
-    var p = document.querySelector(".clock[data-gun][data-status='running']");
-    var t = p && p.querySelector(".race-clock");
-    if (!t) return;
-    if (clockBase === null || clockBase.el !== t) {
-      var secs = t.textContent.split(":").map(Number).reduce(function (a, b) { return a * 60 + b; }, 0);
-      clockBase = { el: t, secs: secs, at: Date.now() };
+  function ago(ms) {
+    var s = Math.max(0, Math.round((serverNow() - ms) / 1000));
+    if (s < 10) return "just now";
+    if (s < 60) return s + " s ago";
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + " min ago";
+    return Math.floor(m / 60) + " h " + (m % 60) + " min ago";
+  }
+  function put(el, text) { if (el.textContent !== text) el.textContent = text; }
+
+  // When the page's data last changed, in this phone's clock; the gaps between changes say
+  // what silence is usual.
+  var fresh = document.getElementById("fresh");
+  var lastChange = Date.now();
+  if (fresh && Number(fresh.getAttribute("data-changed"))) {
+    lastChange = Number(fresh.getAttribute("data-changed")) - offset;
+  }
+  var gaps = [];
+  var QUIET_MS = 180000;
+  function changed() {
+    var at = Date.now();
+    gaps.push(at - lastChange);
+    if (gaps.length > 20) gaps.shift();
+    lastChange = at;
+    var span = fresh && fresh.querySelector("[data-ago]");
+    if (span) span.setAttribute("data-ago", String(serverNow()));
+  }
+  function usualQuiet() {
+    var g = gaps.slice().sort(function (a, b) { return a - b; });
+    var median = g.length >= 3 ? g[Math.floor(g.length / 2)] : 0;
+    return Math.max(QUIET_MS, 4 * median);
+  }
+  function delayNotice() {
+    // a signal from the server ("finish data delayed") says it in its own words
+    var signal = document.querySelector("[data-delayed]:not([data-delayed=''])");
+    if (signal) return signal.getAttribute("data-delayed");
+    if (downSince !== null && Date.now() - downSince > 5000) {
+      return "Not connected — reconnecting. Nothing new shown since " + ago(lastChange + offset) + ".";
     }
-    t.textContent = fmt(clockBase.secs * 1000 + (Date.now() - clockBase.at));
-  }, 1000);
+    var running = document.querySelector(".race-head [data-race-status='running']");
+    if (!running) return "";
+    var quietUntil = Number(running.getAttribute("data-quiet-until")) || 0;
+    var since = Math.max(lastChange, quietUntil - offset);
+    var silent = Date.now() - since;
+    if (silent <= usualQuiet()) return "";
+    return "No new times for " + Math.floor(silent / 60000) + " min — timing may be delayed.";
+  }
+  function tick() {
+    var now = serverNow();
+    document.querySelectorAll("time.race-clock[data-gun]").forEach(function (el) {
+      var gun = Number(el.getAttribute("data-gun"));
+      if (!gun) return;
+      put(el, fmt((Number(el.getAttribute("data-stop")) || now) - gun));
+    });
+    document.querySelectorAll("[data-ago]").forEach(function (el) {
+      var at = Number(el.getAttribute("data-ago"));
+      if (at) put(el, ago(at));
+    });
+    document.querySelectorAll(".due[data-due]").forEach(function (el) {
+      var late = !!el.getAttribute("data-seen") && now > Number(el.getAttribute("data-high"));
+      el.classList.toggle("overdue", late);
+      var mins = Math.round((Number(el.getAttribute("data-due")) - now) / 60000);
+      var span = el.querySelector("[data-in]");
+      if (span) put(span, mins > 0 ? "in ~" + mins + " min" : "any moment now");
+    });
+    var stale = document.getElementById("stale");
+    if (stale) {
+      var notice = delayNotice();
+      put(stale, notice);
+      stale.hidden = !notice;
+    }
+  }
+  setInterval(tick, 1000);
+  document.addEventListener("DOMContentLoaded", tick);
 
   // -- follows ------------------------------------------------------------------------------
   function isFollowed(bib) { return follows.indexOf(bib) >= 0; }
@@ -159,7 +231,7 @@
       if (btn && window.Notification && Notification.permission === "default") btn.hidden = false;
       if (!follows.length) return;
       named().forEach(function (f) { mine.appendChild(placeholder(f, false)); });
-      mine.setAttribute("hx-ext", "ws");
+      mine.setAttribute("hx-ext", "ws,patch");
       mine.setAttribute("ws-connect", "/live?topics=" + encodeURIComponent(
         named().map(function (f) { return f.topic; }).join(",")));
       return;
@@ -201,19 +273,23 @@
     while (box.children.length > 3) box.removeChild(box.firstChild);
     setTimeout(function () { if (t.parentNode) t.parentNode.removeChild(t); }, 15000);
   }
+  // a runner card's live data (last passing, next expected): on its .rn-live part
+  function liveOf(card) { return card.querySelector(".rn-live") || card; }
   function checkPassings() {
     named().forEach(function (f) {
       var bib = f.bib;
-      var el = document.getElementById(f.id);
-      if (!el || !el.hasAttribute("data-bib")) return;
+      var card = document.getElementById(f.id);
+      if (!card || !card.hasAttribute("data-bib")) return;
+      var el = liveOf(card);
       var last = el.getAttribute("data-last") || "";
       if (!(bib in seen)) { seen[bib] = last; return; }
       if (seen[bib] === last || !last) return;
       seen[bib] = last;
-      var msg = el.getAttribute("data-name") + " passed " + el.getAttribute("data-last-name");
+      var msg = card.getAttribute("data-name") + " passed " + el.getAttribute("data-last-name");
       var next = el.getAttribute("data-next-name");
       if (next) {
-        msg += ". Due at " + next + " in ~" + el.getAttribute("data-next-in") + " min, " +
+        var mins = Math.max(1, Math.round((Number(el.getAttribute("data-t1")) - serverNow()) / 60000));
+        msg += ". Due at " + next + " in ~" + mins + " min, " +
           el.getAttribute("data-next-clock") + " (" + el.getAttribute("data-next-range") + ")";
       }
       toast(msg);
@@ -225,20 +301,26 @@
     save(SEEN_KEY, seen);
   }
   document.addEventListener("htmx:wsAfterMessage", function () {
+    if (snapshotNext) snapshotNext = false;
+    else changed();
     refreshStars();
     checkPassings();
-    serverOffset();
+    tick();
   });
 
   // -- course map ---------------------------------------------------------------------------
   var svg = document.getElementById("course");
-  var offset = 0;
-  function serverOffset() {
-    var holder = document.querySelector("[data-now]");
-    if (holder) offset = Number(holder.getAttribute("data-now")) - Date.now();
+  // the map moves dots on the field's own clock: the newest record's time when it was drawn
+  var mapOffset = offset;
+  function mapClock() {
+    var holder = document.querySelector("[data-field][data-now]");
+    if (holder && Number(holder.getAttribute("data-now"))) {
+      mapOffset = Number(holder.getAttribute("data-now")) - Date.now();
+    }
   }
+  document.addEventListener("htmx:wsAfterMessage", mapClock);
   if (svg) {
-    serverOffset();
+    mapClock();
     var pts = JSON.parse(svg.getAttribute("data-points"));
     var layer = document.getElementById("dots");
     var showField = document.getElementById("show-field");
@@ -263,7 +345,7 @@
       return at(d0 + (d1 - d0) * f);
     };
     var draw = function () {
-      var now = Date.now() + offset;
+      var now = Date.now() + mapOffset;
       var items = [];
       if (!showField || showField.checked) {
         document.querySelectorAll("[data-field] i").forEach(function (el) {
@@ -273,7 +355,7 @@
       named().forEach(function (f) {
         var el = document.getElementById(f.id);
         if (el && el.getAttribute("data-race") === svg.getAttribute("data-race")) {
-          items.push([el, "dot mine"]);
+          items.push([liveOf(el), "dot mine"]);
         }
       });
       while (layer.children.length > items.length) layer.removeChild(layer.lastChild);

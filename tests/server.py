@@ -25,6 +25,7 @@ from livetrack.domain.event import Event
 from livetrack.domain.records import ParticipantRecord, Record
 from livetrack.web.app import Settings, create_app
 from livetrack.web.auth import issue
+from livetrack.web.wsdeflate import WS_PROTOCOL
 
 
 @dataclass
@@ -101,7 +102,8 @@ def serve(
         raise
     port = int(sock.getsockname()[1])
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False,
+        app, host="127.0.0.1", port=port, log_level="warning", ws=WS_PROTOCOL,
+        ws_per_message_deflate=False,
         lifespan="on",
     )  # fmt: skip
     server = uvicorn.Server(config)

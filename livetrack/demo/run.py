@@ -124,6 +124,7 @@ def run(
     from livetrack.ingest.rehearsal import ipico_tag
     from livetrack.web.app import create_app
     from livetrack.web.auth import issue
+    from livetrack.web.wsdeflate import WS_PROTOCOL
 
     done = asyncio.run(progress(db))
     probe = demo_event()
@@ -153,8 +154,8 @@ def run(
 
     async def main() -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, ws_per_message_deflate=False, log_level="warning",
-            access_log=False, timeout_graceful_shutdown=GRACE_S,
+            app, host=host, port=port, ws=WS_PROTOCOL, ws_per_message_deflate=False,
+            log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE_S,
         )  # fmt: skip
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve())

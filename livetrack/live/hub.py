@@ -25,29 +25,58 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
 
-from livetrack.live.wire import Write, text_frame
+from livetrack.live.delta import Drawing, patch
+from livetrack.live.wire import Write, deflate_frame, text_frame
 
 log = logging.getLogger("livetrack.hub")
 
-Render = Callable[[str], str]
+#: A topic's rendering: its whole fragment, or a :class:`Drawing` that can say what changed.
+Render = Callable[[str], "str | Drawing"]
 Send = Callable[[str], Awaitable[None]]
 
 
 class Message:
-    """One tick's fragments for one topic set: the text, and its frame built on first use."""
+    """One tick's fragments for one topic set: the text, and its frames built on first use.
 
-    __slots__ = ("_frame", "fragments", "text")
+    ``fragments`` are what is sent (for each topic, what changed since the previous tick, or
+    the whole region); ``whole`` is every topic's whole region, for a client that missed a
+    previous state (``fragments`` itself when nothing in it is a patch)."""
 
-    def __init__(self, fragments: dict[str, str]) -> None:
+    __slots__ = ("_deflated", "_frame", "_whole_message", "fragments", "text", "whole")
+
+    def __init__(self, fragments: dict[str, str], whole: dict[str, str] | None = None) -> None:
         self.fragments = fragments
+        self.whole = fragments if whole is None else whole
         self.text = "".join(fragments.values())
         self._frame: bytes | None = None
+        self._deflated: bytes | None = None
+        self._whole_message: Message | None = None
 
     @property
     def frame(self) -> bytes:
         if self._frame is None:
             self._frame = text_frame(self.text.encode())
         return self._frame
+
+    @property
+    def deflated(self) -> bytes:
+        """The frame for a connection that negotiated permessage-deflate without context
+        takeover: compressed once, the same bytes for every such client (or the plain frame
+        when compressing would not make it smaller)."""
+        if self._deflated is None:
+            self._deflated = deflate_frame(self.text.encode()) or self.frame
+        return self._deflated
+
+    def frame_for(self, write: Write) -> bytes:
+        return self.deflated if getattr(write, "deflate", False) else self.frame
+
+    def whole_message(self) -> Message:
+        """Every topic of this message whole, built once for all the clients that need it."""
+        if self.whole is self.fragments:
+            return self
+        if self._whole_message is None:
+            self._whole_message = Message(self.whole)
+        return self._whole_message
 
 
 class Subscriber:
@@ -96,25 +125,29 @@ class Subscriber:
 
     def offer_message(self, message: Message) -> None:
         """Offer a group's message: written at once when possible, else merged into the slots
-        (each topic's older unsent fragment replaced by the newer one)."""
+        (each topic's older unsent fragment replaced by the newer one, whole: a patch is only
+        valid on top of the state before it, which this client has not been sent)."""
         if self.closed:
             return
         if not self._slots:
             self._slots = message.fragments
             self._message = message
         elif self._slots.keys() <= message.fragments.keys():
-            # every pending fragment is superseded: take the group's message as it is, so a
-            # client that was backed up still gets the frame built once for all members
+            # every pending fragment is superseded: take the group's message whole, so a
+            # client that was backed up still gets a frame built once for all such members
             self.skipped += len(self._slots)
-            self._slots = message.fragments
-            self._message = message
+            whole = message.whole_message()
+            self._slots = whole.fragments
+            self._message = whole
         else:
             self._own_slots()
             slots = self._slots
             for topic, fragment in message.fragments.items():
                 if topic in slots:
                     self.skipped += 1
-                slots[topic] = fragment
+                    slots[topic] = message.whole[topic]
+                else:
+                    slots[topic] = fragment
         self._kick()
 
     def pending(self) -> int:
@@ -140,7 +173,7 @@ class Subscriber:
         if self.write is not None:
             if self._message is None:
                 self._message = Message(self._slots)  # the slots are now this message's
-            if self.write(self._message.frame):
+            if self.write(self._message.frame_for(self.write)):
                 self._slots = {}
                 self._message = None
                 self.sent += 1
@@ -164,7 +197,7 @@ class Subscriber:
                         break
                     if self._message is None:
                         self._message = Message(self._slots)
-                    if self.write(self._message.frame):
+                    if self.write(self._message.frame_for(self.write)):
                         self._slots = {}
                         self._message = None
                         self.sent += 1
@@ -230,8 +263,12 @@ class Hub:
         self._groups: dict[tuple[str, ...], Group] = {}
         self._topic_groups: dict[str, set[Group]] = {}
         self._dirty: set[str] = set()
-        self._cache: dict[str, str] = {}
+        #: Each watched topic's last rendering: what every subscriber has been sent (or has
+        #: waiting in its slots), so the next tick's patch applies on top of it.
+        self._cache: dict[str, str | Drawing] = {}
         self.renders = 0
+        #: Renderings sent as what changed rather than whole.
+        self.patches = 0
         self.render_errors = 0
         self.ticks = 0
         self.last_tick_s = 0.0
@@ -285,12 +322,14 @@ class Hub:
                     self._cache.pop(topic, None)
 
     def _current(self, topic: str) -> str:
+        """The region as the topic's other subscribers have it (rendered now if nobody
+        watched it): a change since then reaches the new subscriber with theirs, next tick."""
         cached = self._cache.get(topic)
-        if cached is None or topic in self._dirty:
+        if cached is None:
             cached = self._cache[topic] = self._safe_render(topic)
-        return cached
+        return str(cached)
 
-    def _safe_render(self, topic: str) -> str:
+    def _safe_render(self, topic: str) -> str | Drawing:
         """Render ``topic``; a failure is logged and yields an empty fragment, so one broken
         region never takes the others (or the tick) down with it."""
         self.renders += 1
@@ -322,22 +361,33 @@ class Hub:
         rendered = 0
         started = time.perf_counter()
         touched: dict[Group, None] = {}
+        wholes: dict[str, str] = {}
         for topic in dirty:
             if topic not in self._subs:
                 self._cache.pop(topic, None)
                 continue
-            fragment = self._safe_render(topic)
+            region = self._safe_render(topic)
             rendered += 1
-            if not fragment or fragment == self._cache.get(topic):
+            whole = str(region)
+            old = self._cache.get(topic)
+            if not whole or (old is not None and whole == str(old)):
                 continue
-            self._cache[topic] = fragment
+            self._cache[topic] = region
+            fragment = whole
+            if isinstance(region, Drawing) and isinstance(old, Drawing):
+                fragment = patch(old, region) or whole
+                if fragment is not whole:
+                    self.patches += 1
+            wholes[topic] = whole
             for group in self._topic_groups.get(topic, ()):
                 group.pending[topic] = fragment
                 touched[group] = None
         rendered_at = time.perf_counter()
         for group in touched:
             pending, group.pending = group.pending, {}
-            message = Message({t: pending[t] for t in group.topics if t in pending})
+            fragments = {t: pending[t] for t in group.topics if t in pending}
+            whole_of = {t: wholes[t] for t in fragments}
+            message = Message(fragments, whole_of if whole_of != fragments else None)
             self.messages += 1
             for sub in list(group.members):
                 sub.offer_message(message)

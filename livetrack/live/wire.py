@@ -1,14 +1,17 @@
 """The websocket wire: a text frame built once, and a direct write for uvicorn's connections.
 
-A server's data frames are not masked and (with permessage-deflate off) not compressed, so the
-bytes of one text message are the same for every client. :func:`text_frame` builds them once
-per message; :func:`direct_writer` returns a callable that hands those bytes straight to a
-connection's transport, skipping the per-send ASGI round (message dict, state checks, frame
-serialisation and UTF-8 encoding for each client). It is used only where it is known to be
-equivalent to ``websocket.send``: uvicorn's ``websockets-sansio`` protocol, open, with no
-extension negotiated. Anything else gets ``None`` and the caller sends through ASGI. The writer
-(:class:`DirectWrite`) can also wait until a backed-up connection takes writes again, so that a
-client that fell behind gets the shared frame too, not a per-client ASGI send.
+A server's data frames are not masked, so the bytes of one text message are the same for every
+client that negotiated the same thing: no extension, or permessage-deflate *without context
+takeover* at the full window (each message compressed on its own, so one compressed message
+suits every such client; see :mod:`livetrack.web.wsdeflate`). :func:`text_frame` and
+:func:`deflate_frame` build those bytes once per message; :func:`direct_writer` returns a
+callable that hands them straight to a connection's transport, skipping the per-send ASGI round
+(message dict, state checks, frame serialisation, UTF-8 encoding and compression for each
+client). It is used only where it is known to be equivalent to ``websocket.send``: uvicorn's
+``websockets-sansio`` protocol, open, with no extension or with that one. Anything else gets
+``None`` and the caller sends through ASGI. The writer (:class:`DirectWrite`) can also wait
+until a backed-up connection takes writes again, so that a client that fell behind gets the
+shared frame too, not a per-client ASGI send.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -30,16 +34,36 @@ Write = Callable[[bytes], bool]
 SNDBUF = 128 * 1024
 
 
-def text_frame(payload: bytes) -> bytes:
-    """One unmasked, final, uncompressed text frame carrying ``payload`` (UTF-8)."""
+def text_frame(payload: bytes, first: int = 0x81) -> bytes:
+    """One unmasked, final, uncompressed text frame carrying ``payload`` (UTF-8); ``first``
+    is the frame's first byte (FIN, RSV bits, opcode)."""
     n = len(payload)
     if n < 126:
-        head = struct.pack("!BB", 0x81, n)
+        head = struct.pack("!BB", first, n)
     elif n < 1 << 16:
-        head = struct.pack("!BBH", 0x81, 126, n)
+        head = struct.pack("!BBH", first, 126, n)
     else:
-        head = struct.pack("!BBQ", 0x81, 127, n)
+        head = struct.pack("!BBQ", first, 127, n)
     return head + payload
+
+
+#: How the shared compressed frames are made: raw deflate with the full window (what a client
+#: accepts unless it asked for a smaller one), zlib's default level and memory.
+DEFLATE_WBITS = 15
+DEFLATE_LEVEL = 6
+
+
+def deflate_frame(payload: bytes) -> bytes | None:
+    """``payload`` as one compressed text frame (permessage-deflate, RFC 7692: RSV1 set, raw
+    deflate ended by a sync flush without its last four bytes), compressed on its own as a
+    server without context takeover must; None when that would not be smaller than the plain
+    frame."""
+    comp = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -DEFLATE_WBITS)
+    data = comp.compress(payload) + comp.flush(zlib.Z_SYNC_FLUSH)
+    data = data[:-4]  # 00 00 ff ff: the receiver adds it back
+    if len(data) >= len(payload):
+        return None
+    return text_frame(data, 0xC1)
 
 
 #: ASGI ``send`` wrappers known to pass ``websocket.send`` messages through unchanged
@@ -70,15 +94,29 @@ def direct_writer(ws: WebSocket, *, sndbuf: int | None = SNDBUF) -> DirectWrite 
     """A direct writer for ``ws`` (accepted already), or ``None`` when the server is not one
     this module knows to be safe to write to directly."""
     proto: Any = server_protocol(getattr(ws, "_send", None))
-    if proto is None or type(proto).__name__ != "WebSocketsSansIOProtocol":
+    if proto is None or not any(
+        c.__name__ == "WebSocketsSansIOProtocol" for c in type(proto).__mro__
+    ):
         return None
     transport: Any = getattr(proto, "transport", None)
     conn: Any = getattr(proto, "conn", None)
     writable: Any = getattr(proto, "writable", None)
     if transport is None or conn is None or writable is None or not proto.handshake_complete:
         return None
-    if getattr(conn, "extensions", None):  # permessage-deflate: frames differ per connection
-        return None
+    extensions = getattr(conn, "extensions", None) or []
+    deflate = False
+    if extensions:
+        # only permessage-deflate with no context takeover on our side, at the window our
+        # shared frames use: otherwise each connection's frames differ
+        ext = extensions[0]
+        if (
+            len(extensions) != 1
+            or getattr(ext, "name", "") != "permessage-deflate"
+            or getattr(ext, "local_no_context_takeover", False) is not True
+            or getattr(ext, "local_max_window_bits", 0) != DEFLATE_WBITS
+        ):
+            return None
+        deflate = True
     try:
         from websockets.protocol import State
     except ImportError:  # pragma: no cover
@@ -88,17 +126,27 @@ def direct_writer(ws: WebSocket, *, sndbuf: int | None = SNDBUF) -> DirectWrite 
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    return DirectWrite(proto, transport, conn, writable, State.OPEN)
+    return DirectWrite(proto, transport, conn, writable, State.OPEN, deflate)
 
 
 class DirectWrite:
     """A :data:`Write` for one uvicorn ``websockets-sansio`` connection, and :meth:`ready`,
     which waits until the connection takes writes again (the transport has drained below its
-    low-water mark, or the connection is lost: then the write refuses and ``send`` raises)."""
+    low-water mark, or the connection is lost: then the write refuses and ``send`` raises).
+    ``deflate``: the connection takes the shared compressed frames."""
 
-    __slots__ = ("_conn", "_open", "_proto", "_transport", "_writable")
+    __slots__ = ("_conn", "_open", "_proto", "_transport", "_writable", "deflate")
 
-    def __init__(self, proto: Any, transport: Any, conn: Any, writable: Any, is_open: Any) -> None:
+    def __init__(
+        self,
+        proto: Any,
+        transport: Any,
+        conn: Any,
+        writable: Any,
+        is_open: Any,
+        deflate: bool = False,
+    ) -> None:
+        self.deflate = deflate
         self._proto = proto
         self._transport = transport
         self._conn = conn

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from livetrack.domain.event import Event
 from livetrack.domain.records import ParticipantRecord, Record
-from livetrack.domain.state import RaceState, race_topic
+from livetrack.domain.state import RaceState
 from livetrack.live.hub import Hub
 from livetrack.service import snapshots
 from livetrack.service.snapshots import SnapshotInfo
@@ -144,7 +144,7 @@ class Runtime:
         self.lag = self._lag()
         self._tasks.append(asyncio.create_task(self._follow(), name="livetrack-follow"))
         self._tasks.append(asyncio.create_task(self.hub.run(), name="livetrack-hub"))
-        self._tasks.append(asyncio.create_task(self._clock(), name="livetrack-clock"))
+        self._tasks.append(asyncio.create_task(self._forecasts(), name="livetrack-forecasts"))
         self._tasks.append(asyncio.create_task(self._watch_head(), name="livetrack-head"))
         if self.snapshot_every_records > 0 or self.snapshot_every_s > 0:
             self._tasks.append(asyncio.create_task(self._snapshots(), name="livetrack-snapshots"))
@@ -279,14 +279,13 @@ class Runtime:
         self.ready_applied = self.state.applied
         self.ready.set()
 
-    async def _clock(self) -> None:
-        """Once a second, running races' clocks are dirty (rendered only if watched), and the
-        forecasts observe a bounded batch of the passings behind their watermarks (so that
-        pages seldom wait for them)."""
+    async def _forecasts(self) -> None:
+        """Once a second the forecasts observe a bounded batch of the passings behind their
+        watermarks (so that pages seldom wait for them). Nothing is marked dirty for the time
+        alone: pages tick their clocks themselves."""
         while True:
             await asyncio.sleep(1.0)
             self.state.forecasts.drain(FORECAST_BATCH)
-            self.hub.mark(race_topic(r) for r in self.event.races if self.state.started(r))
 
     async def stop(self) -> None:
         """Stop tailing; save a last snapshot if anything was folded since the newest one;

@@ -97,7 +97,7 @@ def search(request: Request) -> HTMLResponse:
 
 def me(request: Request) -> HTMLResponse:
     _, r = _rt(request)
-    return HTMLResponse(r.page("me.html"))
+    return HTMLResponse(r.page("me.html", topics=[]))  # its script subscribes it
 
 
 def course_map(request: Request) -> HTMLResponse:
@@ -157,17 +157,35 @@ def _shifted_cards(c: Ctx, dirty: set[str], watched: Collection[str]) -> set[str
 
 
 REGIONS = [
-    Region(topics.RACES, "home.html", "races", "races", lambda c, t: views.races(c.state, c.now)),
+    # the race clocks' text is left out (pages tick them from the gun time), so the races and
+    # a race's header change only when the data does
+    Region(
+        topics.RACES,
+        "home.html",
+        "races",
+        "races",
+        lambda c, t: views.races(c.state, c.now, clock_text=False),
+        keyed=True,
+    ),
     Region(
         topics.RACE,
         "race.html",
         "header",
         "rs",
-        lambda c, t: views.race_status(c.state, c.state.event.races[t["race"]], c.now),
+        lambda c, t: views.race_status(
+            c.state, c.state.event.races[t["race"]], c.now, clock_text=False
+        ),
         is_race,
+        keyed=True,
     ),
     Region(
-        topics.FEED, "race.html", "feed", "f", lambda c, t: views.feed(c.state, t["race"]), is_race
+        topics.FEED,
+        "race.html",
+        "feed",
+        "f",
+        lambda c, t: views.feed(c.state, t["race"]),
+        is_race,
+        keyed=True,
     ),
     Region(
         topics.RUNNER,
@@ -177,8 +195,9 @@ REGIONS = [
         lambda c, t: views.runner(c.state, t["bib"], c.now),
         lambda st, t: t["bib"] in st.runners,
         derive=_shifted_cards,
+        keyed=True,
     ),
-    Region(topics.BOARD, "race.html", "board", "b", _board, _board_valid),
+    Region(topics.BOARD, "race.html", "board", "b", _board, _board_valid, keyed=True),
     Region(
         topics.MAP,
         "map.html",

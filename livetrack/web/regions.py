@@ -19,7 +19,11 @@ and ``hx-swap-oob="true"``; the page lists ``SPLITS(race)`` among its topics.
 
 A region draws a :class:`Frame`: the ``full`` region (what a new subscriber gets) and, when
 the region defines ``changes``, the ``delta`` from the previous frame's view model (what the
-ones already watching need). The hub sends full frames only so far.
+ones already watching need). A ``keyed`` region's block marks its changeable pieces (rows
+keyed by their element ids, parts replaced whole: :mod:`livetrack.web.parts`); its frame
+carries that :class:`~livetrack.live.delta.Drawing`, from which the hub sends what changed
+since the previous drawing (:func:`livetrack.live.delta.patch`), or the whole region to a
+client that missed a state.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 from livetrack.domain.records import TokenRecord
 from livetrack.domain.state import RaceState
 from livetrack.domain.topics import Kind, Topic
+from livetrack.live.delta import Drawing
 from livetrack.service.runtime import clock_of
 from livetrack.web.auth import refusal
 
@@ -78,6 +83,8 @@ class Frame:
     model: Any = None
     #: Only what changed since the previous frame (None: send ``full``).
     delta: str | None = None
+    #: A keyed region's drawing: the region with its rows and parts marked.
+    drawing: Drawing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,8 @@ class Region:
     #: ``changes(previous_model, model)``: the fragment that updates a region drawn from
     #: ``previous_model`` to ``model``, or None when only the full region will do.
     changes: Callable[[Any, Any], str | None] | None = None
+    #: Its block marks rows (``item``) and parts (``part``): pushes carry only what changed.
+    keyed: bool = False
 
     @property
     def name(self) -> str:

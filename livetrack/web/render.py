@@ -17,6 +17,9 @@ from livetrack.domain import topics
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState
 from livetrack.domain.topics import BadTopic, Kind, Topic, dom_id
+from livetrack.live.delta import Drawing, patch
+from livetrack.service.runtime import clock_of
+from livetrack.web import parts
 from livetrack.web.regions import Ctx, Frame, Region, is_race
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +63,9 @@ def make_env() -> Environment:
     env.globals["max_topics"] = topics.MAX_TOPICS
     env.globals["division_label"] = division_label
     env.globals["static"] = lambda path: f"/static/{path}?v={static_version(path)}"
+    env.filters["part"] = parts.part
+    env.filters["item"] = parts.item
+    env.filters["derived"] = parts.derived
     return env
 
 
@@ -131,6 +137,9 @@ class Renderer:
         self.state = state
         self.regions: dict[str, Region] = {}
         self._ctx: dict[str, Ctx] = {}
+        #: When the data last changed (the event's clock at the tick that saw it), so a page
+        #: can say how fresh it is; None until the first change this process saw.
+        self.changed_at: int | None = None
 
     def register(self, region: Region) -> None:
         if region.name in self.regions:
@@ -145,7 +154,9 @@ class Renderer:
         made by :func:`safe` that failed, or a fault in the block) is drawn as a short notice,
         logged once, and the rest of the page is drawn as usual."""
         tmpl: Template = self.env.get_template(name)
-        ctx = tmpl.new_context({"event": self.state.event, **context})
+        now = clock_of(self.state)
+        base = {"event": self.state.event, "server_now": now, "changed_ms": self.changed(now)}
+        ctx = tmpl.new_context({**base, **context})
         for block, funcs in ctx.blocks.items():
             ctx.blocks[block] = [_guarded(name, block, f) for f in funcs]
         return "".join(tmpl.root_render_func(ctx))
@@ -183,15 +194,33 @@ class Renderer:
         the frame it follows, its ``delta`` too when the region can say what changed."""
         region, topic = self.find(name)
         model = region.view(self._ctx[region.name], topic)
-        full = self.block(region.template, region.block, **{region.var: model})
+        context = {region.var: model}
+        if region.keyed:
+            drawing = parts.render_region(
+                lambda: self.block(region.template, region.block, **context)
+            )
+            delta = None
+            if previous is not None and previous.drawing is not None:
+                delta = patch(previous.drawing, drawing)
+            return Frame(drawing.full, model, delta, drawing)
+        full = self.block(region.template, region.block, **context)
         delta = None
         if region.changes is not None and previous is not None:
             delta = region.changes(previous.model, model)
         return Frame(full, model, delta)
 
-    def topic(self, name: str) -> str:
-        """The out-of-band fragment for topic ``name`` (the hub's render function)."""
-        return self.frame(name).full
+    def topic(self, name: str) -> str | Drawing:
+        """What the hub pushes for topic ``name``: a keyed region's drawing (the hub sends
+        what changed since the previous one), else the out-of-band fragment."""
+        frame = self.frame(name)
+        return frame.drawing if frame.drawing is not None else frame.full
+
+    def changed(self, now: int) -> int:
+        """When the data last changed, as far as this process knows: the newest record's
+        time before it saw a change of its own."""
+        if self.changed_at is not None:
+            return self.changed_at
+        return min(now, self.state.now_ms) if self.state.now_ms else now
 
     def touch_periods(self, names: Collection[str]) -> dict[str, float]:
         """The time-dependent ones among ``names``, with how often each is re-drawn."""
@@ -208,12 +237,13 @@ class Renderer:
         adds (runner cards a late passing shifted, a team whose member moved…)."""
         per_race = [r.kind for r in self.regions.values() if r.per_race]
         out = set(dirty)
-        if per_race:
-            races: set[str] = set()
-            for name in dirty:
-                if name.partition(":")[0] in _RACE_SIGNALS:
-                    races.add(topics.parse(name)["race"])
-            out |= {kind(race) for kind in per_race for race in races}
+        races: set[str] = set()
+        for name in dirty:
+            if name.partition(":")[0] in _RACE_SIGNALS:
+                races.add(topics.parse(name)["race"])
+        if races:  # the data changed: what pages say about their freshness
+            self.changed_at = clock_of(self.state)
+        out |= {kind(race) for kind in per_race for race in races}
         for r in self.regions.values():
             if r.derive is not None:
                 out |= r.derive(self._ctx[r.name], dirty, watched)

@@ -49,7 +49,12 @@ def fmt_pace(ms: int, metres: float) -> str:
     return fmt_elapsed(per_km) + "/km"
 
 
-def race_status(state: RaceState, race: Race, now_ms: int) -> dict[str, Any]:
+def race_status(
+    state: RaceState, race: Race, now_ms: int, clock_text: bool = True
+) -> dict[str, Any]:
+    """A race's status and clock. The clock is drawn on the page from ``gun_ms`` (and
+    ``stop_ms`` once the race is over): with ``clock_text`` False its text is left out, so that
+    a pushed region does not change with the time alone."""
     guns = [g for w in race.waves if (g := state.gun_ms(race.id, w.id)) is not None]
     gun = min(guns) if guns else None  # the first wave's gun starts the race clock
     started = state.started(race.id)
@@ -59,6 +64,16 @@ def race_status(state: RaceState, race: Race, now_ms: int) -> dict[str, Any]:
     status = "not started" if not started else ("finished" if done else "running")
     # the clock runs while the race does, and stops at the last finish once everyone is in
     stop = state.finishers[race.id][-1][0] if done and finished else now_ms
+    cps = race.course.checkpoints
+    # until the fastest credible runner could reach the first mat, silence is expected
+    first = cps[1] if len(cps) > 1 else cps[0]
+    quiet_until = 0
+    if (
+        started
+        and gun is not None
+        and not any(state.boards.count(race.id, c.id, ALL) for c in cps[1:])
+    ):
+        quiet_until = gun + int(first.distance_m / race.max_speed_mps * 1000)
     return {
         "id": race.id,
         "name": race.name,
@@ -66,7 +81,11 @@ def race_status(state: RaceState, race: Race, now_ms: int) -> dict[str, Any]:
         "status": status,
         "gun_ms": gun if started else None,
         "gun_clock": fmt_clock(state, gun) if started else "",
-        "clock": "" if not started or gun is None else fmt_elapsed(max(0, stop - gun)),
+        "clock": (
+            "" if not started or gun is None or not clock_text else fmt_elapsed(max(0, stop - gun))
+        ),
+        "stop_ms": stop if done and finished else None,
+        "quiet_until": quiet_until,
         "entrants": len(runners),
         "finished": finished,
         "distance_m": race.course.length_m,
@@ -80,8 +99,8 @@ def race_status(state: RaceState, race: Race, now_ms: int) -> dict[str, Any]:
     }
 
 
-def races(state: RaceState, now_ms: int) -> list[dict[str, Any]]:
-    return [race_status(state, race, now_ms) for race in state.event.races.values()]
+def races(state: RaceState, now_ms: int, clock_text: bool = True) -> list[dict[str, Any]]:
+    return [race_status(state, race, now_ms, clock_text) for race in state.event.races.values()]
 
 
 def runner_row(state: RaceState, r: Runner, checkpoint: str, division: str) -> dict[str, Any]:
@@ -92,10 +111,12 @@ def runner_row(state: RaceState, r: Runner, checkpoint: str, division: str) -> d
     cps = [cp.id for cp in race.course.checkpoints]
     i = cps.index(checkpoint)
     move = None
+    prev_position = None
     for prev in reversed(cps[1:i]):
         before = state.position(r, prev, division)
         if before is not None and pos is not None:
             move = before - pos
+            prev_position = before
             break
     passing = r.passings.get(checkpoint)
     return {
@@ -110,6 +131,7 @@ def runner_row(state: RaceState, r: Runner, checkpoint: str, division: str) -> d
         "gun_ms": gun,
         "chip_ms": chip,
         "move": move,
+        "prev_position": prev_position,
         "status": r.status,
         "manual": passing is not None and passing.source in ("manual", "corrected"),
     }
@@ -126,6 +148,7 @@ def board(
         row["gap"] = (
             "" if leader is None or elapsed == leader else "+" + fmt_elapsed(elapsed - leader)
         )
+        row["rank_ms"] = elapsed  # the board's order: the page works positions and gaps out
         rows.append(row)
     cp = race.course.checkpoints[race.course.index(checkpoint)]
     return {
@@ -199,6 +222,7 @@ def _expected_view(state: RaceState, r: Runner, cp_id: str, now: int) -> dict[st
         "name": cp.name,
         "distance_m": cp.distance_m,
         "at_ms": exp.at_ms,
+        "high_ms": exp.high_ms,
         "clock": fmt_clock(state, exp.at_ms),
         "low": fmt_clock(state, exp.low_ms)[:5],
         "high": fmt_clock(state, exp.high_ms)[:5],
@@ -248,7 +272,13 @@ def runner(state: RaceState, bib: str, now: int | None = None) -> dict[str, Any]
             if i and pace_ms:
                 segments.append({"name": cp.name, "pace": pace_ms, "median": medians[i - 1]})
             prev_t, prev_d = p.time_ms, cp.distance_m
-            last = {"id": cp.id, "name": cp.name, "time_ms": p.time_ms, "distance_m": cp.distance_m}
+            last = {
+                "id": cp.id,
+                "name": cp.name,
+                "time_ms": p.time_ms,
+                "distance_m": cp.distance_m,
+                "clock": fmt_clock(state, p.time_ms)[:5],
+            }
         splits.append(row)
     nxt = next_checkpoint(r)
     finish_id = cps[-1].id
