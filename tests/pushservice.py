@@ -9,7 +9,8 @@ is accepted (201) only when:
   ``aud`` is this service's origin, ``exp`` is in the future and at most 24 h away, and
   ``sub`` is a ``mailto:`` or ``https:`` URL (RFC 8292);
 - it has a ``TTL`` header, and its body is ``Content-Encoding: aes128gcm`` that decrypts with
-  the subscription's private key and auth secret (RFC 8291, RFC 8188).
+  the subscription's private key and auth secret (RFC 8291, RFC 8188; :func:`decrypt_aes128gcm`
+  is written from the RFCs, not with the library the server encrypts with).
 
 Otherwise it answers 400/401/403 and keeps the reason in :attr:`PushService.rejected`.
 ``script(endpoint, [429, 503])`` makes the next answers to an endpoint those statuses
@@ -19,6 +20,9 @@ Otherwise it answers 400/401/403 and keeps the reason in :attr:`PushService.reje
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
+import hmac
 import json
 import secrets
 import threading
@@ -27,11 +31,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import http_ece
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
 def b64url(data: bytes) -> str:
@@ -76,6 +80,46 @@ class Delivered:
     at: float
     ttl: int
     claims: dict[str, Any]
+
+
+def _hmac(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
+def decrypt_aes128gcm(body: bytes, ua_key: ec.EllipticCurvePrivateKey, auth: bytes) -> bytes:
+    """RFC 8291 over RFC 8188, written from the RFCs with ``cryptography``'s primitives only
+    (independent of the ``http_ece`` the server encrypts with); raises ``ValueError``."""
+    if len(body) < 21:
+        raise ValueError("shorter than the aes128gcm header")
+    salt, rs, idlen = body[:16], int.from_bytes(body[16:20], "big"), body[20]
+    as_public = body[21 : 21 + idlen]
+    if idlen != 65 or rs < 18:
+        raise ValueError(f"keyid of {idlen} bytes (want the sender's 65-byte key), rs {rs}")
+    ua_public = ua_key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    peer = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), as_public)
+    ecdh = ua_key.exchange(ec.ECDH(), peer)
+    prk_key = _hmac(auth, ecdh)
+    ikm = _hmac(prk_key, b"WebPush: info\x00" + ua_public + as_public + b"\x01")
+    prk = _hmac(salt, ikm)
+    cek = _hmac(prk, b"Content-Encoding: aes128gcm\x00\x01")[:16]
+    nonce = _hmac(prk, b"Content-Encoding: nonce\x00\x01")[:12]
+    data = body[21 + idlen :]
+    records = [data[i : i + rs] for i in range(0, len(data), rs)]
+    out = b""
+    for seq, record in enumerate(records):
+        iv = (int.from_bytes(nonce, "big") ^ seq).to_bytes(12, "big")
+        try:
+            plain = AESGCM(cek).decrypt(iv, record, None)
+        except InvalidTag:
+            raise ValueError(f"record {seq} does not authenticate") from None
+        end = len(plain.rstrip(b"\x00"))
+        last = seq == len(records) - 1
+        if end == 0 or plain[end - 1] != (2 if last else 1):
+            raise ValueError(f"record {seq} has no {'final' if last else ''} padding delimiter")
+        out += plain[: end - 1]
+    return out
 
 
 def verify_vapid(header: str, origin: str, server_key: str) -> dict[str, Any]:
@@ -123,6 +167,7 @@ class PushService:
         self.requests = 0
         self._script: dict[str, list[int]] = {}
         self._gone: set[str] = set()
+        self._relays: dict[str, tuple[str, GcmStandIn]] = {}
         self._lock = threading.Lock()
         service = self
 
@@ -158,6 +203,18 @@ class PushService:
         self.browsers[b.endpoint] = b
         return b
 
+    def relay(self, browser_endpoint: str, server_key: str, gcm: GcmStandIn) -> str:
+        """An endpoint here for a real browser's subscription made through ``gcm``: messages
+        posted to it are checked (VAPID, headers) and passed on to the browser over GCM's
+        channel, as the push service the browser's endpoint names would. (Chromium puts
+        Google's host in front of the token in its endpoints, which this machine cannot
+        reach; the path and token are kept.)"""
+        token = browser_endpoint.rsplit("/", 1)[-1]
+        endpoint = f"{self.origin}/fcm/send/{token}"
+        self.browsers[endpoint] = Browser(endpoint, server_key)
+        self._relays[endpoint] = (token, gcm)
+        return endpoint
+
     def script(self, endpoint: str, statuses: list[int]) -> None:
         self._script[endpoint] = list(statuses)
 
@@ -187,10 +244,14 @@ class PushService:
         if h.get("content-encoding") != "aes128gcm" or not h.get("ttl", "").isdigit():
             self.rejected.append((endpoint, 400, "not aes128gcm, or no TTL"))
             return 400, {}
+        if endpoint in self._relays:
+            token, gcm = self._relays[endpoint]
+            gcm.deliver(token, body)
+            with self._lock:
+                self.delivered.append(Delivered(endpoint, {}, time.time(), int(h["ttl"]), claims))
+            return 201, {}
         try:
-            plain = http_ece.decrypt(
-                body, private_key=b.key, auth_secret=b.auth, version="aes128gcm"
-            )
+            plain = decrypt_aes128gcm(body, b.key, b.auth)
             payload = json.loads(plain)
         except Exception as exc:
             self.rejected.append((endpoint, 400, f"cannot decrypt: {exc!r}"))
@@ -200,16 +261,86 @@ class PushService:
         return 201, {"location": f"{self.origin}/msg/{secrets.token_urlsafe(8)}"}
 
 
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if not n:
+            return out + bytes([low])
+        out += bytes([low | 0x80])
+
+
+def _field(number: int, value: str | bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    data = value.encode() if isinstance(value, str) else value
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _self_signed() -> tuple[str, str]:
+    """A throwaway certificate for 127.0.0.1 (PEM files in a temporary directory)."""
+    import datetime
+    import ipaddress
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    d = tempfile.mkdtemp(prefix="lt-mcs-")
+    cert_path, key_path = f"{d}/cert.pem", f"{d}/key.pem"
+    with open(cert_path, "wb") as fh:
+        fh.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as fh:
+        fh.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return cert_path, key_path
+
+
 class GcmStandIn:
-    """Chromium's own push transport (GCM) registers a browser with two HTTP calls before
-    ``pushManager.subscribe`` answers: a device check-in (protobuf) and a registration (form).
-    Chromium takes their URLs from ``--gcm-checkin-url`` and ``--gcm-registration-url``; this
-    answers both on 127.0.0.1, so a real subscription is made with no outside service. (The
-    push messages themselves would then come over GCM's own TLS channel, which this does not
-    offer: tests deliver pushes to the worker through the DevTools protocol instead.)"""
+    """Chromium's own push transport (GCM), answered on 127.0.0.1, so that a real
+    ``pushManager.subscribe`` succeeds and a real push reaches the browser with no outside
+    service. Chromium takes the three addresses from switches (:attr:`args`):
+
+    - the device check-in (``--gcm-checkin-url``, protobuf over HTTP): answered with a device id
+      and security token;
+    - the registration (``--gcm-registration-url``, a form over HTTP): answered with a token,
+      which Chromium puts at the end of the subscription's endpoint; the form names the
+      application server key (``sender``) and the subscription's app id (``X-subtype``);
+    - the message channel (``--gcm-mcs-endpoint``, GCM's MCS protocol over TLS, here with a
+      throwaway certificate, so the browser runs with ``--ignore-certificate-errors``): the
+      login is answered, and :meth:`deliver` sends a data message carrying an ``aes128gcm``
+      body as the push service would. Chromium decrypts it with the subscription's private key
+      and fires the service worker's ``push`` event."""
 
     def __init__(self) -> None:
-        self.registrations: list[dict[str, str]] = []
+        import socket
+        import ssl
+
+        self.registrations: dict[str, dict[str, str]] = {}
+        self.delivered = 0
+        self._conns: list[Any] = []
+        self._lock = threading.Lock()
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -227,8 +358,9 @@ class GcmStandIn:
                     from urllib.parse import parse_qsl
 
                     form = dict(parse_qsl(body.decode()))
-                    stand_in.registrations.append(form)
-                    out = f"token=lt-{secrets.token_urlsafe(16)}".encode()
+                    token = f"lt-{secrets.token_urlsafe(16)}"
+                    stand_in.registrations[token] = form
+                    out = f"token={token}".encode()
                 else:
                     self.send_response(404)
                     self.end_headers()
@@ -240,18 +372,103 @@ class GcmStandIn:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         url = f"http://127.0.0.1:{self.server.server_port}"
-        #: the switches that send Chromium's GCM traffic here (the MCS port is closed)
+        self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._tls.load_cert_chain(*_self_signed())
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        mcs_port = self._listener.getsockname()[1]
+        #: the switches that send Chromium's GCM traffic here
         self.args = [
             f"--gcm-checkin-url={url}/checkin",
             f"--gcm-registration-url={url}/register",
-            "--gcm-mcs-endpoint=https://127.0.0.1:9",
+            f"--gcm-mcs-endpoint=https://127.0.0.1:{mcs_port}",
+            "--ignore-certificate-errors",
         ]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._threads = [
+            threading.Thread(target=self.server.serve_forever, daemon=True),
+            threading.Thread(target=self._accept, daemon=True),
+        ]
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                raw, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(raw,), daemon=True).start()
+
+    def _session(self, raw: Any) -> None:
+        """One MCS connection: the version byte and a login request in, a login response
+        out; then whatever the browser sends (heartbeats, acknowledgements) is read and let
+        be."""
+        conn = raw
+        try:
+            conn = self._tls.wrap_socket(raw, server_side=True)
+            got = b""
+            while len(got) < 3:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                got += chunk
+            if got[0] != 41 or got[1] != 2:  # MCS version 41, then a LoginRequest (tag 2)
+                return
+            login = _field(1, "lt-login")
+            conn.sendall(bytes([41, 3]) + _varint(len(login)) + login)
+            with self._lock:
+                self._conns.append(conn)
+            while conn.recv(4096):
+                pass
+        except OSError:
+            return
+        finally:
+            with self._lock, contextlib.suppress(ValueError):
+                self._conns.remove(conn)
+            conn.close()
+            raw.close()
+
+    def deliver(self, token: str, body: bytes, timeout: float = 30.0) -> None:
+        """Send ``body`` (an ``aes128gcm`` message) to the browser registered as ``token``."""
+        form = self.registrations[token]
+        self.delivered += 1
+
+        def app_data(key: str, value: str) -> bytes:
+            return _field(7, _field(1, key) + _field(2, value))
+
+        stanza = (
+            _field(2, f"m{self.delivered}")  # id
+            + _field(3, form["sender"])  # from: the application server key it was made with
+            + _field(5, form["app"])  # category
+            + app_data("subtype", form["X-subtype"])  # the subscription's app id
+            + app_data("content-encoding", "aes128gcm")
+            + _field(9, f"0:{self.delivered}")  # persistent id
+            + _field(21, body)  # raw data
+        )
+        frame = bytes([8]) + _varint(len(stanza)) + stanza  # a DataMessageStanza (tag 8)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                conn = self._conns[-1] if self._conns else None
+            if conn is not None:
+                try:
+                    conn.sendall(frame)
+                    return
+                except OSError:  # the browser dropped that connection: wait for its next
+                    with self._lock, contextlib.suppress(ValueError):
+                        self._conns.remove(conn)
+                    conn.close()
+            time.sleep(0.1)
+        raise TimeoutError("the browser is not logged in to the message channel")
 
     def __enter__(self) -> GcmStandIn:
-        self._thread.start()
+        for t in self._threads:
+            t.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self._listener.close()
+        for c in self._conns:
+            with contextlib.suppress(OSError):
+                c.close()

@@ -131,6 +131,40 @@ BODY = st.one_of(
     st.fixed_dictionaries({"sightings": st.lists(ITEM, max_size=4)}),
     JSON,
 )
+#: For each write route: the token that may use it, and the fields of one item of its body
+#: (a list of items where the route takes one). Routes not listed get generic bodies.
+SHAPES: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "/api/v1/reads": ("reader", ("reader", "point", "chip", "time", "seq", "session"), True),
+    "/api/v1/races/{race}/gun": ("timer", ("time", "wave"), False),
+    "/api/v1/sightings": ("marshal:half", ("id", "point", "bib", "time"), True),
+    "/api/v1/sweeps": ("marshal:half", ("id", "point", "time"), False),
+    "/api/v1/corrections": (
+        "timer",
+        ("id", "kind", "bib", "point", "time", "target", "reason", "confirm"),
+        False,
+    ),
+    "/api/v1/status": ("timer", ("id", "bib", "status", "reason"), False),
+    "/api/v1/assign": ("timer", ("id", "chip", "bib"), False),
+    "/api/v1/push/subscription": ("", ("endpoint", "keys", "bib", "checkpoint"), False),
+}
+FIELD.setdefault("checkpoint", FIELD["point"])
+#: Times that must never reach the log (and pages that must survive them if they did).
+FAR_TIMES = st.sampled_from(
+    ["0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59+00:00", 10**11, -(2**63), 2**63 - 1,
+     GUN - 86_400_000 * 30, GUN + 86_400_000 * 30]
+)  # fmt: skip
+
+
+def shaped(path: str) -> st.SearchStrategy[Any]:
+    """Bodies that look right for ``path``: every field present, each valid or hostile."""
+    _, names, many = SHAPES[path]
+    fields = {n: FIELD[n] for n in names}
+    if "time" in fields:
+        fields["time"] = st.one_of(FAR_TIMES, TIMES)
+    item = st.fixed_dictionaries(fields)
+    return st.lists(item, min_size=1, max_size=4) if many else item
+
+
 RAW = st.one_of(
     st.binary(max_size=200),
     st.sampled_from([b"", b"{", b"[" * 5000, b'{"time": 1e999}', b"\xff\xfe", b"[NaN]"]),
@@ -183,13 +217,18 @@ def test_hostile_writes_never_get_a_5xx(server: tuple[Running, Path], data: st.D
     method, path = data.draw(st.sampled_from(writes), label="route")
     race = data.draw(st.one_of(st.sampled_from(RACES), HOSTILE_TEXT), label="race")
     url = fill(path, {"race": race, "bib": data.draw(st.sampled_from(BIBS)), "name": race})
-    who = data.draw(st.sampled_from([None, "lt_bogus", *srv.tokens]), label="token")
+    proper = SHAPES[path][0] if path in SHAPES else None
+    anyone = st.sampled_from([None, "lt_bogus", *srv.tokens])
+    who = data.draw(st.one_of(st.just(proper), anyone) if proper else anyone, label="token")
     token = srv.tokens.get(who or "", who)
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    if data.draw(st.booleans(), label="raw"):
+    form = data.draw(st.sampled_from(["shaped", "shaped", "generic", "raw"]), label="form")
+    if form == "raw":
         content = data.draw(RAW, label="raw body")
     else:
-        body = data.draw(BODY, label="body")
+        body = data.draw(
+            shaped(path) if form == "shaped" and path in SHAPES else BODY, label="body"
+        )
         content = json.dumps(body, allow_nan=True).encode("utf-8", "surrogatepass")
     headers["content-type"] = "application/json"
     with httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http:

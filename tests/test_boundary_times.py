@@ -5,6 +5,7 @@ timer's problems panel, and never takes a page down (before or after a restart).
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,13 @@ import httpx
 import pytest
 from conftest import PATIENCE_S
 from factory import GUN, event, person
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from server import serve, tokens_for
 
-from livetrack.domain.records import GunStart, Record, Sighting, Sweep
+from livetrack.domain.records import ChipRead, GunStart, Record, Sighting, Sweep
+from livetrack.domain.state import RaceState
+from livetrack.ingest.reads import parse_body
 from livetrack.store.base import open_log
 
 YEAR_1 = "0001-01-01T00:00:00+00:00"
@@ -171,3 +176,22 @@ def test_one_region_that_fails_leaves_the_rest_of_the_page(
         assert page.status_code == 200
         assert "cannot be shown just now" in page.text
         assert "t-board-mile-finish-all" in page.text  # the board region is drawn all the same
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    offset=st.integers(-5 * 86_400_000, 5 * 86_400_000),
+    received=st.integers(-5 * 86_400_000, 5 * 86_400_000),
+)
+def test_every_read_the_reads_api_accepts_is_one_the_fold_uses(offset: int, received: int) -> None:
+    """The fold's rule for stored reads is the edge's (as it always was), so a log of reads
+    that an earlier release accepted folds as it did, with none skipped."""
+    ev = event()
+    now = GUN + received
+    body = json.dumps([{"reader": "r1", "point": "finish", "chip": "C1", "time": GUN + offset}])
+    [verdict] = parse_body(body.encode(), ev, now)
+    state = RaceState(ev)
+    state.apply(person("1"))
+    record = ChipRead("r1", "finish", "C1", GUN + offset, received_ms=now)
+    state.apply(record)
+    assert (verdict.record is not None) == (record.key not in state.problems)

@@ -143,3 +143,18 @@ async def test_a_message_past_its_moment_is_dropped_not_sent() -> None:
         finally:
             await sender.stop()
         assert svc.requests == 0 and sender.counters.dropped == 1
+
+
+def test_rfc8291_decryption_refuses_a_tampered_message() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from pushservice import Browser, decrypt_aes128gcm
+
+    b = Browser("https://push.example.org/x", "k")
+    sub = Subscription(b.endpoint, b.p256dh, b.json()["keys"]["auth"])
+    body = PushSender.encrypt(sub, b'{"title": "hello"}')
+    assert decrypt_aes128gcm(body, b.key, b.auth) == b'{"title": "hello"}'
+    tampered = body[:-1] + bytes([body[-1] ^ 1])
+    with pytest.raises(ValueError, match="authenticate"):
+        decrypt_aes128gcm(tampered, b.key, b.auth)
+    with pytest.raises(ValueError, match="authenticate"):  # another browser's key
+        decrypt_aes128gcm(body, ec.generate_private_key(ec.SECP256R1()), b.auth)
