@@ -240,12 +240,12 @@ async def test_a_replayed_history_gives_no_clock_warning(
                 writer.write((line + "\r\n").encode())
                 await writer.drain()
                 await asyncio.sleep(0.01)
-            for n in range(8):  # then live lines, each as it happens
+            for n in range(16):  # then live lines, each as it happens
                 await asyncio.sleep(0.15)
                 stamp = iso(int(time.time() * 1000))
                 writer.write(f"CT01_33~{live_from + n}~FIN~L{n}~{stamp}~0~ED932A~1\r\n".encode())
                 await writer.drain()
-            await until(lambda: manager.health()[0]["stored"] == 38)
+            await until(lambda: manager.health()[0]["stored"] == 46)
             h = manager.health()[0]
             writer.close()
             await writer.wait_closed()

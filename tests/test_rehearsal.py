@@ -99,6 +99,16 @@ def test_the_rehearsal_of_the_demo_starts_its_races_and_fills_the_board(
         assert [r["position"] for r in rows] == list(range(1, len(rows) + 1))
         # the other races were not played: no marker started them by mistake
         assert all(r["gun_ms"] is None for r in races if r["id"] != "mile")
+        # decoders played 400 times faster than real time: their reads are not live, so no
+        # reader claims a clock offset (a real decoder's clock does not run 400 times fast)
+        timer = next(x for x in lines if "timer console" in x).rpartition("token=")[2]
+        health = httpx.get(
+            f"{url}/api/v1/readers",
+            headers={"authorization": f"Bearer {timer}"},
+            timeout=PATIENCE_S,
+        ).json()["readers"]
+        assert sum(h["stored"] for h in health) > 200
+        assert all(h["clock"] != "offset" and h["clock_warning"] == "" for h in health)
     finally:
         demo.terminate()
         demo.wait(PATIENCE_S)

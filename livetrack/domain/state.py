@@ -35,7 +35,7 @@ from livetrack.domain.records import (
     TokenRecord,
 )
 from livetrack.domain.topics import board_topic as board_topic
-from livetrack.domain.window import bounds, outside, read_usable
+from livetrack.domain.window import bounds, outside, read_bounds, read_outside, read_usable
 
 
 def _irrelevant(tp: TimingPoint, current: Passing, t: int) -> bool:
@@ -178,6 +178,7 @@ class RaceState:
         self._topics: dict[str, _RaceTopics] = {}
         self.forecasts = Forecasts(event)
         self._window = bounds(event)
+        self._read_window = read_bounds(event)
         #: Reads refused at the edge because their key was stored already with other content
         #: (a conflict), by reader: counted by the process that refused them, not folded.
         self.read_conflicts: dict[str, int] = {}
@@ -234,8 +235,8 @@ class RaceState:
         a problem."""
         self.applied += 1
         if isinstance(record, ChipRead):
-            if not read_usable(self._window, record.time_ms, record.received_ms):
-                return self._skip(record, outside(self.event, record.time_ms, self._window))
+            if not read_usable(self._read_window, record.time_ms, record.received_ms):
+                return self._skip(record, read_outside(record.time_ms))
             return self._read(record)
         t = getattr(record, "time_ms", None)
         if isinstance(t, int) and not self._window[0] <= t <= self._window[1]:
@@ -297,12 +298,12 @@ class RaceState:
         by_chip: dict[str, list[ChipRead]] = {}  # the reads not yet folded, by chip
         by_reader: dict[str, list[ChipRead]] = {}  # the same, by reader
         first = 0  # index of the first of them
-        window = self._window
+        window = self._read_window
         for i, r in enumerate(records):
             if type(r) is ChipRead:
                 if not read_usable(window, r.time_ms, r.received_ms):
                     self.applied += 1
-                    changed |= self._skip(r, outside(self.event, r.time_ms, window))
+                    changed |= self._skip(r, read_outside(r.time_ms))
                     continue
                 same = by_chip.get(r.chip)
                 if same is None:

@@ -4,8 +4,9 @@ The event window runs from :data:`BEFORE_DAY_MS` before the event's day begins (
 time zone) to :data:`AFTER_DAY_MS` after it ends. A gun, a sweep, a sighting or a correction's
 time must lie in it. A runner's passing (a sighting, a correction's time) may moreover not lie
 before the runner's gun, less :data:`EARLY_MS` for a phone whose clock is a little behind.
-Chip reads keep their own, wider rule (:mod:`livetrack.ingest.reads`: near the event's day or
-near their receipt), because a decoder's clock is not the timer's to fix.
+Chip reads keep their own rule (:func:`read_bounds`: within three days of the event's day, or
+of their receipt), the one the reads API and the decoders have always applied, because a
+decoder's clock is not the timer's to fix.
 
 The edge (the HTTP API, the CLI) answers 422 naming the field for a time outside the window;
 the fold skips any stored record whose time is outside it (:func:`unusable`), so a record that
@@ -24,8 +25,16 @@ BEFORE_DAY_MS = 24 * 3600 * 1000
 AFTER_DAY_MS = 48 * 3600 * 1000
 #: A runner's passing may lie this long before the runner's gun (a marshal's phone clock).
 EARLY_MS = 5 * 60 * 1000
-#: A chip read is also usable this near the time the server received it (see the reads API).
-READ_NEAR_RECEIPT_MS = 3 * 24 * 3600 * 1000
+#: A chip read is usable this near the start of the event's day, or this near the time the
+#: server received it: the rule the reads API and the decoders have always applied, so every
+#: read an earlier release stored is still folded.
+READ_DISTANCE_MS = 3 * 24 * 3600 * 1000
+
+
+def read_bounds(event: Event) -> tuple[int, int]:
+    """The chip reads' window by the event's day: its midnight ± :data:`READ_DISTANCE_MS`."""
+    centre = int(datetime.combine(event.date, datetime.min.time(), event.tz).timestamp() * 1000)
+    return centre - READ_DISTANCE_MS, centre + READ_DISTANCE_MS
 
 
 def bounds(event: Event) -> tuple[int, int]:
@@ -47,6 +56,11 @@ def outside(event: Event, ms: int, window: tuple[int, int] | None = None) -> str
     return f"{_show(ms)} is outside the event's window (the day before {day} to two days after)"
 
 
+def read_outside(ms: int) -> str:
+    """Why a chip read at ``ms`` cannot be used (see :func:`read_usable`)."""
+    return f"{_show(ms)} is more than three days from the event's day and from its receipt"
+
+
 def before_gun(gun_ms: int | None, ms: int, race_name: str) -> str:
     """Why a passing at ``ms`` cannot be (before the runner's gun), or ""."""
     if gun_ms is None or ms >= gun_ms - EARLY_MS:
@@ -55,9 +69,10 @@ def before_gun(gun_ms: int | None, ms: int, race_name: str) -> str:
 
 
 def read_usable(window: tuple[int, int], time_ms: int, received_ms: int) -> bool:
-    """A stored chip read's time can be used: in the event window or near its receipt."""
+    """A stored chip read's time can be used: in the reads' ``window`` (:func:`read_bounds`)
+    or near its receipt."""
     first, last = window
-    return first <= time_ms <= last or abs(time_ms - received_ms) <= READ_NEAR_RECEIPT_MS
+    return first <= time_ms <= last or abs(time_ms - received_ms) <= READ_DISTANCE_MS
 
 
 def _show(ms: int) -> str:

@@ -16,11 +16,12 @@ import orjson
 
 from livetrack.domain.event import Event
 from livetrack.domain.records import ChipRead
+from livetrack.domain.window import READ_DISTANCE_MS
 
 MAX_BODY_BYTES = 1_000_000
 MAX_BATCH = 5000
 #: Reads further than this from the event's day are refused as a wrong clock or a typo.
-MAX_DISTANCE_MS = 3 * 24 * 3600 * 1000
+MAX_DISTANCE_MS = READ_DISTANCE_MS
 _FIELDS = {"reader", "point", "chip", "time", "seq", "session"}
 
 

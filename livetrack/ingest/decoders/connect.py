@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +41,10 @@ log = logging.getLogger("livetrack.decoders")
 
 #: A batch whose read waited at least this long for data was sent live (see ``_Session.run``).
 LIVE_WAIT_S = 0.002
-#: How much further than the wall clock a decoder's clock may move between two live batches.
+#: A live batch's lag (receipt minus decoder time) is within this of the lag of the last
+#: batch at least :data:`LIVE_PACE_WINDOW_S` before it on the same connection.
 LIVE_PACE_SLACK_MS = 500
+LIVE_PACE_WINDOW_S = 1.0
 
 OnReads = Callable[[list[DecodedRead]], Awaitable[None]]
 OnState = Callable[[str], None]
@@ -289,7 +292,7 @@ class _Session:
             tick = self._tick()
             first = True
             asked = last_rx
-            pace: list[float] = []  # receipt time and newest decoder time of the last batch
+            pace: deque[tuple[float, float]] = deque()  # (receipt s, receipt ms - decoder ms)
             while True:
                 if read_task is None:
                     read_task = asyncio.ensure_future(reader.read(65536))
@@ -376,14 +379,16 @@ class _Session:
         parser: DecoderProtocol,
         *,
         live: bool = True,
-        pace: list[float] | None = None,
+        pace: deque[tuple[float, float]] | None = None,
         now: float = 0.0,
     ) -> int:
         """Log the parser's errors and gaps, store its reads; return how many there were.
 
-        ``pace`` holds the receipt time (s) and newest decoder time (ms) of the connection's
-        previous batch: reads whose decoder clock went on faster than the wall clock since
-        then (a memory played back, a rehearsal played faster than real time) are not live."""
+        ``pace`` holds the connection's recent batches: receipt time (s) and lag (receipt
+        minus newest decoder time, ms). A live decoder's lag holds steady; a batch whose lag
+        moved by more than :data:`LIVE_PACE_SLACK_MS` since the last batch at least
+        :data:`LIVE_PACE_WINDOW_S` earlier (a memory played back, a rehearsal played faster
+        than real time), or that has no such batch before it, is not live."""
         st = self.stats
         for err in parser.errors_received():
             st.errors += 1
@@ -400,10 +405,13 @@ class _Session:
         if not reads:
             return 0
         if pace is not None:
-            newest = max(r.time_ms for r in reads)
-            if pace and newest - pace[1] > (now - pace[0]) * 1000 + LIVE_PACE_SLACK_MS:
+            lag = now * 1000 - max(r.time_ms for r in reads)
+            ref = [lg for t, lg in pace if t <= now - LIVE_PACE_WINDOW_S]
+            if not ref or abs(lag - ref[-1]) > LIVE_PACE_SLACK_MS:
                 live = False
-            pace[:] = [now, newest]
+            pace.append((now, lag))
+            while len(pace) > 1 and pace[1][0] <= now - LIVE_PACE_WINDOW_S:
+                pace.popleft()
         if not live:
             reads = [
                 r if BACKLOG in r.flags else dataclasses.replace(r, flags=(*r.flags, BACKLOG))
