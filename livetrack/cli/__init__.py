@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=10.0, help="race time per real time")
     p.add_argument("--db", help="event log file (default: a new temporary file)")
     p.add_argument(
+        "--site",
+        action="store_true",
+        help="race day's layout: this demo as the site box at the finish, and a public server "
+        "(a second process, at --public-port) that follows it over the link",
+    )
+    p.add_argument("--public-port", type=int, default=0, help="with --site (default: --port + 1)")
+    p.add_argument(
         "--readers",
         choices=["raceresult", "ctp01", "ipico", "mylaps"],
         help="rehearse timing hardware: a reader of this protocol per timing point, the races "

@@ -98,6 +98,13 @@ def _check_site_keys(path: str) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from livetrack.demo.run import run
 
+    if args.site:
+        from livetrack.demo.site import default_db, run_site
+
+        if args.readers:
+            raise SystemExit("livetrack demo: --site plays the race over HTTP; drop --readers")
+        public_port = args.public_port or args.port + 1
+        return run_site(args.host, args.port, public_port, args.speed, args.db or default_db())
     db = args.db or os.path.join(tempfile.mkdtemp(prefix="livetrack-demo-"), "demo.db")
     return run(
         args.host, args.port, args.speed, db, readers=args.readers, reader_port=args.reader_port
