@@ -275,6 +275,13 @@ def _check_site_keys(path: str) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from livetrack.demo.run import run
 
+    if args.site:
+        from livetrack.demo.site import default_db, run_site
+
+        if args.readers:
+            raise SystemExit("livetrack demo: --site plays the race over HTTP; drop --readers")
+        public_port = args.public_port or args.port + 1
+        return run_site(args.host, args.port, public_port, args.speed, args.db or default_db())
     db = args.db or os.path.join(tempfile.mkdtemp(prefix="livetrack-demo-"), "demo.db")
     return run(
         args.host, args.port, args.speed, db, readers=args.readers, reader_port=args.reader_port
@@ -440,6 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--speed", type=float, default=10.0, help="race time per real time")
     p.add_argument("--db", help="event log file (default: a new temporary file)")
+    p.add_argument(
+        "--site",
+        action="store_true",
+        help="race day's layout: this demo as the site box at the finish, and a public server "
+        "(a second process, at --public-port) that follows it over the link",
+    )
+    p.add_argument("--public-port", type=int, default=0, help="with --site (default: --port + 1)")
     p.add_argument(
         "--readers",
         choices=["raceresult", "ctp01", "ipico", "mylaps"],
