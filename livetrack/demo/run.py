@@ -26,7 +26,7 @@ from typing import Any
 
 from livetrack.domain.event import Event, load_event_text
 from livetrack.domain.records import ChipRead, GunStart, ParticipantRecord
-from livetrack.store.base import open_log
+from livetrack.store import open_log
 
 #: How long open connections are given to close when the demo stops.
 GRACE_S = 1
