@@ -23,7 +23,7 @@ from server import serve, tokens_for
 from livetrack.domain.records import ChipRead, GunStart, Record, Sighting, Sweep
 from livetrack.domain.state import RaceState
 from livetrack.ingest.reads import parse_body
-from livetrack.store.base import open_log
+from livetrack.store import open_log
 
 YEAR_1 = "0001-01-01T00:00:00+00:00"
 YEAR_9999 = "9999-12-31T23:00:00+00:00"
