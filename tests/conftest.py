@@ -212,11 +212,18 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture
-def shared_data() -> Path:
-    """The real race results in ../shared/data (not shipped with the package)."""
-    if not (DATA / "boston_2015.csv").exists():
-        unavailable(f"real race data not found in {DATA} (set LIVETRACK_DATA)")
+#: A small sample of real results, kept with the tests (see data/README.md).
+SAMPLES = Path(__file__).resolve().parent / "data"
+
+
+def full_data(*files: str) -> Path:
+    """The folder holding the full real results ``files`` (``LIVETRACK_DATA``, else
+    ../shared/data). They are not part of the project: tests that need them are marked
+    ``fulldata`` and run only when asked (``pytest -m fulldata``); without the files they skip
+    saying why (fail under CI=true)."""
+    missing = [f for f in files if not (DATA / f).exists()]
+    if missing:
+        unavailable(f"race results {missing} not found in {DATA} (set LIVETRACK_DATA)")
     return DATA
 
 

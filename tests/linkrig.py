@@ -276,7 +276,10 @@ class RaceDay:
         *,
         entries: dict[str, int] | None = None,
         public_env: dict[str, str] | None = None,
+        front: Callable[[int], tuple[str, list[str]]] | None = None,
     ) -> None:
+        """``front``, given the public server's port, starts what stands in front of it and
+        says the site's ``--upstream`` and any further arguments (default: the proxy)."""
         self.workdir = workdir
         # the demo event, held today (times outside an event's window are refused)
         today = time.strftime("%Y-%m-%d", time.gmtime())
@@ -316,11 +319,14 @@ class RaceDay:
         )  # fmt: skip
         self.public.start()
         self.proxy = FaultProxy(self.public.port)
+        upstream, extra = f"http://127.0.0.1:{self.proxy.port}", []
+        if front is not None:
+            upstream, extra = front(self.public.port)
         self.site = Proc(
             "site",
             ["site", "--event", str(self.event_file), "--db", str(self.site_db),
              "--participants", str(entries_csv),
-             "--upstream", f"http://127.0.0.1:{self.proxy.port}", "--tick", "0.1"],
+             "--upstream", upstream, *extra, "--tick", "0.1"],
             workdir, {"LIVETRACK_SITE_TOKEN": self.site_token},
         )  # fmt: skip
         self.site.start()

@@ -205,7 +205,7 @@ def every_page_renders(srv: Running) -> None:
 
 
 @settings(
-    max_examples=150,
+    max_examples=100,
     database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -13,12 +13,10 @@ from typing import Any
 import httpx
 import websockets
 from conftest import PATIENCE_S
-from factory import EVENT_TOML, GUN, event, person
+from factory import GUN, event, person
 from server import serve
 
-from livetrack.domain.event import load_event_text
 from livetrack.domain.records import ChipRead, decode, encode
-from livetrack.ingest.decoders.simulate import DecoderSimulator, make_demo_reads
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -109,46 +107,3 @@ def test_reads_written_before_keep_their_keys_and_bytes() -> None:
     with_session = ChipRead("mat-x", "finish", "C1900", 1781427600000, 5, session="boot-2")
     assert with_session.key == "read:mat-x:5@boot-2"
     assert decode(encode(with_session)) == with_session
-
-
-async def test_a_native_decoder_that_numbers_its_reads_again_after_a_power_cycle_keeps_them(
-    tmp_path: Path,
-) -> None:
-    """A CTP01 decoder passes five chips, is power-cycled and numbers five more from 1 again
-    (the same chips, later): all ten reads are stored, none is taken for a resend."""
-    tz = event().tz
-    before = make_demo_reads("ctp01", 5, start_ms=GUN + 400_000, gun=False)
-    after = make_demo_reads("ctp01", 5, start_ms=GUN + 500_000, gun=False)
-    first = DecoderSimulator("ctp01", before, tz=tz, interval_s=0.01)
-    port = await first.start()
-    ev = load_event_text(
-        EVENT_TOML + f'\n[[reader]]\nid = "ctp-finish"\nprotocol = "ctp01"\n'
-        f'point = "finish"\nhost = "127.0.0.1"\nport = {port}\n'
-    )
-    people = [person(str(1000 + i), chips=(str(1000 + i),)) for i in range(5)]
-    second: DecoderSimulator | None = None
-    try:
-        with serve(ev, tmp_path / "log.db", people) as srv:
-            rt = srv.app.state.runtime  # type: ignore[attr-defined]
-
-            async def reads_stored(n: int) -> None:
-                async def loop() -> None:
-                    while True:
-                        await srv.asettle()
-                        if sum(len(v) for v in rt.state.reads_by_chip.values()) >= n:
-                            return
-                        await asyncio.sleep(0.05)
-
-                await asyncio.wait_for(loop(), PATIENCE_S)
-
-            await reads_stored(5)
-            await first.close()  # the decoder is switched off and on again
-            second = DecoderSimulator("ctp01", after, tz=tz, interval_s=0.01)
-            await second.start(port=port)
-            await reads_stored(10)
-            times = sorted(t for v in rt.state.reads_by_chip.values() for _, t in v)
-            assert times == sorted(r.time_ms for r in before + after)
-    finally:
-        await first.close()
-        if second is not None:
-            await second.close()

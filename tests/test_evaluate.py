@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import csv
-import os
 import random
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLES, full_data
 
 from livetrack.evaluation.formats import (
     BOSTON_CHECKPOINTS,
     WESTERN_STATES_MILES,
+    RunnerResult,
     load_boston,
     load_western_states,
     parse_clock,
@@ -175,27 +176,9 @@ def test_history_years_select_editions(tmp_path: Path, capsys: pytest.CaptureFix
     assert main([*args, "--year", "2013"]) == 2
 
 
-def data_dir(*files: str) -> Path:
-    env = os.environ.get("LIVETRACK_DATA")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-    missing = [f for f in files if not (path / f).exists()]
-    if missing:
-        reason = f"race results {missing} not found in {path} (set LIVETRACK_DATA)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
-
-
-def test_western_states_file_loads_with_plausible_station_distances() -> None:
-    race = load_western_states(
-        data_dir("western_states_1986_2015.csv") / "western_states_1986_2015.csv"
-    )
-    assert len(race.runners) == 11098
-    finishers = [r for r in race.runners if r.finish is not None]
-    assert 7000 < len(finishers) < 7500
-    # median pace per segment between consecutive stations stays within walking/running speeds
-    dists = [d for _, d in race.checkpoints]
+def _plausible_station_paces(finishers: list[RunnerResult], dists: list[float]) -> None:
+    """The median pace per segment between consecutive stations stays within walking or
+    running speeds (so the station distances fit the times)."""
     for k in range(len(dists) - 1):
         paces = sorted(
             (b - a) / (dists[k + 1] - dists[k]) * 1609.344
@@ -203,7 +186,26 @@ def test_western_states_file_loads_with_plausible_station_distances() -> None:
             if (a := r.times[k]) is not None and (b := r.times[k + 1]) is not None
         )
         if paces:
-            assert 300.0 < paces[len(paces) // 2] < 2400.0, race.checkpoints[k]  # s per mile
+            assert 300.0 < paces[len(paces) // 2] < 2400.0, k  # s per mile
+
+
+def test_western_states_sample_loads_with_plausible_station_distances() -> None:
+    race = load_western_states(SAMPLES / "western_states_sample.csv")
+    assert len(race.runners) == 1110
+    finishers = [r for r in race.runners if r.finish is not None]
+    assert len(finishers) == 734
+    assert {r.runner_id.split("-")[0] for r in race.runners} >= {"1986", "2015"}
+    _plausible_station_paces(finishers, [d for _, d in race.checkpoints])
+
+
+@pytest.mark.fulldata
+def test_western_states_file_loads_with_plausible_station_distances() -> None:
+    path = full_data("western_states_1986_2015.csv") / "western_states_1986_2015.csv"
+    race = load_western_states(path)
+    assert len(race.runners) == 11098
+    finishers = [r for r in race.runners if r.finish is not None]
+    assert 7000 < len(finishers) < 7500
+    _plausible_station_paces(finishers, [d for _, d in race.checkpoints])
 
 
 def test_leave_one_out_holds_each_race_out_and_prints_one_json_line(

@@ -367,3 +367,9 @@ def test_derived_topics_are_rendered_once_per_tick_from_the_dirty_set() -> None:
     assert derived == [{"a"}]
     assert watching == [{"summary"}]  # what anybody watches, for derivations that need it
     assert render.calls["summary"] == 2  # the snapshot, then once for the tick
+
+
+def test_the_installed_server_still_has_what_the_direct_write_relies_on() -> None:
+    from livetrack.live import wire
+
+    assert wire.probe() == ""

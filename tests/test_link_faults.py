@@ -133,38 +133,16 @@ def test_public_restarted_with_an_empty_log_is_rebuilt_equal(day: RaceDay) -> No
     assert_same_folds(day, ("mile",))
 
 
-def test_site_killed_and_restarted_resumes(day: RaceDay) -> None:
-    flow = Flow(day, races=("mile",), speed=120)
+def test_site_public_and_both_killed_and_restarted_resume(day: RaceDay) -> None:
+    """kill -9 of the site, then of the public server, then of both at once, mid-race."""
+    flow = Flow(day, races=("mile",), speed=60)
     try:
-        time.sleep(2)
+        time.sleep(1.5)
         day.site.kill()
-        time.sleep(1)
         day.site.start()
-        flow.wait_reads()
-    finally:
-        flow.stop()
-    day.wait_equal()
-    assert_nothing_lost_or_doubled(day, flow)
-    assert_same_folds(day, ("mile",))
-
-
-def test_public_killed_and_restarted_resumes(day: RaceDay) -> None:
-    flow = Flow(day, races=("mile",), speed=120)
-    try:
-        time.sleep(2)
+        time.sleep(1.5)
         day.restart_public(kill=True)
-        flow.wait_reads()
-    finally:
-        flow.stop()
-    day.wait_equal()
-    assert_nothing_lost_or_doubled(day, flow)
-    assert_same_folds(day, ("mile",))
-
-
-def test_both_killed_at_once_resume(day: RaceDay) -> None:
-    flow = Flow(day, races=("mile",), speed=120)
-    try:
-        time.sleep(2)
+        time.sleep(1.5)
         day.site.kill()
         day.public.kill()
         day.public.start()
@@ -245,9 +223,9 @@ def test_redis_public_follows_through_a_cut_and_an_emptied_log(
     try:
         flow = Flow(day, races=("mile",), speed=120)
         try:
-            time.sleep(2)
+            time.sleep(1.5)
             day.proxy.cut()
-            time.sleep(3)
+            time.sleep(2)
             assert any(s == 202 for s in flow.sightings.values())
             day.proxy.heal()
             flow.wait_reads()
@@ -281,11 +259,21 @@ def test_clocks_90s_apart_move_no_time_on_any_page(tmp_path: Path) -> None:
     a phone at the public end, the race clocks and every passing read the same at both ends."""
     day = RaceDay(tmp_path, public_env={"LIVETRACK_CLOCK_SHIFT_MS": "90000"})
     try:
-        flow = Flow(day, races=("mile",), speed=120)
-        try:
-            flow.wait_reads()
-        finally:
-            flow.stop()
+        mile = [p for p in day.people if p.race == "mile"]
+        t0 = int(time.time() * 1000)
+        gun = httpx.post(
+            day.site.url + "/api/v1/races/mile/gun",
+            json={"time": t0 - 400_000},
+            headers={"authorization": f"Bearer {day.tokens['timer']}"},
+            timeout=30,
+        )
+        assert gun.status_code == 200, gun.text
+        finish = [
+            {"reader": "fin", "point": "finish", "chip": p.chips[0], "time": t0 - 1000 * i,
+             "seq": i}
+            for i, p in enumerate(mile[:20])
+        ]  # fmt: skip
+        day.post_reads(finish).raise_for_status()
         day.wait_equal()
         assert_same_folds(day, ("mile",))
         # the timer's phone, on the public server, fires the fun run's gun without a time

@@ -78,3 +78,18 @@ def test_healthz_is_200_with_zero_lag_when_caught_up(tmp_path: Path) -> None:
         assert r.status_code == 200
         body = r.json()
         assert body["caught_up"] is True and body["lag"] == 0 and body["log_error"] is None
+
+
+async def test_metrics_say_whether_websockets_are_written_directly(tmp_path: Path) -> None:
+    import websockets
+
+    with serve(event(), tmp_path / "log.db", [person("1")]) as srv:
+        before = scrape(srv)
+        assert before["livetrack_ws_direct_write_available"] == 1  # this uvicorn and Starlette
+        url = srv.ws_url + "/live?topics=race:mile"
+        async with websockets.connect(url, compression=None, open_timeout=PATIENCE_S) as ws:
+            await ws.recv()  # the region's first frame
+            after = scrape(srv)
+        direct = "livetrack_ws_subscriptions_total{write=direct}"
+        assert after[direct] == before[direct] + 1
+        assert after["livetrack_ws_subscriptions_total{write=asgi}"] == 0

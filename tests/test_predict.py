@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
-import os
 import random
-from pathlib import Path
+from collections.abc import Sequence
 
 import pytest
+from conftest import SAMPLES, full_data
 
 from livetrack.domain.predict import FINISH, RIEGEL_EXPONENT, Estimate, Predictor
 from livetrack.domain.predict_field import Calibration, weighted_quantiles
 from livetrack.domain.predict_grid import QuantileGrid
+from livetrack.evaluation.formats import BOSTON_CHECKPOINTS, RunnerResult, load_boston
 
 COURSE = [
     ("5K", 5000.0),
@@ -421,30 +422,16 @@ def test_coverage_lands_near_80_percent_late_in_a_race_without_history() -> None
         assert 0.75 <= coverage(results[NAMES.index(name)]) <= 0.85, name
 
 
-# -- real data (skipped without the data folder, failing instead under CI=true) -------------
+# -- real data: a sample kept with the tests; the full files only with -m fulldata ----------
 
 
-def data_dir(*files: str) -> Path:
-    env = os.environ.get("LIVETRACK_DATA")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-    missing = [f for f in files if not (path / f).exists()]
-    if missing:
-        reason = f"race results {missing} not found in {path} (set LIVETRACK_DATA)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
-
-
-def test_boston_subset_beats_constant_pace_with_calibrated_ranges() -> None:
-    from livetrack.evaluation.formats import load_boston
-
-    path = data_dir("boston_2015.csv", "boston_2013.csv")
-    history = [r.times for r in load_boston(path / "boston_2013.csv").runners[::4]]
-    race = load_boston(path / "boston_2015.csv")
-    runners = race.runners[::8]
-    names = [name for name, _ in race.checkpoints]
-    p = Predictor(race.checkpoints, history)
+def _boston_at_30k(
+    history: Sequence[Sequence[float | None]], runners: Sequence[RunnerResult]
+) -> None:
+    """Finish estimates made at 30K beat the constant-pace projection by a wide margin, and
+    about 80% of finishers land inside the 80% range."""
+    names = [name for name, _ in BOSTON_CHECKPOINTS]
+    p = Predictor(BOSTON_CHECKPOINTS, history)
     passings = sorted(
         (t, c, r) for r, ru in enumerate(runners) for c, t in enumerate(ru.times) if t is not None
     )
@@ -460,5 +447,18 @@ def test_boston_subset_beats_constant_pace_with_calibrated_ranges() -> None:
             errors.append(abs(est.seconds - truth))
             baseline.append(abs(t * 42195.0 / 30000.0 - truth))
             covered += est.low <= truth <= est.high
+    assert len(errors) > 1000
     assert sum(errors) < 0.7 * sum(baseline)
     assert 0.7 <= covered / len(errors) <= 0.9
+
+
+def test_boston_sample_beats_constant_pace_with_calibrated_ranges() -> None:
+    history = [r.times for r in load_boston(SAMPLES / "boston_2013_sample.csv").runners]
+    _boston_at_30k(history, load_boston(SAMPLES / "boston_2015_sample.csv").runners)
+
+
+@pytest.mark.fulldata
+def test_boston_subset_beats_constant_pace_with_calibrated_ranges() -> None:
+    path = full_data("boston_2015.csv", "boston_2013.csv")
+    history = [r.times for r in load_boston(path / "boston_2013.csv").runners[::4]]
+    _boston_at_30k(history, load_boston(path / "boston_2015.csv").runners[::8])

@@ -20,7 +20,7 @@ import contextlib
 import socket
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -93,16 +93,23 @@ def server_protocol(send: Any) -> Any:
 def direct_writer(ws: WebSocket, *, sndbuf: int | None = SNDBUF) -> DirectWrite | None:
     """A direct writer for ``ws`` (accepted already), or ``None`` when the server is not one
     this module knows to be safe to write to directly."""
+    return attach(ws, sndbuf=sndbuf)[0]
+
+
+def attach(ws: WebSocket, *, sndbuf: int | None = SNDBUF) -> tuple[DirectWrite | None, str]:
+    """A direct writer for ``ws`` and "", or None and why it cannot have one."""
     proto: Any = server_protocol(getattr(ws, "_send", None))
-    if proto is None or not any(
-        c.__name__ == "WebSocketsSansIOProtocol" for c in type(proto).__mro__
-    ):
-        return None
+    if proto is None:
+        return None, "the ASGI send is not a known server's (a middleware wraps it?)"
+    if not any(c.__name__ == _PROTOCOL for c in type(proto).__mro__):
+        return None, f"the server's websocket protocol is {type(proto).__name__}, not {_PROTOCOL}"
     transport: Any = getattr(proto, "transport", None)
     conn: Any = getattr(proto, "conn", None)
     writable: Any = getattr(proto, "writable", None)
-    if transport is None or conn is None or writable is None or not proto.handshake_complete:
-        return None
+    if transport is None or conn is None or writable is None:
+        return None, f"{_PROTOCOL} no longer has transport, conn and writable"
+    if not proto.handshake_complete:
+        return None, "the handshake is not complete"
     extensions = getattr(conn, "extensions", None) or []
     deflate = False
     if extensions:
@@ -115,18 +122,69 @@ def direct_writer(ws: WebSocket, *, sndbuf: int | None = SNDBUF) -> DirectWrite 
             or getattr(ext, "local_no_context_takeover", False) is not True
             or getattr(ext, "local_max_window_bits", 0) != DEFLATE_WBITS
         ):
-            return None
+            return None, "an extension other than shared-frame permessage-deflate was negotiated"
         deflate = True
     try:
         from websockets.protocol import State
     except ImportError:  # pragma: no cover
-        return None
+        return None, "websockets.protocol.State is missing"
     if sndbuf:
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    return DirectWrite(proto, transport, conn, writable, State.OPEN, deflate)
+    return DirectWrite(proto, transport, conn, writable, State.OPEN, deflate), ""
+
+
+#: The uvicorn websocket protocol whose internals the direct write uses, and the attributes
+#: of it (set in its methods) that it reads.
+_PROTOCOL = "WebSocketsSansIOProtocol"
+_ATTRIBUTES = ("transport", "conn", "writable", "handshake_complete", "close_sent")
+
+
+def probe() -> str:
+    """Whether the installed Starlette and uvicorn still have what :func:`direct_writer`
+    relies on, checked without a connection (at start-up): "" when they do, else why not.
+    (Each connection is checked again when it opens: :func:`attach`.)"""
+    try:
+        from starlette import _exception_handler
+        from uvicorn.protocols.websockets import websockets_sansio_impl
+        from websockets.protocol import State
+    except ImportError as exc:
+        return f"cannot import {exc.name}"
+    if not hasattr(State, "OPEN"):
+        return "websockets.protocol.State has no OPEN"
+    wrappers = dict(_nested(_exception_handler.wrap_app_handling_exceptions.__code__))
+    for module, qualname in _PASS_THROUGH:
+        if module != _exception_handler.__name__ or "send" not in wrappers.get(qualname, ()):
+            return f"Starlette's {qualname} no longer wraps send as this module expects"
+    cls = getattr(websockets_sansio_impl, _PROTOCOL, None)
+    if cls is None:
+        return f"uvicorn has no {_PROTOCOL}"
+    names: set[str] = set()
+    for value in vars(cls).values():
+        code = getattr(value, "__code__", None)
+        if code is not None:
+            names.update(name for _, name in _names(code))
+    missing = [a for a in _ATTRIBUTES if a not in names]
+    return f"uvicorn's {_PROTOCOL} has no {', '.join(missing)}" if missing else ""
+
+
+def _nested(code: Any) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(qualified name, free variables) of every function defined inside ``code``."""
+    for const in code.co_consts:
+        if hasattr(const, "co_qualname"):
+            yield const.co_qualname, const.co_freevars
+            yield from _nested(const)
+
+
+def _names(code: Any) -> Iterator[tuple[Any, str]]:
+    """The attribute and global names ``code`` (and the functions inside it) use."""
+    for name in code.co_names:
+        yield code, name
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            yield from _names(const)
 
 
 class DirectWrite:

@@ -34,11 +34,11 @@ from livetrack.store.base import Offset, StoredLookup
 log = logging.getLogger("livetrack.link")
 
 #: Records per batch, and batches sent before the first is acknowledged.
-BATCH = 2000
+BATCH = 5000
 WINDOW = 4
 #: Backoff between attempts: from BACKOFF_MIN_S doubling up to BACKOFF_MAX_S, full jitter.
 BACKOFF_MIN_S = 0.25
-BACKOFF_MAX_S = 10.0
+BACKOFF_MAX_S = 3.0
 #: A websocket ping every PING_S; no pong within PING_TIMEOUT_S means the link is dead (a
 #: blackholed link resets nothing, so only this notices it).
 PING_S = 2.0
@@ -193,7 +193,9 @@ class SiteLink:
             raise linkwire.FrameError(f"expected hello, got {hello.get('t')!r}")
         start = await self._resume_from(hello.get("acked"), hello.get("acked_key"))
         st = self.status
-        st.connected, st.error, st.since_ms = True, "", now_ms()
+        st.connected, st.since_ms = True, now_ms()
+        if not st.error.startswith("conflict"):  # a conflict stays shown until a batch is stored
+            st.error = ""
         st.contact_ms = now_ms()
         st.acked = start
         st.writes_down = int(hello.get("outbox") or 0)
@@ -208,7 +210,11 @@ class SiteLink:
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for t in done:
+            if tasks[1] not in done:  # the public end's last word (a conflict) beats a send
+                await asyncio.wait([tasks[1]], timeout=1.0)
+                if tasks[1].done():
+                    done.add(tasks[1])
+            for t in sorted(done, key=lambda t: t is not tasks[1]):
                 t.result()
             raise ConnectionError("link session ended")
         finally:
@@ -273,6 +279,7 @@ class SiteLink:
                     if done == pos:
                         break
                 st.acked = pos
+                st.error = ""
                 st.writes_down = int(frame.get("outbox") or 0)
                 if pos.isdigit():
                     while self._seen and self._seen[0][0] <= int(pos):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import socket
@@ -37,11 +36,10 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from livetrack.domain.event import Event
-from livetrack.domain.records import ChipRead, Record
+from livetrack.domain.records import Record
 from livetrack.ingest.decoders import PROTOCOLS, DecodedRead
 from livetrack.ingest.decoders.connect import run_connector
 from livetrack.ingest.readers import NATIVE_PROTOCOLS, ReaderChannel, SeqIndex, resume_point
-from livetrack.service.conflicts import read_conflicts
 from livetrack.store.base import (
     AppendResult,
     EventLog,
@@ -119,28 +117,6 @@ class ReaderManager:
         self._stops: set[asyncio.Event] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._lead: asyncio.Task[None] | None = None
-
-    async def _renumbered(
-        self, reader: str, records: list[Record], results: list[AppendResult]
-    ) -> None:
-        """Keep the reads of a decoder that numbers its passings again from the start (a
-        power cycle, a new file): a read whose (reader, seq) is stored already with another
-        chip, time or point is stored again under a ``session`` made of its own time, which
-        a resend of it repeats (so a resend is still a duplicate)."""
-        renumbered = await read_conflicts(self.rt.log, records, results)
-        if not renumbered:
-            return
-        again: list[Record] = []
-        for i in renumbered:
-            rec = records[i]
-            assert isinstance(rec, ChipRead)
-            again.append(dataclasses.replace(rec, session=f"t{rec.time_ms}"))
-        await self.rt.append(again)
-        log.warning(
-            "reader %s: %d reads reuse stored sequence numbers with other chips or times "
-            "(the decoder numbered its passings again): kept as new reads",
-            reader, len(again),
-        )  # fmt: skip
 
     async def start(self) -> None:
         """Run the readers: at once when the log has no leases, else whenever this process
@@ -284,7 +260,6 @@ class ReaderManager:
             conv = ch.convert(batch, received)
             if conv.records:
                 results = await self.rt.append(conv.records)
-                await self._renumbered(r.id, conv.records, results)
                 ch.stored_results(results)
 
         term = self._term

@@ -69,6 +69,9 @@ class Counters:
     reads_accepted: int = 0
     reads_duplicate: int = 0
     reads_rejected: int = 0
+    #: Websocket subscriptions served by the direct write, and through ASGI sends.
+    ws_direct: int = 0
+    ws_asgi: int = 0
 
 
 #: How often a process reads the log's head to know whether it is caught up (and how far behind).

@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from livetrack.config import Settings as Settings
 from livetrack.domain.state import RaceState
+from livetrack.live import wire
 from livetrack.live.hub import Hub
 from livetrack.service import entries, linkwire
 from livetrack.service.alerting import PushCollector, start_push
@@ -103,6 +104,13 @@ def create_app(settings: Settings) -> Starlette:
         )
         app.state.runtime = rt
         collector.runtime = rt
+        collector.direct_write = not (problem := wire.probe())
+        if problem:
+            log.warning(
+                "websocket direct write not in use (%s): every frame goes through ASGI", problem
+            )
+        else:
+            log.info("websocket direct write in use where a connection allows it")
         app.state.readers = readers = ReaderManager(rt)
         follower = site_link = None
         if settings.site_keys is not None:

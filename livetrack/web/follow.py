@@ -129,6 +129,8 @@ class Follower:
     #: Keys this process queued that have not come back yet.
     _pending: set[str] = field(default_factory=set)
     _me: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Whether this process has once held every record the site had (since it started).
+    _caught_up: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
@@ -188,7 +190,7 @@ class Follower:
     def rebuilding(self) -> bool:
         """Whether this server has not yet held everything the finish had since it started
         (so a token it does not know may be one it has not received yet)."""
-        return self.status.in_step_ms == 0
+        return not self._caught_up
 
     def up(self) -> bool:
         """Whether the site is connected and was heard from lately (it beats every second)."""
@@ -248,7 +250,9 @@ class Follower:
         if count == 0:
             acked = acked_key = None  # an emptied log: the site sends everything again
         st = self.status
-        st.connected, st.error, st.since_ms, st.contact_ms = True, "", now_ms(), now_ms()
+        st.connected, st.since_ms, st.contact_ms = True, now_ms(), now_ms()
+        if not st.error.startswith("conflict"):  # a conflict stays shown until a batch is stored
+            st.error = ""
         st.acked = acked
         st.writes_down = await self.outbox.count()
         await ws.send_bytes(
@@ -320,6 +324,7 @@ class Follower:
             st.lag_records = records_between(st.head, st.acked)
             if st.lag_records == 0:
                 st.lag_s = 0.0
+                self._caught_up = st.acked is not None or self._caught_up
             if st.lag_s < IN_STEP_S:
                 st.in_step_ms = now_ms()
         elif kind == "taken":
@@ -337,7 +342,6 @@ class Follower:
         if not isinstance(recs, list) or not recs:
             raise linkwire.FrameError("a batch must carry a non-empty list of records")
         records: list[Record] = []
-        bodies: list[bytes] = []
         last = Offset("")
         for item in recs:
             if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
@@ -347,13 +351,12 @@ class Follower:
             except RecordError as exc:
                 raise linkwire.FrameError(f"record at {item[0]}: {exc}") from exc
             records.append(record)
-            bodies.append(encode(record))
             last = Offset(item[0])
         assert isinstance(self.log, StoredLookup)
         held = await self.log.stored([r.key for r in records])
-        for record, body in zip(records, bodies, strict=True):
+        for record in records if held else ():
             have = held.get(record.key)
-            if have is not None and have[1] != body:
+            if have is not None and have[1] != (body := encode(record)):
                 raise _ConflictError(
                     record.key,
                     f"held as {have[1][:200].decode(errors='replace')}, "
@@ -362,10 +365,11 @@ class Follower:
         await self.log.append(records)
         await _save(self.log, ACKED, last, orjson.dumps({"key": records[-1].key}))
         st = self.status
-        st.acked = last
+        st.acked, st.error = last, ""
         st.lag_records = records_between(st.head, st.acked)
         if st.lag_records == 0:
             st.in_step_ms = now_ms()
+            self._caught_up = True
         st.records_sent += len(records)
         await ws.send_bytes(linkwire.pack("ack", pos=last, outbox=st.writes_down))
 
@@ -393,15 +397,19 @@ class Follower:
             await asyncio.sleep(1.0)
             try:
                 if self._current is not None:
-                    shared = {**self.status.as_json(), "process": self._me}
+                    shared = {**self.status.as_json(), "process": self._me, "saved": now_ms()}
                     await _save(self.log, STATUS, Offset("0"), orjson.dumps(shared))
                 else:
                     saved = await _load(self.log, STATUS)
                     data = orjson.loads(saved[1]) if saved else {}
-                    if data.pop("process", self._me) != self._me:  # another process's link
+                    fresh = now_ms() - int(data.pop("saved", 0)) < 3000  # not a dead one's
+                    if data.pop("process", self._me) != self._me and fresh:
                         for name, value in data.items():
                             if hasattr(self.status, name):
                                 setattr(self.status, name, value)
+                        st = self.status
+                        if st.lag_records == 0 and st.acked is not None:
+                            self._caught_up = True
                     self.status.writes_down = await self.outbox.count()
             except (LogUnavailable, OSError, ValueError) as exc:
                 log.warning("link status not shared: %s", exc)

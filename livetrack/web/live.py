@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +30,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from livetrack.domain.records import TokenRecord
 from livetrack.domain.topics import MAX_TOPICS, BadTopic
 from livetrack.live.hub import Subscriber
-from livetrack.live.wire import direct_writer
+from livetrack.live.wire import attach
 from livetrack.service.runtime import Runtime
 from livetrack.web.auth import lookup, same_origin
 from livetrack.web.render import Renderer
+
+log = logging.getLogger("livetrack.live")
 
 #: Close code for a subscription the server cannot serve (the reason says why).
 POLICY = 1008
@@ -118,7 +121,14 @@ async def subscribe(ws: WebSocket, endpoint: Endpoint) -> None:
         return
     except WebSocketDisconnect:
         return
-    sub = Subscriber(ws.send_text, topics, direct_writer(ws))
+    write, why = attach(ws)
+    if write is not None:
+        rt.counters.ws_direct += 1
+    else:
+        rt.counters.ws_asgi += 1
+        if rt.counters.ws_asgi == 1:
+            log.warning("websocket frames go through ASGI sends, not the direct write: %s", why)
+    sub = Subscriber(ws.send_text, topics, write)
     rt.hub.subscribe(sub)
     periods = renderer.touch_periods(topics)
     keeper = None

@@ -23,6 +23,9 @@ class RuntimeCollector(Collector):
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
+        #: Whether Starlette and uvicorn have what the direct websocket write relies on
+        #: (:func:`livetrack.live.wire.probe`, checked at start-up).
+        self.direct_write = False
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         rt = self.runtime
@@ -57,6 +60,19 @@ class RuntimeCollector(Collector):
         yield GaugeMetricFamily(
             "livetrack_topics", "Topics with at least one subscriber", value=hub.topic_count
         )
+        yield GaugeMetricFamily(
+            "livetrack_ws_direct_write_available",
+            "1 when the installed server has what the direct websocket write relies on",
+            value=1 if self.direct_write else 0,
+        )
+        subs = CounterMetricFamily(
+            "livetrack_ws_subscriptions",
+            "Websocket subscriptions, by how their frames are written",
+            labels=["write"],
+        )
+        subs.add_metric(["direct"], rt.counters.ws_direct)
+        subs.add_metric(["asgi"], rt.counters.ws_asgi)
+        yield subs
         yield GaugeMetricFamily(
             "livetrack_tick_render_seconds",
             "Time the last hub tick spent rendering dirty topics",

@@ -22,9 +22,18 @@ from livetrack.service.runtime import clock_of
 from livetrack.web import parts
 from livetrack.web.regions import Ctx, Frame, Region, is_race
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ROOT / "templates"
-STATIC = ROOT / "static"
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _shipped(name: str) -> Path:
+    """``templates/`` or ``static/``: inside the installed package (a wheel ships them as
+    ``livetrack/<name>``), else beside the package in a checkout, where they are kept."""
+    inside = _PACKAGE / name
+    return inside if inside.is_dir() else _PACKAGE.parent / name
+
+
+TEMPLATES = _shipped("templates")
+STATIC = _shipped("static")
 
 log = logging.getLogger("livetrack.render")
 
@@ -175,6 +184,10 @@ class Renderer:
         if region is None or not region.valid(self.state, topic):
             raise BadTopic(f"unknown topic {name[:60]!r}")
         return region, topic
+
+    def cache(self, kind: str) -> Any:
+        """The cache the region of ``kind`` keeps for this fold (None when it keeps none)."""
+        return self._ctx[kind].cache if kind in self._ctx else None
 
     def is_topic(self, name: str) -> bool:
         try:
