@@ -291,11 +291,11 @@ class RedisSubscriptions:
 
 def subscriptions_for(event_log: EventLog) -> SubscriptionStore:
     """The subscription store that lives beside ``event_log`` (in memory for other logs)."""
+    from livetrack.store.redis import RedisEventLog
     from livetrack.store.sqlite import SqliteEventLog
 
     if isinstance(event_log, SqliteEventLog):
         return SqliteSubscriptions(event_log.path)
-    url, stream = getattr(event_log, "url", None), getattr(event_log, "stream", None)
-    if isinstance(url, str) and isinstance(stream, str):
-        return RedisSubscriptions(url, stream)
+    if isinstance(event_log, RedisEventLog):
+        return RedisSubscriptions(event_log.url, event_log.stream)
     return MemorySubscriptions()
