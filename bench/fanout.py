@@ -926,6 +926,11 @@ def main() -> None:
     ap.add_argument(
         "--push-subscriptions", type=int, default=0, help="latency phase without, then with N"
     )
+    ap.add_argument(
+        "--log-dir",
+        help="where the run's log and files go (default: the system's temporary folder; a "
+        "tmpfs such as /dev/shm keeps other programs' disk writes out of the posts' fsyncs)",
+    )
     ap.add_argument("--serve-with", help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -947,7 +952,7 @@ def main() -> None:
         sink_port = free_port()
         sink = mp.Process(target=sink_main, args=(sink_port,), daemon=True)
         sink.start()
-    tmp = Path(tempfile.mkdtemp(prefix="livetrack-fanout-"))
+    tmp = Path(tempfile.mkdtemp(prefix="livetrack-fanout-", dir=args.log_dir))
     people = tmp / "people.csv"
     write_participants(people, runners)
     redis_proc: subprocess.Popen[bytes] | None = None
