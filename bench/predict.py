@@ -12,9 +12,13 @@ shows before the live forecasts observe that passing), ``estimate_with_us_avg``.
 
 The live forecasts (:mod:`livetrack.domain.forecast`) rebuild a race's predictor from its
 passings when an observed passing moves: ``rebuild_s`` times that for the whole field from
-nothing (every passing handed over, then observed in race order); ``late_fix_s`` the usual case,
-one passing ten minutes of race time behind the latest arriving late (the forecasts go back
-to their latest copy before it, ``copy_mb`` each, and observe from there).
+nothing in one go (every passing handed over, then observed in race order). Then one passing
+ten minutes of race time behind the latest arrives late: the forecasts replay the race in
+steps of ``STEP`` observations, as the runtime drives them, while a card asks for an estimate
+between steps. ``late_step_ms_max`` is the longest any one of those calls (handing the passing
+over, a step, an estimate) holds the caller, the event loop in the service, with its ratio to
+the bare loop over as many passings as a step; ``late_steps`` how many steps and
+``late_fix_s`` their total, the time the cards say "updating".
 
 Every figure has a ratio to a bare baseline measured in the same run: a loop over the same
 passings that only stores each time and takes its logarithm (``baseline_us_avg``).
@@ -37,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import math
 
-from livetrack.domain.forecast import _RaceFeed
+from livetrack.domain.forecast import STEP, Forecasts
 from livetrack.domain.predict import Predictor
 from livetrack.evaluation.formats import load_boston
 
@@ -98,20 +102,36 @@ def main(argv: list[str]) -> int:
     replay_s = clock() - started
     del predictor  # the rebuild below starts from a heap without it
     gc.collect()
-    feed = _RaceFeed(list(race.checkpoints), list(history or ()))
+    given = {
+        r.runner_id: {names[c]: t for c, t in enumerate(r.times) if t is not None}
+        for r in race.runners
+    }
     a = clock()
-    for r in race.runners:
-        feed.put(r.runner_id, {names[c]: t for c, t in enumerate(r.times) if t is not None})
-    feed.sync()
+    # the forecasts of a process restored from a snapshot holding these passings
+    forecasts = Forecasts.__new__(Forecasts)
+    forecasts.__setstate__({"races": {"boston": (list(race.checkpoints), history or [], given)}})
+    forecasts.settle()
     rebuild_s = clock() - a
+    feed = forecasts._races["boston"]
     late = feed.keys[feed.keys.bisect_left((feed.keys[-1][0] - 600.0,))]
     moved = dict(feed.passings[late[1]])
     moved[names[late[2]]] = late[0] + 0.5
+    asked = feed.keys[-1][1]  # a runner at the front, whose card is open
     a = clock()
-    feed.put(late[1], moved)
-    feed.sync()
-    late_fix_s = clock() - a
-    copy_mb = len(feed.copies[-1][2]) / 1e6 if feed.copies else 0.0
+    forecasts.put("boston", late[1], moved)
+    longest = clock() - a
+    late_fix_s = longest
+    steps = 0
+    while forecasts.updating("boston"):
+        a = clock()
+        forecasts.drain(STEP)
+        b = clock()
+        forecasts.estimate("boston", asked, names[finish])
+        c = clock()
+        longest = max(longest, b - a, c - b)
+        late_fix_s += b - a
+        steps += 1
+    step_baseline_ms = baseline_us * STEP / 1000
     observe_us = 1e6 * observe_s / len(passings)
     estimate_us = 1e6 * estimate_s / max(1, estimates)
     uncached_us = 1e6 * uncached_s / max(1, uncached)
@@ -136,9 +156,11 @@ def main(argv: list[str]) -> int:
         "replay_ratio": round(1e6 * replay_s / len(passings) / baseline_us, 1),
         "rebuild_s": round(rebuild_s, 2),
         "rebuild_ratio": round(1e6 * rebuild_s / len(passings) / baseline_us, 1),
+        "late_step_ms_max": round(1000 * longest, 2),
+        "late_step_ratio": round(1000 * longest / step_baseline_ms, 1),
+        "late_steps": steps,
         "late_fix_s": round(late_fix_s, 3),
         "late_fix_ratio": round(1e6 * late_fix_s / len(passings) / baseline_us, 2),
-        "copy_mb": round(copy_mb, 1),
     }
     print(f"replayed {len(passings)} passings of {len(race.runners)} runners in {replay_s:.2f} s")
     print(f"observe  {result['observe_us_avg']:8.2f} us/call (incl. timer overhead)")

@@ -8,15 +8,15 @@ import functools
 import gc
 import logging
 import os
-import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from livetrack.domain import forecast
 from livetrack.domain.event import Event
 from livetrack.domain.records import ParticipantRecord, Record
-from livetrack.domain.state import RaceState
+from livetrack.domain.state import RaceState, runner_topic
 from livetrack.live.hub import Hub
 from livetrack.service import snapshots
 from livetrack.service.snapshots import SnapshotInfo
@@ -28,8 +28,8 @@ log = logging.getLogger("livetrack.runtime")
 CATCH_UP_RECORDS = 300_000
 #: After a catch-up of at least this many records, the objects it made are frozen (gc.freeze).
 FREEZE_FROM = 100_000
-#: Passings the forecasts observe per second in the background.
-FORECAST_BATCH = 5000
+#: Passings the forecasts observe in one step between the loop's other work (see ``_forecasts``).
+FORECAST_STEP = forecast.STEP
 
 
 #: Shifts this process's clock (``LIVETRACK_CLOCK_SHIFT_MS``): rehearse a machine whose clock
@@ -274,7 +274,7 @@ class Runtime:
     def _become_ready(self) -> None:
         """The fold has reached the head the log had at start. The forecasts observe what
         the fold has (so the first page asked for does not wait for them)."""
-        self.state.forecasts.drain(sys.maxsize)
+        self.state.forecasts.settle()
         if self.state.applied >= FREEZE_FROM:
             # what a long catch-up (or a restored snapshot) built lives as long as the
             # process: keep the cyclic collector from rescanning it on every full collection
@@ -283,12 +283,20 @@ class Runtime:
         self.ready.set()
 
     async def _forecasts(self) -> None:
-        """Once a second the forecasts observe a bounded batch of the passings behind their
-        watermarks (so that pages seldom wait for them). Nothing is marked dirty for the time
-        alone: pages tick their clocks themselves."""
+        """The forecasts observe the passings behind their watermarks (and replay a race
+        after a late passing) :data:`FORECAST_STEP` at a time, yielding to the loop between
+        steps, so no step holds up the pages; idle, they look again each second. A rebuild
+        that takes over marks its race's runner cards, whose estimates moved. Nothing is
+        marked for the time alone: pages tick their clocks themselves."""
+        forecasts = self.state.forecasts
         while True:
-            await asyncio.sleep(1.0)
-            self.state.forecasts.drain(FORECAST_BATCH)
+            left = forecasts.drain(FORECAST_STEP)
+            done = forecasts.caught_up()
+            if done:
+                self.hub.mark(
+                    runner_topic(bib) for bib, r in self.state.runners.items() if r.race.id in done
+                )
+            await asyncio.sleep(0 if left else 1.0)
 
     async def stop(self) -> None:
         """Stop tailing; save a last snapshot if anything was folded since the newest one;
