@@ -99,7 +99,12 @@ def overdue_ms(state: RaceState, runner: Runner, checkpoint: str, now_ms: int) -
     ``checkpoint``; None when not overdue, already seen, or with no split to go on."""
     if checkpoint in runner.passings:
         return None
-    exp = expected(state, runner, checkpoint)
+    return overdue_by(runner, expected(state, runner, checkpoint), now_ms)
+
+
+def overdue_by(runner: Runner, exp: Expected | None, now_ms: int) -> int | None:
+    """:func:`overdue_ms` for a caller that already has :func:`expected`'s answer for a
+    checkpoint the runner has not passed."""
     if exp is None or exp.basis != "predictor":
         return None
     last = last_passing(runner)
