@@ -17,6 +17,7 @@ from livetrack.domain.expect import expected, last_passing, next_checkpoint
 from livetrack.domain.predict import Predictor
 from livetrack.domain.records import ChipRead, GunStart, Record
 from livetrack.domain.state import RaceState, Runner
+from livetrack.web.views import runner as runner_view
 
 GUN = int(datetime(2026, 11, 23, 10, tzinfo=UTC).timestamp() * 1000)  # the demo's day
 
@@ -191,6 +192,8 @@ def test_a_late_passing_near_the_end_of_a_long_race_is_replayed_in_bounded_steps
         exp = expected(st, r, r.race.course.checkpoints[-1].id)
         assert exp is not None and exp.updating
     assert calls == 0
+    card = runner_view(st, next(iter(waiting)))
+    assert card is not None and card["next"]["updating"] is True
     steps = 0
     while st.forecasts.updating("tenk"):
         at = calls
@@ -200,6 +203,14 @@ def test_a_late_passing_near_the_end_of_a_long_race_is_replayed_in_bounded_steps
         assert steps <= total  # it ends
     assert steps >= (total - 200) // forecast.STEP  # replayed the race, step by step
     assert st.forecasts.caught_up() == {"tenk"}
+    # the predictor replaced is let go of a bounded piece per step, observing nothing
+    assert len(feed.retired) == 1
+    shed = 0
+    at = calls
+    while st.forecasts.drain(forecast.STEP):
+        shed += 1
+    assert calls == at and not feed.retired
+    assert 2 <= shed <= len(st.runners) // forecast.SHED + len(feed.checkpoints) + 1
     rebuilt = pickle.loads(pickle.dumps(st.forecasts))
     after = {b: expected(st, r, r.race.course.checkpoints[-1].id) for b, r in _tenk(st)}
     st.forecasts = rebuilt

@@ -46,6 +46,10 @@ from livetrack.domain.predict import Estimate, Predictor
 #: Race time by which observing trails the latest passing known (seconds).
 LAG_S = 60.0
 
+#: Runners' state let go of per step from a predictor replaced (freeing a marathon's predictor
+#: at once would itself hold the loop up for a second).
+SHED = 2000
+
 #: Passings observed per step of :meth:`Forecasts.drain` in the runtime: a step is the longest
 #: the event loop waits on the forecasts (about 200 observations: a few tens of ms).
 STEP = 200
@@ -91,6 +95,7 @@ class _RaceFeed:
         "passings",
         "predictor",
         "rebuilding",
+        "retired",
         "seen",
     )
 
@@ -110,6 +115,7 @@ class _RaceFeed:
         self.next_seen: _Key | None = None
         self.next_count = 0
         self.observed = 0  # observations ever made (replays included)
+        self.retired: list[Predictor] = []  # replaced, being let go of a step at a time
         self.changes = 0  # puts that changed something
         self.finishers: set[str] = set()  # bibs with a finish passing
 
@@ -147,10 +153,15 @@ class _RaceFeed:
         """``key`` appeared or vanished: a predictor that has observed past it is wrong."""
         if self.rebuilding:
             if self.next_seen is not None and key <= self.next_seen:
-                self.next, self.next_seen, self.next_count = None, None, 0  # afresh
+                self._retire(self.next)  # afresh
+                self.next, self.next_seen, self.next_count = None, None, 0
         elif self.seen is not None and key <= self.seen:
             self.rebuilding = True
             self.next, self.next_seen, self.next_count = None, None, 0
+
+    def _retire(self, predictor: Predictor | None) -> None:
+        if predictor is not None:
+            self.retired.append(predictor)
 
     def fresh(self) -> Predictor:
         if self.predictor is not None:
@@ -193,11 +204,14 @@ class _RaceFeed:
             if self.next is None:
                 self.next = self.fresh()
             # caught up: the rebuild takes over
+            self._retire(self.predictor)
             self.predictor, self.seen, self.count = self.next, self.next_seen, self.next_count
             self.next, self.next_seen, self.next_count = None, None, 0
             self.rebuilding = False
+        elif limit != 0 and self.retired and not self.retired[-1].shed(SHED):
+            self.retired.pop()
         left = end - stop
-        if self.rebuilding:  # and then what the old predictor would not have to redo
+        if self.rebuilding or self.retired:  # not taken over yet, or not let go of yet
             left += 1
         return stop - start, left
 
@@ -277,7 +291,8 @@ class Forecasts:
     def settle(self) -> None:
         """Observe everything up to the watermarks and finish every rebuild: what every
         process that folded the same log shows."""
-        self.drain(sys.maxsize)
+        while self.drain(sys.maxsize):
+            pass
 
     def pending(self) -> int:
         """Passings up to the watermarks not observed yet (a rebuild not yet taken over
@@ -288,6 +303,10 @@ class Forecasts:
         """Whether the race's estimates come from a predictor that has observed a passing
         since moved or withdrawn, while its rebuild catches up."""
         return self._races[race_id].rebuilding
+
+    def rebuilding(self) -> bool:
+        """Whether any race is :meth:`updating`."""
+        return any(feed.rebuilding for feed in self._races.values())
 
     def observed(self) -> int:
         """Observations made so far, replays included (what a step of work is counted in)."""

@@ -246,6 +246,20 @@ class Predictor:
         new._stride = [1] * n
         return new
 
+    def shed(self, runners: int) -> bool:
+        """Let go of up to ``runners`` runners' state (or, with none left, of one segment's
+        or the calibration's): a predictor no longer used is freed a bounded piece at a time
+        instead of all at once. Returns whether anything is left to let go of."""
+        for _ in range(min(runners, len(self._runners))):
+            self._runners.popitem()
+        if self._runners:
+            return True
+        if self._segments:
+            self._segments.pop()
+            return True
+        self._calibration, self._pending = [], []
+        return False
+
     # -- public API ---------------------------------------------------------------------------
 
     @property

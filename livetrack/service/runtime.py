@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from livetrack.domain import forecast
 from livetrack.domain.event import Event
+from livetrack.domain.forecast import Forecasts
 from livetrack.domain.records import ParticipantRecord, Record
 from livetrack.domain.state import RaceState, runner_topic
 from livetrack.live.hub import Hub
@@ -30,6 +31,31 @@ CATCH_UP_RECORDS = 300_000
 FREEZE_FROM = 100_000
 #: Passings the forecasts observe in one step between the loop's other work (see ``_forecasts``).
 FORECAST_STEP = forecast.STEP
+
+
+class ForecastSteps:
+    """Drives the forecasts :data:`FORECAST_STEP` passings at a time. While a race's predictor
+    is rebuilt, the cyclic collector is paused (as during a catch-up): the rebuild makes about
+    as many objects as the predictor it replaces, and the full collections they would set off
+    rescan them all, each holding the loop for a second or more on a marathon. When the rebuild
+    has taken over, what it made is frozen (``gc.freeze``) and the collector resumes."""
+
+    def __init__(self, forecasts: Forecasts) -> None:
+        self.forecasts = forecasts
+        self.paused = False
+
+    def step(self) -> tuple[int, set[str]]:
+        """One step: returns how much is left (0: idle) and the races whose rebuild took over."""
+        forecasts = self.forecasts
+        if not self.paused and forecasts.rebuilding() and gc.isenabled():
+            gc.disable()
+            self.paused = True
+        left = forecasts.drain(FORECAST_STEP)
+        if self.paused and not forecasts.rebuilding():
+            gc.freeze()
+            gc.enable()
+            self.paused = False
+        return left, forecasts.caught_up()
 
 
 #: Shifts this process's clock (``LIVETRACK_CLOCK_SHIFT_MS``): rehearse a machine whose clock
@@ -284,14 +310,13 @@ class Runtime:
 
     async def _forecasts(self) -> None:
         """The forecasts observe the passings behind their watermarks (and replay a race
-        after a late passing) :data:`FORECAST_STEP` at a time, yielding to the loop between
-        steps, so no step holds up the pages; idle, they look again each second. A rebuild
-        that takes over marks its race's runner cards, whose estimates moved. Nothing is
-        marked for the time alone: pages tick their clocks themselves."""
-        forecasts = self.state.forecasts
+        after a late passing) a step at a time (:class:`ForecastSteps`), yielding to the loop
+        between steps, so no step holds up the pages; idle, they look again each second. A
+        rebuild that takes over marks its race's runner cards, whose estimates moved. Nothing
+        is marked for the time alone: pages tick their clocks themselves."""
+        steps = ForecastSteps(self.state.forecasts)
         while True:
-            left = forecasts.drain(FORECAST_STEP)
-            done = forecasts.caught_up()
+            left, done = steps.step()
             if done:
                 self.hub.mark(
                     runner_topic(bib) for bib, r in self.state.runners.items() if r.race.id in done
