@@ -228,7 +228,7 @@ def rehearse(
     text = rehearsal_event_text(
         demo_event_text(day), event, protocol=protocol, guns=guns, first_port=port
     )
-    path = Path(db).with_name("event.toml")
+    path = Path(db).with_suffix(".event.toml")
     path.write_text(text, "utf-8")
     command = f"livetrack simulate --protocol {protocol} --port {port} --event {path}"
     command += f" --speed {speed:g}"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from livetrack.config import ConfigProblem
 from livetrack.demo.run import demo_event, demo_event_text, run
 from livetrack.web.auth import new_token, token_hash
 
@@ -52,9 +53,7 @@ def run_site(host: str, port: int, public_port: int, speed: float, db: str) -> i
             except httpx.HTTPError:
                 time.sleep(0.2)
         if public.poll() is not None:
-            raise SystemExit(
-                f"livetrack demo --site: the public server did not start (see {log.name})"
-            )
+            raise ConfigProblem(f"demo --site: the public server did not start (see {log.name})")
         print(f"\nlivetrack demo --site: the public server (pid {public.pid}) follows the site")
         print(f"  public server   {public_url}/   (its log {public_db}, output {log.name})")
         print(f"  public timer    {public_url}/signin#token=<the timer token below>")

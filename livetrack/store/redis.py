@@ -34,7 +34,6 @@ import re
 import secrets
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -60,6 +59,7 @@ from livetrack.store.redis_wire import (
     LEASE_LUA,
     RELEASE_LUA,
     as_text,
+    parse_url,
     redact,
     stream_entries,
 )
@@ -156,27 +156,13 @@ class RedisEventLog:
         Besides redis-py's own URL options it understands ``stream`` (default
         ``livetrack:events``), ``wait_replicas`` (int), ``wait_timeout_ms`` (int) and
         ``wait_aof`` (``1``/``true``); see the module documentation."""
-        parts = urlsplit(url)
-        ours: dict[str, str] = {}
-        rest: list[tuple[str, str]] = []
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if name in ("stream", "wait_replicas", "wait_timeout_ms", "wait_aof"):
-                ours[name] = value
-            else:
-                rest.append((name, value))
-        plain = urlunsplit(parts._replace(query=urlencode(rest)))
-        try:
-            wait_replicas = int(ours.get("wait_replicas", "0"))
-            wait_timeout_ms = int(ours.get("wait_timeout_ms", "1000"))
-        except ValueError as exc:
-            raise ValueError(f"bad Redis URL {redact(url)!r}: {exc}") from None
-        wait_aof = ours.get("wait_aof", "").lower() in ("1", "true", "yes", "on")
+        o = parse_url(url)
         return cls(
-            plain,
-            ours.get("stream") or DEFAULT_STREAM,
-            wait_replicas=wait_replicas,
-            wait_timeout_ms=wait_timeout_ms,
-            wait_aof=wait_aof,
+            o.url,
+            o.stream or DEFAULT_STREAM,
+            wait_replicas=o.wait_replicas,
+            wait_timeout_ms=o.wait_timeout_ms,
+            wait_aof=o.wait_aof,
         )
 
     # -- connection ---------------------------------------------------------------------------
