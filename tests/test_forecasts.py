@@ -3,6 +3,7 @@ behind the runner, and scored against the finishers."""
 
 from __future__ import annotations
 
+import gc
 import pickle
 import random
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from livetrack.domain.expect import expected, last_passing, next_checkpoint
 from livetrack.domain.predict import Predictor
 from livetrack.domain.records import ChipRead, GunStart, Record
 from livetrack.domain.state import RaceState, Runner
+from livetrack.service.runtime import ForecastSteps
 from livetrack.web.views import runner as runner_view
 
 GUN = int(datetime(2026, 11, 23, 10, tzinfo=UTC).timestamp() * 1000)  # the demo's day
@@ -221,3 +223,37 @@ def test_a_late_passing_near_the_end_of_a_long_race_is_replayed_in_bounded_steps
 
 def _tenk(st: RaceState) -> list[tuple[str, Runner]]:
     return sorted((b, r) for b, r in st.runners.items() if r.race.id == "tenk")
+
+
+def test_the_service_steps_pause_the_collector_only_while_a_rebuild_runs(
+    day: tuple[Event, list[Record]],
+) -> None:
+    """A rebuild's objects would set off full collections that rescan them all: the steps
+    pause the cyclic collector while it runs, and resume it (what it made frozen) once it
+    has taken over, naming the race whose cards moved."""
+    event, records = day
+    st = RaceState(event)
+    st.apply_all(records)
+    st.forecasts.settle()
+    feed = st.forecasts._races["tenk"]
+    late = feed.keys[len(feed.keys) // 2]
+    moved = dict(feed.passings[late[1]])
+    moved[feed.checkpoints[late[2]][0]] = late[0] + 0.5
+    steps = ForecastSteps(st.forecasts)
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        assert steps.step() == (0, set())  # nothing to do: the collector left alone
+        assert gc.isenabled()
+        st.forecasts.put("tenk", late[1], moved)
+        caught: set[str] = set()
+        while st.forecasts.updating("tenk"):
+            left, done = steps.step()
+            caught |= done
+            assert left > 0 or not st.forecasts.updating("tenk")
+            assert gc.isenabled() is not st.forecasts.updating("tenk")
+        assert caught == {"tenk"} and gc.isenabled()
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+        gc.enable()
