@@ -2,7 +2,7 @@
 
 Two simulated races are played through the fold while a clock steps on (every ``--step``
 seconds), and the alerts are decided for supporters standing at checkpoints exactly as the
-service decides them (``livetrack.alert_timing``):
+service decides them (``livetrack.evaluation.alerts``):
 
 - ``boston``: a marathon on real pacing: a sample of the Boston Marathon 2015 runners' real
   splits (5K … 40K, finish) as chip reads, starts spread over 25 minutes; supporters at 30K
@@ -35,12 +35,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from livetrack import sim
-from livetrack.alert_timing import play, summary
 from livetrack.cli import demo_event
 from livetrack.domain.alerts import Spot, Watch
 from livetrack.domain.event import Event, load_event_text
 from livetrack.domain.records import ChipRead, GunStart, ParticipantRecord, Record
 from livetrack.domain.state import RaceState
+from livetrack.evaluation.alerts import play, summary
 from livetrack.evaluation.formats import load_boston
 
 BOSTON_TOML = """

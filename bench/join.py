@@ -32,7 +32,7 @@ from livetrack.domain import snapshot
 from livetrack.domain.records import ChipRead, GunStart, Record
 from livetrack.domain.state import RaceState
 from livetrack.sim import make_participants, plan
-from livetrack.store.base import open_log
+from livetrack.store import open_log
 
 ROOT = Path(__file__).resolve().parents[1]
 GUN = 1_781_420_400_000  # 2026-06-14 08:00 UTC

@@ -37,7 +37,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from livetrack.domain.event import ConfigError, Event, load_event_text
 from livetrack.domain.records import ParticipantRecord, Record
 from livetrack.service.entries import EntriesFile
-from livetrack.store.base import EventLog, open_log
+from livetrack.store import open_log
+from livetrack.store.base import EventLog
 
 #: The hub's tick: from this many seconds ...
 TICK_MIN_S = 0.01

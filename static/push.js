@@ -117,12 +117,23 @@
       return f;
     });
   }
-  function put(sub) {
+  var SENT_KEY = "livetrack.push.sent";
+  function put(sub, onlyIfChanged) {
+    var body = JSON.stringify({ subscription: sub.toJSON(), follows: follows() });
+    var last = load(SENT_KEY, null);
+    // every process re-reads the subscriptions when one changes: send only what is new
+    // (and again after an hour, in case the server has dropped it)
+    if (onlyIfChanged && last && last.body === body && Date.now() - last.at < 3600000) {
+      return Promise.resolve(last.answer);
+    }
     return fetch("/api/v1/push/subscription", {
-      method: "PUT", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ subscription: sub.toJSON(), follows: follows() }),
+      method: "PUT", headers: { "content-type": "application/json" }, body: body,
     }).then(function (r) {
-      return r.json().then(function (d) { if (!r.ok) throw new Error(d.error || r.status); return d; });
+      return r.json().then(function (d) {
+        if (!r.ok) throw new Error(d.error || r.status);
+        save(SENT_KEY, { body: body, answer: d, at: Date.now() });
+        return d;
+      });
     });
   }
   function registration() {
@@ -133,7 +144,7 @@
   function sync() {
     if (load(PUSH_KEY, "") !== "on" || unavailable()) return Promise.resolve();
     return registration().then(function (reg) { return reg.pushManager.getSubscription(); })
-      .then(function (sub) { return sub ? put(sub).then(shown) : null; })
+      .then(function (sub) { return sub ? put(sub, true).then(shown) : null; })
       .catch(function (e) { say("Push alerts could not be updated: " + e.message); });
   }
   function shown(d) {
@@ -168,6 +179,7 @@
   }
   function turnOff() {
     save(PUSH_KEY, "");
+    save(SENT_KEY, null);
     registration().then(function (reg) { return reg.pushManager.getSubscription(); })
       .then(function (sub) {
         if (!sub) return;

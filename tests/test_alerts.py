@@ -6,11 +6,11 @@ from datetime import datetime
 from datetime import time as dtime
 
 from livetrack import sim
-from livetrack.alert_timing import play, summary
 from livetrack.cli import demo_event
 from livetrack.domain.alerts import QUIET_END_MS, Spot, Watch, due, eta_at, races_over
 from livetrack.domain.records import ChipRead, GunStart, Record, StatusChange
 from livetrack.domain.state import RaceState
+from livetrack.evaluation.alerts import play, summary
 
 EVENT = demo_event()
 GUN = int(datetime.combine(EVENT.date, dtime(10, 0), EVENT.tz).timestamp() * 1000)

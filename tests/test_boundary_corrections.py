@@ -3,6 +3,7 @@ console reads HH:MM:SS on the race's own day (not the event file's date)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,49 @@ async def test_the_console_reads_a_typed_time_on_the_races_own_day(
         runner = http.get("/api/v1/runners/2").json()
         assert runner["splits"][-1]["time_ms"] == gun + 425_000, runner
         await console.screenshot(path=str(shot_path("timer-correction-race-day")), full_page=True)
+
+
+async def test_the_console_asks_before_it_stores_an_impossible_time(
+    tmp_path: Path, page_factory: PageFactory
+) -> None:
+    """A finish 10 s after the gun: the console shows the server's reason and stores the time
+    only when the timer confirms (the first time it is dismissed, the second accepted)."""
+    with (
+        serve(event(), tmp_path / "log.db", [person("1"), person("2")]) as srv,
+        httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http,
+    ):
+        finished(srv, http, GUN)
+        console: Any = await page_factory(width=1280, height=800)
+        asked: list[str] = []
+        answers = iter([False, True])
+
+        async def on_dialog(dialog: Any) -> None:
+            asked.append(dialog.message)
+            await (dialog.accept() if next(answers) else dialog.dismiss())
+
+        console.on("dialog", on_dialog)
+        await console.goto(f"{srv.url}/signin#token={srv.tokens['timer']}")
+        await console.wait_for_url(srv.url + "/timer", timeout=WAIT_MS)
+        await console.locator("#lookup-bib").fill("2")
+        await console.locator("#lookup button").click()
+        history = console.locator("#history .history")
+        await history.wait_for(timeout=WAIT_MS)
+        await history.locator(".reason-input").fill("typed from the photo")
+        finish = history.locator('tr[data-point="finish"]')
+        for n in (1, 2):
+            await finish.locator("input[type=time]").fill("10:00:10")
+            await finish.locator('[data-fix="edit"]').click()
+            for _ in range(int(PATIENCE_S / 0.1)):
+                if len(asked) >= n:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(asked) == n, asked
+            if n == 1:  # dismissed: nothing stored
+                await console.wait_for_timeout(500)
+                srv.settle()
+                assert http.get("/api/v1/runners/2").json()["splits"][-1]["time_ms"] != GUN + 10_000
+        await history.locator(".audit").get_by_text("edit finish").wait_for(timeout=WAIT_MS)
+        assert len(asked) == 2 and all("faster" in m for m in asked), asked
+        srv.settle()
+        runner = http.get("/api/v1/runners/2").json()
+        assert runner["splits"][-1]["time_ms"] == GUN + 10_000, runner

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import websockets
 from conftest import PATIENCE_S
 from factory import GUN, event, person
 from hypothesis import given, settings
@@ -21,7 +23,7 @@ from server import serve, tokens_for
 from livetrack.domain.records import ChipRead, GunStart, Record, Sighting, Sweep
 from livetrack.domain.state import RaceState
 from livetrack.ingest.reads import parse_body
-from livetrack.store.base import open_log
+from livetrack.store import open_log
 
 YEAR_1 = "0001-01-01T00:00:00+00:00"
 YEAR_9999 = "9999-12-31T23:00:00+00:00"
@@ -195,3 +197,37 @@ def test_every_read_the_reads_api_accepts_is_one_the_fold_uses(offset: int, rece
     record = ChipRead("r1", "finish", "C1", GUN + offset, received_ms=now)
     state.apply(record)
     assert (verdict.record is not None) == (record.key not in state.problems)
+
+
+async def until(ws: websockets.ClientConnection, needle: str) -> None:
+    while needle not in str(await ws.recv()):
+        pass
+
+
+async def test_a_region_that_fails_to_render_leaves_the_others_live_and_is_logged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from livetrack.web import views
+
+    def broken(*args: object) -> object:
+        raise ZeroDivisionError("a fault in the feed view")
+
+    monkeypatch.setattr(views, "feed", broken)
+    with serve(event(), tmp_path / "log.db", [person("1"), person("2")]) as srv:
+        topics = "feed:mile,board:mile:finish:all"
+        async with websockets.connect(f"{srv.ws_url}/live?topics={topics}",
+                                      open_timeout=PATIENCE_S) as ws:  # fmt: skip
+            first = await asyncio.wait_for(ws.recv(), PATIENCE_S)
+            assert 'id="t-board-mile-finish-all"' in str(first)
+            async with httpx.AsyncClient(base_url=srv.url, timeout=PATIENCE_S) as http:
+                timer = bearer(srv.tokens["timer"])
+                await http.post("/api/v1/races/mile/gun", json={"time": GUN}, headers=timer)
+                for i in (1, 2):  # two finishes, one after the other: two renders of the feed
+                    read = {"reader": "r1", "point": "finish", "chip": f"C{i}",
+                            "time": GUN + 430_000 + i * 1000}  # fmt: skip
+                    r = await http.post("/api/v1/reads", json=[read],
+                                        headers=bearer(srv.tokens["reader"]))  # fmt: skip
+                    assert r.status_code == 200
+                    await asyncio.wait_for(until(ws, f"First{i}"), PATIENCE_S)
+    failures = [r for r in caplog.records if "rendering topic 'feed:mile' failed" in r.getMessage()]
+    assert len([r for r in failures if r.levelno >= logging.ERROR]) == 1

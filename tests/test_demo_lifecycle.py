@@ -17,7 +17,7 @@ from conftest import PATIENCE_S, REPO, free_port, wait_for_port
 
 from livetrack.cli import demo_event
 from livetrack.domain.records import ChipRead, GunStart, Record
-from livetrack.store.base import open_log
+from livetrack.store import open_log
 
 
 def start(db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:

@@ -4,6 +4,7 @@ real HTTP that checks every VAPID signature and decrypts every payload."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from importlib import resources
@@ -152,3 +153,36 @@ def test_two_processes_send_each_alert_once_at_the_right_moment(tmp_path: Path) 
         assert near["at"] < finish.time_ms
         assert abs(near["at"] - (finish.time_ms - LEAD_S * 1000)) < 60_000, near
     assert 'livetrack_push_alerts_total{outcome="sent"}' in metrics
+
+
+def test_a_subscription_the_push_service_says_is_gone_is_removed(tmp_path: Path) -> None:
+    event = today_event()
+    people = mile_field(event)
+    with (
+        PushService() as svc,
+        serve(event, tmp_path / "log.db", people, alert_every_s=0.05) as srv,
+    ):
+        key = httpx.get(f"{srv.url}/api/v1/push").json()["key"]
+        kept, gone = svc.subscribe(key), svc.subscribe(key)
+        for b in (kept, gone):
+            assert put(srv.url, b, [{"bib": "3", "checkpoint": "finish"}]).status_code == 200
+        svc.gone(gone.endpoint)  # the browser unsubscribed, or the push service dropped it
+        now = int(time.time() * 1000)
+        timer = {"authorization": f"Bearer {srv.tokens['timer']}"}
+        reader = {"authorization": f"Bearer {srv.tokens['reader']}"}
+        chip = next(p.chips[0] for p in people if p.bib == "3")
+        gun = {"time": now - 300_000}
+        assert httpx.post(f"{srv.url}/api/v1/races/mile/gun", json=gun, headers=timer).is_success
+        read = [{"reader": "mat-half", "point": "half", "chip": chip, "time": now - 5000}]
+        assert httpx.post(f"{srv.url}/api/v1/reads", json=read, headers=reader).is_success
+        push = srv.app.state.push  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 20
+        left: list[Any] = []
+        while time.monotonic() < deadline:
+            left = asyncio.run_coroutine_threadsafe(push.store.all(), srv.loop).result(10)
+            if len(left) == 1 and svc.to(kept.endpoint):
+                break
+            time.sleep(0.1)
+        assert [s.endpoint for s in left] == [kept.endpoint]
+        assert [m["tag"] for m in svc.to(kept.endpoint)] == ["3:passed:half"]
+        assert push.sender.counters.gone == 1

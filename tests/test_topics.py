@@ -133,3 +133,36 @@ def test_time_dependent_regions_name_their_period() -> None:
     r = _renderer()
     periods = r.touch_periods(["marshal:half", "guns", "races", "runner:1"])
     assert periods == {"marshal:half": 2.0, "guns": 1.0}
+
+
+def test_a_new_live_region_needs_only_its_definition_and_a_block() -> None:
+    from jinja2 import ChoiceLoader, DictLoader
+
+    from livetrack.web.regions import is_race
+    from livetrack.web.render import race_summary
+
+    try:
+        # the one Python file: a kind and its region
+        kind = topics.declare("finishers_count", ("race",))
+        region = race_summary(
+            kind, "count.html", "count", "fc", lambda st, race: {"race": race, "n": len(st.runners)}
+        )
+        # the one template: the block, with the topic's id, swapped out of band
+        block = (
+            "{% block count %}<p id=\"{{ topic_id('finishers_count', fc.race) }}\" "
+            'hx-swap-oob="true">{{ fc.n }} entered</p>{% endblock %}'
+        )
+        r = features.renderer(RaceState(event()))
+        r.env.loader = ChoiceLoader([DictLoader({"count.html": block}), r.env.loader])  # type: ignore[list-item]
+        r.register(region)
+        r.state.apply(person("1"))
+        assert admit(r, ["finishers_count:mile"], None, True) == ["finishers_count:mile"]
+        assert r.topic("finishers_count:mile") == (
+            '<p id="t-finishers_count-mile" hx-swap-oob="true">1 entered</p>'
+        )
+        # dirty whenever anything in its race changes, like every race summary
+        assert "finishers_count:mile" in r.derive({"feed:mile"}, ())
+        assert is_public("finishers_count:mile") and is_race(r.state, parse("finishers_count:mile"))
+    finally:  # the kind was declared for this test only
+        topics._KINDS.pop("finishers_count", None)
+        parse.cache_clear()

@@ -34,12 +34,11 @@ def test_the_field_median_is_the_median_pace_of_the_runners_past_each_segment() 
     assert finish is None  # nobody has finished
 
 
-def test_a_small_race_gets_its_median_within_seconds_not_hundreds_of_records(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(views, "MEDIANS_EVERY_S", 3600.0)  # the window has not passed yet
+def test_a_small_race_gets_its_median_within_seconds_not_hundreds_of_records() -> None:
+    clock = [0.0]
+    medians = views.FieldMedians(clock=lambda: clock[0])
     st = mile_with_halfway_passings([240.5])
-    assert views.segment_medians(st, "mile")[0] == pytest.approx(300.0)
+    assert medians(st, "mile")[0] == pytest.approx(300.0)
     for i in (2, 3):
         st.apply(person(str(i)))
     st.apply(read("C2", "start", 0.5))
@@ -47,10 +46,20 @@ def test_a_small_race_gets_its_median_within_seconds_not_hundreds_of_records(
     st.apply(read("C3", "start", 0.5))
     st.apply(read("C3", "half", 360.5))
     # a handful of records within the window: the card keeps the last median
-    assert views.segment_medians(st, "mile")[0] == pytest.approx(300.0)
+    clock[0] = views.MEDIANS_EVERY_S / 2
+    assert medians(st, "mile")[0] == pytest.approx(300.0)
     # once the window has passed, the new passings count
-    monkeypatch.setattr(views, "MEDIANS_EVERY_S", 0.0)
-    assert views.segment_medians(st, "mile")[0] == pytest.approx(450.0)
+    clock[0] = views.MEDIANS_EVERY_S
+    assert medians(st, "mile")[0] == pytest.approx(450.0)
+
+
+def test_each_fold_keeps_its_own_medians() -> None:
+    fast, slow = mile_with_halfway_passings([240.5]), mile_with_halfway_passings([480.5])
+    one, two = views.FieldMedians(), views.FieldMedians()
+    assert one(fast, "mile")[0] == pytest.approx(300.0)
+    assert two(slow, "mile")[0] == pytest.approx(600.0)
+    card = views.runner(slow, "1", medians=two)
+    assert card is not None and card["segments"][0]["median"] == pytest.approx(600.0)
 
 
 def test_a_race_page_opens_on_the_furthest_checkpoint_anyone_has_reached(

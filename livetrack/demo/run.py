@@ -26,7 +26,7 @@ from typing import Any
 
 from livetrack.domain.event import Event, load_event_text
 from livetrack.domain.records import ChipRead, GunStart, ParticipantRecord
-from livetrack.store.base import open_log
+from livetrack.store import open_log
 
 #: How long open connections are given to close when the demo stops.
 GRACE_S = 1
@@ -109,8 +109,9 @@ def remaining(actions: list[Any], done: Progress) -> list[Any]:
 
 
 def run(
-    host: str, port: int, speed: float, db: str, *, readers: str | None = None, reader_port: int = 0
-) -> int:
+    host: str, port: int, speed: float, db: str, *, readers: str | None = None,
+    reader_port: int = 0, upstream: str | None = None, upstream_token: str = "",
+) -> int:  # fmt: skip
     """Serve the demo until Ctrl-C; returns the exit status.
 
     With ``readers`` (a decoder protocol) the race is not played over HTTP: the event gets a
@@ -148,7 +149,10 @@ def run(
     reader_token, reader = issue("reader", label="simulator")
     timer_token, timer = issue("timer", label="demo timer")
     marshal_token, marshal = issue("marshal", "lake", label="demo marshal at the lake")
-    settings = Settings(event=event, log_url=db, participants=people, seed=[reader, timer, marshal])
+    settings = Settings(
+        event=event, log_url=db, participants=people, seed=[reader, timer, marshal],
+        upstream=upstream, upstream_token=upstream_token,
+    )  # fmt: skip
     app = create_app(settings)
     base = f"http://{host}:{port}"
 
@@ -224,7 +228,7 @@ def rehearse(
     text = rehearsal_event_text(
         demo_event_text(day), event, protocol=protocol, guns=guns, first_port=port
     )
-    path = Path(db).with_name("event.toml")
+    path = Path(db).with_suffix(".event.toml")
     path.write_text(text, "utf-8")
     command = f"livetrack simulate --protocol {protocol} --port {port} --event {path}"
     command += f" --speed {speed:g}"

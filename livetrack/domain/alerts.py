@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from livetrack.domain.event import Race
-from livetrack.domain.expect import expected, last_passing, next_checkpoint, overdue_ms, start_ms
+from livetrack.domain.expect import (
+    Expected,
+    expected,
+    last_passing,
+    next_checkpoint,
+    overdue_by,
+    start_ms,
+)
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, Runner
 
@@ -171,7 +178,24 @@ def spot_label(race: Race, spot: Spot) -> str:
     return f"{d / 1000:.1f} km" if d >= 1000 else f"{d:.0f} m"
 
 
-def _at_checkpoint(state: RaceState, r: Runner, i: int) -> tuple[int, int, int, str] | None:
+#: What one pass over many watches works out once per runner: ``("exp", bib, checkpoint)`` ->
+#: :func:`expected`'s answer, ``("eta", bib, spot)`` -> :func:`eta_at`'s.
+Memo = dict[tuple[str, str, object], object]
+
+
+def _expected(state: RaceState, r: Runner, checkpoint: str, memo: Memo | None) -> Expected | None:
+    if memo is None:
+        return expected(state, r, checkpoint)
+    key = ("exp", r.bib, checkpoint)
+    if key not in memo:
+        memo[key] = expected(state, r, checkpoint)
+    found = memo[key]
+    return found if isinstance(found, Expected) else None
+
+
+def _at_checkpoint(
+    state: RaceState, r: Runner, i: int, memo: Memo | None = None
+) -> tuple[int, int, int, str] | None:
     """(expected, low, high, basis) at checkpoint ``i``, or its passing time."""
     cps = r.race.course.checkpoints
     p = r.passings.get(cps[i].id)
@@ -180,11 +204,11 @@ def _at_checkpoint(state: RaceState, r: Runner, i: int) -> tuple[int, int, int, 
     if i == 0:
         begin = start_ms(state, r)
         return None if begin is None else (begin, begin, begin, "predictor")
-    exp = expected(state, r, cps[i].id)
+    exp = _expected(state, r, cps[i].id, memo)
     return None if exp is None else (exp.at_ms, exp.low_ms, exp.high_ms, exp.basis)
 
 
-def eta_at(state: RaceState, r: Runner, spot: Spot) -> SpotEta | None:
+def eta_at(state: RaceState, r: Runner, spot: Spot, memo: Memo | None = None) -> SpotEta | None:
     """When ``r`` is expected at ``spot``: between two checkpoints, in proportion to the
     distance along the segment between their expected (or actual) times. ``passed`` when the
     runner has passed the first checkpoint at or beyond the spot (``at_ms`` is then that
@@ -201,12 +225,12 @@ def eta_at(state: RaceState, r: Runner, spot: Spot) -> SpotEta | None:
     last = last_passing(r)
     if last is not None and last[0] > j:  # passed a later checkpoint; this one was missed
         return SpotEta(spot, label, last[1], last[1], last[1], passed=True)
-    to = _at_checkpoint(state, r, j)
+    to = _at_checkpoint(state, r, j, memo)
     if to is None or r.status != "ok":
         return None
     if j == 0 or cps[j].distance_m == d:
         return SpotEta(spot, label, *to[:3], basis=to[3])
-    frm = _at_checkpoint(state, r, j - 1)
+    frm = _at_checkpoint(state, r, j - 1, memo)
     if frm is None:
         return None
     f = (d - cps[j - 1].distance_m) / (cps[j].distance_m - cps[j - 1].distance_m)
@@ -215,18 +239,29 @@ def eta_at(state: RaceState, r: Runner, spot: Spot) -> SpotEta | None:
     return SpotEta(spot, label, at, min(low, at), max(high, at), basis=basis)
 
 
+def spot_eta(state: RaceState, r: Runner, spot: Spot, memo: Memo | None) -> SpotEta | None:
+    """:func:`eta_at`, remembered in ``memo`` for the other watches of one pass."""
+    if memo is None:
+        return eta_at(state, r, spot)
+    key = ("eta", r.bib, spot)
+    if key not in memo:
+        memo[key] = eta_at(state, r, spot, memo)
+    found = memo[key]
+    return found if isinstance(found, SpotEta) else None
+
+
 def due(
     state: RaceState,
     watch: Watch,
     now_ms: int,
     sent: Container[str] = (),
     over: Container[str] | None = None,
-    etas: dict[tuple[str, Spot], SpotEta | None] | None = None,
+    memo: Memo | None = None,
 ) -> list[Alert]:
     """The alerts due for ``watch`` at ``now_ms`` that the log has not recorded as sent.
 
     ``over``: the races that are over (:func:`races_over`, worked out once for many
-    watches); ``etas``: a memo of :func:`eta_at` shared by the watches of one pass."""
+    watches); ``memo``: what one pass works out once per runner (:data:`Memo`)."""
     r = state.runners.get(watch.bib)
     if r is None:
         return []
@@ -253,7 +288,7 @@ def due(
         where = f", {ordinal(pos)}" if pos else ""
         add(
             "finished",
-            p.time_ms,
+            p.time_ms + FINISH_SETTLE_MS,  # its moment: once it has stood
             f"{r.name} finished",
             f"Finished in {elapsed_text(elapsed or 0)}{where}",
         )
@@ -270,13 +305,7 @@ def due(
     if r.status != "ok":
         return out
     if "near" in watch.kinds and watch.spot is not None:
-        memo = (watch.bib, watch.spot)
-        if etas is None or memo not in etas:
-            eta = eta_at(state, r, watch.spot)
-            if etas is not None:
-                etas[memo] = eta
-        else:
-            eta = etas[memo]
+        eta = spot_eta(state, r, watch.spot, memo)
         if eta is not None and not eta.passed and eta.basis == "predictor":
             when = eta.at_ms - watch.lead_s * 1000
             if when <= now_ms < eta.at_ms - NEAR_TOO_LATE_MS:
@@ -289,9 +318,9 @@ def due(
                     f" ({clock_text(state, eta.low_ms)}–{clock_text(state, eta.high_ms)})",
                 )
     if "overdue" in watch.kinds and (nxt := next_checkpoint(r)) is not None:
-        late = overdue_ms(state, r, nxt, now_ms)
+        exp = _expected(state, r, nxt, memo)
+        late = overdue_by(r, exp, now_ms)
         if late is not None:
-            exp = expected(state, r, nxt)
             name = cps[r.race.course.index(nxt)].name
             by = f" (expected by {clock_text(state, exp.high_ms)})" if exp else ""
             add(

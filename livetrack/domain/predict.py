@@ -58,6 +58,7 @@ dictionary look-ups. The predictor reads no clock and does no I/O.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
 import math
@@ -225,6 +226,39 @@ class Predictor:
             [self._prior(i, m)[1] / self._prior(i, n - 1)[1] if m > i else 0.0 for m in range(n)]
             for i in range(n)
         ]
+
+    def fresh(self) -> Predictor:
+        """A predictor on the same course and history that has observed nothing: it shares
+        this one's history and what is derived from it alone (read-only, or caches of pure
+        functions of it), so it costs no rebuilding of those."""
+        new = copy.copy(self)
+        n = self._n
+        new._segments = [SegmentOffsets(k) for k in range(n - 1)]
+        new._runners = {}
+        new._now = 0.0
+        new._log_now = 0.0
+        new._version = 0
+        new._store = True
+        new._calibration = [Calibration() for _ in range(n)]
+        new._pending = []
+        new._seq = 0
+        new._passed_count = [0] * n
+        new._stride = [1] * n
+        return new
+
+    def shed(self, runners: int) -> bool:
+        """Let go of up to ``runners`` runners' state (or, with none left, of one segment's
+        or the calibration's): a predictor no longer used is freed a bounded piece at a time
+        instead of all at once. Returns whether anything is left to let go of."""
+        for _ in range(min(runners, len(self._runners))):
+            self._runners.popitem()
+        if self._runners:
+            return True
+        if self._segments:
+            self._segments.pop()
+            return True
+        self._calibration, self._pending = [], []
+        return False
 
     # -- public API ---------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from livetrack.evaluation.formats import RaceResults, load_results
-from livetrack.evaluation.replay import CheckpointScore, evaluate
+from livetrack.evaluation.scoring import CheckpointScore, evaluate
 
 __all__ = ["TARGETS", "HeldOut", "detect_format", "held_out", "leave_one_out", "summary"]
 

@@ -270,6 +270,7 @@ class Hub:
         #: Renderings sent as what changed rather than whole.
         self.patches = 0
         self.render_errors = 0
+        self._failing: set[str] = set()  # topics whose last render failed (logged already)
         self.ticks = 0
         self.last_tick_s = 0.0
         self.last_send_s = 0.0
@@ -330,15 +331,22 @@ class Hub:
         return str(cached)
 
     def _safe_render(self, topic: str) -> str | Drawing:
-        """Render ``topic``; a failure is logged and yields an empty fragment, so one broken
-        region never takes the others (or the tick) down with it."""
+        """Render ``topic``; a failure yields an empty fragment, so one broken region never
+        takes the others (or the tick) down with it. It is logged with its traceback once
+        while it keeps failing (then at debug level), and again once it failed anew."""
         self.renders += 1
         try:
-            return self._render(topic)
+            drawn = self._render(topic)
         except Exception:
             self.render_errors += 1
-            log.exception("rendering topic %r failed", topic)
+            if topic in self._failing:
+                log.debug("rendering topic %r failed again", topic, exc_info=True)
+            else:
+                self._failing.add(topic)
+                log.exception("rendering topic %r failed", topic)
             return ""
+        self._failing.discard(topic)
+        return drawn
 
     def mark(self, topics: Iterable[str]) -> None:
         """Note that ``topics`` changed; rendered at the next tick if anyone watches them."""

@@ -4,9 +4,10 @@ Deciding is :func:`livetrack.domain.alerts.due` over the fold and the event's cl
 alert is first appended to the log as an :class:`AlertSent` record: only the process whose
 append stored the key sends it (a duplicate means another process, or this one before a
 restart, already did), so an alert goes out once however many processes decide it. The loop
-reads the subscriptions again only when their store's version moves, works through them in
-slices that yield to the event loop, and never waits for a push service (the sender's queue
-is bounded and :meth:`PushSender.offer` does not block).
+reads the subscriptions again only when their store's version moves, looks at a watch again
+only when its runner has passed a mat, when its near alert's moment comes, or after
+:data:`REFRESH_MS`, yields to the event loop every :data:`SLICE_S`, and never waits for a push
+service (the sender's queue is bounded and :meth:`PushSender.offer` does not block).
 
 After the event (every race over) the subscriptions are removed.
 """
@@ -16,13 +17,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Container, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from livetrack.domain.alerts import KINDS, Alert, Spot, SpotEta, Watch, due, races_over
+from livetrack.domain.alerts import (
+    KINDS,
+    NEAR_TOO_LATE_MS,
+    Alert,
+    Memo,
+    Spot,
+    SpotEta,
+    Watch,
+    due,
+    races_over,
+)
 from livetrack.domain.records import AlertSent, Record
 from livetrack.domain.state import RaceState
 from livetrack.service.push import Outgoing, PushSender
@@ -31,8 +43,12 @@ from livetrack.store.subscriptions import Subscription, SubscriptionStore
 
 log = logging.getLogger("livetrack.alerts")
 
-#: Watches looked at between two yields to the event loop.
-SLICE = 500
+#: The alert loop yields to the event loop after this long (seconds) of deciding.
+SLICE_S = 0.01
+#: A watch whose runner has not passed a mat since it was last looked at is looked at again
+#: after this long (event time), or sooner when its near alert's moment comes: predictions
+#: drift slowly as the field moves, and a passing is noticed on the next pass.
+REFRESH_MS = 60_000
 #: An alert's message is worth sending until this long after its moment (near alerts: until
 #: the runner is expected at the spot).
 KEEP_MS = 5 * 60_000
@@ -78,6 +94,10 @@ class Alerter:
         self.ready = ready
         self.every_s = every_s
         self.targets: list[Target] = []
+        #: per watch (supporter, runner, spot): its runner's (passings, status) when last looked
+        #: at, and when it is next looked at; kept across reloads of the subscriptions
+        self._seen: dict[tuple[str, str, Spot | None], tuple[tuple[int, str], int]] = {}
+        self.evaluated = 0
         self._version: int | None = None
         self._task: asyncio.Task[None] | None = None
         self.passes = 0
@@ -108,7 +128,27 @@ class Alerter:
             return
         subs = await self.store.all()
         self.targets = [Target(s, w) for s in subs for w in watches_of(s)]
+        keep = {(t.watch.supporter, t.watch.bib, t.watch.spot) for t in self.targets}
+        self._seen = {k: v for k, v in self._seen.items() if k in keep}
         self._version = version
+
+    @staticmethod
+    def _next_look(w: Watch, now_ms: int, memo: Memo, sent: Container[str], i: int) -> int:
+        """When to look at ``w`` again if its runner passes no mat meanwhile: within
+        :data:`REFRESH_MS` (spread, so that watches made at once are not all looked at in one
+        pass), and just before its near alert's moment while that is still to come."""
+        nxt = now_ms + REFRESH_MS // 2 + (i * 7919) % (REFRESH_MS // 2)
+        if w.spot is None or f"alert:{w.supporter}:{w.bib}:near:{w.spot.key}" in sent:
+            return nxt
+        eta = memo.get(("eta", w.bib, w.spot))
+        if (
+            isinstance(eta, SpotEta)
+            and not eta.passed
+            and eta.basis == "predictor"
+            and now_ms < eta.at_ms - NEAR_TOO_LATE_MS
+        ):  # its near alert's window is open or to come: look again just before it opens
+            nxt = min(nxt, max(now_ms + 1000, eta.at_ms - w.lead_s * 1000 - 5000))
+        return nxt
 
     async def run_once(self, now_ms: int) -> list[Alert]:
         """One pass: the alerts this process claimed in the log and queued for sending."""
@@ -123,13 +163,30 @@ class Alerter:
             await self.reload()
             return []
         sent = state.alerts_sent
-        etas: dict[tuple[str, Spot], SpotEta | None] = {}
+        memo: Memo = {}
         found: list[tuple[Target, Alert]] = []
+        looked = 0
+        slice_end = time.perf_counter() + SLICE_S
         for i, t in enumerate(self.targets):
-            if i and i % SLICE == 0:
+            if i % 256 == 0 and time.perf_counter() > slice_end:
                 await asyncio.sleep(0)
-            for a in due(state, t.watch, now_ms, sent, over, etas):
+                slice_end = time.perf_counter() + SLICE_S
+            r = state.runners.get(t.watch.bib)
+            if r is None:
+                continue
+            sig = (len(r.passings), r.status)
+            key = (t.watch.supporter, t.watch.bib, t.watch.spot)
+            seen = self._seen.get(key)
+            if seen is not None and seen[0] == sig and now_ms < seen[1]:
+                continue  # nothing new about this runner, and no moment of theirs is near
+            looked += 1
+            if looked % 16 == 0 and time.perf_counter() > slice_end:
+                await asyncio.sleep(0)
+                slice_end = time.perf_counter() + SLICE_S
+            for a in due(state, t.watch, now_ms, sent, over, memo):
                 found.append((t, a))
+            self._seen[key] = (sig, self._next_look(t.watch, now_ms, memo, sent, i))
+        self.evaluated += looked
         if not found:
             return []
         records = [AlertSent(a.supporter, a.bib, a.kind, now_ms) for _, a in found]
@@ -141,8 +198,8 @@ class Alerter:
             claimed.append(a)
             expires = max(now_ms, a.due_ms) + KEEP_MS
             if a.kind.startswith("near:") and t.watch.spot is not None:
-                eta = etas.get((t.watch.bib, t.watch.spot))
-                if eta is not None:
+                eta = memo.get(("eta", t.watch.bib, t.watch.spot))
+                if isinstance(eta, SpotEta):
                     expires = eta.at_ms
             payload: dict[str, object] = {
                 "title": a.title,

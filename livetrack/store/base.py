@@ -159,16 +159,3 @@ class StoredLookup(Protocol):
     async def stored(self, keys: Sequence[str]) -> dict[str, tuple[Offset, bytes]]:
         """For each of ``keys`` the log holds: its offset and its stored body."""
         ...
-
-
-def open_log(url: str) -> EventLog:
-    """A log for ``url``: ``sqlite:///path/to/file.db`` or a path, or ``redis://host:port/db``
-    (``?stream=NAME`` names the event's stream). The Redis driver is imported only here."""
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from livetrack.store.redis import RedisEventLog
-
-        return RedisEventLog.from_url(url)
-    from livetrack.store.sqlite import SqliteEventLog
-
-    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
-    return SqliteEventLog(path)

@@ -34,7 +34,6 @@ import re
 import secrets
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -55,6 +54,15 @@ from redis.exceptions import (
 
 from livetrack.domain.records import Record, decode, encode
 from livetrack.store.base import AppendResult, LogUnavailable, Offset, Page
+from livetrack.store.redis_wire import (
+    APPEND_LUA,
+    LEASE_LUA,
+    RELEASE_LUA,
+    as_text,
+    parse_url,
+    redact,
+    stream_entries,
+)
 
 log = logging.getLogger("livetrack.store")
 
@@ -66,67 +74,9 @@ CHUNK: Final = 500
 _T = TypeVar("_T")
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 
-#: Take or renew a lease: KEYS[1] the lease, ARGV[1] the holder, ARGV[2] its time to live (ms).
-LEASE_LUA: Final = """
-local current = redis.call('GET', KEYS[1])
-if current and current ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-#: Give a lease up if ARGV[1] holds it.
-RELEASE_LUA: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-#: KEYS[1] = stream, KEYS[2] = idempotency hash; ARGV = token, then key, body pairs.
-#: Returns, per pair, the stream id it is stored at, or "" for a duplicate. A key already in
-#: the hash whose entry carries this call's token was stored by an earlier attempt of the same
-#: call (its reply was lost), so it is reported as stored, not as a duplicate.
-APPEND_LUA: Final = """
-local stream, index, token = KEYS[1], KEYS[2], ARGV[1]
-local out = {}
-for i = 2, #ARGV, 2 do
-  local key = ARGV[i]
-  local id = redis.call('HGET', index, key)
-  if id then
-    local mine = false
-    local entry = redis.call('XRANGE', stream, id, id)
-    if entry[1] then
-      local f = entry[1][2]
-      for j = 1, #f, 2 do
-        if f[j] == 'c' and f[j + 1] == token then mine = true end
-      end
-    end
-    if mine then out[#out + 1] = id else out[#out + 1] = '' end
-  else
-    id = redis.call('XADD', stream, '*', 'k', key, 'b', ARGV[i + 1], 'c', token)
-    redis.call('HSET', index, key, id)
-    out[#out + 1] = id
-  end
-end
-return out
-"""
-
 #: Errors after which the same command may succeed once Redis is back (a restart, a failover,
 #: a dataset still loading). ``BusyLoadingError`` is a ``ConnectionError``.
 _TRANSIENT: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, TryAgainError, OSError)
-
-
-def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisEventLog:
@@ -206,27 +156,13 @@ class RedisEventLog:
         Besides redis-py's own URL options it understands ``stream`` (default
         ``livetrack:events``), ``wait_replicas`` (int), ``wait_timeout_ms`` (int) and
         ``wait_aof`` (``1``/``true``); see the module documentation."""
-        parts = urlsplit(url)
-        ours: dict[str, str] = {}
-        rest: list[tuple[str, str]] = []
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if name in ("stream", "wait_replicas", "wait_timeout_ms", "wait_aof"):
-                ours[name] = value
-            else:
-                rest.append((name, value))
-        plain = urlunsplit(parts._replace(query=urlencode(rest)))
-        try:
-            wait_replicas = int(ours.get("wait_replicas", "0"))
-            wait_timeout_ms = int(ours.get("wait_timeout_ms", "1000"))
-        except ValueError as exc:
-            raise ValueError(f"bad Redis URL {redact(url)!r}: {exc}") from None
-        wait_aof = ours.get("wait_aof", "").lower() in ("1", "true", "yes", "on")
+        o = parse_url(url)
         return cls(
-            plain,
-            ours.get("stream") or DEFAULT_STREAM,
-            wait_replicas=wait_replicas,
-            wait_timeout_ms=wait_timeout_ms,
-            wait_aof=wait_aof,
+            o.url,
+            o.stream or DEFAULT_STREAM,
+            wait_replicas=o.wait_replicas,
+            wait_timeout_ms=o.wait_timeout_ms,
+            wait_aof=o.wait_aof,
         )
 
     # -- connection ---------------------------------------------------------------------------
@@ -252,7 +188,7 @@ class RedisEventLog:
                         f"Redis at {redact(self.url)} has no WAITAOF (needs Redis 7.2+);"
                         " drop wait_aof from the URL or upgrade Redis"
                     )
-                self._sha = _text(await self._client.script_load(APPEND_LUA))
+                self._sha = as_text(await self._client.script_load(APPEND_LUA))
             except LogUnavailable:
                 raise
             except (RedisError, OSError) as exc:
@@ -333,7 +269,7 @@ class RedisEventLog:
         writes of the connection they run on). Reloads the script once on ``NOSCRIPT``."""
         for attempt in (1, 2):
             if self._sha is None or attempt == 2:
-                self._sha = _text(await self._client.script_load(APPEND_LUA))
+                self._sha = as_text(await self._client.script_load(APPEND_LUA))
             pipe = self._client.pipeline(transaction=False)
             pipe.evalsha(self._sha, 2, self.stream, self.keys_hash, *args)
             if self.wait_aof:
@@ -348,7 +284,7 @@ class RedisEventLog:
                 raise reply
             if len(replies) > 1:
                 self._check_confirmed(replies[1])
-            return [_text(x) for x in reply]
+            return [as_text(x) for x in reply]
         raise AssertionError("unreachable")
 
     def _check_confirmed(self, reply: Any) -> None:
@@ -383,7 +319,7 @@ class RedisEventLog:
 
         async def op() -> Offset | None:
             rows = await self._client.xrevrange(self.stream, "+", "-", count=1)
-            return Offset(_text(rows[0][0])) if rows else None
+            return Offset(as_text(rows[0][0])) if rows else None
 
         return await self._retrying("head", op, self.op_retry_s)
 
@@ -448,9 +384,9 @@ class RedisEventLog:
                 delay = self.backoff_min_s
                 page: list[tuple[Offset, Record]] = []
                 read_any = False
-                for sid_raw, fields in _entries(reply, self.stream):
+                for sid_raw, fields in stream_entries(reply, self.stream):
                     read_any = True
-                    sid = Offset(_text(sid_raw))
+                    sid = Offset(as_text(sid_raw))
                     last = sid  # resume after it even if it is skipped below
                     body = fields.get(b"b", fields.get("b"))
                     if body is None:
@@ -497,7 +433,7 @@ class RedisEventLog:
             offset, body = await self._client.hmget(key, ["o", "b"])
             if offset is None or body is None:
                 return None
-            return Offset(_text(offset)), body if isinstance(body, bytes) else body.encode()
+            return Offset(as_text(offset)), body if isinstance(body, bytes) else body.encode()
 
         return await self._retrying("load_snapshot", op, self.op_retry_s)
 
@@ -510,7 +446,7 @@ class RedisEventLog:
 
         async def op() -> list[str]:
             return [
-                _text(k)
+                as_text(k)
                 async for k, _ in self._client.hscan_iter(self.keys_hash, pattern, count=10_000)
             ]
 
@@ -526,7 +462,7 @@ class RedisEventLog:
         async def op() -> dict[str, tuple[Offset, bytes]]:
             ids = await self._client.hmget(self.keys_hash, wanted)
             held = [
-                (k, Offset(_text(i))) for k, i in zip(wanted, ids, strict=True) if i is not None
+                (k, Offset(as_text(i))) for k, i in zip(wanted, ids, strict=True) if i is not None
             ]
             if not held:
                 return {}
@@ -577,19 +513,3 @@ class RedisEventLog:
                 break
             await asyncio.sleep(0.01)
         await asyncio.shield(self._client.aclose())
-
-
-def _entries(reply: Any, stream: str) -> list[tuple[Any, dict[Any, Any]]]:
-    """The ``(id, fields)`` pairs of one stream in an ``XREAD`` reply (RESP2 or RESP3)."""
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        for name, entries in reply.items():
-            if _text(name) == stream:
-                items = entries[0] if entries and isinstance(entries[0], list) else entries
-                return [(sid, dict(f) if not isinstance(f, dict) else f) for sid, f in items]
-        return []
-    for name, entries in reply:
-        if _text(name) == stream:
-            return [(sid, f or {}) for sid, f in entries]
-    return []

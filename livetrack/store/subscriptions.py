@@ -203,10 +203,12 @@ class SqliteSubscriptions:
         return bool(await self._run(delete))
 
     async def all(self) -> list[Subscription]:
-        rows = await self._run(
-            lambda conn: conn.execute("SELECT body FROM push_subscriptions").fetchall()
-        )
-        return [Subscription.from_json(body) for (body,) in rows]
+        def read(conn: sqlite3.Connection) -> list[Subscription]:  # decoded off the event loop
+            rows = conn.execute("SELECT body FROM push_subscriptions").fetchall()
+            return [Subscription.from_json(body) for (body,) in rows]
+
+        found: list[Subscription] = await self._run(read)
+        return found
 
     async def version(self) -> int:
         row = await self._run(
@@ -265,7 +267,7 @@ class RedisSubscriptions:
 
     async def all(self) -> list[Subscription]:
         values = await self._client.hvals(self._hash)
-        return [Subscription.from_json(v) for v in values]
+        return await asyncio.to_thread(lambda: [Subscription.from_json(v) for v in values])
 
     async def version(self) -> int:
         v = await self._client.get(self._version)
@@ -289,11 +291,11 @@ class RedisSubscriptions:
 
 def subscriptions_for(event_log: EventLog) -> SubscriptionStore:
     """The subscription store that lives beside ``event_log`` (in memory for other logs)."""
+    from livetrack.store.redis import RedisEventLog
     from livetrack.store.sqlite import SqliteEventLog
 
     if isinstance(event_log, SqliteEventLog):
         return SqliteSubscriptions(event_log.path)
-    url, stream = getattr(event_log, "url", None), getattr(event_log, "stream", None)
-    if isinstance(url, str) and isinstance(stream, str):
-        return RedisSubscriptions(url, stream)
+    if isinstance(event_log, RedisEventLog):
+        return RedisSubscriptions(event_log.url, event_log.stream)
     return MemorySubscriptions()

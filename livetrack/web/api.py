@@ -19,6 +19,7 @@ from livetrack.service.runtime import clock, now_ms
 from livetrack.web import views
 from livetrack.web.auth import identity, reader_refusal, require
 from livetrack.web.guards import error, read_body, runtime
+from livetrack.web.render import Renderer
 
 
 async def post_reads(request: Request) -> Response:
@@ -123,7 +124,8 @@ def get_standings(request: Request) -> Response:
 def get_runner(request: Request) -> Response:
     rt = runtime(request)
     bib = request.path_params["bib"]
-    data = views.runner(rt.state, bib)
+    renderer: Renderer = request.state.renderer
+    data = views.runner(rt.state, bib, medians=renderer.cache(topics.RUNNER.name))
     if data is None:
         return error(404, f"no runner with bib {bib!r}")
     topic = topics.RUNNER(bib)  # the runner's live region, for a page that follows them

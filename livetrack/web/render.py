@@ -185,6 +185,10 @@ class Renderer:
             raise BadTopic(f"unknown topic {name[:60]!r}")
         return region, topic
 
+    def cache(self, kind: str) -> Any:
+        """The cache the region of ``kind`` keeps for this fold (None when it keeps none)."""
+        return self._ctx[kind].cache if kind in self._ctx else None
+
     def is_topic(self, name: str) -> bool:
         try:
             self.find(name)

@@ -10,6 +10,7 @@ import itertools
 import math
 import statistics
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -176,7 +177,6 @@ def feed(state: RaceState, race_id: str, limit: int = 10) -> dict[str, Any]:
     return {"race": race_id, "rows": rows, "ranked": race.ranked}
 
 
-_MEDIANS: dict[tuple[int, str], tuple[int, float, list[float | None]]] = {}
 #: The field's medians are recomputed after this many new records, or this many seconds after
 #: anything new was folded (so a small race's chart does not wait for hundreds of records).
 MEDIANS_EVERY_RECORDS = 500
@@ -184,16 +184,7 @@ MEDIANS_EVERY_S = 2.0
 
 
 def segment_medians(state: RaceState, race_id: str) -> list[float | None]:
-    """The field's median pace (ms per metre) on each segment. It is a whole-field statistic
-    read by every runner card, so it is recomputed only when enough records or time passed."""
-    key = (id(state), race_id)
-    cached = _MEDIANS.get(key)
-    now = time.monotonic()
-    if cached is not None:
-        applied, at, medians = cached
-        new = state.applied - applied
-        if new == 0 or (new < MEDIANS_EVERY_RECORDS and now - at < MEDIANS_EVERY_S):
-            return medians
+    """The field's median pace (ms per metre) on each segment of ``race_id``'s course."""
     cps = state.event.races[race_id].course.checkpoints
     samples: list[list[float]] = [[] for _ in cps[1:]]
     for r in state.runners.values():
@@ -205,9 +196,29 @@ def segment_medians(state: RaceState, race_id: str) -> list[float | None]:
                 samples[i - 1].append(
                     (b.time_ms - a.time_ms) / (cps[i].distance_m - cps[i - 1].distance_m)
                 )
-    medians = [statistics.median(x) if x else None for x in samples]
-    _MEDIANS[key] = (state.applied, now, medians)
-    return medians
+    return [statistics.median(x) if x else None for x in samples]
+
+
+class FieldMedians:
+    """:func:`segment_medians` of one fold, kept per race: a whole-field statistic read by
+    every runner card, recomputed only when enough records or time passed. The runner cards'
+    region owns one (its cache), so nothing is kept beside the fold by identity."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._kept: dict[str, tuple[int, float, list[float | None]]] = {}
+
+    def __call__(self, state: RaceState, race_id: str) -> list[float | None]:
+        now = self._clock()
+        kept = self._kept.get(race_id)
+        if kept is not None:
+            applied, at, medians = kept
+            new = state.applied - applied
+            if new == 0 or (new < MEDIANS_EVERY_RECORDS and now - at < MEDIANS_EVERY_S):
+                return medians
+        medians = segment_medians(state, race_id)
+        self._kept[race_id] = (state.applied, now, medians)
+        return medians
 
 
 def _expected_view(state: RaceState, r: Runner, cp_id: str, now: int) -> dict[str, Any] | None:
@@ -231,17 +242,22 @@ def _expected_view(state: RaceState, r: Runner, cp_id: str, now: int) -> dict[st
         "elapsed_high": fmt_elapsed(exp.high_ms - begin),
         "in_min": max(0, round((exp.at_ms - now) / 60000)),
         "overdue": now > exp.high_ms and last_passing(r) is not None,
+        "updating": exp.updating,
     }
 
 
-def runner(state: RaceState, bib: str, now: int | None = None) -> dict[str, Any] | None:
+def runner(
+    state: RaceState, bib: str, now: int | None = None, medians: FieldMedians | None = None
+) -> dict[str, Any] | None:
+    """A runner's card; ``medians`` keeps the field's medians between calls (without one they
+    are computed afresh)."""
     r = state.runners.get(bib)
     if r is None:
         return None
     now = state.now_ms if now is None else now
     race = r.race
     cps = race.course.checkpoints
-    medians = segment_medians(state, race.id)
+    field = (medians or segment_medians)(state, race.id)
     splits = []
     segments = []
     start = r.passings.get(cps[0].id)
@@ -270,7 +286,7 @@ def runner(state: RaceState, bib: str, now: int | None = None) -> dict[str, Any]
                 }
             )
             if i and pace_ms:
-                segments.append({"name": cp.name, "pace": pace_ms, "median": medians[i - 1]})
+                segments.append({"name": cp.name, "pace": pace_ms, "median": field[i - 1]})
             prev_t, prev_d = p.time_ms, cp.distance_m
             last = {
                 "id": cp.id,

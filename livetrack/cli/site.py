@@ -43,7 +43,7 @@ def add_parsers(sub: Any, tick: Any) -> None:
 
 
 def cmd_site(args: argparse.Namespace) -> int:
-    from livetrack.cli import _serve, check_log, load_event, read_participants
+    from livetrack.cli.common import check_log, load_event, read_participants, serve_app
     from livetrack.config import Settings
     from livetrack.service.entries import EntriesFile
     from livetrack.service.linkwire import ws_url
@@ -73,7 +73,7 @@ def cmd_site(args: argparse.Namespace) -> int:
         upstream_token=args.token,
         upstream_ca=args.ca,
     )
-    _serve(create_app(settings), args.host, args.port)
+    serve_app(create_app(settings), args.host, args.port)
     return 0
 
 

@@ -1,0 +1,5 @@
+"""``python -m livetrack.cli``."""
+
+from livetrack.cli import main
+
+raise SystemExit(main())
