@@ -883,6 +883,24 @@ def merge_phases(latency: dict[str, Any], sat: dict[str, Any], phase: Phase) -> 
     return out
 
 
+def frame_build(sample: bytes, n: int = 2000) -> dict[str, float]:
+    """CPU to build one message's frame, plain and compressed (done once per message for all
+    the clients of a topic set, never per client), for the largest message of the run."""
+    import timeit
+
+    from livetrack.live.wire import deflate_frame, text_frame
+
+    plain = timeit.timeit(lambda: text_frame(sample), number=n) / n
+    packed = timeit.timeit(lambda: deflate_frame(sample), number=n) / n
+    frame = deflate_frame(sample) or text_frame(sample)
+    return {
+        "message_bytes": len(sample),
+        "plain_us": round(plain * 1e6, 1),
+        "deflate_us": round(packed * 1e6, 1),
+        "deflated_bytes": len(frame),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clients", type=int, default=5000)
@@ -908,6 +926,11 @@ def main() -> None:
     ap.add_argument(
         "--push-subscriptions", type=int, default=0, help="latency phase without, then with N"
     )
+    ap.add_argument(
+        "--log-dir",
+        help="where the run's log and files go (default: the system's temporary folder; a "
+        "tmpfs such as /dev/shm keeps other programs' disk writes out of the posts' fsyncs)",
+    )
     ap.add_argument("--serve-with", help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -929,7 +952,7 @@ def main() -> None:
         sink_port = free_port()
         sink = mp.Process(target=sink_main, args=(sink_port,), daemon=True)
         sink.start()
-    tmp = Path(tempfile.mkdtemp(prefix="livetrack-fanout-"))
+    tmp = Path(tempfile.mkdtemp(prefix="livetrack-fanout-", dir=args.log_dir))
     people = tmp / "people.csv"
     write_participants(people, runners)
     redis_proc: subprocess.Popen[bytes] | None = None
@@ -997,6 +1020,8 @@ def main() -> None:
                 # the same comparison in server CPU per frame of the same size
                 us = max(r["server_cpu_us_per_frame"], 1e-9)
                 r["cpu_ratio"] = round(ceiling["server_cpu_us_per_frame"] / us, 2)
+        if sample:
+            result["frame_build"] = frame_build(sample)
         if args.compare:
             result.update({"one": runs[0], "two": runs[1]})
         else:

@@ -12,9 +12,15 @@ shows before the live forecasts observe that passing), ``estimate_with_us_avg``.
 
 The live forecasts (:mod:`livetrack.domain.forecast`) rebuild a race's predictor from its
 passings when an observed passing moves: ``rebuild_s`` times that for the whole field from
-nothing (every passing handed over, then observed in race order); ``late_fix_s`` the usual case,
-one passing ten minutes of race time behind the latest arriving late (the forecasts go back
-to their latest copy before it, ``copy_mb`` each, and observe from there).
+nothing in one go (every passing handed over, then observed in race order). Then one passing
+ten minutes of race time behind the latest arrives late: the forecasts replay the race in
+steps of ``STEP`` observations, as the runtime drives them, while a card asks for an estimate
+between steps. ``late_step_ms_max`` is the longest any one of those calls (handing the passing
+over, a step, an estimate) holds the caller, the event loop in the service, with its ratio to
+the bare loop over as many passings as a step; ``late_step_cpu_ms_max`` the same in this
+process's CPU time (on a shared machine the wall figure also holds the time other processes
+took the core mid-step); ``late_steps`` how many steps (replaying, then letting go of the old
+predictor) and ``late_fix_s`` their total: the cards say "updating" for most of it.
 
 Every figure has a ratio to a bare baseline measured in the same run: a loop over the same
 passings that only stores each time and takes its logarithm (``baseline_us_avg``).
@@ -37,9 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import math
 
-from livetrack.domain.forecast import _RaceFeed
+from livetrack.domain.forecast import Forecasts
 from livetrack.domain.predict import Predictor
 from livetrack.evaluation.formats import load_boston
+from livetrack.service.runtime import FORECAST_STEP as STEP
+from livetrack.service.runtime import ForecastSteps
 
 
 def data_dir() -> Path:
@@ -98,20 +106,40 @@ def main(argv: list[str]) -> int:
     replay_s = clock() - started
     del predictor  # the rebuild below starts from a heap without it
     gc.collect()
-    feed = _RaceFeed(list(race.checkpoints), list(history or ()))
+    given = {
+        r.runner_id: {names[c]: t for c, t in enumerate(r.times) if t is not None}
+        for r in race.runners
+    }
     a = clock()
-    for r in race.runners:
-        feed.put(r.runner_id, {names[c]: t for c, t in enumerate(r.times) if t is not None})
-    feed.sync()
+    # the forecasts of a process restored from a snapshot holding these passings
+    forecasts = Forecasts.__new__(Forecasts)
+    forecasts.__setstate__({"races": {"boston": (list(race.checkpoints), history or [], given)}})
+    forecasts.settle()
     rebuild_s = clock() - a
+    feed = forecasts._races["boston"]
     late = feed.keys[feed.keys.bisect_left((feed.keys[-1][0] - 600.0,))]
     moved = dict(feed.passings[late[1]])
     moved[names[late[2]]] = late[0] + 0.5
-    a = clock()
-    feed.put(late[1], moved)
-    feed.sync()
-    late_fix_s = clock() - a
-    copy_mb = len(feed.copies[-1][2]) / 1e6 if feed.copies else 0.0
+    asked = feed.keys[-1][1]  # a runner at the front, whose card is open
+    cpu = time.process_time
+    a, p = clock(), cpu()
+    forecasts.put("boston", late[1], moved)
+    longest, longest_cpu = clock() - a, cpu() - p
+    late_fix_s = longest
+    steps = 0
+    driver = ForecastSteps(forecasts)  # as the service drives them
+    gc.freeze()  # what a catch-up made, as the service holds it
+    while forecasts.updating("boston") or feed.retired:
+        a, p = clock(), cpu()
+        driver.step()
+        b, q = clock(), cpu()
+        forecasts.estimate("boston", asked, names[finish])
+        c, r = clock(), cpu()
+        longest = max(longest, b - a, c - b)
+        longest_cpu = max(longest_cpu, q - p, r - q)
+        late_fix_s += b - a
+        steps += 1
+    step_baseline_ms = baseline_us * STEP / 1000
     observe_us = 1e6 * observe_s / len(passings)
     estimate_us = 1e6 * estimate_s / max(1, estimates)
     uncached_us = 1e6 * uncached_s / max(1, uncached)
@@ -136,9 +164,13 @@ def main(argv: list[str]) -> int:
         "replay_ratio": round(1e6 * replay_s / len(passings) / baseline_us, 1),
         "rebuild_s": round(rebuild_s, 2),
         "rebuild_ratio": round(1e6 * rebuild_s / len(passings) / baseline_us, 1),
+        "late_step_ms_max": round(1000 * longest, 2),
+        "late_step_ratio": round(1000 * longest / step_baseline_ms, 1),
+        "late_step_cpu_ms_max": round(1000 * longest_cpu, 2),
+        "late_step_cpu_ratio": round(1000 * longest_cpu / step_baseline_ms, 1),
+        "late_steps": steps,
         "late_fix_s": round(late_fix_s, 3),
         "late_fix_ratio": round(1e6 * late_fix_s / len(passings) / baseline_us, 2),
-        "copy_mb": round(copy_mb, 1),
     }
     print(f"replayed {len(passings)} passings of {len(race.runners)} runners in {replay_s:.2f} s")
     print(f"observe  {result['observe_us_avg']:8.2f} us/call (incl. timer overhead)")

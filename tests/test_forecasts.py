@@ -3,6 +3,8 @@ behind the runner, and scored against the finishers."""
 
 from __future__ import annotations
 
+import gc
+import pickle
 import random
 from datetime import UTC, datetime
 
@@ -13,8 +15,11 @@ from livetrack.demo.run import demo_event
 from livetrack.domain import forecast
 from livetrack.domain.event import Event
 from livetrack.domain.expect import expected, last_passing, next_checkpoint
+from livetrack.domain.predict import Predictor
 from livetrack.domain.records import ChipRead, GunStart, Record
-from livetrack.domain.state import RaceState
+from livetrack.domain.state import RaceState, Runner
+from livetrack.service.runtime import ForecastSteps
+from livetrack.web.views import runner as runner_view
 
 GUN = int(datetime(2026, 11, 23, 10, tzinfo=UTC).timestamp() * 1000)  # the demo's day
 
@@ -33,6 +38,8 @@ def race_day(event: Event, runners: int = 150) -> list[Record]:
 
 
 def cards(st: RaceState) -> dict[str, object]:
+    """What every card says once the forecasts have caught up."""
+    st.forecasts.settle()
     out: dict[str, object] = {}
     for bib, r in sorted(st.runners.items()):
         if r.race.id != "tenk":
@@ -49,13 +56,12 @@ def day() -> tuple[Event, list[Record]]:
     return event, race_day(event)
 
 
-@pytest.mark.parametrize("copy_every", [forecast.COPY_EVERY, 40])
+@pytest.mark.parametrize("step", [forecast.STEP, 7])
 def test_a_race_day_folded_one_read_at_a_time_or_in_pages_gives_the_same_cards(
-    day: tuple[Event, list[Record]], copy_every: int, monkeypatch: pytest.MonkeyPatch
+    day: tuple[Event, list[Record]], step: int
 ) -> None:
-    """With the default copies (none in a field this small) and with a copy every 40
-    passings, so that a late passing goes back to one."""
-    monkeypatch.setattr(forecast, "COPY_EVERY", copy_every)
+    """The single fold's forecasts also observe ``step`` passings after every record (so
+    that late passings find rebuilds part-way); once settled, both say the same."""
     event, records = day
     rnd = random.Random(5)
     single = RaceState(event)
@@ -66,6 +72,7 @@ def test_a_race_day_folded_one_read_at_a_time_or_in_pages_gives_the_same_cards(
         size = rnd.randint(1, 400)
         for r in records[i : i + size]:
             single.apply(r)
+            single.forecasts.drain(step)
             if rnd.random() < 0.02:
                 cards(single)  # somebody looked part-way through a page
         paged.apply_all(records[i : i + size])
@@ -137,6 +144,7 @@ def test_accuracy_scores_the_finishers_at_every_checkpoint(
     event, records = day
     st = RaceState(event)
     st.apply_all(records)
+    st.forecasts.settle()
     scores = st.forecasts.accuracy("tenk")
     cps = [cp.id for cp in event.races["tenk"].course.checkpoints[1:-1]]
     assert [s.checkpoint for s in scores] == cps
@@ -146,3 +154,106 @@ def test_accuracy_scores_the_finishers_at_every_checkpoint(
         assert 0.8 * finishers <= s.n <= finishers
         assert 0.0 < s.mae_s < 600.0
         assert 0.5 <= s.coverage <= 1.0
+
+
+def test_a_late_passing_near_the_end_of_a_long_race_is_replayed_in_bounded_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A passing among the last 2% observed moves once the whole race has been observed:
+    handing it over, and every estimate asked meanwhile, observe nothing; the replay runs a
+    step of at most ``STEP`` observations at a time, the cards marked updating with their
+    previous estimates until it has caught up; then every estimate is what a process rebuilt
+    from the same passings gives."""
+    event = demo_event(datetime.fromtimestamp(GUN / 1000, UTC).date())
+    st = RaceState(event)
+    st.apply_all(race_day(event, 1200))
+    st.forecasts.settle()
+    calls = 0
+    real = Predictor.observe
+
+    def counted(self: Predictor, runner_id: str, checkpoint: str, elapsed_s: float) -> None:
+        nonlocal calls
+        calls += 1
+        real(self, runner_id, checkpoint, elapsed_s)
+
+    monkeypatch.setattr(Predictor, "observe", counted)
+    feed = st.forecasts._races["tenk"]
+    total = len(feed.keys)
+    assert total > 4 * 1000
+    late = feed.keys[total - total // 50]  # near the end of what has been observed
+    assert feed.seen is not None and late < feed.seen
+    bib = late[1]
+    before = cards(st)
+    moved = dict(feed.passings[bib])
+    moved[feed.checkpoints[late[2]][0]] = late[0] + 0.5
+    st.forecasts.put("tenk", bib, moved)
+    assert calls == 0 and st.forecasts.updating("tenk")
+    waiting = {b: c for b, c in before.items() if st.runners[b].passings and c[2] is not None}
+    for b in waiting:  # every card asked while the replay runs: nothing observed
+        r = st.runners[b]
+        exp = expected(st, r, r.race.course.checkpoints[-1].id)
+        assert exp is not None and exp.updating
+    assert calls == 0
+    card = runner_view(st, next(iter(waiting)))
+    assert card is not None and card["next"]["updating"] is True
+    steps = 0
+    while st.forecasts.updating("tenk"):
+        at = calls
+        st.forecasts.drain(forecast.STEP)
+        assert 0 < calls - at <= forecast.STEP
+        steps += 1
+        assert steps <= total  # it ends
+    assert steps >= (total - 200) // forecast.STEP  # replayed the race, step by step
+    assert st.forecasts.caught_up() == {"tenk"}
+    # the predictor replaced is let go of a bounded piece per step, observing nothing
+    assert len(feed.retired) == 1
+    shed = 0
+    at = calls
+    while st.forecasts.drain(forecast.STEP):
+        shed += 1
+    assert calls == at and not feed.retired
+    assert 2 <= shed <= len(st.runners) // forecast.SHED + len(feed.checkpoints) + 1
+    rebuilt = pickle.loads(pickle.dumps(st.forecasts))
+    after = {b: expected(st, r, r.race.course.checkpoints[-1].id) for b, r in _tenk(st)}
+    st.forecasts = rebuilt
+    st.forecasts.settle()
+    assert after == {b: expected(st, r, r.race.course.checkpoints[-1].id) for b, r in _tenk(st)}
+    assert not any(e.updating for e in after.values() if e is not None)
+
+
+def _tenk(st: RaceState) -> list[tuple[str, Runner]]:
+    return sorted((b, r) for b, r in st.runners.items() if r.race.id == "tenk")
+
+
+def test_the_service_steps_pause_the_collector_only_while_a_rebuild_runs(
+    day: tuple[Event, list[Record]],
+) -> None:
+    """A rebuild's objects would set off full collections that rescan them all: the steps
+    pause the cyclic collector while it runs, and resume it (what it made frozen) once it
+    has taken over, naming the race whose cards moved."""
+    event, records = day
+    st = RaceState(event)
+    st.apply_all(records)
+    st.forecasts.settle()
+    feed = st.forecasts._races["tenk"]
+    late = feed.keys[len(feed.keys) // 2]
+    moved = dict(feed.passings[late[1]])
+    moved[feed.checkpoints[late[2]][0]] = late[0] + 0.5
+    steps = ForecastSteps(st.forecasts)
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        assert steps.step() == (0, set())  # nothing to do: the collector left alone
+        assert gc.isenabled()
+        st.forecasts.put("tenk", late[1], moved)
+        caught: set[str] = set()
+        while st.forecasts.updating("tenk"):
+            left, done = steps.step()
+            caught |= done
+            assert left > 0 or not st.forecasts.updating("tenk")
+            assert gc.isenabled() is not st.forecasts.updating("tenk")
+        assert caught == {"tenk"} and gc.isenabled()
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+        gc.enable()

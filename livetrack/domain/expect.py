@@ -19,13 +19,16 @@ OVERDUE_MARGIN = 0.5
 @dataclass(frozen=True, slots=True)
 class Expected:
     """Expected passing of ``checkpoint`` at ``at_ms`` (80% range ``low_ms``–``high_ms``);
-    ``basis`` is ``predictor`` or ``field`` (no split of the runner's own yet)."""
+    ``basis`` is ``predictor`` or ``field`` (no split of the runner's own yet); ``updating``:
+    the race's predictor is catching up with a passing that arrived late or moved, and this is
+    its estimate from before."""
 
     checkpoint: str
     at_ms: int
     low_ms: int
     high_ms: int
     basis: str = "predictor"
+    updating: bool = False
 
 
 def start_ms(state: RaceState, runner: Runner) -> int | None:
@@ -67,6 +70,7 @@ def expected(state: RaceState, runner: Runner, checkpoint: str) -> Expected | No
         begin + int(est.seconds * 1000),
         begin + int(est.low * 1000),
         begin + int(est.high * 1000),
+        updating=state.forecasts.updating(runner.race.id),
     )
 
 

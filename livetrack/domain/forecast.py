@@ -13,26 +13,28 @@ process gives the same estimates.
   runner's estimate moves the moment they pass, and never lags behind a passing they have.
 * A passing that moves or vanishes after being observed (a later read, a correction, a gun
   or start moved), or one that arrives already behind what was observed (a marshal's sighting
-  synced late), marks the race's predictor stale: before its next use it goes back to the
-  latest copy of itself taken before that passing (one is kept every
-  :data:`COPY_EVERY` passings observed, the last :data:`COPIES` of them; a long catch-up
-  copies only near its end) and observes the passings from there on again, in race order;
-  with no such copy, it starts afresh. The
-  watermark's minute keeps the usual out-of-order arrival of reads from different mats off
-  that path. (Going back gives what observing from the start would: the predictor's state is
-  a function of the passings it has observed, in order.)
+  synced late), starts a *rebuild*: a fresh predictor (sharing what the history alone
+  determines) observes the passings from the start again, in race order, a bounded step at a
+  time (:meth:`Forecasts.drain`), and takes over once it has reached the watermark. Meanwhile
+  the old predictor keeps answering, and :meth:`Forecasts.updating` says so (a runner card
+  marks its estimate as updating). A passing that goes wrong behind a rebuild's progress joins
+  it unseen; one already observed by the rebuild starts it afresh. The watermark's minute
+  keeps the usual out-of-order arrival of reads from different mats off that path. (A fresh
+  replay gives what observing from the start would: the predictor's state is a function of
+  the passings it has observed, in order.)
 
-Observing is lazy: an estimate brings its race's predictor up to the watermark, and the
-runtime's tick does so a bounded batch at a time, so ingest never waits for prediction work.
+Nothing here observes unasked: :meth:`Forecasts.estimate` and :meth:`Forecasts.accuracy` read
+the predictor as it stands, and the runtime drives :meth:`Forecasts.drain` in steps of
+:data:`STEP` passings between its other work, so neither a late passing nor a page waits on a
+replay. Once drained (:meth:`Forecasts.settle`) every process that folded the same log gives
+the same estimates.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
-import pickle
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,10 +46,13 @@ from livetrack.domain.predict import Estimate, Predictor
 #: Race time by which observing trails the latest passing known (seconds).
 LAG_S = 60.0
 
-#: A copy of the predictor is kept every this many passings observed ...
-COPY_EVERY = 25_000
-#: ... the latest this many of them (a marathon's field copies to about 60 MB).
-COPIES = 2
+#: Runners' state let go of per step from a predictor replaced (freeing a marathon's predictor
+#: at once would itself hold the loop up for a second).
+SHED = 2000
+
+#: Passings observed per step of :meth:`Forecasts.drain` in the runtime: a step is the longest
+#: the event loop waits on the forecasts (about 200 observations: a few tens of ms).
+STEP = 200
 
 _Key = tuple[float, str, int]
 """(elapsed seconds, bib, checkpoint index): race order."""
@@ -71,34 +76,27 @@ class Accuracy:
         return self.inside / self.n if self.n else 0.0
 
 
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """Copying makes many objects and no cycles: the collector would rescan them often."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
-
-
 class _RaceFeed:
-    """One race's passings and the predictor that has observed the oldest of them."""
+    """One race's passings, the predictor that has observed the oldest of them and, after a
+    passing went wrong behind it, the rebuild that will replace it."""
 
     __slots__ = (
         "changes",
         "checkpoints",
-        "copies",
         "count",
         "finishers",
         "history",
         "index",
         "keys",
+        "next",
+        "next_count",
+        "next_seen",
+        "observed",
         "passings",
         "predictor",
+        "rebuilding",
+        "retired",
         "seen",
-        "stale",
     )
 
     def __init__(
@@ -112,8 +110,12 @@ class _RaceFeed:
         self.predictor: Predictor | None = None
         self.seen: _Key | None = None  # the last key observed, None before the first
         self.count = 0  # passings observed
-        self.stale: _Key | None = None  # the first key observed that is no longer right
-        self.copies: list[tuple[_Key, int, bytes]] = []  # (last key observed, count, copy)
+        self.rebuilding = False  # whether the predictor has observed a passing gone wrong
+        self.next: Predictor | None = None  # the rebuild (None: not begun yet)
+        self.next_seen: _Key | None = None
+        self.next_count = 0
+        self.observed = 0  # observations ever made (replays included)
+        self.retired: list[Predictor] = []  # replaced, being let go of a step at a time
         self.changes = 0  # puts that changed something
         self.finishers: set[str] = set()  # bibs with a finish passing
 
@@ -124,20 +126,17 @@ class _RaceFeed:
         old = self.passings.get(bib, {})
         if old == passings:
             return
-        seen = self.seen
         index = self.index
         for cp, t in old.items():
             if passings.get(cp) != t:
                 key = (t, bib, index[cp])
                 self.keys.remove(key)
-                if seen is not None and key <= seen:
-                    self._wrong(key)
+                self._touched(key)
         for cp, t in passings.items():
             if old.get(cp) != t:
                 key = (t, bib, index[cp])
                 self.keys.add(key)
-                if seen is not None and key <= seen:
-                    self._wrong(key)
+                self._touched(key)
         if passings:
             self.passings[bib] = dict(passings)
         else:
@@ -147,60 +146,74 @@ class _RaceFeed:
             self.finishers.add(bib)
         else:
             self.finishers.discard(bib)
-        if seen is not None and seen[0] > self.watermark():
-            # observed beyond the watermark (the latest passing went away)
-            self._wrong((self.watermark(), _AFTER, len(self.checkpoints)))
+        # observed beyond the watermark (the latest passing went away)
+        self._touched((self.watermark(), _AFTER, len(self.checkpoints)))
 
-    def _wrong(self, key: _Key) -> None:
-        if self.stale is None or key < self.stale:
-            self.stale = key
+    def _touched(self, key: _Key) -> None:
+        """``key`` appeared or vanished: a predictor that has observed past it is wrong."""
+        if self.rebuilding:
+            if self.next_seen is not None and key <= self.next_seen:
+                self._retire(self.next)  # afresh
+                self.next, self.next_seen, self.next_count = None, None, 0
+        elif self.seen is not None and key <= self.seen:
+            self.rebuilding = True
+            self.next, self.next_seen, self.next_count = None, None, 0
 
-    def _go_back(self) -> None:
-        """Back to the latest copy observed entirely before the first wrong key (or to
-        nothing observed): later copies are dropped."""
-        stale = self.stale
-        assert stale is not None
-        self.stale = None
-        while self.copies and not self.copies[-1][0] < stale:
-            self.copies.pop()
-        if self.copies:
-            key, count, blob = self.copies[-1]
-            with _no_gc():
-                self.predictor = pickle.loads(blob)
-            self.seen, self.count = key, count
-        else:
-            self.predictor, self.seen, self.count = None, None, 0
+    def _retire(self, predictor: Predictor | None) -> None:
+        if predictor is not None:
+            self.retired.append(predictor)
+
+    def fresh(self) -> Predictor:
+        if self.predictor is not None:
+            return self.predictor.fresh()
+        return Predictor(self.checkpoints, self.history or None)
 
     def sync(self, limit: int | None = None) -> tuple[int, int]:
-        """Observe up to ``limit`` passings (all if None) up to the watermark, rebuilding the
-        predictor first if it is stale; returns how many were observed and how many are left
-        to observe."""
-        if self.stale is not None:
-            self._go_back()
-        predictor = self.predictor
-        if predictor is None:
-            predictor = self.predictor = Predictor(self.checkpoints, self.history or None)
-            self.seen, self.count = None, 0
+        """Observe up to ``limit`` passings (all if None) up to the watermark, for the rebuild
+        if there is one (which takes over once it is there); returns how many were observed
+        and how many are left to observe."""
         keys = self.keys
-        start = 0 if self.seen is None else keys.bisect_right(self.seen)
         end = keys.bisect_right((self.watermark(), _AFTER, len(self.checkpoints)))
+        if self.rebuilding:
+            seen, count = self.next_seen, self.next_count
+        else:
+            seen, count = self.seen, self.count
+        start = 0 if seen is None else keys.bisect_right(seen)
         stop = end if limit is None else min(end, start + max(0, limit))
-        names = self.checkpoints
-        count = self.count
-        # copies are taken only where they may be kept (the last COPIES before `end`)
-        first_copy = count + (end - start) - COPIES * COPY_EVERY
-        for key in keys.islice(start, stop):
-            predictor.observe(key[1], names[key[2]][0], key[0])
-            count += 1
-            if count % COPY_EVERY == 0 and count > first_copy:
-                with _no_gc():
-                    blob = pickle.dumps(predictor, pickle.HIGHEST_PROTOCOL)
-                self.copies.append((key, count, blob))
-                del self.copies[:-COPIES]
         if stop > start:
-            self.seen = keys[stop - 1]
-        self.count = count
-        return stop - start, end - stop
+            if self.rebuilding:
+                if self.next is None:
+                    self.next = self.fresh()
+                predictor = self.next
+            else:
+                if self.predictor is None:
+                    self.predictor = self.fresh()
+                predictor = self.predictor
+            names = self.checkpoints
+            for key in keys.islice(start, stop):
+                predictor.observe(key[1], names[key[2]][0], key[0])
+            count += stop - start
+            self.observed += stop - start
+            if stop > start:
+                seen = keys[stop - 1]
+            if self.rebuilding:
+                self.next_seen, self.next_count = seen, count
+            else:
+                self.seen, self.count = seen, count
+        if self.rebuilding and stop == end and limit != 0:
+            if self.next is None:
+                self.next = self.fresh()
+            # caught up: the rebuild takes over
+            self._retire(self.predictor)
+            self.predictor, self.seen, self.count = self.next, self.next_seen, self.next_count
+            self.next, self.next_seen, self.next_count = None, None, 0
+            self.rebuilding = False
+        elif limit != 0 and self.retired and not self.retired[-1].shed(SHED):
+            self.retired.pop()
+        left = end - stop
+        if self.rebuilding or self.retired:  # not taken over yet, or not let go of yet
+            left += 1
+        return stop - start, left
 
     def unseen(self, bib: str) -> list[tuple[str, float]]:
         """The runner's passings not observed yet, in race order."""
@@ -226,6 +239,7 @@ class Forecasts:
             past = list((history or {}).get(race.id) or ())
             self._races[race.id] = _RaceFeed(cps, past)
         self._accuracy: dict[str, tuple[tuple[int, int, int], list[Accuracy]]] = {}
+        self._caught_up: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         """A snapshot keeps the passings, not the predictors: a restored process rebuilds
@@ -238,6 +252,7 @@ class Forecasts:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._races = {}
         self._accuracy = {}
+        self._caught_up = set()
         for race_id, (checkpoints, history, passings) in state["races"].items():
             feed = self._races[race_id] = _RaceFeed(checkpoints, history)
             for bib, mine in passings.items():
@@ -255,24 +270,56 @@ class Forecasts:
             feed.put(bib, {})
 
     def drain(self, limit: int) -> int:
-        """Observe up to ``limit`` passings in all; returns how many are left to observe."""
+        """Observe up to ``limit`` passings in all (rebuilds first); returns how many are left
+        to observe (a rebuild not yet taken over counts at least one)."""
         left = 0
-        for feed in self._races.values():
+        feeds = sorted(self._races.items(), key=lambda item: not item[1].rebuilding)
+        for race_id, feed in feeds:
+            was = feed.rebuilding
             done, more = feed.sync(limit)
             limit -= done
             left += more
+            if was and not feed.rebuilding:
+                self._caught_up.add(race_id)
         return left
 
+    def caught_up(self) -> set[str]:
+        """The races whose rebuild has taken over since last asked (their estimates moved)."""
+        out, self._caught_up = self._caught_up, set()
+        return out
+
+    def settle(self) -> None:
+        """Observe everything up to the watermarks and finish every rebuild: what every
+        process that folded the same log shows."""
+        while self.drain(sys.maxsize):
+            pass
+
     def pending(self) -> int:
-        """Passings up to the watermarks not observed yet."""
+        """Passings up to the watermarks not observed yet (a rebuild not yet taken over
+        counts at least one)."""
         return sum(feed.sync(0)[1] for feed in self._races.values())
 
+    def updating(self, race_id: str) -> bool:
+        """Whether the race's estimates come from a predictor that has observed a passing
+        since moved or withdrawn, while its rebuild catches up."""
+        return self._races[race_id].rebuilding
+
+    def rebuilding(self) -> bool:
+        """Whether any race is :meth:`updating`."""
+        return any(feed.rebuilding for feed in self._races.values())
+
+    def observed(self) -> int:
+        """Observations made so far, replays included (what a step of work is counted in)."""
+        return sum(feed.observed for feed in self._races.values())
+
     def estimate(self, race_id: str, bib: str, checkpoint: str) -> Estimate | None:
-        """Predicted elapsed seconds (since the runner's start) at ``checkpoint``."""
+        """Predicted elapsed seconds (since the runner's start) at ``checkpoint``, from the
+        race's predictor as it stands (observing nothing: see :meth:`drain`), with the
+        runner's passings it has not observed yet."""
         feed = self._races[race_id]
-        feed.sync()
         predictor = feed.predictor
-        assert predictor is not None
+        if predictor is None:
+            predictor = feed.predictor = feed.fresh()
         try:
             unseen = feed.unseen(bib)
             if unseen:
@@ -285,9 +332,9 @@ class Forecasts:
         """Per checkpoint before the finish, in course order: how the finish estimate made the
         moment each finisher so far passed it turned out."""
         feed = self._races[race_id]
-        feed.sync()
         predictor = feed.predictor
-        assert predictor is not None
+        if predictor is None:
+            predictor = feed.predictor = feed.fresh()
         key = (feed.changes, feed.count, id(predictor))
         cached = self._accuracy.get(race_id)
         if cached is not None and cached[0] == key:

@@ -58,42 +58,18 @@ dictionary look-ups. The predictor reads no clock and does no I/O.
 
 from __future__ import annotations
 
+import copy
 import heapq
-import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from livetrack.domain.predict_field import Calibration, SegmentOffsets
-from livetrack.domain.predict_grid import QuantileGrid
+from livetrack.domain.predict_model import FINISH, Estimate, Pending, PredictorModel, Track
+from livetrack.domain.predict_model import RIEGEL_EXPONENT as RIEGEL_EXPONENT
 
 __all__ = ["FINISH", "Estimate", "Predictor"]
 
-FINISH = "finish"
-"""Target alias for the last checkpoint, whatever its name."""
 
-RIEGEL_EXPONENT = 1.06
-"""Exponent of distance in time used to scale segments against each other."""
-
-_FADE = 0.12
-"""Prior slowing of the pace from start to finish, per marathon distance of course."""
-_MARATHON = 42195.0
-_PRIOR_LOW = 0.066
-"""Prior interval below the median, per unit share of the time still to run (at the finish,
-for a marathon)."""
-_PRIOR_HIGH = 0.104
-"""Prior interval above the median, likewise."""
-_DAY_SHIFT = 0.015
-"""Least spread of a day-to-day change of a segment's log ratio, as a share of its Riegel
-value."""
-_STRAY_PRIOR = 0.25
-"""Weight of _DAY_SHIFT in a runner's deviation from the model, in squared Riegel ratio."""
-_BORROW_PACE = 0.2
-"""Difference in log pace at which an offset borrowed from other runners is as uncertain as
-today's typical deviation from the model."""
-_INV_BORROW_SQ = 1.0 / (_BORROW_PACE * _BORROW_PACE)
-_RATIO_N = 50.0
-"""Runners on a segment at which its spread ratio counts half in the model's multiple."""
 _CALIBRATION_PRIOR_N = 12.0
 """Weight, in finish-equivalents, of the model's own spread against realised errors."""
 _DUE_FACTOR = 1.5
@@ -107,59 +83,7 @@ _OVERDUE_FACTOR = 1.5
 upper-bound time to the next checkpoint."""
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    """Predicted elapsed seconds at a checkpoint with an 80% interval: low < seconds < high
-    for a checkpoint still ahead (zero width for one already passed)."""
-
-    seconds: float
-    low: float
-    high: float
-
-
-_Correction = tuple[float, float, float]
-_Raw = tuple[float, float, float, float]
-"""(median, lower and upper half-width of the reference 80% interval, all in log ratio to the
-runner's last passing; the model's own multiple of those half-widths)."""
-_Pending = tuple[float, int, "_Runner", int, int, int, float]
-"""(due time, sequence, runner, from checkpoint, checked checkpoint, sample key, log ratio of
-the upper bound of the finish prediction from the checkpoint)."""
-
-
-class _Runner:
-    __slots__ = (
-        "cached",
-        "dev",
-        "dev_w",
-        "last",
-        "late",
-        "made",
-        "raws",
-        "times",
-        "version",
-        "x",
-        "xs",
-        "z",
-        "zs",
-    )
-
-    def __init__(self, n: int) -> None:
-        self.times: list[float | None] = [None] * n
-        self.xs: list[float] = [0.0] * n
-        self.zs: list[float] = [0.0] * n
-        self.last = -1
-        self.x = 0.0
-        self.z = 0.0
-        self.late: list[_Pending] = []
-        self.raws: list[_Raw | None] = [None] * n
-        self.made: list[Estimate | None] = [None] * n
-        self.dev = 0.0
-        self.dev_w = 0.0
-        self.version = -1
-        self.cached: tuple[int, Estimate | None] = (-1, None)
-
-
-class Predictor:
+class Predictor(PredictorModel):
     """Predicts elapsed times at later checkpoints from the field so far and earlier editions.
 
     ``checkpoints`` are ``(name, metres from the start)`` in course order, distances strictly
@@ -174,43 +98,10 @@ class Predictor:
         checkpoints: Sequence[tuple[str, float]],
         history: Iterable[Sequence[float | None]] | None = None,
     ) -> None:
-        if not checkpoints:
-            raise ValueError("at least one checkpoint is required")
-        names = [str(name) for name, _ in checkpoints]
-        dists = [float(d) for _, d in checkpoints]
-        if len(set(names)) != len(names):
-            raise ValueError("checkpoint names must be unique")
-        if dists[0] <= 0 or any(b <= a for a, b in itertools.pairwise(dists)):
-            raise ValueError("checkpoint distances must be positive and strictly increasing")
-        self._names = names
-        self._dist = dists
-        self._logd = [math.log(d) for d in dists]
-        self._n = n = len(dists)
-        self._index = {name: i for i, name in enumerate(names)}
-        self._finish = n - 1
-        self._trend_gap = 0.1 * dists[-1]
-        fade = _FADE * dists[-1] / _MARATHON
-        self._fade = [math.log1p(fade * (d / dists[-1]) ** 2 / 3.0) for d in dists]
-        self._prior_scale = (dists[-1] / _MARATHON) ** 0.3
-        self._history: list[list[float | None]] = []
-        for row in history or ():
-            if len(row) != n:
-                raise ValueError(f"history row has {len(row)} times, expected {n}")
-            self._history.append([_positive(v) for v in row])
-        self._history_features: list[tuple[list[float], list[float]]] | None = None
-        self._grids: dict[tuple[int, int], QuantileGrid | None] = {}
-        self._segments = [SegmentOffsets(k) for k in range(n - 1)]
-        self._runners: dict[str, _Runner] = {}
-        self._now = 0.0
-        self._log_now = 0.0
-        self._seg_high = [self._segment_high(k) for k in range(n - 1)]
-        self._seg_riegel = [
-            RIEGEL_EXPONENT * (self._logd[k + 1] - self._logd[k]) for k in range(n - 1)
-        ]
-        self._version = 0
-        self._store = True  # whether model queries may refresh the field's caches
+        super().__init__(checkpoints, history)
+        n, dists = self._n, self._dist
         self._calibration = [Calibration() for _ in range(n)]
-        self._pending: list[_Pending] = []
+        self._pending: list[Pending] = []
         self._seq = 0
         self._passed_count = [0] * n
         self._stride = [1] * n
@@ -225,6 +116,39 @@ class Predictor:
             [self._prior(i, m)[1] / self._prior(i, n - 1)[1] if m > i else 0.0 for m in range(n)]
             for i in range(n)
         ]
+
+    def fresh(self) -> Predictor:
+        """A predictor on the same course and history that has observed nothing: it shares
+        this one's history and what is derived from it alone (read-only, or caches of pure
+        functions of it), so it costs no rebuilding of those."""
+        new = copy.copy(self)
+        n = self._n
+        new._segments = [SegmentOffsets(k) for k in range(n - 1)]
+        new._runners = {}
+        new._now = 0.0
+        new._log_now = 0.0
+        new._version = 0
+        new._store = True
+        new._calibration = [Calibration() for _ in range(n)]
+        new._pending = []
+        new._seq = 0
+        new._passed_count = [0] * n
+        new._stride = [1] * n
+        return new
+
+    def shed(self, runners: int) -> bool:
+        """Let go of up to ``runners`` runners' state (or, with none left, of one segment's
+        or the calibration's): a predictor no longer used is freed a bounded piece at a time
+        instead of all at once. Returns whether anything is left to let go of."""
+        for _ in range(min(runners, len(self._runners))):
+            self._runners.popitem()
+        if self._runners:
+            return True
+        if self._segments:
+            self._segments.pop()
+            return True
+        self._calibration, self._pending = [], []
+        return False
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -245,7 +169,7 @@ class Predictor:
             raise ValueError(f"elapsed time must be positive and finite, got {elapsed_s!r}")
         r = self._runners.get(runner_id)
         if r is None:
-            r = self._runners[runner_id] = _Runner(self._n)
+            r = self._runners[runner_id] = Track(self._n)
         if r.times[c] is not None:
             return
         r.times[c] = t
@@ -294,7 +218,7 @@ class Predictor:
                 if count % stride == 0:
                     self._schedule(r, c, c + 1, count, mid + _DUE_FACTOR * hi * above)
 
-    def _schedule(self, r: _Runner, i: int, m: int, key: int, up: float) -> None:
+    def _schedule(self, r: Track, i: int, m: int, key: int, up: float) -> None:
         """Queue the check of runner r's progress from i to m, due once the upper bound of
         its finish prediction from i (log ratio ``up``), prorated to m, has passed."""
         t_i = r.times[i]
@@ -303,7 +227,7 @@ class Predictor:
         self._seq += 1
         heapq.heappush(self._pending, (due, self._seq, r, i, m, key, up))
 
-    def _commit(self, entry: _Pending) -> None:
+    def _commit(self, entry: Pending) -> None:
         """Score the finish prediction made at i for runner r against where r has got by m:
         the finish itself, or the finish prediction made at m with its interval."""
         _, _, r, i, m, key, up = entry
@@ -334,7 +258,7 @@ class Predictor:
         if m != self._finish:
             self._schedule(r, i, min(self._finish, 2 * m - i), key, up)
 
-    def _add_gap(self, r: _Runner, a: int, b: int) -> None:
+    def _add_gap(self, r: Track, a: int, b: int) -> None:
         """Runner r passed a and then b, not the checkpoints between (untimed or missed): each
         segment between gets the model's ratio plus a share of the residual over the whole
         stretch, in proportion to its Riegel ratio, at the pace interpolated there."""
@@ -354,7 +278,7 @@ class Predictor:
             self._add_segment(r, k, y)
             t *= math.exp(y)
 
-    def _add_segment(self, r: _Runner, k: int, y: float) -> None:
+    def _add_segment(self, r: Track, k: int, y: float) -> None:
         """Today's runner r covered segment k -> k+1 with log ratio y."""
         x, z = r.xs[k], r.zs[k]
         q10, q50, q90, _ = self._base(k, k + 1, x, z)
@@ -389,7 +313,7 @@ class Predictor:
             return r.cached[1]
         return self._query(r, j)
 
-    def _query(self, r: _Runner, j: int) -> Estimate:
+    def _query(self, r: Track, j: int) -> Estimate:
         """The estimate at j (after r's last passing) leaving the field's caches as they are:
         what the predictor keeps depends only on the passings observed, never on which
         estimates were asked for when."""
@@ -412,7 +336,7 @@ class Predictor:
         field: the runner's own news before it is observed in race order."""
         j = self._checkpoint_index(target)
         seen = self._runners.get(runner_id)
-        r = _Runner(self._n)
+        r = Track(self._n)
         if seen is not None:
             r.times, r.xs, r.zs = list(seen.times), list(seen.xs), list(seen.zs)
             r.last, r.x, r.z, r.dev, r.dev_w = seen.last, seen.x, seen.z, seen.dev, seen.dev_w
@@ -497,189 +421,3 @@ class Predictor:
         if est is None or t_i is None:
             return False
         return elapsed_now_s - t_i > _OVERDUE_FACTOR * (est.high - t_i)
-
-    # -- model --------------------------------------------------------------------------------
-
-    def _checkpoint_index(self, name: str) -> int:
-        i = self._index.get(name)
-        if i is None:
-            if name == FINISH:
-                return self._finish
-            raise KeyError(f"unknown checkpoint {name!r}")
-        return i
-
-    def _passed(self, r: _Runner, j: int) -> Estimate | None:
-        t = r.times[j]
-        if t is not None:
-            return Estimate(t, t, t)
-        before = next((k for k in range(j - 1, -1, -1) if r.times[k] is not None), None)
-        after = next(k for k in range(j + 1, r.last + 1) if r.times[k] is not None)
-        t_after = r.times[after]
-        assert t_after is not None
-        if before is None:
-            t_before, d_before = 0.0, 0.0
-        else:
-            t_before, d_before = r.times[before] or 0.0, self._dist[before]
-        share = (self._dist[j] - d_before) / (self._dist[after] - d_before)
-        return Estimate(t_before + share * (t_after - t_before), t_before, t_after)
-
-    def _trend(self, times: Sequence[float | None], c: int) -> float:
-        """log(recent pace / average pace) at checkpoint c; 0 without an earlier passing."""
-        t_c = times[c]
-        if t_c is None:
-            return 0.0
-        d_c = self._dist[c]
-        back = -1
-        for k in range(c - 1, -1, -1):
-            if times[k] is not None:
-                back = k
-                if d_c - self._dist[k] >= self._trend_gap:
-                    break
-        if back < 0:
-            return 0.0
-        t_k = times[back]
-        assert t_k is not None
-        if t_c <= t_k:
-            return 0.0
-        ratio = (t_c - t_k) * d_c / ((d_c - self._dist[back]) * t_c)
-        return max(-1.0, min(1.0, math.log(ratio)))
-
-    def _prior(self, i: int, j: int) -> tuple[float, float, float, int]:
-        mid = self._logd[j] - self._logd[i] + self._fade[j] - self._fade[i]
-        width = (1.0 - math.exp(-mid)) * math.sqrt(self._dist[j] / self._dist[-1])
-        width *= self._prior_scale
-        return (mid - _PRIOR_LOW * width, mid, mid + _PRIOR_HIGH * width, 0)
-
-    def _raw(self, r: _Runner, j: int) -> _Raw:
-        """The reference interval for runner r at checkpoint j (see ``_Raw``)."""
-        i = r.last
-        q10, q50, q90, n = self._base(i, j, r.x, r.z)
-        # how far today's runners of this pace have strayed from the model so far
-        stray = math.sqrt(
-            (r.dev + _DAY_SHIFT * _DAY_SHIFT * _STRAY_PRIOR) / (r.dev_w + _STRAY_PRIOR)
-        )
-        shift, var, ratio = self._correction(i, j, r.x, r.z, stray)
-        inflate = 1.0 + 1.0 / math.sqrt(n) if n else 1.0
-        extra = 1.64 * var
-        lo = max(q50 - q10, 1e-6) * inflate
-        hi = max(q90 - q50, 1e-6) * inflate
-        return q50 + shift, math.sqrt(lo * lo + extra), math.sqrt(hi * hi + extra), ratio
-
-    def _cut(self, k: int) -> float:
-        """Log pace at k below which (nearly) every runner has covered segment k -> k+1."""
-        return self._log_now - self._seg_high[k] - self._logd[k]
-
-    def _base(self, i: int, j: int, x: float, z: float) -> tuple[float, float, float, int]:
-        key = (i, j)
-        grid = self._grids[key] if key in self._grids else self._build_grid(i, j)
-        if grid is not None:
-            q = grid.quantiles(x, z)
-            if q is not None:
-                trust = q[4]
-                if trust >= 1.0:
-                    return q[0], q[1], q[2], q[3]
-                # beyond the history's range of runners: towards the prior
-                p = self._prior(i, j)
-                keep = 1.0 - trust
-                return (
-                    trust * q[0] + keep * p[0],
-                    trust * q[1] + keep * p[1],
-                    trust * q[2] + keep * p[2],
-                    q[3],
-                )
-        return self._prior(i, j)
-
-    def _correction(self, i: int, j: int, x: float, z: float, stray: float) -> _Correction:
-        """Today's segment offsets from i to j summed, with their variance (``stray``: typical
-        deviation of today's runners of this pace from the model, per unit of Riegel ratio),
-        and with history the mean ratio of today's spread to the model's on the segments run
-        so far (1 if none)."""
-        shift = var = unseen = seen_riegel = unseen_riegel = ratios = covered = 0.0
-        shift_before: float | None = None
-        drift = RIEGEL_EXPONENT - 1.0
-        logd = self._logd
-        log_now = self._log_now
-        seg_high = self._seg_high
-        seg_riegel = self._seg_riegel
-        segments = self._segments
-        stray_sq = stray * stray
-        history = bool(self._history)
-        for k in range(i - 1 if i > 0 else 0, j):
-            riegel = seg_riegel[k]
-            cut = log_now - seg_high[k] - logd[k]
-            found = segments[k].offset(
-                x + drift * (logd[k] - logd[i]), cut, min(i, k), z, self._store
-            )
-            if k < i:
-                if found is not None:
-                    shift_before = found[0]
-                continue
-            if found is not None:
-                shift += found[0]
-                # borrowed from runners of another pace: as uncertain as today's deviations
-                borrowed = found[4] * found[4] * _INV_BORROW_SQ
-                var += found[1] + stray_sq * riegel * riegel * (borrowed if borrowed < 1.0 else 1.0)
-                seen_riegel += riegel
-            else:
-                unseen += stray * riegel
-                unseen_riegel += riegel
-        if unseen_riegel and not seen_riegel and shift_before is not None and not history:
-            # nobody ahead yet: today's offset on the segment just run, per unit of prior
-            before = RIEGEL_EXPONENT * (logd[i] - logd[i - 1])
-            shift += shift_before * unseen_riegel / before
-        if not history:
-            return shift, var, 1.0
-        # today's spread relative to the model's on the segments ahead, each counting by the
-        # runners who have covered it (a segment nobody has covered counts as 1)
-        for k in range(i, j):
-            n = len(segments[k])
-            weight = seg_riegel[k] * n / (n + _RATIO_N)
-            ratios += weight * segments[k].spread_ratio(self._store) + seg_riegel[k] - weight
-            covered += seg_riegel[k]
-        return shift, var + unseen * unseen, ratios / covered if covered else 1.0
-
-    def _segment_high(self, k: int) -> float:
-        """A high (about 97.5%) log ratio of times across segment k -> k+1: runners at k more
-        than this below the latest elapsed time seen have (nearly) all passed k+1."""
-        riegel = RIEGEL_EXPONENT * (self._logd[k + 1] - self._logd[k])
-        high = 1.3 * riegel + 0.02
-        if self._history:
-            ratios = sorted(
-                math.log(b / a)
-                for a, b in ((row[k], row[k + 1]) for row in self._history)
-                if a is not None and b is not None and b > a
-            )
-            if len(ratios) >= 40:
-                high = ratios[int(0.975 * (len(ratios) - 1))]
-        return high
-
-    def _build_grid(self, i: int, j: int) -> QuantileGrid | None:
-        grid: QuantileGrid | None = None
-        if self._history:
-            feats = self._features()
-            samples = []
-            for row, (xs, zs) in zip(self._history, feats, strict=True):
-                t_i, t_j = row[i], row[j]
-                if t_i is not None and t_j is not None and t_j > t_i:
-                    samples.append((xs[i], zs[i], math.log(t_j / t_i)))
-            if samples:
-                grid = QuantileGrid(samples)
-        self._grids[(i, j)] = grid
-        return grid
-
-    def _features(self) -> list[tuple[list[float], list[float]]]:
-        if self._history_features is None:
-            feats = []
-            for row in self._history:
-                xs = [math.log(t / d) if t else 0.0 for t, d in zip(row, self._dist, strict=True)]
-                zs = [self._trend(row, c) for c in range(self._n)]
-                feats.append((xs, zs))
-            self._history_features = feats
-        return self._history_features
-
-
-def _positive(value: float | None) -> float | None:
-    if value is None:
-        return None
-    v = float(value)
-    return v if v > 0.0 and math.isfinite(v) else None

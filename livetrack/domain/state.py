@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from functools import cache
-from typing import NamedTuple
-
-from sortedcontainers import SortedList
 
 from livetrack.domain import topics as tk
-from livetrack.domain.event import Event, Race, TimingPoint
-from livetrack.domain.forecast import Forecasts
-from livetrack.domain.participants import category, display_name
-from livetrack.domain.passings import CourseFeeds, Inputs, Passing, compute
-from livetrack.domain.ranking import ALL, FINISHERS, Boards, Move
-from livetrack.domain.readers import ReaderHealth
+from livetrack.domain.derived import DerivedState
+from livetrack.domain.event import TimingPoint
+from livetrack.domain.participants import category
+from livetrack.domain.passings import Inputs, Passing
+from livetrack.domain.ranking import ALL, Move
 from livetrack.domain.records import (
     AlertSent,
     ChipAssign,
@@ -34,8 +28,39 @@ from livetrack.domain.records import (
     Sweep,
     TokenRecord,
 )
+from livetrack.domain.runner import (
+    PROBLEMS_TOPIC,
+    RACES_TOPIC,
+    UNMATCHED_TOPIC,
+    Problem,
+    Runner,
+    feed_topic,
+    map_topic,
+    marshal_topic,
+    parse_shift,
+    race_topic,
+    runner_topic,
+    shift_topic,
+)
 from livetrack.domain.topics import board_topic as board_topic
-from livetrack.domain.window import bounds, outside, read_bounds, read_outside, read_usable
+from livetrack.domain.window import outside, read_outside, read_usable
+
+__all__ = [
+    "PROBLEMS_TOPIC",
+    "RACES_TOPIC",
+    "UNMATCHED_TOPIC",
+    "Problem",
+    "RaceState",
+    "Runner",
+    "board_topic",
+    "feed_topic",
+    "map_topic",
+    "marshal_topic",
+    "parse_shift",
+    "race_topic",
+    "runner_topic",
+    "shift_topic",
+]
 
 
 def _irrelevant(tp: TimingPoint, current: Passing, t: int) -> bool:
@@ -49,183 +74,8 @@ def _irrelevant(tp: TimingPoint, current: Passing, t: int) -> bool:
     return current.source == "chip" and tp.rules.pick == "first" and t >= current.time_ms
 
 
-@cache
-def _board_topics(race: str, checkpoint: str, divisions: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(tk.BOARD(race, checkpoint, d) for d in divisions)
-
-
-def runner_topic(bib: str) -> str:
-    return tk.RUNNER(bib)
-
-
-def feed_topic(race: str) -> str:
-    return tk.FEED(race)
-
-
-def race_topic(race: str) -> str:
-    return tk.RACE(race)
-
-
-def map_topic(race: str) -> str:
-    return tk.MAP(race)
-
-
-def shift_topic(race: str, checkpoint: str, elapsed_ms: int) -> str:
-    """The :data:`~livetrack.domain.tk.SHIFT` signal; :func:`parse_shift` reads it back."""
-    return tk.SHIFT(race, checkpoint, str(elapsed_ms))
-
-
-def parse_shift(topic: str) -> tuple[str, str, int] | None:
-    """``(race, checkpoint, elapsed_ms)`` of a :func:`shift_topic`, else None."""
-    if not topic.startswith("shift:"):
-        return None
-    race, checkpoint, elapsed = tk.parse(topic).values
-    return race, checkpoint, int(elapsed)
-
-
-@cache
-def marshal_topic(checkpoint: str) -> str:
-    return tk.MARSHAL(checkpoint)
-
-
-RACES_TOPIC = tk.RACES()
-UNMATCHED_TOPIC = tk.UNMATCHED()
-PROBLEMS_TOPIC = tk.PROBLEMS()
-
-
-@dataclass(slots=True)
-class Runner:
-    """One participant's live state: inputs, derived passings, and what the boards hold."""
-
-    p: ParticipantRecord
-    race: Race
-    divisions: tuple[str, ...]
-    category: str
-    inputs: Inputs = field(default_factory=Inputs)
-    passings: dict[str, Passing] = field(default_factory=dict)
-    ranked: dict[str, int] = field(default_factory=dict)  # checkpoint -> elapsed on the boards
-    status: str = "ok"
-    status_reason: str = ""
-    contradiction: bool = False
-    statuses: list[tuple[str, str, str]] = field(default_factory=list)  # (key, status, reason)
-    corrections: dict[str, list[tuple[str, int | None]]] = field(default_factory=dict)
-    history: list[Record] = field(default_factory=list)
-
-    @property
-    def bib(self) -> str:
-        return self.p.bib
-
-    def board_topics(self, checkpoint: str) -> tuple[str, ...]:
-        """The board topics this runner appears on at ``checkpoint``."""
-        return _board_topics(self.race.id, checkpoint, self.divisions)
-
-    @property
-    def name(self) -> str:
-        return display_name(self.p)
-
-
-class _RaceTopics(NamedTuple):
-    """A race's fixed topic names and checkpoint ids, for the fold's inner loop."""
-
-    map: str
-    feed: str
-    race: str
-    start: str
-    finish: str
-    later: tuple[tuple[str, str], ...]  # (checkpoint, its marshal topic) after the start
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    kind: str
-    bib: str
-    point: str
-    detail: str
-    key: str
-    #: The author of the record (for records that carry one).
-    by: str = ""
-
-
-class RaceState:
+class RaceState(DerivedState):
     """The whole event's live state, derived from the log by :meth:`apply` alone."""
-
-    def __init__(self, event: Event) -> None:
-        self.event = event
-        self.runners: dict[str, Runner] = {}
-        self.boards = Boards()
-        self.chip_owner: dict[str, str] = {}
-        self.reads_by_chip: dict[str, list[tuple[str, int]]] = {}
-        self.unmatched: dict[str, int] = {}
-        self.guns: dict[tuple[str, str], list[tuple[str, int]]] = {}
-        self.finishers: dict[str, SortedList] = {r: SortedList() for r in event.races}
-        self.problems: dict[str, Problem] = {}
-        self.tokens: dict[str, TokenRecord] = {}
-        self.sweeps: dict[str, Sweep] = {}
-        #: Keys of the push alerts decided so far (see ``livetrack.domain.alerts``).
-        self.alerts_sent: set[str] = set()
-        self.readers = ReaderHealth()
-        self.now_ms = 0
-        self.applied = 0
-        self._undone: set[str] = set()
-        self._gun_cache: dict[tuple[str, str], int | None] = {}
-        self._targets: dict[str, str] = {}  # undoable record key -> bib
-        self._feeds = {
-            cid: CourseFeeds.build(c, event.points, event) for cid, c in event.courses.items()
-        }
-        self._offsets = {r.id: r.clock_offset_ms for r in event.readers.values()}
-        self._aliases: dict[tuple[str, str], str] = {}
-        self._idle: dict[str, frozenset[str]] = {}
-        self._topics: dict[str, _RaceTopics] = {}
-        self.forecasts = Forecasts(event)
-        self._window = bounds(event)
-        self._read_window = read_bounds(event)
-        #: Reads refused at the edge because their key was stored already with other content
-        #: (a conflict), by reader: counted by the process that refused them, not folded.
-        self.read_conflicts: dict[str, int] = {}
-        #: Records skipped because their time is unusable, not yet reported (see
-        #: :meth:`take_skipped`); each is also kept in ``problems``.
-        self._skipped: list[Problem] = []
-
-    # -- queries -----------------------------------------------------------------------------
-
-    def gun_ms(self, race_id: str, wave: str = "") -> int | None:
-        """The gun for ``wave`` of ``race``: its own gun, else the race gun plus the wave's
-        offset, else the scheduled start; None when none is known."""
-        key = (race_id, wave)
-        if key in self._gun_cache:
-            return self._gun_cache[key]
-        race = self.event.races[race_id]
-        own = self.guns.get(key) if wave else None
-        whole = self.guns.get((race_id, ""))
-        if own:
-            value: int | None = own[-1][1]
-        elif whole:
-            value = whole[-1][1] + int(race.wave(wave).offset_s * 1000)
-        else:
-            value = race.scheduled_ms
-        self._gun_cache[key] = value
-        return value
-
-    def started(self, race_id: str) -> bool:
-        return any(r == race_id and v for (r, _), v in self.guns.items())
-
-    def elapsed(self, runner: Runner, checkpoint: str, basis: str = "") -> int | None:
-        """Elapsed ms at ``checkpoint`` by ``basis`` (``gun``/``chip``; default the race's)."""
-        passing = runner.passings.get(checkpoint)
-        if passing is None:
-            return None
-        basis = basis or runner.race.rank_by
-        start = runner.passings.get(runner.race.course.checkpoints[0].id)
-        if basis == "chip" and start is not None:
-            return passing.time_ms - start.time_ms
-        gun = self.gun_ms(runner.race.id, runner.p.wave)
-        return None if gun is None else passing.time_ms - gun
-
-    def position(self, runner: Runner, checkpoint: str, division: str = ALL) -> int | None:
-        elapsed = runner.ranked.get(checkpoint)
-        if elapsed is None or division not in runner.divisions:
-            return None
-        return self.boards.position(runner.race.id, checkpoint, division, runner.bib, elapsed)
 
     # -- the fold ----------------------------------------------------------------------------
 
@@ -615,181 +465,3 @@ class RaceState:
             _, runner.status, runner.status_reason = runner.statuses[-1]
         else:
             runner.status, runner.status_reason = "ok", ""
-
-    def _problem(self, kind: str, bib: str, point: str, detail: str, record: Record) -> None:
-        by = getattr(record, "by", "")
-        self.problems[record.key] = Problem(kind, bib, point, detail, record.key, by)
-
-    def _skip(self, record: Record, why: str) -> set[str]:
-        bib = getattr(record, "bib", "")
-        point = getattr(record, "point", "")
-        problem = Problem("unusable-time", bib, point, f"{record.TYPE} skipped: {why}", record.key)
-        self.problems[record.key] = problem
-        self._skipped.append(problem)
-        return {PROBLEMS_TOPIC}
-
-    def note_failure(self, record: Record, why: str) -> None:
-        """``record`` raised while it was folded (it may be folded in part): list it."""
-        bib = getattr(record, "bib", "")
-        point = getattr(record, "point", "")
-        detail = f"{record.TYPE} could not be applied: {why}"
-        self.problems[record.key] = Problem("unapplied", bib, point, detail, record.key)
-
-    def take_skipped(self) -> list[Problem]:
-        """The records skipped since the last call (for the caller to log once each)."""
-        taken, self._skipped = self._skipped, []
-        return taken
-
-    # -- derived state -----------------------------------------------------------------------
-
-    def _refresh(
-        self,
-        runner: Runner,
-        from_index: int,
-        *,
-        settle: bool = False,
-        force: bool = False,
-        moves: list[Move] | None = None,
-    ) -> set[str]:
-        """Re-derive ``runner``'s passings from checkpoint ``from_index`` and move the boards.
-
-        ``settle``: only that checkpoint's inputs changed. ``force``: re-rank every checkpoint
-        even if no passing changed (a new gun, status or division). ``moves``: collect the
-        board moves there for the caller to make in bulk, instead of making them."""
-        race = runner.race
-        old = runner.passings
-        if not old and not runner.ranked and runner.inputs.empty():
-            # nothing to derive or rank (a new entry, or a gun for runners not yet seen)
-            return self._idle_topics(race) if force else set()
-        gun = self.gun_ms(race.id, runner.p.wave)
-        feeds = self._feeds[race.course.id]
-        new = compute(race, feeds, runner.inputs, gun, old, from_index, settle)
-        moved = new is not old and new != old
-        if not force and not moved:
-            return set()
-        runner.passings = new
-        own_topic = runner_topic(runner.bib)
-        topics = self._race_topics(race)
-        changed: set[str] = {own_topic, topics.map} if moved else set()
-        race_id, bib, divisions = race.id, runner.bib, runner.divisions
-        forecast: dict[str, float] = {}
-        start = new.get(topics.start)
-        by_chip = race.rank_by == "chip" and start is not None
-        full = force or (race.rank_by == "chip" and start != old.get(topics.start))
-        base = start.time_ms if by_chip and start is not None else gun
-        # where the predictor's clock starts (nothing is queued without a base)
-        own = None if base is None else start.time_ms if start is not None else base
-        finish = topics.finish
-        rankable = runner.status not in ("DQ", "DNS")
-        ranked = runner.ranked
-        boards = self.boards
-        for cp_id, marshal in topics.later:
-            p = new.get(cp_id)
-            q = old.get(cp_id)
-            if p is not None and own is not None and p.time_ms > own:
-                forecast[cp_id] = (p.time_ms - own) / 1000
-            if not full and (p is q or p == q):
-                continue
-            before = ranked.get(cp_id)
-            after = None
-            if p is not None and rankable and base is not None:
-                after = p.time_ms - base
-                if cp_id == finish and runner.status == "DNF":
-                    after = None
-            changed.add(marshal)
-            if before == after:
-                continue
-            if moves is None:
-                boards.move(race_id, cp_id, divisions, bib, before, after)
-            else:
-                moves.append((race_id, cp_id, divisions, bib, before, after))
-            if after is None:
-                ranked.pop(cp_id, None)
-            else:
-                ranked[cp_id] = after
-            changed.update(_board_topics(race_id, cp_id, divisions))
-            changed.add(own_topic)
-            # the faster of the two times (they differ, and one is not None)
-            if before is None:
-                low = after
-            elif after is None or before < after:
-                low = before
-            else:
-                low = after
-            last = boards.last(race_id, cp_id, ALL)
-            if last is not None and low is not None and last > low:
-                # others behind moved a place: see shift_topic
-                changed.add(shift_topic(race_id, cp_id, low))
-            if cp_id == finish:
-                changed.add(topics.feed)
-                changed.add(topics.race)
-        if moved or full:
-            self.forecasts.put(race_id, bib, forecast)
-        old_finish, new_finish = old.get(finish), new.get(finish) if rankable else None
-        if old_finish != new_finish or force:
-            self._update_finishers(runner, old_finish, new_finish, moves)
-        contradiction = runner.contradiction
-        if moved:
-            contradiction = False
-            for p in new.values():
-                if p.contradiction:
-                    contradiction = True
-                    break
-        if contradiction or runner.contradiction:
-            runner.contradiction = contradiction
-            changed.add(PROBLEMS_TOPIC)
-        return changed
-
-    def _race_topics(self, race: Race) -> _RaceTopics:
-        topics = self._topics.get(race.id)
-        if topics is None:
-            cps = race.course.checkpoints
-            topics = self._topics[race.id] = _RaceTopics(
-                map_topic(race.id),
-                feed_topic(race.id),
-                race_topic(race.id),
-                cps[0].id,
-                cps[-1].id,
-                tuple((cp.id, marshal_topic(cp.id)) for cp in cps[1:]),
-            )
-        return topics
-
-    def _idle_topics(self, race: Race) -> set[str]:
-        """What a forced refresh of a runner with nothing to rank reports: every checkpoint's
-        marshal list after the start (whose expected runners may change)."""
-        topics = self._idle.get(race.id)
-        if topics is None:
-            cps = race.course.checkpoints[1:]
-            topics = self._idle[race.id] = frozenset(marshal_topic(cp.id) for cp in cps)
-        return set(topics)
-
-    def _update_finishers(
-        self,
-        runner: Runner,
-        old: Passing | None,
-        new: Passing | None,
-        moves: list[Move] | None = None,
-    ) -> None:
-        """The race's finish feed (time of day order); with ``moves``, the change is added
-        there (as a move on the race's board ``FINISHERS``) for the caller to make."""
-        before = None if old is None else old.time_ms
-        after = None if new is None or runner.status == "DNF" else new.time_ms
-        if moves is not None:
-            moves.append((runner.race.id, FINISHERS, (), runner.bib, before, after))
-            return
-        feed = self.finishers[runner.race.id]
-        if before is not None:
-            feed.discard((before, runner.bib))
-        if after is not None:
-            feed.add((after, runner.bib))
-
-    def _unrank(self, runner: Runner) -> set[str]:
-        changed: set[str] = set()
-        for cp, elapsed in runner.ranked.items():
-            self.boards.move(runner.race.id, cp, runner.divisions, runner.bib, elapsed, None)
-            changed.update(board_topic(runner.race.id, cp, d) for d in runner.divisions)
-        runner.ranked = {}
-        finish = runner.passings.get(runner.race.course.checkpoints[-1].id)
-        if finish is not None:
-            self.finishers[runner.race.id].discard((finish.time_ms, runner.bib))
-        return changed

@@ -8,15 +8,16 @@ import functools
 import gc
 import logging
 import os
-import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from livetrack.domain import forecast
 from livetrack.domain.event import Event
+from livetrack.domain.forecast import Forecasts
 from livetrack.domain.records import ParticipantRecord, Record
-from livetrack.domain.state import RaceState
+from livetrack.domain.state import RaceState, runner_topic
 from livetrack.live.hub import Hub
 from livetrack.service import snapshots
 from livetrack.service.snapshots import SnapshotInfo
@@ -28,8 +29,33 @@ log = logging.getLogger("livetrack.runtime")
 CATCH_UP_RECORDS = 300_000
 #: After a catch-up of at least this many records, the objects it made are frozen (gc.freeze).
 FREEZE_FROM = 100_000
-#: Passings the forecasts observe per second in the background.
-FORECAST_BATCH = 5000
+#: Passings the forecasts observe in one step between the loop's other work (see ``_forecasts``).
+FORECAST_STEP = forecast.STEP
+
+
+class ForecastSteps:
+    """Drives the forecasts :data:`FORECAST_STEP` passings at a time. While a race's predictor
+    is rebuilt, the cyclic collector is paused (as during a catch-up): the rebuild makes about
+    as many objects as the predictor it replaces, and the full collections they would set off
+    rescan them all, each holding the loop for a second or more on a marathon. When the rebuild
+    has taken over, what it made is frozen (``gc.freeze``) and the collector resumes."""
+
+    def __init__(self, forecasts: Forecasts) -> None:
+        self.forecasts = forecasts
+        self.paused = False
+
+    def step(self) -> tuple[int, set[str]]:
+        """One step: returns how much is left (0: idle) and the races whose rebuild took over."""
+        forecasts = self.forecasts
+        if not self.paused and forecasts.rebuilding() and gc.isenabled():
+            gc.disable()
+            self.paused = True
+        left = forecasts.drain(FORECAST_STEP)
+        if self.paused and not forecasts.rebuilding():
+            gc.freeze()
+            gc.enable()
+            self.paused = False
+        return left, forecasts.caught_up()
 
 
 #: Shifts this process's clock (``LIVETRACK_CLOCK_SHIFT_MS``): rehearse a machine whose clock
@@ -274,7 +300,7 @@ class Runtime:
     def _become_ready(self) -> None:
         """The fold has reached the head the log had at start. The forecasts observe what
         the fold has (so the first page asked for does not wait for them)."""
-        self.state.forecasts.drain(sys.maxsize)
+        self.state.forecasts.settle()
         if self.state.applied >= FREEZE_FROM:
             # what a long catch-up (or a restored snapshot) built lives as long as the
             # process: keep the cyclic collector from rescanning it on every full collection
@@ -283,12 +309,19 @@ class Runtime:
         self.ready.set()
 
     async def _forecasts(self) -> None:
-        """Once a second the forecasts observe a bounded batch of the passings behind their
-        watermarks (so that pages seldom wait for them). Nothing is marked dirty for the time
-        alone: pages tick their clocks themselves."""
+        """The forecasts observe the passings behind their watermarks (and replay a race
+        after a late passing) a step at a time (:class:`ForecastSteps`), yielding to the loop
+        between steps, so no step holds up the pages; idle, they look again each second. A
+        rebuild that takes over marks its race's runner cards, whose estimates moved. Nothing
+        is marked for the time alone: pages tick their clocks themselves."""
+        steps = ForecastSteps(self.state.forecasts)
         while True:
-            await asyncio.sleep(1.0)
-            self.state.forecasts.drain(FORECAST_BATCH)
+            left, done = steps.step()
+            if done:
+                self.hub.mark(
+                    runner_topic(bib) for bib, r in self.state.runners.items() if r.race.id in done
+                )
+            await asyncio.sleep(0 if left else 1.0)
 
     async def stop(self) -> None:
         """Stop tailing; save a last snapshot if anything was folded since the newest one;

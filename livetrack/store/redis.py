@@ -32,54 +32,37 @@ import functools
 import logging
 import re
 import secrets
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from typing import Any, Final, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, Final
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import (
-    ConnectionError as RedisConnectionError,
-)
-from redis.exceptions import (
-    NoScriptError,
-    ReadOnlyError,
-    RedisError,
-    ResponseError,
-    TryAgainError,
-)
-from redis.exceptions import (
-    TimeoutError as RedisTimeoutError,
-)
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from livetrack.domain.records import Record, decode, encode
 from livetrack.store.base import AppendResult, LogUnavailable, Offset, Page
+from livetrack.store.redis_client import DEFAULT_STREAM, TRANSIENT, RedisClient
 from livetrack.store.redis_wire import (
     APPEND_LUA,
     LEASE_LUA,
     RELEASE_LUA,
     as_text,
+    parse_url,
     redact,
     stream_entries,
 )
 
+__all__ = ["CHUNK", "DEFAULT_STREAM", "RedisEventLog", "redact"]
+
 log = logging.getLogger("livetrack.store")
 
-DEFAULT_STREAM: Final = "livetrack:events"
 #: Records per script call: each call is atomic and blocks Redis while it runs, so a huge
 #: ``append`` is split into calls of this size (each record is still stored exactly once).
 CHUNK: Final = 500
 
-_T = TypeVar("_T")
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 
-#: Errors after which the same command may succeed once Redis is back (a restart, a failover,
-#: a dataset still loading). ``BusyLoadingError`` is a ``ConnectionError``.
-_TRANSIENT: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, TryAgainError, OSError)
 
-
-class RedisEventLog:
+class RedisEventLog(RedisClient):
     """``EventLog`` on a Redis Stream, shared by any number of processes.
 
     * ``append`` stores each record whose key is new, atomically with its key in the
@@ -95,60 +78,6 @@ class RedisEventLog:
       :class:`LogUnavailable` at once, naming the URL, when Redis cannot be reached.
     """
 
-    def __init__(
-        self,
-        url: str,
-        stream: str = DEFAULT_STREAM,
-        *,
-        wait_replicas: int = 0,
-        wait_timeout_ms: int = 1000,
-        wait_aof: bool = False,
-        append_retry_s: float = 10.0,
-        op_retry_s: float = 2.0,
-        connect_timeout_s: float = 2.0,
-        command_timeout_s: float = 5.0,
-        block_ms: int = 1000,
-        batch: int = 5000,
-        backoff_min_s: float = 0.1,
-        backoff_max_s: float = 5.0,
-        max_connections: int = 32,
-    ) -> None:
-        """``url`` is a redis-py URL without livetrack's own query parameters (see
-        :meth:`from_url`); nothing is contacted until the first operation."""
-        if not stream:
-            raise ValueError("the Redis stream name must not be empty")
-        self.url = url
-        self.stream = stream
-        self.keys_hash = f"{stream}:keys"
-        self.wait_replicas = wait_replicas
-        self.wait_timeout_ms = wait_timeout_ms
-        self.wait_aof = wait_aof
-        self.append_retry_s = append_retry_s
-        self.op_retry_s = op_retry_s
-        self.block_ms = block_ms
-        self.batch = batch
-        self.backoff_min_s = backoff_min_s
-        self.backoff_max_s = backoff_max_s
-        self._conn_kwargs: dict[str, Any] = {
-            "socket_connect_timeout": connect_timeout_s,
-            "retry": Retry(NoBackoff(), 0),  # retries are ours: bounded, logged, idempotent
-        }
-        self._command_timeout_s = command_timeout_s
-        self._client: Redis = Redis.from_pool(
-            BlockingConnectionPool.from_url(
-                url,
-                max_connections=max_connections,
-                timeout=None,
-                socket_timeout=command_timeout_s,
-                **self._conn_kwargs,
-            )
-        )
-        self._sha: str | None = None
-        self._connected = False
-        self._connect_lock = asyncio.Lock()
-        self._closed = asyncio.Event()
-        self._tail_clients: set[Redis] = set()
-
     @classmethod
     def from_url(cls, url: str) -> RedisEventLog:
         """A log for ``redis://host:port/db?stream=NAME`` (also ``rediss://``, ``unix://``).
@@ -156,87 +85,14 @@ class RedisEventLog:
         Besides redis-py's own URL options it understands ``stream`` (default
         ``livetrack:events``), ``wait_replicas`` (int), ``wait_timeout_ms`` (int) and
         ``wait_aof`` (``1``/``true``); see the module documentation."""
-        parts = urlsplit(url)
-        ours: dict[str, str] = {}
-        rest: list[tuple[str, str]] = []
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if name in ("stream", "wait_replicas", "wait_timeout_ms", "wait_aof"):
-                ours[name] = value
-            else:
-                rest.append((name, value))
-        plain = urlunsplit(parts._replace(query=urlencode(rest)))
-        try:
-            wait_replicas = int(ours.get("wait_replicas", "0"))
-            wait_timeout_ms = int(ours.get("wait_timeout_ms", "1000"))
-        except ValueError as exc:
-            raise ValueError(f"bad Redis URL {redact(url)!r}: {exc}") from None
-        wait_aof = ours.get("wait_aof", "").lower() in ("1", "true", "yes", "on")
+        o = parse_url(url)
         return cls(
-            plain,
-            ours.get("stream") or DEFAULT_STREAM,
-            wait_replicas=wait_replicas,
-            wait_timeout_ms=wait_timeout_ms,
-            wait_aof=wait_aof,
+            o.url,
+            o.stream or DEFAULT_STREAM,
+            wait_replicas=o.wait_replicas,
+            wait_timeout_ms=o.wait_timeout_ms,
+            wait_aof=o.wait_aof,
         )
-
-    # -- connection ---------------------------------------------------------------------------
-
-    def _unavailable(self, exc: BaseException) -> LogUnavailable:
-        reason = str(exc) or type(exc).__name__
-        return LogUnavailable(f"cannot reach Redis at {redact(self.url)}: {reason}")
-
-    async def connect(self) -> None:
-        """Check that Redis answers and load the append script; raise :class:`LogUnavailable`
-        at once (no retry) when it cannot be reached. Idempotent; other operations call it."""
-        if self._connected:
-            return
-        if self._closed.is_set():
-            raise LogUnavailable("the event log is closed")
-        async with self._connect_lock:
-            if self._connected:
-                return
-            try:
-                await self._client.ping()
-                if self.wait_aof and not await self._client.command_list(pattern="waitaof"):
-                    raise LogUnavailable(
-                        f"Redis at {redact(self.url)} has no WAITAOF (needs Redis 7.2+);"
-                        " drop wait_aof from the URL or upgrade Redis"
-                    )
-                self._sha = as_text(await self._client.script_load(APPEND_LUA))
-            except LogUnavailable:
-                raise
-            except (RedisError, OSError) as exc:
-                raise self._unavailable(exc) from exc
-            self._connected = True
-
-    async def _retrying(self, what: str, op: Callable[[], Awaitable[_T]], budget_s: float) -> _T:
-        """Run ``op``; on a transient error retry with capped exponential backoff until
-        ``budget_s`` seconds have passed since the first failure, then raise LogUnavailable."""
-        await self.connect()
-        loop = asyncio.get_running_loop()
-        deadline: float | None = None
-        delay = self.backoff_min_s
-        while True:
-            if self._closed.is_set():
-                raise LogUnavailable("the event log is closed")
-            try:
-                return await op()
-            except _TRANSIENT as exc:
-                now = loop.time()
-                if deadline is None:
-                    deadline = now + budget_s
-                    log.warning("Redis %s failed (%s); retrying", what, exc)
-                if now >= deadline:
-                    raise self._unavailable(exc) from exc
-                await self._pause(min(delay, max(0.0, deadline - now)))
-                delay = min(delay * 2, self.backoff_max_s)
-            except ResponseError as exc:
-                raise LogUnavailable(f"Redis at {redact(self.url)} refused {what}: {exc}") from exc
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less if the log is closed meanwhile."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closed.wait(), seconds)
 
     # -- append -------------------------------------------------------------------------------
 
@@ -381,7 +237,7 @@ class RedisEventLog:
                     return  # closed: the read is cancelled below
                 try:
                     reply = read.result()
-                except _TRANSIENT as exc:
+                except TRANSIENT as exc:
                     if not failing:
                         log.warning("tail of %s lost Redis (%s); reconnecting", self.stream, exc)
                         failing = True
@@ -514,16 +370,3 @@ class RedisEventLog:
             await self._client.eval(RELEASE_LUA, 1, key, holder)
 
         await self._retrying("release", op, self.op_retry_s)
-
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    async def close(self) -> None:
-        """End running tails and release every connection; safe to call more than once."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        for _ in range(100):  # tails close their own client as they end
-            if not self._tail_clients:
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.shield(self._client.aclose())

@@ -3,8 +3,9 @@ Redis replies and URLs (:mod:`livetrack.store.redis` does the talking)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 #: Take or renew a lease: KEYS[1] the lease, ARGV[1] the holder, ARGV[2] its time to live (ms).
 LEASE_LUA: Final = """
@@ -79,3 +80,39 @@ def stream_entries(reply: Any, stream: str) -> list[tuple[Any, dict[Any, Any]]]:
         if as_text(name) == stream:
             return [(sid, f or {}) for sid, f in entries]
     return []
+
+
+@dataclass(frozen=True, slots=True)
+class UrlOptions:
+    """A Redis log's URL: what redis-py connects to, and the options only the log reads."""
+
+    url: str
+    stream: str
+    wait_replicas: int
+    wait_timeout_ms: int
+    wait_aof: bool
+
+
+def parse_url(url: str) -> UrlOptions:
+    """Split ``stream``, ``wait_replicas`` (int), ``wait_timeout_ms`` (int) and ``wait_aof``
+    (``1``/``true``) off a Redis URL; the rest stays for redis-py."""
+    parts = urlsplit(url)
+    ours: dict[str, str] = {}
+    rest: list[tuple[str, str]] = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in ("stream", "wait_replicas", "wait_timeout_ms", "wait_aof"):
+            ours[name] = value
+        else:
+            rest.append((name, value))
+    try:
+        wait_replicas = int(ours.get("wait_replicas", "0"))
+        wait_timeout_ms = int(ours.get("wait_timeout_ms", "1000"))
+    except ValueError as exc:
+        raise ValueError(f"bad Redis URL {redact(url)!r}: {exc}") from None
+    return UrlOptions(
+        urlunsplit(parts._replace(query=urlencode(rest))),
+        ours.get("stream", ""),
+        wait_replicas,
+        wait_timeout_ms,
+        ours.get("wait_aof", "").lower() in ("1", "true", "yes", "on"),
+    )

@@ -242,6 +242,7 @@ def _expected_view(state: RaceState, r: Runner, cp_id: str, now: int) -> dict[st
         "elapsed_high": fmt_elapsed(exp.high_ms - begin),
         "in_min": max(0, round((exp.at_ms - now) / 60000)),
         "overdue": now > exp.high_ms and last_passing(r) is not None,
+        "updating": exp.updating,
     }
 
 

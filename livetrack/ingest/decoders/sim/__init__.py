@@ -1,0 +1,1 @@
+"""The decoder simulators' parts: shared core, one player per protocol (see ``..simulate``)."""
