@@ -163,3 +163,27 @@ async def test_two_deciders_on_one_log_claim_each_alert_once_and_clear_after_the
                 await d[3].stop()
                 await d[2].close()
             await store.close()
+
+
+async def test_closing_waits_for_a_transaction_whose_caller_was_cancelled(tmp_path: Any) -> None:
+    import asyncio
+    import sqlite3
+    import time
+
+    from livetrack.store.subscriptions import SqliteSubscriptions
+
+    subs = SqliteSubscriptions(str(tmp_path / "subs.db"))
+    started, finished = asyncio.Event(), []
+    loop = asyncio.get_running_loop()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        loop.call_soon_threadsafe(started.set)
+        time.sleep(0.3)
+        conn.execute("SELECT count(*) FROM push_subscriptions").fetchone()
+        finished.append(True)
+
+    task = asyncio.create_task(subs._run(slow))
+    await started.wait()
+    task.cancel()
+    await subs.close()  # a close under the running statement would crash the process
+    assert finished == [True]

@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -168,11 +169,14 @@ class SqliteSubscriptions:
         self._conn = sqlite3.connect(path, timeout=30.0, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
-        self._lock = asyncio.Lock()
+        # One thread owns the connection: transactions run one after another on it, and
+        # close() queues behind any still running, even one whose awaiting task was
+        # cancelled (closing a connection under a running statement crashes the process).
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="subscriptions")
 
     async def _run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        async with self._lock:
-            return await asyncio.to_thread(self._tx, fn)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._tx, fn)
 
     def _tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         with self._conn:
@@ -237,8 +241,9 @@ class SqliteSubscriptions:
         return bytes(await self._run(get))
 
     async def close(self) -> None:
-        async with self._lock:
-            self._conn.close()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._conn.close)
+        self._thread.shutdown(wait=True)
 
 
 class RedisSubscriptions:
