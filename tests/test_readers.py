@@ -491,3 +491,26 @@ async def test_no_native_readers_means_nothing_runs(tmp_path: Path) -> None:
         await manager.stop()
     finally:
         await log.close()
+
+
+async def test_a_decoder_that_numbers_its_reads_again_keeps_them_and_a_resend_is_not_doubled(
+    tmp_path: Path,
+) -> None:
+    log = SqliteEventLog(tmp_path / "log.db")
+    try:
+        manager = ReaderManager(Rt(rr_event(9), log))  # never started: no socket needed here
+        ch = manager.channels["rr"]
+        before = [dr(f"C{n}", T10 + n * 1000, seq=n) for n in (1, 2, 3)]
+        await manager.store(ch, before)
+        # power cycled: its numbers start at 1 again, for other chips at later times
+        after = [dr(f"D{n}", T10 + 60_000 + n * 1000, seq=n) for n in (1, 2)]
+        await manager.store(ch, after)
+        await manager.store(ch, after)  # and it sends them again after a reconnect
+        await manager.store(ch, before[:1])  # a true resend of a read of the first run
+        stored = await stored_reads(log)
+        assert sorted(r.chip for r in stored) == ["C1", "C2", "C3", "D1", "D2"]
+        assert len({r.key for r in stored}) == 5
+        h = manager.health()[0]
+        assert h["renumbered"] == 4 and h["stored"] == 5 and h["duplicates"] == 3
+    finally:
+        await log.close()

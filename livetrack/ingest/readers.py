@@ -221,6 +221,8 @@ class ReaderChannel:
         self.reads = 0
         self.stored = 0
         self.duplicates = 0
+        #: Reads stored under their own numbering run: the decoder numbered its reads again.
+        self.renumbered = 0
         self.untrusted = 0
         self.last_error = ""
         self.last_read_ms: int | None = None
@@ -418,6 +420,7 @@ class ReaderChannel:
             "reads": self.reads,
             "stored": self.stored,
             "duplicates": self.duplicates,
+            "renumbered": self.renumbered,
             "untrusted_time": self.untrusted,
             "errors": self.stats.errors,
             "last_error": self.last_error,

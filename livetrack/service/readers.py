@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import os
 import socket
@@ -36,10 +38,11 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from livetrack.domain.event import Event
-from livetrack.domain.records import Record
+from livetrack.domain.records import ChipRead, Record
 from livetrack.ingest.decoders import PROTOCOLS, DecodedRead
 from livetrack.ingest.decoders.connect import run_connector
 from livetrack.ingest.readers import NATIVE_PROTOCOLS, ReaderChannel, SeqIndex, resume_point
+from livetrack.service.conflicts import read_conflicts
 from livetrack.store.base import (
     AppendResult,
     EventLog,
@@ -240,6 +243,38 @@ class ReaderManager:
             if mark is not None:
                 log.info("reader %s: resuming after passing %d", rid, mark)
 
+    async def store(self, ch: ReaderChannel, batch: list[DecodedRead]) -> None:
+        """Append a decoded batch of ``ch``'s decoder; returns when it is durable.
+
+        A decoder that numbers its reads again from the start (a power cycle, a new file it
+        does not name) sends numbers the log holds already for other reads. Such a read is
+        not a resend, so it is stored under its own numbering run: a session made from what
+        was read, the same whenever the decoder sends that read again.
+        """
+        received = self.clock()
+        ch.heard(len(batch), received)
+        conv = ch.convert(batch, received)
+        if not conv.records:
+            return
+        results = await self.rt.append(conv.records)
+        conflicts = await read_conflicts(self.rt.log, conv.records, results)
+        if conflicts:
+            again: list[Record] = []
+            for i in sorted(conflicts):
+                rec = conv.records[i]
+                assert isinstance(rec, ChipRead)
+                again.append(dataclasses.replace(rec, session=renumbered_session(rec)))
+            log.warning(
+                "reader %s: %d read(s) reuse numbers stored for other reads (the decoder "
+                "numbered its reads again); kept under their own numbering run",
+                ch.reader.id,
+                len(again),
+            )
+            ch.renumbered += len(again)
+            results = [r for i, r in enumerate(results) if i not in conflicts]
+            results += await self.rt.append(again)
+        ch.stored_results(results)
+
     async def _supervise(self, ch: ReaderChannel) -> None:
         r = ch.reader
         cls = PROTOCOLS[r.protocol]
@@ -255,12 +290,7 @@ class ReaderManager:
             ch.set_state(state, self.clock())
 
         async def on_reads(batch: list[DecodedRead]) -> None:
-            received = self.clock()
-            ch.heard(len(batch), received)
-            conv = ch.convert(batch, received)
-            if conv.records:
-                results = await self.rt.append(conv.records)
-                ch.stored_results(results)
+            await self.store(ch, batch)
 
         term = self._term
         while not self._stop.is_set() and not term.is_set():
@@ -323,3 +353,10 @@ async def _scan(event_log: EventLog, index: SeqIndex) -> None:
                 break
     finally:
         await tail.aclose()
+
+
+def renumbered_session(read: ChipRead) -> str:
+    """The numbering run of a read whose number the log holds for another read: named by
+    what was read, so a resend of it lands on the same key."""
+    what = f"{read.point}|{read.chip}|{read.time_ms}".encode()
+    return "n" + hashlib.blake2b(what, digest_size=6).hexdigest()
