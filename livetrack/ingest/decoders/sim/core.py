@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Self
 from zoneinfo import ZoneInfo
@@ -28,7 +29,7 @@ class Dropped(Exception):
     """Raised inside a session when the configured drop point is reached."""
 
 
-class SimulatorBase:
+class SimulatorBase(ABC):
     """The state and lifecycle of a simulated decoder (see ``DecoderSimulator``)."""
 
     def __init__(
@@ -170,11 +171,11 @@ class SimulatorBase:
         finally:
             self._tasks.discard(task)
 
+    @abstractmethod
     async def _session(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counter: list[int]
     ) -> None:
         """Speak the protocol on one connection (each protocol's player has its own)."""
-        raise NotImplementedError
 
     async def _run_session(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
