@@ -68,6 +68,7 @@ from livetrack.domain.model import (
 from livetrack.domain.model import (
     Wave as Wave,
 )
+from livetrack.domain.obstacles import Obstacle, parse_obstacles
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
@@ -200,6 +201,7 @@ def _race(
     allowed = {
         "id", "name", "course", "kind", "waves", "course_record", "rank_by", "categories",
         "start", "max_speed_mps", "ranked", "team", "championship", "handovers",
+        "obstacles",
     }  # fmt: skip
     _check_keys(data, allowed, path)
     rid = _ident(data, "id", path)
@@ -250,6 +252,9 @@ def _race(
         )
     championship = _championship(data, path) if "championship" in data else None
     handovers = _handovers(data, path, courses[course_id], kind)
+    obstacles: tuple[Obstacle, ...] = ()
+    if "obstacles" in data:
+        obstacles = parse_obstacles(data["obstacles"], f"{path}.obstacles", courses[course_id])
     return Race(
         id=rid,
         name=_str(data, "name", path, rid),
@@ -265,6 +270,7 @@ def _race(
         team=team,
         championship=championship,
         handovers=handovers,
+        obstacles=obstacles,
     )
 
 

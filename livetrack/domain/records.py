@@ -216,6 +216,26 @@ class AlertSent:
         return f"alert:{self.supporter}:{self.bib}:{self.kind}"
 
 
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A marshal judged runner ``bib`` at the obstacle at checkpoint ``point``: ``outcome`` is
+    ``cleared``, ``failed`` or ``missed`` (see :mod:`livetrack.domain.obstacles`); ``id`` is
+    the UUID the marshal's page made. For one runner and obstacle the latest counts."""
+
+    TYPE: ClassVar[str] = "judgement"
+    id: str
+    point: str
+    bib: str
+    outcome: str
+    time_ms: int
+    received_ms: int = 0
+    by: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"judgement:{self.id}"
+
+
 Record = (
     ChipRead
     | Sighting
@@ -227,6 +247,7 @@ Record = (
     | ChipAssign
     | TokenRecord
     | AlertSent
+    | Judgement
 )
 
 _TYPES: dict[str, type[Any]] = {
@@ -242,6 +263,7 @@ _TYPES: dict[str, type[Any]] = {
         ChipAssign,
         TokenRecord,
         AlertSent,
+        Judgement,
     )
 }
 
