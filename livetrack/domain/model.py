@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from livetrack.domain.rounds import Rounds
 
 RaceKind = Literal["timed", "team", "fun", "relay"]
 Role = Literal["main", "backup"]
@@ -119,6 +122,8 @@ class Race:
     #: A relay's handover checkpoints in course order: leg ``i`` ends at ``handovers[i]``,
     #: the last leg at the finish (so a relay has ``len(handovers) + 1`` legs).
     handovers: tuple[str, ...] = ()
+    #: Heats, semi-finals and a final (a track race timed by a photo-finish camera).
+    rounds: Rounds | None = None
 
     def wave(self, wave_id: str) -> Wave:
         for w in self.waves:
