@@ -197,8 +197,9 @@ class DerivedState:
             after = None
             if p is not None and rankable and base is not None:
                 after = p.time_ms - base
-                if cp_id == finish and runner.status == "DNF":
-                    after = None
+                if cp_id == finish:
+                    # obstacle penalties count at the finish (DQ ones made it unrankable)
+                    after = None if runner.status == "DNF" else after + runner.penalty.ms
             changed.add(marshal)
             if before == after:
                 continue

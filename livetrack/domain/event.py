@@ -68,6 +68,7 @@ from livetrack.domain.model import (
 from livetrack.domain.model import (
     Wave as Wave,
 )
+from livetrack.domain.obstacles import Obstacle, parse_obstacles
 from livetrack.domain.rounds import parse_rounds
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -200,7 +201,8 @@ def _race(
 ) -> Race:
     allowed = {
         "id", "name", "course", "kind", "waves", "course_record", "rank_by", "categories",
-        "start", "max_speed_mps", "ranked", "team", "championship", "handovers", "rounds",
+        "start", "max_speed_mps", "ranked", "team", "championship", "handovers",
+        "obstacles", "rounds",
     }  # fmt: skip
     _check_keys(data, allowed, path)
     rid = _ident(data, "id", path)
@@ -251,6 +253,9 @@ def _race(
         )
     championship = _championship(data, path) if "championship" in data else None
     handovers = _handovers(data, path, courses[course_id], kind)
+    obstacles: tuple[Obstacle, ...] = ()
+    if "obstacles" in data:
+        obstacles = parse_obstacles(data["obstacles"], f"{path}.obstacles", courses[course_id])
     return Race(
         id=rid,
         name=_str(data, "name", path, rid),
@@ -267,6 +272,7 @@ def _race(
         championship=championship,
         handovers=handovers,
         rounds=parse_rounds(data["rounds"], f"{path}.rounds") if "rounds" in data else None,
+        obstacles=obstacles,
     )
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
+    from livetrack.domain.obstacles import Obstacle
     from livetrack.domain.rounds import Rounds
 
 RaceKind = Literal["timed", "team", "fun", "relay"]
@@ -124,6 +125,8 @@ class Race:
     handovers: tuple[str, ...] = ()
     #: Heats, semi-finals and a final (a track race timed by a photo-finish camera).
     rounds: Rounds | None = None
+    #: Obstacles judged by marshals (:mod:`livetrack.domain.obstacles`), in course order.
+    obstacles: tuple[Obstacle, ...] = ()
 
     def wave(self, wave_id: str) -> Wave:
         for w in self.waves:

@@ -220,6 +220,26 @@ class AlertSent:
         return f"alert:{self.supporter}:{self.bib}:{self.kind}"
 
 
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A marshal judged runner ``bib`` at the obstacle at checkpoint ``point``: ``outcome`` is
+    ``cleared``, ``failed`` or ``missed`` (see :mod:`livetrack.domain.obstacles`); ``id`` is
+    the UUID the marshal's page made. For one runner and obstacle the latest counts."""
+
+    TYPE: ClassVar[str] = "judgement"
+    id: str
+    point: str
+    bib: str
+    outcome: str
+    time_ms: int
+    received_ms: int = 0
+    by: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"judgement:{self.id}"
+
+
 Record = (
     ChipRead
     | Sighting
@@ -234,6 +254,7 @@ Record = (
     | DrawRound
     | HeatResult
     | RoundAdjust
+    | Judgement
 )
 
 _TYPES: dict[str, type[Any]] = {
@@ -252,6 +273,7 @@ _TYPES: dict[str, type[Any]] = {
         DrawRound,
         HeatResult,
         RoundAdjust,
+        Judgement,
     )
 }
 

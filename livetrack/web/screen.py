@@ -60,13 +60,15 @@ def feed_view(state: RaceState, race_id: str) -> dict[str, Any]:
     for t, bib in state.finishers[race_id].islice(-FEED_SIZE, None, reverse=True):
         r = state.runners[bib]
         cat_pos = state.position(r, finish, r.category) if r.category else None
+        elapsed = state.elapsed(r, finish)
         rows.append(
             {
                 "key": f"{bib}-{t}",
                 "bib": bib,
                 "name": r.name,
                 "club": r.p.club,
-                "time": fmt_elapsed(state.elapsed(r, finish)),
+                "time": fmt_elapsed(None if elapsed is None else elapsed + r.penalty.ms),
+                "penalty": "+" + fmt_elapsed(r.penalty.ms) if r.penalty.ms else "",
                 "position": state.position(r, finish),
                 "category": r.category,
                 "category_position": ordinal(cat_pos),
@@ -96,7 +98,8 @@ def boards_view(state: RaceState, race_id: str) -> dict[str, Any]:
                         "position": state.position(r, finish, division),
                         "name": r.name,
                         "detail": r.p.club,
-                        "time": fmt_elapsed(elapsed),
+                        "time": fmt_elapsed(elapsed),  # the final time: penalties included
+                        "penalty": "+" + fmt_elapsed(r.penalty.ms) if r.penalty.ms else "",
                     }
                 )
             if rows:
