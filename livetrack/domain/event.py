@@ -69,6 +69,7 @@ from livetrack.domain.model import (
     Wave as Wave,
 )
 from livetrack.domain.obstacles import Obstacle, parse_obstacles
+from livetrack.domain.rounds import parse_rounds
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
@@ -201,7 +202,7 @@ def _race(
     allowed = {
         "id", "name", "course", "kind", "waves", "course_record", "rank_by", "categories",
         "start", "max_speed_mps", "ranked", "team", "championship", "handovers",
-        "obstacles",
+        "obstacles", "rounds",
     }  # fmt: skip
     _check_keys(data, allowed, path)
     rid = _ident(data, "id", path)
@@ -270,6 +271,7 @@ def _race(
         team=team,
         championship=championship,
         handovers=handovers,
+        rounds=parse_rounds(data["rounds"], f"{path}.rounds") if "rounds" in data else None,
         obstacles=obstacles,
     )
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from livetrack.domain.obstacles import Obstacle
+    from livetrack.domain.rounds import Rounds
 
 RaceKind = Literal["timed", "team", "fun", "relay"]
 Role = Literal["main", "backup"]
@@ -122,6 +123,8 @@ class Race:
     #: A relay's handover checkpoints in course order: leg ``i`` ends at ``handovers[i]``,
     #: the last leg at the finish (so a relay has ``len(handovers) + 1`` legs).
     handovers: tuple[str, ...] = ()
+    #: Heats, semi-finals and a final (a track race timed by a photo-finish camera).
+    rounds: Rounds | None = None
     #: Obstacles judged by marshals (:mod:`livetrack.domain.obstacles`), in course order.
     obstacles: tuple[Obstacle, ...] = ()
 

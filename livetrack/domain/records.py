@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
+from livetrack.domain.meet_records import DrawRound, HeatResult, RoundAdjust
+
 VERSION = 1
 
 Status = Literal["ok", "DNS", "DNF", "DQ"]
@@ -157,6 +159,8 @@ class ParticipantRecord:
     nationality: str = ""
     #: A relay team's leg runners' names in leg order; ``chips[i]`` is leg ``i + 1``'s chip.
     legs: tuple[str, ...] = ()
+    #: The entry's declared or qualifying performance (ms), which seeds a race run in rounds.
+    entry_ms: int | None = None
 
     @property
     def key(self) -> str:
@@ -247,6 +251,9 @@ Record = (
     | ChipAssign
     | TokenRecord
     | AlertSent
+    | DrawRound
+    | HeatResult
+    | RoundAdjust
     | Judgement
 )
 
@@ -263,6 +270,9 @@ _TYPES: dict[str, type[Any]] = {
         ChipAssign,
         TokenRecord,
         AlertSent,
+        DrawRound,
+        HeatResult,
+        RoundAdjust,
         Judgement,
     )
 }

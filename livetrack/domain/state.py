@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from livetrack.domain import topics as tk
 from livetrack.domain.derived import DerivedState
 from livetrack.domain.event import TimingPoint
+from livetrack.domain.meet import MeetRecord, apply_adjust, apply_draw, apply_result, meet_problem
+from livetrack.domain.meet_records import DrawRound, HeatResult, RoundAdjust
 from livetrack.domain.obstacles import OUTCOMES, assess, obstacle_at
 from livetrack.domain.participants import category
 from livetrack.domain.passings import Inputs, Passing
@@ -115,6 +117,8 @@ class RaceState(DerivedState):
         if isinstance(record, AlertSent):
             self.alerts_sent.add(record.key)
             return set()
+        if isinstance(record, DrawRound | HeatResult | RoundAdjust):
+            return self._rounds(record)
         if isinstance(record, Judgement):
             return self._judgement(record)
         raise TypeError(f"not a record: {type(record).__name__}")
@@ -467,6 +471,27 @@ class RaceState(DerivedState):
         self._targets[s.key] = s.bib
         self._set_status(runner)
         return self._refresh(runner, 0, force=True) | {runner_topic(s.bib), RACES_TOPIC}
+
+    def _rounds(self, record: MeetRecord) -> set[str]:
+        """A draw, a heat's result or an adjustment of a race run in rounds."""
+        why = meet_problem(self.event, self.meet, record)
+        if not why:
+            if isinstance(record, DrawRound):
+                entries = [
+                    (r.bib, r.p.entry_ms)
+                    for r in self.runners.values()
+                    if r.race.id == record.race and r.status != "DNS"
+                ]
+                why = apply_draw(self.event, self.meet, record, entries)
+            elif isinstance(record, HeatResult):
+                why = apply_result(self.event, self.meet, record)
+            else:
+                why = apply_adjust(self.event, self.meet, record)
+        changed = {race_topic(record.race)} if record.race in self.event.races else set()
+        if why:
+            self._problem("rounds", getattr(record, "bib", ""), "", why, record)
+            changed.add(PROBLEMS_TOPIC)
+        return changed
 
     def _judgement(self, j: Judgement) -> set[str]:
         runner = self.runners.get(j.bib)
