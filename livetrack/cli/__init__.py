@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="follow a site's log: accept the link of the site tokens whose hashes FILE lists "
         "(livetrack site-key new); writes made here are queued for the site",
     )
+    p.add_argument(
+        "--lif-dir",
+        metavar="FOLDER",
+        help="import the photo-finish system's .lif result files from FOLDER as they appear",
+    )
     p.set_defaults(func=cmd_serve)
 
     sitecli.add_parsers(sub, tick_arg)

@@ -43,6 +43,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = log_url(args, event)
     check_log(url)
     every = 0 if args.no_snapshots else args.snapshot_every
+    lif_dir = None
+    if args.lif_dir:
+        try:
+            lif_dir = config.lif_folder(args.lif_dir)
+        except config.ConfigProblem as exc:
+            raise SystemExit(f"livetrack serve: {exc}") from None
     if args.site_keys:
         if args.participants:
             raise SystemExit("livetrack serve: a follower takes its entries from the site's log")
@@ -61,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             snapshot_every=every,
             tick_s=args.tick,
             site_keys=args.site_keys,
+            lif_dir=lif_dir,
         )
         for name, value in env.items():
             if value:
@@ -81,6 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         snapshot_every_records=every,
         tick_s=args.tick,
         site_keys=args.site_keys,
+        lif_dir=lif_dir,
     )
     serve_app(create_app(settings), args.host, args.port)
     return 0

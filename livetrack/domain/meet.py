@@ -76,6 +76,8 @@ class RaceRounds:
     rounds: dict[str, RoundState] = field(default_factory=dict)
     #: Rows of results left out (bib not in that heat), by result key.
     left_out: dict[str, list[str]] = field(default_factory=dict)
+    #: The heat whose result came in last (round, heat): what the big screen shows.
+    last_in: tuple[str, int] | None = None
 
     def state(self, round_id: str) -> RoundState:
         return self.rounds.get(round_id) or RoundState()
@@ -202,6 +204,7 @@ def apply_result(event: Event, meet: Meet, r: HeatResult) -> str:
     if not 1 <= r.heat <= current.heats:
         return f"{r.round} has no heat {r.heat}"
     rr.results[(r.round, r.heat)] = r
+    rr.last_in = (r.round, r.heat)
     rr.refresh(config)
     left = rr.left_out.get(r.key)
     return f"not in heat {r.heat} of {r.round}: bib {', '.join(left)}" if left else ""
@@ -217,8 +220,13 @@ def apply_adjust(event: Event, meet: Meet, a: RoundAdjust) -> str:
             return f"nothing to undo with key {a.target!r}"
         rr.adjusts.remove(target)
     else:
-        if a.kind in ("scratch", "add") and rr.has_results(a.round):
-            return f"{a.round} has results already: its draw stands"
+        heat = a.heat
+        if a.kind == "scratch":
+            drawn = rr.state(a.round).draw
+            where = drawn.where(a.bib) if drawn is not None else None
+            heat = where[0] if where is not None else 0
+        if a.kind in ("scratch", "add") and (a.round, heat) in rr.results:
+            return f"heat {heat} of {a.round} has its result already: its draw stands"
         if a.kind == "add" and not (1 <= a.lane <= config.lanes and a.heat >= 1):
             return f"no lane {a.lane} in heat {a.heat}"
         rr.adjusts.append(a)

@@ -56,10 +56,13 @@ class HeatResult:
     wind: str = ""
     by: str = ""
     at_ms: int = 0
+    #: The lines of the file that were left out, each ``file:line: why`` (shown as problems).
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:  # rows arrive as lists from JSON
         rows: Any = tuple(tuple(r) for r in self.rows)
         object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "notes", tuple(self.notes))
 
     @property
     def key(self) -> str:

@@ -485,6 +485,8 @@ class RaceState(DerivedState):
                 why = apply_draw(self.event, self.meet, record, entries)
             elif isinstance(record, HeatResult):
                 why = apply_result(self.event, self.meet, record)
+                if record.notes:
+                    why = "; ".join([*record.notes, *([why] if why else [])])
             else:
                 why = apply_adjust(self.event, self.meet, record)
         changed = {race_topic(record.race)} if record.race in self.event.races else set()

@@ -79,7 +79,8 @@ def _record(
         rows.append((ln.bib, ln.lane or seated[ln.bib], ln.place, ln.status, ln.time_ms,
                      ln.reaction_ms))  # fmt: skip
     if rows:
-        out.record = HeatResult(race.id, rnd.id, heat, tuple(rows), source, wind, by, at_ms)
+        notes = tuple(str(p) for p in out.problems)
+        out.record = HeatResult(race.id, rnd.id, heat, tuple(rows), source, wind, by, at_ms, notes)
     return out
 
 

@@ -74,6 +74,17 @@ class ResultFile:
     problems: list[Problem] = field(default_factory=list)
 
 
+def decode_file(body: bytes) -> str | None:
+    """A result file's text: UTF-8, else Windows' Latin-1 (what a Lynx PC writes); None for
+    bytes that are not text at all."""
+    if b"\x00" in body:
+        return None
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return body.decode("latin-1")
+
+
 def _int(text: str) -> int | None:
     text = text.strip()
     return int(text) if text.isdigit() else None

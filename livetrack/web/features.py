@@ -25,6 +25,7 @@ MODULES: tuple[str, ...] = (
     "livetrack.web.results",
     "livetrack.web.push",
     "livetrack.web.obstacles",
+    "livetrack.web.meets",
 )
 
 
