@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from livetrack.demo import meet
 from livetrack.domain.event import Event, load_event_text
 from livetrack.domain.records import ChipRead, GunStart, ParticipantRecord
 from livetrack.store import open_log
@@ -135,6 +136,9 @@ def run(
     day = datetime.fromtimestamp(gun0 / 1000, probe.tz).date()
     event = demo_event(day)
     people: list[ParticipantRecord] = sim.make_participants(event, COUNTS)
+    people += meet.entrants(event)
+    lynx = Path(db).resolve().parent / "lynx"  # the photo-finish system's results folder
+    lynx.mkdir(exist_ok=True)
     step = 60_000
     guns = {"mile": gun0, "team": gun0 + step * 2, "fun": gun0 + step * 4, "tenk": gun0 + step}
     guns.update({r: gun0 + step * 3 for r, race in event.races.items() if race.kind == "relay"})
@@ -163,7 +167,7 @@ def run(
     settings = Settings(
         event=event, log_url=db, participants=people,
         seed=[reader, timer, marshal, *(record for _, record in judges.values())],
-        upstream=upstream, upstream_token=upstream_token,
+        upstream=upstream, upstream_token=upstream_token, lif_dir=str(lynx),
     )  # fmt: skip
     app = create_app(settings)
     base = f"http://{host}:{port}"
@@ -192,8 +196,10 @@ def run(
             loop.add_signal_handler(sig, on_signal)
         tokens = {point: token for point, (token, _) in judges.items()}
         _banner(event, base, db, timer_token, marshal_token, reader_token, speed, done, tokens)
+        print(f"  photo finish    {lynx}  (.lif files of the backward 100 m)", flush=True)
         if rehearsal:
             print(rehearsal, flush=True)
+        meeting = asyncio.create_task(meet.play(base, timer_token, lynx, event, speed, people))
         playing = asyncio.create_task(
             sim.play(
                 base, reader_token, actions, timer_token=timer_token,
@@ -215,8 +221,10 @@ def run(
                     print(f"simulation stopped: {playing.exception()}", flush=True)
                 await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (playing, stopping):
+            for task in (playing, stopping, meeting):
                 task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await meeting
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await playing
             server.should_exit = True
@@ -274,6 +282,7 @@ def _banner(
     print(f"  results         {base}/results/mile")
     print(f"  JSON API        {base}/api/v1/races")
     print(f"  timer console   {base}/signin#token={timer}")
+    print(f"  rounds desk     {base}/timer/rounds  (heats, finals, photo finish; as the timer)")
     print(f"  marshal (lake)  {base}/signin#token={marshal}")
     for point, token in (judges or {}).items():  # the obstacles' marshals judge there
         print(f"  marshal ({point})".ljust(18) + f"{base}/signin#token={token}")

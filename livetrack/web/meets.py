@@ -5,6 +5,7 @@ carries who wrote it and when):
 
 - ``GET /timer/rounds``: the rounds desk (draws, adjustments, photo-finish uploads and the
   hand-timed fallback for every race run in rounds).
+- ``GET /api/v1/rounds/{race}``: every round's heats, lanes, results and Q/q as JSON.
 - ``POST /api/v1/lif?name=FILE.lif``: a FinishLynx ``.lif`` file as the body. 200 with the
   stored record and the lines left out (``problems``, each ``file:line: why``) when some of
   it could be imported; 422 with ``problems`` when nothing could.
@@ -225,6 +226,15 @@ async def post_adjust(request: Request) -> Response:
     return JSONResponse({"results": await store(rt, [record])})
 
 
+def get_rounds(request: Request) -> Response:
+    """Every round of a race in rounds as JSON (public, like the race page)."""
+    st = runtime(request).state
+    race_id = str(request.path_params["race"])
+    if not has_rounds(st, race_id):
+        return JSONResponse({"error": f"no race {race_id!r} run in rounds here"}, 404)
+    return JSONResponse(rounds_view(st, race_id))
+
+
 def desk_view(state: RaceState, race_id: str) -> dict[str, Any]:
     """The rounds view with what the desk adds: the adjustments that may be undone."""
     view = rounds_view(state, race_id)
@@ -240,6 +250,7 @@ def desk_view(state: RaceState, race_id: str) -> dict[str, Any]:
 ROUTES: list[BaseRoute] = [
     Route("/timer/rounds", desk_page),
     Route("/api/v1/lif", post_lif, methods=["POST"]),
+    Route("/api/v1/rounds/{race}", get_rounds),
     Route("/api/v1/rounds/{race}/draw", post_draw, methods=["POST"]),
     Route("/api/v1/rounds/{race}/adjust", post_adjust, methods=["POST"]),
     Route("/api/v1/rounds/{race}/hand", post_hand, methods=["POST"]),
