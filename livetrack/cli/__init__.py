@@ -8,6 +8,7 @@ import argparse
 import logging
 import os
 
+from livetrack.cli import series as seriescli
 from livetrack.cli import site as sitecli
 from livetrack.cli.common import demo_event, load_event, tick_arg
 from livetrack.cli.serving import cmd_check_event, cmd_demo, cmd_serve
@@ -173,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis", help="redis://… URL of the event's log (with ?stream= or --event)")
     p.add_argument("--event", help="EVENT.toml: with --redis, names the stream livetrack:<id>")
     p.set_defaults(func=cmd_token)
+
+    seriescli.add_parser(sub)
 
     p = sub.add_parser(
         "evaluate-predictions",
