@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:
     from livetrack.domain.obstacles import Obstacle
     from livetrack.domain.rounds import Rounds
+    from livetrack.domain.standards import Standards
 
 RaceKind = Literal["timed", "team", "fun", "relay"]
 Role = Literal["main", "backup"]
@@ -94,10 +95,13 @@ class TeamScoring:
 class Championship:
     """Who may win the championship within an open race: every rule given must hold (an
     empty rule admits everyone). ``nationality``: ISO codes such as ``GBR``; ``clubs``: club
-    names as entered. A race without a ``[race.championship]`` table has no championship."""
+    names as entered; ``standard``: the entrant's qualifying performance must meet the race's
+    qualifying standard (:func:`livetrack.domain.standards.eligible`). A race without a
+    ``[race.championship]`` table has no championship."""
 
     nationality: tuple[str, ...] = ()
     clubs: tuple[str, ...] = ()
+    standard: bool = False
 
     def admits(self, nationality: str, club: str) -> bool:
         if self.nationality and nationality.strip().upper() not in self.nationality:
@@ -127,6 +131,8 @@ class Race:
     rounds: Rounds | None = None
     #: Obstacles judged by marshals (:mod:`livetrack.domain.obstacles`), in course order.
     obstacles: tuple[Obstacle, ...] = ()
+    #: Qualifying standards, this year's and next (:mod:`livetrack.domain.standards`).
+    standards: Standards | None = None
 
     def wave(self, wave_id: str) -> Wave:
         for w in self.waves:

@@ -17,6 +17,9 @@ CSV columns (:data:`CSV_COLUMNS` followed by one ``split_<checkpoint>`` per chec
                        without penalties, the seconds added (``H:MM:SS``) and which
                        obstacles cost them (``The Wall failed +0:30``); ``gun_time`` and
                        ``chip_time`` are then final times, penalties included
+``next_standard``      (races with next year's standards only, last before the splits)
+                       ``yes`` when the final time meets next year's standard for the
+                       runner's category or gender (:mod:`livetrack.domain.standards`)
 ``split_<id>``         cumulative elapsed time from the runner's own start at checkpoint
                        ``<id>`` (every checkpoint after the start, the finish last),
                        ``H:MM:SS``, blank where the runner has no passing
@@ -38,6 +41,7 @@ from livetrack.domain.durations import fmt_hms as fmt_hms
 from livetrack.domain.expect import start_ms
 from livetrack.domain.obstacles import describe
 from livetrack.domain.ranking import ALL
+from livetrack.domain.standards import meets_next
 from livetrack.domain.state import RaceState, Runner
 
 CSV_COLUMNS = (
@@ -77,6 +81,8 @@ class ResultRow:
     #: Obstacle penalties included in ``gun_ms`` and ``chip_ms``, and which obstacles.
     penalty_ms: int = 0
     penalties: str = ""
+    #: The finish (final time, by the race's ranking basis) meets next year's standard.
+    next_standard: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,7 @@ class ResultTable:
     checkpoints: tuple[tuple[str, str, float], ...]  # (id, name, metres) after the start
     rows: tuple[ResultRow, ...]
     obstacles: bool = False
+    standards: bool = False
 
 
 def parse_hms(text: str) -> float | None:
@@ -125,6 +132,7 @@ def _row(state: RaceState, r: Runner, division: str) -> ResultRow:
         reason=r.status_reason if r.status != "ok" else "",
         penalty_ms=pen,
         penalties=describe(r.penalty),
+        next_standard=finished and meets_next(r.race, r.p.gender, r.category, r.ranked.get(finish)),
     )
 
 
@@ -154,6 +162,7 @@ def table(state: RaceState, race_id: str, division: str = ALL) -> ResultTable:
         checkpoints=tuple((cp.id, cp.name, cp.distance_m) for cp in race.course.checkpoints[1:]),
         rows=tuple(rows),
         obstacles=bool(race.obstacles),
+        standards=race.standards is not None and bool(race.standards.next),
     )
 
 
@@ -167,8 +176,10 @@ def to_csv(t: ResultTable) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     extra = _OBSTACLE_COLUMNS if t.obstacles else ()
+    last = ("next_standard",) if t.standards else ()
     w.writerow(
-        [*CSV_COLUMNS[:9], *extra, *CSV_COLUMNS[9:]] + [f"split_{c}" for c, _, _ in t.checkpoints]
+        [*CSV_COLUMNS[:9], *extra, *CSV_COLUMNS[9:], *last]
+        + [f"split_{c}" for c, _, _ in t.checkpoints]
     )
     for r in t.rows:
         w.writerow(
@@ -186,6 +197,7 @@ def to_csv(t: ResultTable) -> str:
                 r.overall_position or "",
                 r.gender_position or "",
                 r.category_position or "",
+                *(("yes" if r.next_standard else "",) if t.standards else ()),
                 *(fmt_hms(s) for s in r.splits),
             ]
         )
@@ -229,6 +241,7 @@ def to_json(t: ResultTable) -> dict[str, Any]:
                 "penalties": r.penalties,
                 "raw_gun_ms": None if r.gun_ms is None else r.gun_ms - r.penalty_ms,
                 "reason": r.reason,
+                "meets_next_standard": r.next_standard,
                 "splits": {c: s for (c, _, _), s in zip(t.checkpoints, r.splits, strict=True)},
             }
             for r in t.rows
