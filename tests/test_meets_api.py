@@ -133,6 +133,7 @@ def test_the_watched_folder_imports_each_heat_and_the_final_is_drawn(tmp_path: P
         for bib, lane in final.heat(1):
             name = state(srv).runners[bib].name
             assert f'data-bib="{bib}" data-lane="{lane}"' in page and name in page
+        assert "The first 2 in each heat (Q) and the next 2 fastest (q) go to the Final." in page
         assert page.count('class="q q-big"') == 6 and page.count('class="q q-small"') == 2
         screen = http.get("/screen/b100").text
         assert "Final · lanes" in screen and "wind +1.2 m/s" in screen

@@ -118,6 +118,16 @@ class RaceRounds:
                             self.left_out.setdefault(res.key, []).append(bib)
                             continue
                         rs.marks[bib] = Mark(bib, heat, lane, place, status, time_ms, reaction)
+                if not rs.complete and rnd.advance is not None and rs.heats_in:
+                    # a heat's first places are Q the moment its result is in; the q
+                    # (fastest of the rest) wait for every heat
+                    top = rnd.advance.place
+                    sure = {
+                        m.bib: "Q"
+                        for m in rs.marks.values()
+                        if m.finished and m.place is not None and m.place <= top
+                    }
+                    rs.qualified = Qualified(sure, ())
                 if rs.complete and rnd.advance is not None and i + 1 < len(config.rounds):
                     nxt = config.rounds[i + 1]
                     room = nxt.heats * config.lanes

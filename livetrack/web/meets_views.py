@@ -28,7 +28,8 @@ def advance_text(config: Rounds, i: int) -> str:
         parts.append(f"the first {rnd.advance.place} in each heat (Q)")
     if rnd.advance.time:
         parts.append(f"the next {rnd.advance.time} fastest (q)")
-    return f"{' and '.join(parts).capitalize()} go to the {nxt}."
+    text = " and ".join(parts)
+    return f"{text[:1].upper()}{text[1:]} go to the {nxt}."
 
 
 def _athlete(state: RaceState, bib: str) -> tuple[str, str]:
