@@ -165,3 +165,44 @@ async def test_closing_waits_for_a_transaction_whose_caller_was_cancelled(tmp_pa
     task.cancel()
     await subs.close()  # a close under the running statement would crash the process
     assert finished == [True]
+
+
+async def test_failing_alert_passes_are_logged_once_when_they_start_and_once_on_recovery(
+    open_log: Callable[[], Any], caplog: Any
+) -> None:
+    import logging
+
+    clock = GUN + 321_000  # runner 12 passed halfway a second ago: an alert is due
+    records = [r for r in race_records() if getattr(r, "time_ms", 0) <= clock]
+    lg = open_log()
+    await lg.append(records)
+    st = RaceState(EVENT)
+    await catch_up(lg, st, None)
+    store = subscriptions_for(lg)
+    down = [True]
+
+    async def append(recs: list[Record]) -> Any:
+        if down[0]:
+            raise ConnectionError("the site link is down")
+        return await lg.append(recs)
+
+    sender = PushSender(await store.vapid_key(new_vapid_key), "mailto:t@example.org", store.remove)
+    await store.put(sub(1, (Follow("12", "finish", None, 60),)))
+    alerter = Alerter(st, store, sender, append, lambda: clock)
+    caplog.set_level(logging.INFO, logger="livetrack.alerts")
+    try:
+        assert [await alerter.attempt() for _ in range(5)] == [False] * 5
+        failing = [r for r in caplog.records if r.name == "livetrack.alerts"]
+        assert len(failing) == 1 and "failing" in failing[0].getMessage()
+        assert failing[0].exc_info is not None  # the cause is in the one line
+        down[0] = False
+        assert await alerter.attempt() is True
+        assert sender.queue.qsize() == 1  # the alert the failed passes could not claim
+        assert await alerter.attempt() is True
+        logged = [r.getMessage() for r in caplog.records if r.name == "livetrack.alerts"]
+        assert len(logged) == 2 and "after 5 failed" in logged[1]
+        down[0] = True
+        assert await alerter.attempt() is True  # nothing left to append: the pass works
+    finally:
+        await sender.stop()
+        await store.close()

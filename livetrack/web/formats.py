@@ -22,10 +22,12 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from livetrack.domain import topics
+from livetrack.domain.alerts import race_over
 from livetrack.domain.charity import charity_totals, has_charity
 from livetrack.domain.ranking import ALL
 from livetrack.domain.records_watch import record_watch
 from livetrack.domain.relay import leg_rankings, legs_of, relay_standings
+from livetrack.domain.standards import eligible
 from livetrack.domain.state import RaceState
 from livetrack.domain.teams import TeamResult, has_teams, team_standings
 from livetrack.domain.topics import Topic
@@ -298,6 +300,8 @@ def champ_view(state: RaceState, race_id: str, limit: int = 50) -> dict[str, Any
             r = state.runners[bib]
             if not rule.admits(r.p.nationality, r.p.club):
                 continue
+            if not eligible(race, r.p.gender, r.category, r.p.entry_ms):
+                continue
             rows.append(
                 {
                     "position": len(rows) + 1,
@@ -317,7 +321,19 @@ def champ_view(state: RaceState, race_id: str, limit: int = 50) -> dict[str, Any
         rules.append("nationality " + ", ".join(rule.nationality))
     if rule is not None and rule.clubs:
         rules.append("clubs: " + ", ".join(rule.clubs))
-    return {"race": race_id, "race_name": race.name, "rule": "; ".join(rules), "rows": rows}
+    if rule is not None and rule.standard:
+        rules.append("a qualifying performance within the standard")
+    # the champion: the first eligible finisher, once the race is over (leading until then)
+    champion = rows[0]["name"] if rows else ""
+    over = race_over(state, race, state.now_ms)
+    return {
+        "race": race_id,
+        "race_name": race.name,
+        "rule": "; ".join(rules),
+        "rows": rows,
+        "champion": champion,
+        "decided": over,
+    }
 
 
 def record_view(state: RaceState, race_id: str) -> dict[str, Any]:

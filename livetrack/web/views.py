@@ -108,6 +108,12 @@ def runner_row(state: RaceState, r: Runner, checkpoint: str, division: str) -> d
     race = r.race
     gun = state.elapsed(r, checkpoint, "gun")
     chip = state.elapsed(r, checkpoint, "chip")
+    # obstacle penalties count at the finish: its times are final times (raw + penalty)
+    pen = r.penalty.ms if checkpoint == race.course.checkpoints[-1].id else 0
+    raw = gun if race.rank_by == "gun" else chip
+    if pen:
+        gun = None if gun is None else gun + pen
+        chip = None if chip is None else chip + pen
     pos = state.position(r, checkpoint, division)
     cps = [cp.id for cp in race.course.checkpoints]
     i = cps.index(checkpoint)
@@ -134,6 +140,8 @@ def runner_row(state: RaceState, r: Runner, checkpoint: str, division: str) -> d
         "move": move,
         "prev_position": prev_position,
         "status": r.status,
+        "raw": fmt_elapsed(raw) if pen else "",
+        "penalty": "+" + fmt_elapsed(pen) if pen else "",
         "manual": passing is not None and passing.source in ("manual", "corrected"),
     }
 
