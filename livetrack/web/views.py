@@ -18,6 +18,7 @@ from livetrack.domain.alerts import race_over
 from livetrack.domain.event import Race
 from livetrack.domain.expect import expected, last_passing, next_checkpoint, start_ms
 from livetrack.domain.meet import progress
+from livetrack.domain.obstacles import describe
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, Runner
 
@@ -297,6 +298,13 @@ def runner(
                     "confirmed": p.confirmed,
                 }
             )
+            if cp.id == cps[-1].id and r.penalty.ms:  # the finish: final time, penalty shown
+                raw = state.elapsed(r, cp.id)
+                pen = r.penalty.ms
+                gun, chip = state.elapsed(r, cp.id, "gun"), state.elapsed(r, cp.id, "chip")
+                row["gun"] = fmt_elapsed(None if gun is None else gun + pen)
+                row["chip"] = fmt_elapsed(None if chip is None else chip + pen)
+                row["raw"], row["penalty"] = fmt_elapsed(raw), "+" + fmt_elapsed(pen)
             if i and pace_ms:
                 segments.append({"name": cp.name, "pace": pace_ms, "median": field[i - 1]})
             prev_t, prev_d = p.time_ms, cp.distance_m
@@ -321,6 +329,7 @@ def runner(
         "race_name": race.name,
         "status": r.status,
         "status_reason": r.status_reason,
+        "penalties": describe(r.penalty),
         "splits": splits,
         "segments": segments,
         "chart": pace_chart(segments),
