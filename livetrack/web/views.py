@@ -17,6 +17,7 @@ from typing import Any
 from livetrack.domain.alerts import race_over
 from livetrack.domain.event import Race
 from livetrack.domain.expect import expected, last_passing, next_checkpoint, start_ms
+from livetrack.domain.meet import progress
 from livetrack.domain.obstacles import describe
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, Runner
@@ -64,6 +65,9 @@ def race_status(
     finished = len(state.finishers[race.id])
     done = race_over(state, race, now_ms)
     status = "not started" if not started else ("finished" if done else "running")
+    rounds = state.meet.get(race.id)
+    if race.rounds is not None and rounds is not None:  # heats and finals: no gun, no mats
+        status, finished = progress(rounds, race.rounds)
     # the clock runs while the race does, and stops at the last finish once everyone is in
     stop = state.finishers[race.id][-1][0] if done and finished else now_ms
     cps = race.course.checkpoints
