@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from eventfiles import MILE_WITH_HALF, course, event_file, header, points, race
 from pushservice import PushService
 
 from livetrack.domain.event import load_event_text
@@ -16,35 +17,12 @@ from livetrack.service.push import PushSender, new_vapid_key
 from livetrack.store.base import Offset
 from livetrack.store.subscriptions import Follow, Subscription, subscriptions_for
 
-ONE_RACE = """
-[event]
-id = "one"
-name = "One Race"
-date = "2026-06-14"
-timezone = "Europe/London"
-
-[[course]]
-id = "c"
-checkpoints = [
-  { id = "start", name = "Start", distance = 0 },
-  { id = "half", name = "Halfway", distance = 800 },
-  { id = "finish", name = "Finish", distance = 1600 },
-]
-
-[[race]]
-id = "r"
-name = "The Mile"
-course = "c"
-max_speed_mps = 8.0
-
-[[timing_point]]
-id = "half"
-checkpoint = "half"
-
-[[timing_point]]
-id = "finish"
-checkpoint = "finish"
-"""
+ONE_RACE = event_file(
+    header("one", "One Race"),
+    course("c", MILE_WITH_HALF),
+    race("r", "The Mile", "c", max_speed_mps=8.0),
+    points("half", "finish"),
+)
 EVENT = load_event_text(ONE_RACE)
 GUN = 1_781_431_200_000  # 10:00 BST on the event's day
 
