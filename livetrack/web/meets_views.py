@@ -73,8 +73,22 @@ def _heat_rows(state: RaceState, rs: RoundState, heat: int) -> list[dict[str, An
                 r["fine"] = fmt_thousandths(r.get("ms"))
     for r in rows:
         r.pop("sort", None)
-        r.pop("ms", None)
     return rows
+
+
+def _thousandths_across(heats: list[dict[str, Any]]) -> None:
+    """Where a time that went on and one that did not are equal to the hundredth (in any
+    heats of the round), show both to the thousandth: that is what decided it."""
+    rows = [r for h in heats for r in h["rows"] if r["status"] == "" and r.get("ms")]
+    by_shown: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_shown.setdefault(r["time"], []).append(r)
+    for same in by_shown.values():
+        if len({bool(r["mark"]) for r in same}) > 1:
+            for r in same:
+                r["fine"] = fmt_thousandths(r["ms"])
+    for r in (r for h in heats for r in h["rows"]):
+        r.pop("ms", None)
 
 
 def round_view(
@@ -99,6 +113,7 @@ def round_view(
                     "rows": _heat_rows(state, rs, h),
                 }
             )
+    _thousandths_across(heats)
     if rs.draw is None:
         status = "not drawn yet"
     elif rs.complete:
