@@ -5,6 +5,8 @@ lanes and Q/q."""
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 import uuid
 from pathlib import Path
@@ -135,5 +137,13 @@ def test_the_watched_folder_imports_each_heat_and_the_final_is_drawn(tmp_path: P
             assert f'data-bib="{bib}" data-lane="{lane}"' in page and name in page
         assert "The first 2 in each heat (Q) and the next 2 fastest (q) go to the Final." in page
         assert page.count('class="q q-big"') == 6 and page.count('class="q q-small"') == 2
+        rows = list(csv.DictReader(io.StringIO(http.get("/results/b100.csv").text)))
+        assert len([r for r in rows if r["round"] == "heats"]) == 20
+        assert sorted(r["bib"] for r in rows if r["round"] == "final") == sorted(final.bibs())
+        q = [r["qualified"] for r in rows if r["round"] == "heats"]
+        assert (q.count("Q"), q.count("q")) == (6, 2)
+        first = next(r for r in rows if r["round"] == "heats" and r["heat"] == "1")
+        assert first["time_ms"] and first["reaction"] == "0.150" and first["wind"] == "+1.2 m/s"
+        assert "Heats · heat 3" in http.get("/results/b100").text
         screen = http.get("/screen/b100").text
         assert "Final · lanes" in screen and "wind +1.2 m/s" in screen

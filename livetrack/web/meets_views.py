@@ -4,6 +4,8 @@ with who qualified, and the next round's lanes)."""
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from livetrack.domain.meet import RaceRounds, RoundState
@@ -160,3 +162,38 @@ def screen_view(state: RaceState, race_id: str) -> dict[str, Any]:
         (r for r in rounds if not r["drawn"]), None
     )
     return {"race": race_id, "latest": latest, "next": upcoming}
+
+
+CSV_COLUMNS = ("round", "heat", "lane", "place", "bib", "name", "club", "time", "time_ms",
+               "reaction", "status", "qualified", "wind", "source")  # fmt: skip
+
+
+def rounds_csv(state: RaceState, race_id: str) -> str:
+    """Every result of every round, one athlete a row (``time`` to the hundredth rounded up,
+    ``time_ms`` to the thousandth; ``qualified`` is Q, q or empty)."""
+    rr = state.meet.get(race_id)
+    config = state.event.races[race_id].rounds
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    if rr is None or config is None:
+        return out.getvalue()
+    for rnd in config.rounds:
+        rs = rr.state(rnd.id)
+        if rs.draw is None:
+            continue
+        for heat in range(1, rs.draw.heats + 1):
+            res = rs.heats_in.get(heat)
+            for bib, lane in rs.draw.heat(heat):
+                m = rs.marks.get(bib)
+                name, club = _athlete(state, bib)
+                q = rs.qualified.marks.get(bib, "") if rs.qualified else ""
+                w.writerow((
+                    rnd.id, heat, m.lane or lane if m else lane, m.place or "" if m else "",
+                    bib, name, club, fmt_track(m.time_ms) if m else "",
+                    m.time_ms if m and m.time_ms is not None else "",
+                    f"{m.reaction_ms / 1000:.3f}" if m and m.reaction_ms is not None else "",
+                    m.status if m else "", q, res.wind if res else "",
+                    res.source if res else "",
+                ))  # fmt: skip
+    return out.getvalue()
