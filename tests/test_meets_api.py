@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from conftest import PATIENCE_S
-from meetkit import entries, heat_rows, lif, meet_event
+from factory import EVENT_TOML
+from meetkit import ENTRIES, TRACK, entries, heat_rows, lif, meet_event
 from server import Running, serve
 
+from livetrack.cli import main as cli
 from livetrack.domain.state import RaceState
 
 
@@ -147,3 +150,16 @@ def test_the_watched_folder_imports_each_heat_and_the_final_is_drawn(tmp_path: P
         assert "Heats · heat 3" in http.get("/results/b100").text
         screen = http.get("/screen/b100").text
         assert "Final · lanes" in screen and "wind +1.2 m/s" in screen
+
+
+def test_check_event_lists_the_rounds_and_entries_without_a_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event_file = tmp_path / "event.toml"
+    event_file.write_text(EVENT_TOML + TRACK)
+    people = tmp_path / "entries.csv"
+    people.write_text(ENTRIES + "121,b100,No,Time,M,Club 1,\n")
+    assert cli(["check-event", str(event_file), "--participants", str(people)]) == 0
+    out = capsys.readouterr().out
+    assert "    in rounds: Heats → Final; 8 lanes; photo-finish event 7" in out
+    assert "  b100: 1 entries without an entry time (seeded last, by lot): bib 121" in out
