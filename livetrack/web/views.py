@@ -21,6 +21,7 @@ from livetrack.domain.meet import progress
 from livetrack.domain.obstacles import describe
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, Runner
+from livetrack.web.meets_views import athlete_rounds
 
 
 def fmt_elapsed(ms: int | None) -> str:
@@ -330,6 +331,7 @@ def runner(
         "status": r.status,
         "status_reason": r.status_reason,
         "penalties": describe(r.penalty),
+        "rounds": athlete_rounds(state, r.bib),
         "splits": splits,
         "segments": segments,
         "chart": pace_chart(segments),
