@@ -12,6 +12,7 @@ from sortedcontainers import SortedList
 
 from livetrack.domain.event import Event, Race
 from livetrack.domain.forecast import Forecasts
+from livetrack.domain.meet import Meet
 from livetrack.domain.passings import CourseFeeds, Passing, compute
 from livetrack.domain.ranking import ALL, FINISHERS, Boards, Move
 from livetrack.domain.readers import ReaderHealth
@@ -51,6 +52,8 @@ class DerivedState:
         #: Keys of the push alerts decided so far (see ``livetrack.domain.alerts``).
         self.alerts_sent: set[str] = set()
         self.readers = ReaderHealth()
+        #: Races run in rounds: draws, heat results, qualifiers (``livetrack.domain.meet``).
+        self.meet = Meet(event)
         self.now_ms = 0
         self.applied = 0
         self._undone: set[str] = set()
@@ -194,8 +197,9 @@ class DerivedState:
             after = None
             if p is not None and rankable and base is not None:
                 after = p.time_ms - base
-                if cp_id == finish and runner.status == "DNF":
-                    after = None
+                if cp_id == finish:
+                    # obstacle penalties count at the finish (DQ ones made it unrankable)
+                    after = None if runner.status == "DNF" else after + runner.penalty.ms
             changed.add(marshal)
             if before == after:
                 continue

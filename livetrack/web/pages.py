@@ -25,6 +25,7 @@ from livetrack.domain.state import (
 from livetrack.domain.topics import Topic
 from livetrack.service.runtime import Runtime
 from livetrack.web import views
+from livetrack.web.meets import ROUNDS
 from livetrack.web.regions import Ctx, Region, is_race
 from livetrack.web.render import Renderer, safe
 
@@ -67,6 +68,10 @@ def race(request: Request) -> HTMLResponse:
         board_topic(race_id, point, division),
         feed_topic(race_id),
     )
+    if race.rounds is not None:  # heats and finals: their start lists and results instead
+        rounds = ROUNDS(race_id)
+        html = r.page("race.html", rs=r.model(head), ro=r.model(rounds), topics=[head, rounds])
+        return HTMLResponse(html)
     html = r.page(
         "race.html",
         rs=r.model(head),
@@ -75,6 +80,7 @@ def race(request: Request) -> HTMLResponse:
         point=point,
         division=division,
         divisions=divisions,
+        ro=None,
         topics=[head, board, feed],
     )
     return HTMLResponse(html)
