@@ -5,16 +5,21 @@ lanes and Q/q."""
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from conftest import PATIENCE_S
-from meetkit import entries, heat_rows, lif, meet_event
+from factory import EVENT_TOML
+from meetkit import ENTRIES, TRACK, entries, heat_rows, lif, meet_event
 from server import Running, serve
 
+from livetrack.cli import main as cli
 from livetrack.domain.state import RaceState
 
 
@@ -135,5 +140,26 @@ def test_the_watched_folder_imports_each_heat_and_the_final_is_drawn(tmp_path: P
             assert f'data-bib="{bib}" data-lane="{lane}"' in page and name in page
         assert "The first 2 in each heat (Q) and the next 2 fastest (q) go to the Final." in page
         assert page.count('class="q q-big"') == 6 and page.count('class="q q-small"') == 2
+        rows = list(csv.DictReader(io.StringIO(http.get("/results/b100.csv").text)))
+        assert len([r for r in rows if r["round"] == "heats"]) == 20
+        assert sorted(r["bib"] for r in rows if r["round"] == "final") == sorted(final.bibs())
+        q = [r["qualified"] for r in rows if r["round"] == "heats"]
+        assert (q.count("Q"), q.count("q")) == (6, 2)
+        first = next(r for r in rows if r["round"] == "heats" and r["heat"] == "1")
+        assert first["time_ms"] and first["reaction"] == "0.150" and first["wind"] == "+1.2 m/s"
+        assert "Heats · heat 3" in http.get("/results/b100").text
         screen = http.get("/screen/b100").text
         assert "Final · lanes" in screen and "wind +1.2 m/s" in screen
+
+
+def test_check_event_lists_the_rounds_and_entries_without_a_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event_file = tmp_path / "event.toml"
+    event_file.write_text(EVENT_TOML + TRACK)
+    people = tmp_path / "entries.csv"
+    people.write_text(ENTRIES + "121,b100,No,Time,M,Club 1,\n")
+    assert cli(["check-event", str(event_file), "--participants", str(people)]) == 0
+    out = capsys.readouterr().out
+    assert "    in rounds: Heats → Final; 8 lanes; photo-finish event 7" in out
+    assert "  b100: 1 entries without an entry time (seeded last, by lot): bib 121" in out

@@ -42,6 +42,7 @@ from starlette.routing import BaseRoute, Route
 from livetrack.domain import topics
 from livetrack.domain.alerts import race_over
 from livetrack.domain.expect import expected, next_checkpoint, overdue_ms
+from livetrack.domain.obstacles import obstacle_at
 from livetrack.domain.records import Record, Sighting, Sweep, TokenRecord
 from livetrack.domain.state import RaceState, Runner, marshal_topic
 from livetrack.domain.topics import dom_id
@@ -257,6 +258,8 @@ def marshal_view(state: RaceState, cp_id: str, now: int) -> dict[str, Any]:
                         "source": here.source,
                         "confirmed": here.confirmed,
                         "flag": here.contradiction,
+                        # only runners whose race has its obstacle here are judged here
+                        "judge": obstacle_at(r.race.obstacles, cp_id) is not None,
                         "judged": judgement_here(r, cp_id) if r.race.obstacles else "",
                     },
                 )
