@@ -267,6 +267,7 @@ def test_a_sprinters_page_shows_heat_lane_q_and_the_next_rounds_lane(tmp_path: P
         heat, lane = heats.where("101") or (0, 0)
         page = http.get("/runners/101").text
         assert f"Next: Heats · heat {heat}, lane {lane}." in page
+        assert "Heats: start list" in http.get("/races/b100").text  # not "0 / 20 finished"
         assert "Not seen on the course yet" not in page
         for h in (1, 2, 3):
             assert upload(
@@ -285,6 +286,7 @@ def test_a_sprinters_page_shows_heat_lane_q_and_the_next_rounds_lane(tmp_path: P
             "1st",
             "Q",
         )
+        assert "Final: start list" in http.get("/screen/b100").text
         out = next(b for b in heats.bibs() if b not in final.bibs())
         assert "Not through to the Final." in http.get(f"/runners/{out}").text
 
