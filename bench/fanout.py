@@ -553,13 +553,16 @@ def percentile(hist: array.array[int], q: float) -> float:
 # -- the bare ceiling ---------------------------------------------------------------------------
 
 
-def ceiling_main(pipe: Connection, port: int) -> None:
+def ceiling_main(pipe: Connection, port: int, previous: bool = False) -> None:
     """A bare ``websockets`` server: a snapshot on connect, then, on command, the given
     messages in turn, each as one frame built once and written straight to every
     connection's transport: compressed for the connections that negotiated permessage-deflate
     as livetrack's do (no context takeover, so one compressed frame suits them all), plain for
     the others. The clients thus read the same frames as from livetrack, and the server does
-    nothing per frame but the write."""
+    nothing per frame but the write.
+
+    ``previous``: the ceiling as it was before (``--previous-ceiling``): no extension
+    offered, each message sent with ``broadcast``, which frames it for every connection."""
     raise_nofile(65536)
     with contextlib.suppress(ImportError):
         import uvloop
@@ -567,7 +570,7 @@ def ceiling_main(pipe: Connection, port: int) -> None:
         uvloop.install()
 
     async def main() -> None:
-        from websockets.asyncio.server import ServerConnection, serve
+        from websockets.asyncio.server import ServerConnection, broadcast, serve
         from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
         from livetrack.live.wire import deflate_frame, text_frame
@@ -590,7 +593,8 @@ def ceiling_main(pipe: Connection, port: int) -> None:
         )
         loop = asyncio.get_running_loop()
         async with serve(
-            handler, "127.0.0.1", port, compression=None, extensions=[shared_deflate],
+            handler, "127.0.0.1", port, compression=None,
+            extensions=None if previous else [shared_deflate],
             ping_interval=20, ping_timeout=20, max_size=2**20, backlog=4096,
         ):  # fmt: skip
             pipe.send(os.getpid())
@@ -607,10 +611,13 @@ def ceiling_main(pipe: Connection, port: int) -> None:
                     sent = 0
                     t_end = time.monotonic() + seconds
                     while time.monotonic() < t_end:
-                        plain, packed = frames[sent % len(frames)]
-                        for transport, compressed in targets:
-                            if not transport.is_closing():
-                                transport.write(packed if compressed else plain)
+                        if previous:
+                            broadcast(conns, messages[sent % len(messages)], text=True)
+                        else:
+                            plain, packed = frames[sent % len(frames)]
+                            for transport, compressed in targets:
+                                if not transport.is_closing():
+                                    transport.write(packed if compressed else plain)
                         sent += 1
                         await asyncio.sleep(0)
                         # no backpressure in a bare write: wait while the write buffers are full
@@ -628,12 +635,17 @@ def ceiling_main(pipe: Connection, port: int) -> None:
 
 
 def measure_ceiling(
-    clients: Clients, n: int, messages: list[bytes], seconds: float, snapshot: bytes
+    clients: Clients,
+    n: int,
+    messages: list[bytes],
+    seconds: float,
+    snapshot: bytes,
+    previous: bool = False,
 ) -> dict[str, Any]:
     ctx = mp.get_context("fork")
     port = free_port()
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=ceiling_main, args=(child, port), daemon=True)
+    proc = ctx.Process(target=ceiling_main, args=(child, port, previous), daemon=True)
     proc.start()
     try:
         pid = parent.recv()
@@ -1083,6 +1095,12 @@ def main() -> None:
     ap.add_argument("--connect-only", action="store_true", help="connect and snapshot only")
     ap.add_argument("--no-ceiling", action="store_true")
     ap.add_argument(
+        "--previous-ceiling",
+        action="store_true",
+        help="also measure the ceiling as it was before (plain frames of the mean size, sent"
+        " with broadcast) and report previous_ratio",
+    )
+    ap.add_argument(
         "--sat-seconds", type=float, default=10.0, help="saturation phase length (0: none)"
     )
     ap.add_argument("--sat-rate", type=float, default=200.0, help="reads/s in saturation")
@@ -1196,6 +1214,18 @@ def main() -> None:
             secs = min(sat.seconds if saturate else latency.seconds, 10)
             ceiling = measure_ceiling(clients, args.clients, messages, secs, firsts[0])
             result["ceiling"] = {k: round(v, 1) for k, v in ceiling.items()}
+            if args.previous_ceiling:
+                # as it was: plain frames of the mean size, framed per connection by broadcast
+                size = max(64, int(runs[0]["mean_frame_bytes"]))
+                text = (sample * (size // max(1, len(sample)) + 1))[:size]
+                frame = text.decode("utf-8", "ignore").encode()
+                frame += b" " * (size - len(frame))
+                old = measure_ceiling(clients, args.clients, [frame], secs, firsts[0], True)
+                result["previous_ceiling"] = {k: round(v, 1) for k, v in old.items()}
+                for r in runs:
+                    r["previous_ratio"] = round(
+                        r["delivered_frames_per_s"] / old["frames_per_s"], 2
+                    )
             for r in runs:
                 r["ratio"] = round(r["delivered_frames_per_s"] / ceiling["frames_per_s"], 2)
                 # the same comparison in server CPU per frame of the same size
