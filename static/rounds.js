@@ -99,6 +99,28 @@
     }
   });
 
+  // A pushed update redraws the desk: keep what the timer is typing (hand times, a bib).
+  var typed = {};
+  function fieldKey(el) {
+    var form = el.closest("form");
+    if (!form) return null;
+    return [form.className, form.dataset.race || "", form.dataset.round || "",
+            form.dataset.heat || "", el.name].join("|");
+  }
+  document.body.addEventListener("htmx:oobBeforeSwap", function () {
+    typed = {};
+    root.querySelectorAll("form textarea, form input[name]").forEach(function (el) {
+      var key = fieldKey(el);
+      if (key && el.value) typed[key] = el.value;
+    });
+  });
+  document.body.addEventListener("htmx:oobAfterSwap", function () {
+    root.querySelectorAll("form textarea, form input[name]").forEach(function (el) {
+      var key = fieldKey(el);
+      if (key && typed[key] !== undefined) el.value = typed[key];
+    });
+  });
+
   if (!S.token()) { S.signedOut(); return; }
   S.whoami().then(function (g) {
     if (g.role !== "timer") { S.notice("This desk needs a timer token; yours is a " + g.role + "'s."); return; }

@@ -1,40 +1,27 @@
-"""A small obstacle course event for tests, written the way a race director would."""
+"""A small obstacle course event for tests (built with :mod:`eventfiles`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from eventfiles import START, course, event_file, header, race
+
 from livetrack.domain.event import Event, load_event_text
 from livetrack.domain.records import ChipRead, GunStart, Judgement, ParticipantRecord
 
-OBSTACLE_TOML = """
-[event]
-id = "ocr"
-name = "Backward Obstacle Course"
-venue = "Heaton Park"
-date = "2026-06-14"
-timezone = "Europe/London"
-
-[[course]]
-id = "ocr"
-checkpoints = [
-  { id = "start", name = "Start", distance = 0 },
-  { id = "wall", name = "The Wall", distance = 400 },
-  { id = "net", name = "Cargo Net", distance = 800 },
-  { id = "finish", name = "Finish", distance = 1200 },
-]
-
-[[race]]
-id = "ocr"
-name = "Obstacle Course"
-course = "ocr"
-max_speed_mps = 4.0
-obstacles = [
-  { point = "wall", name = "The Wall", failed = "0:30", missed = "DQ" },
-  { point = "net", name = "Cargo Net", cleared = 0, failed = 60, missed = "2:00" },
-]
-"""
+OBSTACLE_TOML = event_file(
+    header("ocr", "Backward Obstacle Course"),
+    course(
+        "ocr",
+        [START, ("wall", "The Wall", 400), ("net", "Cargo Net", 800), ("finish", "Finish", 1200)],
+    ),
+    race("ocr", "Obstacle Course", "ocr", max_speed_mps=4.0)
+    + "obstacles = [\n"
+    + '  { point = "wall", name = "The Wall", failed = "0:30", missed = "DQ" },\n'
+    + '  { point = "net", name = "Cargo Net", cleared = 0, failed = 60, missed = "2:00" },\n'
+    + "]\n",
+)
 
 GUN = int(datetime(2026, 6, 14, 9, 0, tzinfo=UTC).timestamp() * 1000)
 

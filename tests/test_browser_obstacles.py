@@ -79,3 +79,9 @@ async def test_a_failed_judgement_on_the_marshals_phone_reranks_the_open_leaderb
         await screen.goto(f"{srv.url}/screen/ocr?panels=feed,board")
         await screen.locator(".sfeed .spen").get_by_text("+0:30 pen").wait_for(timeout=WAIT_MS)
         await screen.screenshot(path=str(shot_path("obstacle-big-screen")))
+
+        results: Any = await page_factory(width=1024, height=600)
+        await results.goto(f"{srv.url}/results/ocr")
+        row = results.locator(".results-table tbody tr").nth(2)
+        assert await row.locator(".penalty").inner_text() == "+0:00:30\nThe Wall failed +0:30"
+        await results.screenshot(path=str(shot_path("obstacle-results")), full_page=True)

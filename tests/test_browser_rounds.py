@@ -1,6 +1,7 @@
 """Heats and a final in a real Chromium: a spectator's page and the big screen, both open on
 the final, show the final's draw (lanes and names) when the last heat's photo-finish file
-lands in the watched folder; the timer's rounds desk uploads a file and lists its bad lines."""
+lands in the watched folder; the timer's rounds desk uploads a file and lists its bad lines,
+keeping what the timer is typing while the desk is redrawn."""
 
 from __future__ import annotations
 
@@ -110,6 +111,8 @@ async def test_the_rounds_desk_uploads_a_file_and_lists_the_lines_left_out(
         text = lif(1, rows) + "4,555,9,Nobody,No,Club,0.00,,,\r\n"
         upload = tmp_path / "007-1-01.lif"
         upload.write_text(text, "latin-1")
+        heat2 = desk.locator('form.hand-form[data-heat="2"] textarea')
+        await heat2.fill("1, 102, 14.4")  # the timer is typing heat 2's hand times meanwhile
         await page.set_input_files("#lif-file", str(upload))  # type: ignore[attr-defined]
         await page.click("#lif-form button[type=submit]")  # type: ignore[attr-defined]
         report = page.locator("#lif-report")  # type: ignore[attr-defined]
@@ -119,4 +122,7 @@ async def test_the_rounds_desk_uploads_a_file_and_lists_the_lines_left_out(
         line = len(rows) + 2
         assert f"007-1-01.lif:{line}: a time of 0 is not a result" in await report.inner_text()
         await desk.get_by_text("result in (photo finish)").wait_for(timeout=WAIT_MS)
+        assert await desk.locator('form.hand-form[data-heat="2"] textarea').input_value() == (
+            "1, 102, 14.4"
+        )  # the pushed redraw kept what was typed
         await page.screenshot(path=str(shot_path("rounds-desk-upload")), full_page=True)  # type: ignore[attr-defined]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from meetkit import drawn_state, entries, heat_rows, lif, meet_event
+from factory import EVENT_TOML
+from meetkit import TRACK, drawn_state, entries, heat_rows, lif, meet_event
 
+from livetrack.domain.event import load_event_text
 from livetrack.domain.meet_records import DrawRound, HeatResult, RoundAdjust
 from livetrack.domain.records import decode, encode
 from livetrack.domain.snapshot import dumps, loads
@@ -149,3 +151,40 @@ def test_meet_records_survive_encoding_and_a_snapshot() -> None:
     _import_heat(st, 2)
     _import_heat(st, 3, 14_020)
     assert _final(restored[1]) == _final(st) != []
+
+
+SEMIS = TRACK.replace(
+    '[[race.rounds.round]]\nid = "final"',
+    '[[race.rounds.round]]\nid = "semi"\nname = "Semi-finals"\nheats = 2\n'
+    "advance = { place = 4 }\n\n"
+    '[[race.rounds.round]]\nid = "final"',
+).replace("{ place = 2, time = 2 }", "{ place = 4, time = 4 }")
+
+
+def test_semi_finals_are_seeded_in_a_serpentine_and_send_the_first_four_to_the_final() -> None:
+    ev = load_event_text(EVENT_TOML + SEMIS)
+    st = RaceState(ev)
+    st.apply_all(entries(ev))
+    st.apply(DrawRound("draw-semis-1", "b100", "heats", "s"))
+    for h, base in ((1, 14_000), (2, 14_050), (3, 14_020)):
+        _import_heat(st, h, base)
+    rr = st.meet.get("b100")
+    assert rr is not None
+    semi = rr.state("semi").draw
+    assert semi is not None and semi.heats == 2 and len(semi.seats) == 16
+    q = rr.state("heats").qualified
+    assert q is not None
+    # dealt 1, 2, 2, 1: the best and the fourth ranked meet in one semi, 2 and 3 in the other
+    heat_of = {b: h for b, h, _ in semi.seats}
+    one, two, three, four = q.order[:4]
+    assert heat_of[one] == heat_of[four] != heat_of[two] == heat_of[three]
+    assert rr.state("final").draw is None
+    for h in (1, 2):
+        rows = heat_rows(st, "semi", h, 13_900 + h * 10)
+        got = import_lif(st, lif(h, rows, round_no=2), f"s{h}.lif")
+        assert got.problems == [] and got.record is not None
+        st.apply(got.record)
+    final = rr.state("final").draw
+    assert final is not None and len(final.seats) == 8
+    winners = {b for b, m in (rr.state("semi").qualified or q).marks.items() if m == "Q"}
+    assert winners == final.bibs()

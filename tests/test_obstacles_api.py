@@ -75,6 +75,10 @@ def test_a_failed_judgement_reranks_the_board_and_shows_raw_penalty_and_final_ti
             "position,bib,name,gender,category,club,status,gun_time,chip_time,raw_time,penalty,penalties"
         )
         assert csv[2].split(",")[1] == "1" and "0:05:00,0:00:30,The Wall failed +0:30" in csv[2]
+        card = http.get("/api/v1/runners/1").json()
+        finish = card["splits"][-1]
+        assert (finish["gun"], finish["raw"], finish["penalty"]) == ("5:30", "5:00", "+0:30")
+        assert card["penalties"] == "The Wall failed +0:30"
         history = http.get("/api/v1/history/1", headers=bearer(srv.tokens["timer"])).text
         assert "judged failed at The Wall (+0:30)" in history and "marshal wall #" in history
 

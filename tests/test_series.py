@@ -262,3 +262,38 @@ def test_an_unknown_race_in_a_log_event_is_named(tmp_path: Path) -> None:
         from livetrack.cli.series import load
 
         load(str(path))
+
+
+def test_the_standings_can_be_written_as_a_page(tmp_path: Path) -> None:
+    from html.parser import HTMLParser
+
+    path = write_series(tmp_path)
+    page = tmp_path / "standings.html"
+    assert main(["series", str(path), "--html", str(page)]) == 0
+
+    class Rows(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.cell = []
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("td", "th") and self.cell is not None:
+                self.rows[-1].append(" ".join("".join(self.cell).split()))
+                self.cell = None
+
+        def handle_data(self, data: str) -> None:
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Rows()
+    parser.feed(page.read_text())
+    assert parser.rows[0][:4] == ["Pos", "Athlete", "Points", "Wins"]
+    assert parser.rows[1] == ["1", "Ada Byrne (F)", "16", "1", "10 (1)", "[6]", "6 (2)"]
+    assert [r[0] for r in parser.rows[1:]] == ["1", "2", "3", "4"]

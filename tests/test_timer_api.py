@@ -206,7 +206,9 @@ async def test_the_announcer_shows_a_finisher_with_name_and_position_within_a_se
                 frag = await recv_until(ws, "Ada Lovelace")
                 took = loop.time() - sent
                 assert took < 1.0, f"the finisher was announced after {took:.2f} s"
-                first = frag.split("<li>")[1]
+                # the new finisher's line alone, put first in the list
+                first = frag.split("<li")[1]
+                assert 'data-p="first:t-announce-l"' in frag
                 assert "Ada Lovelace" in first and '<span class="pos">2</span>' in first
 
 

@@ -1,4 +1,5 @@
-"""``livetrack series FILE [--json]``: the standings of a series across events.
+"""``livetrack series FILE [--json] [--html PAGE]``: the standings of a series across events
+(``--html`` also writes them as a standalone page).
 
 Each event's results are read from its results export (CSV or JSON) or by folding its event
 log (with its event file); paths in the series file are relative to the series file. The
@@ -159,6 +160,11 @@ def cmd_series(args: argparse.Namespace) -> int:
     except SeriesError as exc:
         raise SystemExit(f"livetrack series: {exc}") from None
     ranked = standings(series, results)
+    if args.html:
+        from livetrack.web.render import make_env
+
+        page = make_env().get_template("series.html").render(s=to_json(series, ranked))
+        Path(args.html).write_text(page, "utf-8")
     if args.json:
         print(json.dumps(to_json(series, ranked), indent=2, ensure_ascii=False))
     else:
@@ -170,4 +176,5 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("series", help="standings of a series across events (points by place)")
     p.add_argument("file", help="the series file (TOML): its events and points table")
     p.add_argument("--json", action="store_true", help="print the standings as JSON")
+    p.add_argument("--html", metavar="FILE", help="also write the standings as a page to FILE")
     p.set_defaults(func=cmd_series)

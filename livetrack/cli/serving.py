@@ -25,12 +25,23 @@ def cmd_check_event(args: argparse.Namespace) -> int:
     for race in event.races.values():
         cps = " → ".join(f"{cp.id} ({cp.distance_m:g} m)" for cp in race.course.checkpoints)
         print(f"  race {race.id} [{race.kind}]: {race.name}: {cps}")
+        if race.rounds is not None:
+            chain = " → ".join(r.name for r in race.rounds.rounds)
+            print(f"    in rounds: {chain}; {race.rounds.lanes} lanes; photo-finish event "
+                  f"{race.rounds.lynx_event}")  # fmt: skip
     for p in event.points.values():
         print(f"  timing point {p.id} [{p.role}] feeds {', '.join(p.checkpoints)}")
     if args.participants:
         people = load_participants(args.participants, event)
         print(f"  {len(people)} participants")
         _check_standards(args.participants, event, people)
+        for race in event.races.values():
+            if race.rounds is None:
+                continue
+            untimed = [p.bib for p in people if p.race == race.id and p.entry_ms is None]
+            if untimed:
+                print(f"  {race.id}: {len(untimed)} entries without an entry time (seeded "
+                      f"last, by lot): bib {', '.join(untimed[:10])}")  # fmt: skip
     return 0
 
 

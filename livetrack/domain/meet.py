@@ -156,6 +156,17 @@ class RaceRounds:
         return Draw(heats, tuple(seats))
 
 
+def progress(rr: RaceRounds, config: Rounds) -> tuple[str, int]:
+    """A race in rounds as a race's status (``not started`` until the first heat's result,
+    ``finished`` once the last round is complete, else ``running``) and how many finished
+    the last round."""
+    last = rr.state(config.rounds[-1].id)
+    finished = sum(1 for m in last.marks.values() if m.finished)
+    if last.complete:
+        return "finished", finished
+    return ("running" if rr.results else "not started"), finished
+
+
 class Meet:
     """Every race's rounds (only races whose event entry has ``rounds``)."""
 

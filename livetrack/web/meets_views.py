@@ -4,6 +4,8 @@ with who qualified, and the next round's lanes)."""
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from livetrack.domain.meet import RaceRounds, RoundState
@@ -73,8 +75,22 @@ def _heat_rows(state: RaceState, rs: RoundState, heat: int) -> list[dict[str, An
                 r["fine"] = fmt_thousandths(r.get("ms"))
     for r in rows:
         r.pop("sort", None)
-        r.pop("ms", None)
     return rows
+
+
+def _thousandths_across(heats: list[dict[str, Any]]) -> None:
+    """Where a time that went on and one that did not are equal to the hundredth (in any
+    heats of the round), show both to the thousandth: that is what decided it."""
+    rows = [r for h in heats for r in h["rows"] if r["status"] == "" and r.get("ms")]
+    by_shown: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_shown.setdefault(r["time"], []).append(r)
+    for same in by_shown.values():
+        if len({bool(r["mark"]) for r in same}) > 1:
+            for r in same:
+                r["fine"] = fmt_thousandths(r["ms"])
+    for r in (r for h in heats for r in h["rows"]):
+        r.pop("ms", None)
 
 
 def round_view(
@@ -99,6 +115,7 @@ def round_view(
                     "rows": _heat_rows(state, rs, h),
                 }
             )
+    _thousandths_across(heats)
     if rs.draw is None:
         status = "not drawn yet"
     elif rs.complete:
@@ -145,3 +162,92 @@ def screen_view(state: RaceState, race_id: str) -> dict[str, Any]:
         (r for r in rounds if not r["drawn"]), None
     )
     return {"race": race_id, "latest": latest, "next": upcoming}
+
+
+CSV_COLUMNS = ("round", "heat", "lane", "place", "bib", "name", "club", "time", "time_ms",
+               "reaction", "status", "qualified", "wind", "source")  # fmt: skip
+
+
+def rounds_csv(state: RaceState, race_id: str) -> str:
+    """Every result of every round, one athlete a row (``time`` to the hundredth rounded up,
+    ``time_ms`` to the thousandth; ``qualified`` is Q, q or empty)."""
+    rr = state.meet.get(race_id)
+    config = state.event.races[race_id].rounds
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    if rr is None or config is None:
+        return out.getvalue()
+    for rnd in config.rounds:
+        rs = rr.state(rnd.id)
+        if rs.draw is None:
+            continue
+        for heat in range(1, rs.draw.heats + 1):
+            res = rs.heats_in.get(heat)
+            for bib, lane in rs.draw.heat(heat):
+                m = rs.marks.get(bib)
+                name, club = _athlete(state, bib)
+                q = rs.qualified.marks.get(bib, "") if rs.qualified else ""
+                w.writerow((
+                    rnd.id, heat, m.lane or lane if m else lane, m.place or "" if m else "",
+                    bib, name, club, fmt_track(m.time_ms) if m else "",
+                    m.time_ms if m and m.time_ms is not None else "",
+                    f"{m.reaction_ms / 1000:.3f}" if m and m.reaction_ms is not None else "",
+                    m.status if m else "", q, res.wind if res else "",
+                    res.source if res else "",
+                ))  # fmt: skip
+    return out.getvalue()
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def athlete_rounds(state: RaceState, bib: str) -> dict[str, Any] | None:
+    """One athlete's way through a race in rounds (their runner card): for every round they
+    are drawn in, the heat and lane, and once the heat is in, place, time, reaction and Q/q;
+    then what comes next (``next``: the next round's heat and lane, or that they are through
+    and the round is still to be drawn, or that they are out). None for other races."""
+    runner = state.runners.get(bib)
+    if runner is None or runner.race.rounds is None:
+        return None
+    config = runner.race.rounds
+    rr = state.meet.get(runner.race.id)
+    rows: list[dict[str, Any]] = []
+    through = ""
+    for i, rnd in enumerate(config.rounds):
+        rs = rr.state(rnd.id) if rr is not None else RoundState()
+        where = rs.draw.where(bib) if rs.draw is not None else None
+        if rs.draw is None or where is None:
+            continue
+        heat, lane = where
+        m = rs.marks.get(bib)
+        title = rnd.name if rs.draw.heats == 1 else f"{rnd.name} · heat {heat}"
+        row: dict[str, Any] = {
+            "round": rnd.id, "title": title, "lane": lane, "done": heat in rs.heats_in,
+            "place": "", "time": "", "reaction": "", "mark": "", "status": "",
+        }  # fmt: skip
+        if m is not None:
+            row["lane"] = m.lane or lane
+            row["status"] = "" if m.status == "ok" else m.status
+            row["place"] = _ordinal(m.place) if m.place and m.status == "ok" else ""
+            row["time"] = fmt_track(m.time_ms) if m.status == "ok" else m.status
+            if m.reaction_ms is not None:
+                row["reaction"] = f"{m.reaction_ms / 1000:.3f}"
+        if rs.qualified is not None:
+            row["mark"] = rs.qualified.marks.get(bib, "")
+        rows.append(row)
+        nxt = config.rounds[i + 1] if i + 1 < len(config.rounds) else None
+        through = ""
+        if nxt is not None and row["mark"]:
+            through = f"Through to the {nxt.name}: lanes are drawn when every heat is in."
+        elif nxt is not None and rs.complete and row["done"]:
+            through = f"Not through to the {nxt.name}."
+    if not rows:
+        first = config.rounds[0].name
+        return {"rows": [], "next": f"The {first} are not drawn yet."}
+    last = rows[-1]
+    if not last["done"]:
+        through = f"Next: {last['title']}, lane {last['lane']}."
+    return {"rows": rows, "next": through}

@@ -234,6 +234,7 @@ def announce_view(st: RaceState, limit: int = 12) -> dict[str, Any]:
     for t, bib in latest[:limit]:
         r = st.runners[bib]
         finish = r.race.course.checkpoints[-1].id
+        raw = st.elapsed(r, finish)
         rows.append(
             {
                 "bib": bib,
@@ -244,7 +245,9 @@ def announce_view(st: RaceState, limit: int = 12) -> dict[str, Any]:
                 "position": st.position(r, finish, ALL),
                 "category": r.category,
                 "category_position": st.position(r, finish, r.category) if r.category else None,
-                "time": fmt_elapsed(st.elapsed(r, finish)),
+                # the final time: obstacle penalties included, and said
+                "time": fmt_elapsed(None if raw is None else raw + r.penalty.ms),
+                "penalty": "+" + fmt_elapsed(r.penalty.ms) if r.penalty.ms else "",
                 "clock": fmt_clock(st, t),
             }
         )
