@@ -11,16 +11,21 @@ though the runner had already passed the next checkpoint (``estimate_with``, wha
 shows before the live forecasts observe that passing), ``estimate_with_us_avg``.
 
 The live forecasts (:mod:`livetrack.domain.forecast`) rebuild a race's predictor from its
-passings when an observed passing moves: ``rebuild_s`` times that for the whole field from
-nothing in one go (every passing handed over, then observed in race order). Then one passing
-ten minutes of race time behind the latest arrives late: the forecasts replay the race in
-steps of ``STEP`` observations, as the runtime drives them, while a card asks for an estimate
-between steps. ``late_step_ms_max`` is the longest any one of those calls (handing the passing
-over, a step, an estimate) holds the caller, the event loop in the service, with its ratio to
-the bare loop over as many passings as a step; ``late_step_cpu_ms_max`` the same in this
-process's CPU time (on a shared machine the wall figure also holds the time other processes
-took the core mid-step); ``late_steps`` how many steps (replaying, then letting go of the old
-predictor) and ``late_fix_s`` their total: the cards say "updating" for most of it.
+passings when an observed passing moves further back than the predictor can undo:
+``rebuild_s`` times that for the whole field from nothing in one go (every passing handed
+over, then observed in race order). Then two passings move, each by half a second, and the
+forecasts are driven as the runtime drives them (steps of ``STEP`` observations, a card asking
+for an estimate between steps) until the cards no longer say "updating": ``late_*``, one ten
+minutes of race time behind the latest (the predictor undoes what it observed from there and
+observes it again), and ``old_*``, one from halfway through the race, beyond what it can undo
+(a fresh predictor replays the race, and the old one is let go of a piece per step).
+``*_step_ms_max`` is the longest any one of those calls (handing the passing over, a step, an
+estimate) holds the caller, the event loop in the service, with its ratio to the bare loop
+over as many passings as a step; ``*_step_cpu_ms_max`` the same in this process's CPU time (on
+a shared machine the wall figure also holds the time other processes took the core
+mid-step); ``*_steps`` how many steps, ``*_observed`` how many observations they made,
+``*_fix_s`` and ``*_fix_cpu_s`` their total, with ratios to the bare loop over the whole
+race's passings (the cost of a late passing against one pass over the race).
 
 Every figure has a ratio to a bare baseline measured in the same run: a loop over the same
 passings that only stores each time and takes its logarithm (``baseline_us_avg``).
@@ -53,6 +58,39 @@ from livetrack.service.runtime import ForecastSteps
 def data_dir() -> Path:
     env = os.environ.get("LIVETRACK_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _late_passing(
+    forecasts: Forecasts, key: tuple[float, str, int], asked: str
+) -> tuple[float, float, int, float, float, int]:
+    """Move the passing ``key`` by half a second and drive the forecasts as the service does
+    until the cards no longer say "updating" and the predictor replaced (if any) is let go
+    of, a card asking for an estimate between steps. Returns the longest call (wall and CPU
+    seconds), the number of steps, their total (wall and CPU) and the observations made."""
+    clock, cpu = time.perf_counter, time.process_time
+    feed = forecasts._races["boston"]
+    names = [name for name, _ in feed.checkpoints]
+    moved = dict(feed.passings[key[1]])
+    moved[names[key[2]]] = key[0] + 0.5
+    observed = feed.observed
+    a, p = clock(), cpu()
+    forecasts.put("boston", key[1], moved)
+    longest, longest_cpu = clock() - a, cpu() - p
+    fix_s, fix_cpu_s = longest, longest_cpu
+    steps = 0
+    driver = ForecastSteps(forecasts)  # as the service drives them
+    while forecasts.updating("boston") or feed.retired:
+        a, p = clock(), cpu()
+        driver.step()
+        b, q = clock(), cpu()
+        forecasts.estimate("boston", asked, names[-1])
+        c, r = clock(), cpu()
+        longest = max(longest, b - a, c - b)
+        longest_cpu = max(longest_cpu, q - p, r - q)
+        fix_s += b - a
+        fix_cpu_s += q - p
+        steps += 1
+    return longest, longest_cpu, steps, fix_s, fix_cpu_s, feed.observed - observed
 
 
 def main(argv: list[str]) -> int:
@@ -117,34 +155,36 @@ def main(argv: list[str]) -> int:
     forecasts.settle()
     rebuild_s = clock() - a
     feed = forecasts._races["boston"]
-    late = feed.keys[feed.keys.bisect_left((feed.keys[-1][0] - 600.0,))]
-    moved = dict(feed.passings[late[1]])
-    moved[names[late[2]]] = late[0] + 0.5
     asked = feed.keys[-1][1]  # a runner at the front, whose card is open
-    cpu = time.process_time
-    a, p = clock(), cpu()
-    forecasts.put("boston", late[1], moved)
-    longest, longest_cpu = clock() - a, cpu() - p
-    late_fix_s = longest
-    steps = 0
-    driver = ForecastSteps(forecasts)  # as the service drives them
     gc.freeze()  # what a catch-up made, as the service holds it
-    while forecasts.updating("boston") or feed.retired:
-        a, p = clock(), cpu()
-        driver.step()
-        b, q = clock(), cpu()
-        forecasts.estimate("boston", asked, names[finish])
-        c, r = clock(), cpu()
-        longest = max(longest, b - a, c - b)
-        longest_cpu = max(longest_cpu, q - p, r - q)
-        late_fix_s += b - a
-        steps += 1
+    # a passing from halfway through the race, further back than the predictor can undo:
+    # replayed from the start by a fresh predictor
+    old = _late_passing(forecasts, feed.keys[len(feed.keys) // 2], asked)
+    del forecasts, feed
+    gc.unfreeze()
+    gc.collect()
+    # the race as it stands when half the field has finished (the busiest part of the day),
+    # and a passing ten minutes of race time behind: the predictor undoes what it observed
+    # from there and observes it again
+    mid = sorted(f for r in race.runners if (f := r.times[finish]) is not None)
+    now = mid[len(mid) // 2]
+    forecasts = Forecasts.__new__(Forecasts)
+    so_far = {rid: {cp: t for cp, t in mine.items() if t <= now} for rid, mine in given.items()}
+    so_far = {rid: mine for rid, mine in so_far.items() if mine}
+    forecasts.__setstate__({"races": {"boston": (list(race.checkpoints), history or [], so_far)}})
+    forecasts.settle()
+    feed = forecasts._races["boston"]
+    gc.freeze()
+    late_key = feed.keys[feed.keys.bisect_left((now - 600.0,))]
+    late_after = len(feed.keys) - feed.keys.bisect_left(late_key)
+    late = _late_passing(forecasts, late_key, feed.keys[-1][1])
+    gc.unfreeze()
     step_baseline_ms = baseline_us * STEP / 1000
     observe_us = 1e6 * observe_s / len(passings)
     estimate_us = 1e6 * estimate_s / max(1, estimates)
     uncached_us = 1e6 * uncached_s / max(1, uncached)
     with_us = 1e6 * with_s / max(1, withs)
-    result = {
+    result: dict[str, object] = {
         "runners": len(race.runners),
         "checkpoints": len(names),
         "passings": len(passings),
@@ -164,14 +204,25 @@ def main(argv: list[str]) -> int:
         "replay_ratio": round(1e6 * replay_s / len(passings) / baseline_us, 1),
         "rebuild_s": round(rebuild_s, 2),
         "rebuild_ratio": round(1e6 * rebuild_s / len(passings) / baseline_us, 1),
-        "late_step_ms_max": round(1000 * longest, 2),
-        "late_step_ratio": round(1000 * longest / step_baseline_ms, 1),
-        "late_step_cpu_ms_max": round(1000 * longest_cpu, 2),
-        "late_step_cpu_ratio": round(1000 * longest_cpu / step_baseline_ms, 1),
-        "late_steps": steps,
-        "late_fix_s": round(late_fix_s, 3),
-        "late_fix_ratio": round(1e6 * late_fix_s / len(passings) / baseline_us, 2),
     }
+    result["late_passings_after"] = late_after
+    for name, (longest, longest_cpu, steps, fix_s, fix_cpu_s, observed) in (
+        ("late", late),
+        ("old", old),
+    ):
+        result |= {
+            f"{name}_step_ms_max": round(1000 * longest, 2),
+            f"{name}_step_ratio": round(1000 * longest / step_baseline_ms, 1),
+            f"{name}_step_cpu_ms_max": round(1000 * longest_cpu, 2),
+            f"{name}_step_cpu_ratio": round(1000 * longest_cpu / step_baseline_ms, 1),
+            f"{name}_steps": steps,
+            f"{name}_observed": observed,
+            f"{name}_fix_s": round(fix_s, 3),
+            f"{name}_fix_cpu_s": round(fix_cpu_s, 3),
+            # against the bare loop over the whole race's passings
+            f"{name}_fix_ratio": round(1e6 * fix_s / len(passings) / baseline_us, 2),
+            f"{name}_fix_cpu_ratio": round(1e6 * fix_cpu_s / len(passings) / baseline_us, 2),
+        }
     print(f"replayed {len(passings)} passings of {len(race.runners)} runners in {replay_s:.2f} s")
     print(f"observe  {result['observe_us_avg']:8.2f} us/call (incl. timer overhead)")
     print(f"estimate {result['estimate_us_avg']:8.2f} us/call (incl. timer overhead)")

@@ -24,6 +24,9 @@ Environment:
     only every ten minutes and on shutdown).
 ``LIVETRACK_SITE_KEYS``
     follow a site's log: the file of accepted site tokens' hashes (``serve --site-keys``).
+``LIVETRACK_LIF_DIR``
+    import the photo-finish system's ``.lif`` files from this folder as they appear
+    (``serve --lif-dir``; see ``livetrack.service.lynx``).
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ class Settings:
     push: bool = True
     push_contact: str = "mailto:timing@livetrack.invalid"
     alert_every_s: float = 1.0
+    #: A folder the photo-finish system writes its ``.lif`` files to (``serve --lif-dir``).
+    lif_dir: str | None = None
 
     def __post_init__(self) -> None:
         self.tick_s = tick(self.tick_s)
@@ -117,6 +122,13 @@ def read_event(path: str) -> Event:
         return load_event_text(text)
     except ConfigError as exc:
         raise ConfigProblem(f"{path}: {exc}") from None
+
+
+def lif_folder(path: str) -> str:
+    """A folder of photo-finish files: it must exist (the CLI creates none)."""
+    if not Path(path).is_dir():
+        raise ConfigProblem(f"--lif-dir {path}: not a folder")
+    return str(Path(path).resolve())
 
 
 def read_participants(path: str) -> str:
@@ -169,6 +181,7 @@ def from_env(environ: Mapping[str, str] = os.environ) -> Settings:
         ),
         tick_s=tick(environ.get("LIVETRACK_TICK", "0.25"), "LIVETRACK_TICK"),
         site_keys=environ.get("LIVETRACK_SITE_KEYS") or None,
+        lif_dir=lif_folder(lif) if (lif := environ.get("LIVETRACK_LIF_DIR")) else None,
     )
 
 
@@ -180,6 +193,7 @@ def to_env(
     snapshot_every: int,
     tick_s: float,
     site_keys: str | None,
+    lif_dir: str | None = None,
 ) -> dict[str, str]:
     """The environment :func:`from_env` reads these settings back from (``serve --workers``);
     paths made absolute. A variable mapped to "" is to be removed."""
@@ -190,4 +204,5 @@ def to_env(
         "LIVETRACK_SNAPSHOT_EVERY": str(snapshot_every),
         "LIVETRACK_TICK": str(tick_s),
         "LIVETRACK_SITE_KEYS": str(Path(site_keys).resolve()) if site_keys else "",
+        "LIVETRACK_LIF_DIR": str(Path(lif_dir).resolve()) if lif_dir else "",
     }

@@ -80,7 +80,7 @@
       var badge = document.getElementById("conn");
       if (open && badge) badge.hidden = true;
     });
-    root.setAttribute("hx-ext", "ws");
+    root.setAttribute("hx-ext", "ws,patch");  // pushes carry what changed (patch.js)
     root.setAttribute("ws-connect", "/ws/staff");
     htmx.process(root);
   }
@@ -183,7 +183,8 @@
         li.className = "entry entry-" + it.state;
         var what = document.createElement("span");
         what.className = "what";
-        what.textContent = (it.kind === "dnf" ? "DNF " : "") + (it.kind === "sweep" ? "Sweep" : "#" + it.bib);
+        what.textContent = (it.kind === "dnf" ? "DNF " : "") + (it.kind === "sweep" ? "Sweep" : "#" + it.bib) +
+          (it.kind === "judgement" ? " " + it.outcome : "");
         var meta = document.createElement("span");
         meta.className = "meta";
         meta.textContent = fmt(it.time) + " · " + ({
@@ -191,12 +192,12 @@
         }[it.state] || it.state);
         li.appendChild(what);
         li.appendChild(meta);
-        if (it.kind === "sighting" && (it.state === "queued" || it.state === "sent")) {
+        if ((it.kind === "sighting" || it.kind === "judgement") && (it.state === "queued" || it.state === "sent")) {
           var undo = document.createElement("button");
           undo.type = "button";
           undo.className = "btn small";
           undo.textContent = "Undo";
-          undo.addEventListener("click", function () { undoEntry(it.id); });
+          undo.addEventListener("click", function () { undoEntry(it.id, it.kind); });
           li.appendChild(undo);
         }
         list.appendChild(li);
@@ -262,11 +263,21 @@
         "/api/v1/sightings", [{ id: id, point: grant.point, bib: b, time: t }]);
     }
 
-    function undoEntry(id) {
+    // An obstacle judgement: cleared, failed or missed (the latest for a runner counts).
+    function judge(b, outcome) {
+      b = String(b).trim();
+      if (!b || !grant) return;
+      var id = uuid();
+      var t = Date.now();
+      enqueue({ id: id, kind: "judgement", bib: b, outcome: outcome, time: t, state: "queued" },
+        "/api/v1/judgements", [{ id: id, point: grant.point, bib: b, outcome: outcome, time: t }]);
+    }
+
+    function undoEntry(id, kind) {
       setRecent(id, "undone");
       var q = queue();
       q.push({ id: uuid(), path: "/api/v1/corrections",
-               body: { id: uuid(), kind: "undo", target: "sighting:" + id } });
+               body: { id: uuid(), kind: "undo", target: (kind || "sighting") + ":" + id } });
       save(QUEUE, q);
       showQueue();
       showRecent();
@@ -297,6 +308,8 @@
     document.getElementById("live").addEventListener("click", function (e) {
       var s = e.target.closest("[data-seen]");
       if (s) { seen(s.dataset.seen); s.disabled = true; return; }
+      var j = e.target.closest("[data-judge]");
+      if (j) { judge(j.dataset.judge, j.dataset.outcome); j.disabled = true; return; }
       var d = e.target.closest("[data-dnf]");
       if (d) {
         document.getElementById("dnf-bib").value = d.dataset.dnf;
@@ -312,6 +325,14 @@
       enqueue({ id: id, kind: "dnf", bib: b, time: Date.now(), state: "queued" },
         "/api/v1/status", { id: id, bib: b, status: "DNF", reason: reason });
       e.target.reset();
+    });
+    document.getElementById("judge").addEventListener("submit", function (e) {
+      e.preventDefault();
+      var field = document.getElementById("judge-bib");
+      var outcome = e.submitter ? e.submitter.value : "cleared";
+      if (!field.value.trim()) return;
+      judge(field.value, outcome);
+      field.value = "";
     });
     var sweepEl = document.getElementById("sweep");
     sweepEl.addEventListener("click", function () {
@@ -351,6 +372,15 @@
       grant = g;
       document.getElementById("who-point").textContent = g.point_name || g.point;
       document.getElementById("who-label").textContent = g.label || "";
+      var panel = document.getElementById("judge-panel");
+      panel.hidden = !g.obstacle;
+      if (g.obstacle) {
+        document.getElementById("judge-name").textContent = g.obstacle.name;
+        Object.keys(g.obstacle.outcomes).forEach(function (o) {
+          var cost = panel.querySelector('[data-cost="' + o + '"]');
+          if (cost) cost.textContent = g.obstacle.outcomes[o];
+        });
+      }
     }
 
     var live = false;

@@ -17,12 +17,24 @@ self.addEventListener("push", function (ev) {
   }));
 });
 
+// Where a tap goes: the alert's page on this site (a runner's card), else My runners; an
+// address elsewhere is never opened from here.
+function target(raw) {
+  var url = null;
+  try { url = new URL(raw || "/me", self.location.origin); } catch (e) { url = null; }
+  if (!url || url.origin !== self.location.origin) url = new URL("/me", self.location.origin);
+  return url.href;
+}
+function samePage(a, b) { return a.split("#")[0] === b.split("#")[0]; }
+
+// A tap brings forward the page already open at the alert's address (scrolled wherever the
+// supporter left it), or opens it.
 self.addEventListener("notificationclick", function (ev) {
   ev.notification.close();
-  var url = new URL((ev.notification.data && ev.notification.data.url) || "/me", self.location.origin).href;
+  var url = target(ev.notification.data && ev.notification.data.url);
   ev.waitUntil(self.clients.matchAll({ type: "window", includeUncontrolled: true }).then(function (list) {
     for (var i = 0; i < list.length; i++) {
-      if (list[i].url === url && "focus" in list[i]) return list[i].focus();
+      if (samePage(list[i].url, url) && "focus" in list[i]) return list[i].focus();
     }
     return self.clients.openWindow(url);
   }));

@@ -22,10 +22,11 @@ from livetrack.web.auth import issue
 from livetrack.web.render import Renderer
 
 #: Who may watch each kind: "public" (anyone, on /live) or the roles that may on /ws/staff.
-STAFF_KINDS = {"guns", "readers", "announce", "accuracy", "problems", "unmatched", "marshal"}
+STAFF_KINDS = {"guns", "readers", "announce", "accuracy", "problems", "unmatched", "marshal",
+               "rdesk"}  # fmt: skip
 PUBLIC_KINDS = {
     "races", "race", "feed", "runner", "board", "map", "teams", "team", "champ", "charity",
-    "record", "relay", "sboards", "scharity", "sfeed", "srecord",
+    "record", "relay", "sboards", "scharity", "sfeed", "srecord", "rounds", "srounds",
 }  # fmt: skip
 RESTS = ("", "mile", "loop", "relay", "1", "half", "mile:finish:all", "mile:Harriers")
 

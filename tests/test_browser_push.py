@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from browser import CHROMIUM_ARGS, WAIT_MS, PageFactory, shot_path
+from notifications import NotificationServer, Shown
 from pushservice import GcmStandIn, PushService
 from server import serve
 from test_push_live import mile_field, today_event
@@ -164,3 +167,135 @@ async def test_without_push_the_page_says_why_and_keeps_in_page_alerts(
             asyncio.run_coroutine_threadsafe(push.store.all(), srv.loop)
         )
         assert stored == []
+
+
+async def _deliver(cdp: Any, origin: str, registration: str, alert: dict[str, Any]) -> None:
+    """A push message to the worker, as the push service's channel delivers one."""
+    await cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {"origin": origin, "registrationId": registration, "data": json.dumps(alert)},
+    )
+
+
+async def _shown(desktop: NotificationServer, count: int) -> Shown:
+    for _ in range(int(3 * WAIT_MS / 100)):
+        if len(desktop.shown) >= count:
+            return desktop.shown[count - 1]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the worker showed {len(desktop.shown)} notifications, not {count}")
+
+
+async def _opens(
+    ctx: Any,
+    cdp: Any,
+    desktop: NotificationServer,
+    origin: str,
+    reg: str,
+    alert: dict[str, Any],
+    count: int,
+) -> Any:
+    """Push ``alert``, tap it, and return the page the tap opens (at the alert's address)."""
+    await _deliver(cdp, origin, reg, alert)
+    shown = await _shown(desktop, count)
+    async with ctx.expect_page(timeout=3 * WAIT_MS) as opened:
+        desktop.click(shown)
+    page = await opened.value
+    await page.wait_for_load_state()
+    assert page.url == origin + alert["url"]
+    return page
+
+
+async def test_tapping_an_alert_opens_the_runners_page_or_focuses_the_one_open(
+    chromium: str, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    event = today_event()
+    with (
+        NotificationServer() as desktop,
+        serve(event, tmp_path / "log.db", mile_field(event)) as srv,
+    ):
+        async with async_playwright() as pw:
+            ctx = await pw.chromium.launch_persistent_context(
+                tempfile.mkdtemp(prefix="lt-click-"),
+                executable_path=chromium,
+                headless=True,
+                args=CHROMIUM_ARGS,
+                env=desktop.env,  # notifications go to the stand-in desktop, taps come back
+                viewport={"width": 390, "height": 844},
+            )
+            try:
+                await ctx.grant_permissions(["notifications"], origin=srv.url)
+                mine = ctx.pages[0] if ctx.pages else await ctx.new_page()
+                cdp = await ctx.new_cdp_session(mine)
+                registrations: list[str] = []
+                cdp.on(
+                    "ServiceWorker.workerRegistrationUpdated",
+                    lambda ev: registrations.extend(
+                        r["registrationId"] for r in ev["registrations"] if not r["isDeleted"]
+                    ),
+                )
+                await cdp.send("ServiceWorker.enable")
+                await mine.goto(f"{srv.url}/me")
+                await mine.evaluate(
+                    "navigator.serviceWorker.register('/push-sw.js', {scope: '/'})"
+                    ".then(() => navigator.serviceWorker.ready).then(() => true)"
+                )
+                for _ in range(int(WAIT_MS / 100)):
+                    if registrations:
+                        break
+                    await asyncio.sleep(0.1)
+                assert registrations, "the worker's registration was not reported"
+                reg = registrations[-1]
+
+                # no page of the runner open: a tap opens one, at the runner's own address
+                alert = {"title": "Ada Lovelace passed Halfway", "body": "Passed Halfway at 10:04",
+                         "url": "/runners/2", "tag": "2:passed:half", "at": 0}  # fmt: skip
+                await _deliver(cdp, srv.url, reg, alert)
+                first = await _shown(desktop, 1)
+                assert first.title == alert["title"] and first.body.endswith(alert["body"])
+                assert "default" in first.actions
+                async with ctx.expect_page(timeout=3 * WAIT_MS) as opened:
+                    desktop.click(first)
+                runner = await opened.value
+                await runner.wait_for_load_state()
+                assert runner.url == f"{srv.url}/runners/2"
+                await runner.locator("#t-runner-2").wait_for(timeout=WAIT_MS)
+                assert mine.url == f"{srv.url}/me"  # the page the supporter had is left as it was
+                for _ in range(int(WAIT_MS / 100)):
+                    if first.id in desktop.closed:
+                        break
+                    await asyncio.sleep(0.1)
+                assert first.id in desktop.closed  # a tapped alert goes from the tray
+                await runner.screenshot(path=str(shot_path("push-tap-opened-runner")))
+
+                # the runner's page open (here with a fragment), the supporter elsewhere: a
+                # tap brings that page forward instead of opening another
+                await runner.goto(f"{srv.url}/runners/2#splits")
+                await mine.bring_to_front()
+                pages = len(ctx.pages)
+                alert = {**alert, "title": "Ada Lovelace finished", "tag": "2:finished",
+                         "body": "Finished in 7:11, 2nd"}  # fmt: skip
+                await _deliver(cdp, srv.url, reg, alert)
+                second = await _shown(desktop, 2)
+                desktop.click(second)
+                # the worker handles taps in order: once a later tap's page has opened, this
+                # one is done, and it opened nothing
+                barrier = {**alert, "url": "/runners/3", "tag": "3:finished"}
+                await _opens(ctx, cdp, desktop, srv.url, reg, barrier, 3)
+                assert len(ctx.pages) == pages + 1
+                at = [p.url.split("#")[0] for p in ctx.pages]
+                assert at.count(f"{srv.url}/runners/2") == 1, at
+
+                # an alert whose address is not this site's takes the supporter to their
+                # runners (the page open there), never elsewhere
+                away = {**alert, "url": "https://example.org/x", "tag": "5:finished"}
+                await _deliver(cdp, srv.url, reg, away)
+                desktop.click(await _shown(desktop, 4))
+                barrier = {**alert, "url": "/runners/4", "tag": "4:finished"}
+                await _opens(ctx, cdp, desktop, srv.url, reg, barrier, 5)
+                at = [p.url for p in ctx.pages]
+                assert not [u for u in at if not u.startswith(srv.url)], at
+                assert len(ctx.pages) == pages + 2
+            finally:
+                await ctx.close()

@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import PATIENCE_S, REPO
+from eventfiles import MILE_WITH_HALF, course, event_file, header, points, race
 from factory import write_entries
 from server import serve
 
@@ -34,38 +35,12 @@ from livetrack.domain.event import load_event_text
 from livetrack.domain.participants import parse_participants
 from livetrack.domain.records import ChipRead, GunStart, Record, decode
 
-EVENT = """
-[event]
-id = "cs"
-name = "Simulated Decoders"
-date = "2026-06-14"
-timezone = "Europe/London"
-
-[[course]]
-id = "mile"
-checkpoints = [
-  { id = "start", name = "Start", distance = 0 },
-  { id = "half", name = "Halfway", distance = 800 },
-  { id = "finish", name = "Finish", distance = 1600 },
-]
-
-[[race]]
-id = "mile"
-name = "The Mile"
-course = "mile"
-
-[[timing_point]]
-id = "start"
-checkpoint = "start"
-
-[[timing_point]]
-id = "half"
-checkpoint = "half"
-
-[[timing_point]]
-id = "finish"
-checkpoint = "finish"
-"""
+EVENT = event_file(
+    header("cs", "Simulated Decoders"),
+    course("mile", MILE_WITH_HALF),
+    race("mile", "The Mile", "mile"),
+    points("start", "half", "finish"),
+)
 
 POINTS = ("start", "half", "finish")  # the command gives them --port, --port+1, --port+2
 RUNNERS = 30

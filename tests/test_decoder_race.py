@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import PATIENCE_S
+from eventfiles import MILE_WITH_HALF, course, event_file, header, point, points, race
 from server import serve
 
 from livetrack import sim
@@ -27,44 +28,13 @@ from livetrack.domain.records import ChipRead, GunStart, ParticipantRecord, Reco
 from livetrack.ingest.decoders import DecodedRead
 from livetrack.ingest.decoders.simulate import DecoderSimulator, split_plan
 
-EVENT = """
-[event]
-id = "dr"
-name = "Decoder Race"
-date = "2026-06-14"
-timezone = "Europe/London"
-
-[[course]]
-id = "mile"
-checkpoints = [
-  { id = "start", name = "Start", distance = 0 },
-  { id = "half", name = "Halfway", distance = 800 },
-  { id = "finish", name = "Finish", distance = 1600 },
-]
-
-[[race]]
-id = "mile"
-name = "The Mile"
-course = "mile"
-max_speed_mps = 4.0
-
-[[timing_point]]
-id = "start"
-checkpoint = "start"
-
-[[timing_point]]
-id = "half"
-checkpoint = "half"
-
-[[timing_point]]
-id = "finish"
-checkpoint = "finish"
-
-[[timing_point]]
-id = "finish-b"
-checkpoint = "finish"
-role = "backup"
-"""
+EVENT = event_file(
+    header("dr", "Decoder Race"),
+    course("mile", MILE_WITH_HALF),
+    race("mile", "The Mile", "mile", max_speed_mps=4.0),
+    points("start", "half", "finish"),
+    point("finish-b", "finish", role="backup"),
+)
 
 POINTS = ("start", "half", "finish", "finish-b")
 GUN = int(datetime(2026, 6, 14, 9, 0, tzinfo=UTC).timestamp() * 1000)

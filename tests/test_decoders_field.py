@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from eventfiles import MILE, course, event_file, header, points, race
 from test_readers import Rt, stored_reads, until
 
 from livetrack.domain.event import Event, load_event_text
@@ -98,33 +99,12 @@ def ct_event(readers: str, date: str = "2026-06-14") -> Event:
     return load_event_text(_BASE.replace("2026-06-14", date) + readers)
 
 
-_BASE = """
-[event]
-id = "fd"
-name = "Field"
-date = "2026-06-14"
-timezone = "Europe/London"
-
-[[course]]
-id = "mile"
-checkpoints = [
-  { id = "start", name = "Start", distance = 0 },
-  { id = "finish", name = "Finish", distance = 1600 },
-]
-
-[[race]]
-id = "mile"
-name = "Mile"
-course = "mile"
-
-[[timing_point]]
-id = "start"
-checkpoint = "start"
-
-[[timing_point]]
-id = "finish"
-checkpoint = "finish"
-"""
+_BASE = event_file(
+    header("fd", "Field"),
+    course("mile", MILE),
+    race("mile", "Mile", "mile"),
+    points("start", "finish"),
+)
 
 
 def iso(ms: int) -> str:

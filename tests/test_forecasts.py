@@ -12,7 +12,7 @@ import pytest
 
 from livetrack import sim
 from livetrack.demo.run import demo_event
-from livetrack.domain import forecast
+from livetrack.domain import forecast, predict
 from livetrack.domain.event import Event
 from livetrack.domain.expect import expected, last_passing, next_checkpoint
 from livetrack.domain.predict import Predictor
@@ -156,63 +156,65 @@ def test_accuracy_scores_the_finishers_at_every_checkpoint(
         assert 0.5 <= s.coverage <= 1.0
 
 
-def test_a_late_passing_near_the_end_of_a_long_race_is_replayed_in_bounded_steps(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A passing among the last 2% observed moves once the whole race has been observed:
-    handing it over, and every estimate asked meanwhile, observe nothing; the replay runs a
-    step of at most ``STEP`` observations at a time, the cards marked updating with their
-    previous estimates until it has caught up; then every estimate is what a process rebuilt
-    from the same passings gives."""
+def _move_late(
+    monkeypatch: pytest.MonkeyPatch, share: float
+) -> tuple[RaceState, forecast._RaceFeed, list[int], int, dict[str, object]]:
+    """A 1,200-runner 10K observed to the end, then the passing ``share`` of the way back
+    through what was observed moved by half a second; observe calls counted from there.
+    Returns the state, the race's feed, the count of calls, the number of passings observed
+    after the moved one, and the cards asked before."""
     event = demo_event(datetime.fromtimestamp(GUN / 1000, UTC).date())
     st = RaceState(event)
     st.apply_all(race_day(event, 1200))
     st.forecasts.settle()
-    calls = 0
+    calls = [0]
     real = Predictor.observe
 
     def counted(self: Predictor, runner_id: str, checkpoint: str, elapsed_s: float) -> None:
-        nonlocal calls
-        calls += 1
+        calls[0] += 1
         real(self, runner_id, checkpoint, elapsed_s)
 
     monkeypatch.setattr(Predictor, "observe", counted)
     feed = st.forecasts._races["tenk"]
     total = len(feed.keys)
     assert total > 4 * 1000
-    late = feed.keys[total - total // 50]  # near the end of what has been observed
+    late = feed.keys[total - int(total * share)]
     assert feed.seen is not None and late < feed.seen
-    bib = late[1]
+    after = feed.keys.bisect_right(feed.seen) - feed.keys.bisect_left(late)
     before = cards(st)
-    moved = dict(feed.passings[bib])
+    moved = dict(feed.passings[late[1]])
     moved[feed.checkpoints[late[2]][0]] = late[0] + 0.5
-    st.forecasts.put("tenk", bib, moved)
-    assert calls == 0 and st.forecasts.updating("tenk")
+    st.forecasts.put("tenk", late[1], moved)
+    assert calls[0] == 0 and st.forecasts.updating("tenk")
+    return st, feed, calls, after, before
+
+
+def _cards_wait_and_agree(
+    st: RaceState, feed: forecast._RaceFeed, calls: list[int], before: dict[str, object]
+) -> int:
+    """Every card asked while the forecasts catch up observes nothing and says updating; each
+    step observes at most ``STEP`` passings; once caught up, every estimate is what a process
+    rebuilt from the same passings gives. Returns the number of steps."""
     waiting = {b: c for b, c in before.items() if st.runners[b].passings and c[2] is not None}
-    for b in waiting:  # every card asked while the replay runs: nothing observed
+    for b in waiting:
         r = st.runners[b]
         exp = expected(st, r, r.race.course.checkpoints[-1].id)
         assert exp is not None and exp.updating
-    assert calls == 0
+    assert calls[0] == 0
     card = runner_view(st, next(iter(waiting)))
     assert card is not None and card["next"]["updating"] is True
     steps = 0
     while st.forecasts.updating("tenk"):
-        at = calls
+        at = calls[0]
         st.forecasts.drain(forecast.STEP)
-        assert 0 < calls - at <= forecast.STEP
+        assert calls[0] - at <= forecast.STEP
         steps += 1
-        assert steps <= total  # it ends
-    assert steps >= (total - 200) // forecast.STEP  # replayed the race, step by step
+        assert steps <= len(feed.keys)  # it ends
     assert st.forecasts.caught_up() == {"tenk"}
-    # the predictor replaced is let go of a bounded piece per step, observing nothing
-    assert len(feed.retired) == 1
-    shed = 0
-    at = calls
-    while st.forecasts.drain(forecast.STEP):
-        shed += 1
-    assert calls == at and not feed.retired
-    assert 2 <= shed <= len(st.runners) // forecast.SHED + len(feed.checkpoints) + 1
+    return steps
+
+
+def _agrees_with_a_rebuilt_process(st: RaceState) -> None:
     rebuilt = pickle.loads(pickle.dumps(st.forecasts))
     after = {b: expected(st, r, r.race.course.checkpoints[-1].id) for b, r in _tenk(st)}
     st.forecasts = rebuilt
@@ -221,16 +223,57 @@ def test_a_late_passing_near_the_end_of_a_long_race_is_replayed_in_bounded_steps
     assert not any(e.updating for e in after.values() if e is not None)
 
 
+def test_a_late_passing_near_the_end_of_a_long_race_replays_only_what_followed_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A passing among the last 2% observed moves once the whole race has been observed: the
+    predictor undoes what it observed from there and observes it again, a bounded step at a
+    time, the cards marked updating meanwhile; nothing before it is observed again, no
+    predictor is replaced, and the estimates then are those of a process rebuilt from the
+    same passings."""
+    st, feed, calls, after, before = _move_late(monkeypatch, 0.02)
+    steps = _cards_wait_and_agree(st, feed, calls, before)
+    assert 0 < calls[0] <= after + 1  # what followed it, and itself
+    assert steps <= 2 * after // forecast.STEP + 2  # undone, then observed again
+    assert not feed.retired and not feed.rebuilding
+    assert st.forecasts.drain(forecast.STEP) == 0
+    _agrees_with_a_rebuilt_process(st)
+
+
+def test_a_passing_later_than_the_predictor_can_undo_replays_the_race_in_bounded_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A passing moves further back than the predictor's record of what it can undo
+    reaches: a fresh predictor replays the race from the start, a step of at most ``STEP``
+    observations at a time, while the old one answers (its cards marked updating); the old
+    one is then let go of a bounded piece per step, and the estimates are those of a process
+    rebuilt from the same passings."""
+    monkeypatch.setattr(predict, "REWIND", 500)
+    st, feed, calls, after, before = _move_late(monkeypatch, 0.5)
+    assert after > 500
+    steps = _cards_wait_and_agree(st, feed, calls, before)
+    assert steps >= (len(feed.keys) - 200) // forecast.STEP  # replayed the race, step by step
+    assert len(feed.retired) == 1
+    shed = 0
+    at = calls[0]
+    while st.forecasts.drain(forecast.STEP):
+        shed += 1
+    assert calls[0] == at and not feed.retired
+    assert 2 <= shed <= len(st.runners) // forecast.SHED + len(feed.checkpoints) + 1
+    _agrees_with_a_rebuilt_process(st)
+
+
 def _tenk(st: RaceState) -> list[tuple[str, Runner]]:
     return sorted((b, r) for b, r in st.runners.items() if r.race.id == "tenk")
 
 
 def test_the_service_steps_pause_the_collector_only_while_a_rebuild_runs(
-    day: tuple[Event, list[Record]],
+    day: tuple[Event, list[Record]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A rebuild's objects would set off full collections that rescan them all: the steps
     pause the cyclic collector while it runs, and resume it (what it made frozen) once it
     has taken over, naming the race whose cards moved."""
+    monkeypatch.setattr(predict, "REWIND", 0)  # every late passing rebuilds
     event, records = day
     st = RaceState(event)
     st.apply_all(records)

@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from eventfiles import MILE, course, event_file, header, race
 
 from livetrack.cli import main
 from livetrack.domain.records import ChipRead, GunStart, decode
@@ -20,25 +21,7 @@ from livetrack.ingest.decoders.mylaps import format_passing_record
 from livetrack.ingest.decoders.raceresult import format_passing
 
 TZ = ZoneInfo("Europe/London")
-EVENT = """
-[event]
-id = "imp"
-name = "Import"
-date = "2026-06-14"
-timezone = "Europe/London"
-
-[[course]]
-id = "mile"
-checkpoints = [
-  { id = "start", name = "Start", distance = 0 },
-  { id = "finish", name = "Finish", distance = 1600 },
-]
-
-[[race]]
-id = "mile"
-name = "Mile"
-course = "mile"
-"""
+EVENT = event_file(header("imp", "Import"), course("mile", MILE), race("mile", "Mile", "mile"))
 
 CHIPS = ("058003000001", "058003000002", "058003000003")
 

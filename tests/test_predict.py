@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 from conftest import SAMPLES, full_data
 
+from livetrack.domain import predict
 from livetrack.domain.predict import FINISH, RIEGEL_EXPONENT, Estimate, Predictor
 from livetrack.domain.predict_field import Calibration, weighted_quantiles
 from livetrack.domain.predict_grid import QuantileGrid
@@ -462,3 +463,79 @@ def test_boston_subset_beats_constant_pace_with_calibrated_ranges() -> None:
     path = full_data("boston_2015.csv", "boston_2013.csv")
     history = [r.times for r in load_boston(path / "boston_2013.csv").runners[::4]]
     _boston_at_30k(history, load_boston(path / "boston_2015.csv").runners[::8])
+
+
+def _state(p: Predictor, runners: Sequence[str]) -> list[object]:
+    """Everything a caller can ask of the predictor about these runners."""
+    out: list[object] = []
+    for rid in runners:
+        out.append(p.made(rid))
+        out.append(p.next_checkpoint(rid))
+        out.extend(p.estimate(rid, name) for name in NAMES)
+        out.append(p.estimate_with(rid, [(NAMES[-1], 99999.0)], FINISH))
+    return out
+
+
+@pytest.mark.parametrize("with_history", [True, False])
+def test_undoing_the_latest_observations_gives_the_predictor_that_never_made_them(
+    with_history: bool,
+) -> None:
+    """A predictor that observed passings 1..n and undid k..n answers every question as one
+    that observed 1..k-1, and observing other passings from there as one that observed those
+    from the start; a passing further back than its record reaches cannot be undone."""
+    history = synthetic_field(3, 300) if with_history else None
+    field = noisy_field(4, 150, 0.05)
+    keys = sorted((t, f"r{i}", c) for i, times in enumerate(field) for c, t in enumerate(times))
+    rng = random.Random(5)
+    ids = [f"r{i}" for i in range(len(field))]
+    for _ in range(2):
+        cut = rng.randrange(len(keys) // 3, len(keys))
+        back = rng.randrange(cut - 300, cut)
+        # a passing arriving late (left out at first), and one moving later
+        late = keys[back]
+        moved = keys[rng.randrange(back, cut)]
+        first = [k for k in keys[:cut] if k != late]
+        p = Predictor(COURSE, history)
+        for t, rid, c in first:
+            p.observe(rid, NAMES[c], t)
+        undoable = p.undoable()
+        assert undoable is not None and undoable <= late
+        seen = first[-1]
+        undone = 0
+        while seen is not None and seen >= late:
+            seen = p.undo()
+            undone += 1
+        assert 0 < undone < cut
+        q = Predictor(COURSE, history)
+        for t, rid, c in first[: len(first) - undone]:
+            q.observe(rid, NAMES[c], t)
+        assert _state(p, ids) == _state(q, ids)
+        final = sorted(
+            [k for k in keys[:cut] if k != moved] + [(moved[0] + 0.5, moved[1], moved[2])]
+        )
+        for t, rid, c in final:
+            if seen is None or (t, rid, c) > seen:
+                p.observe(rid, NAMES[c], t)
+        fresh = Predictor(COURSE, history)
+        for t, rid, c in final:
+            fresh.observe(rid, NAMES[c], t)
+        assert _state(p, ids) == _state(fresh, ids)
+
+
+def test_a_predictor_keeps_what_it_can_undo_for_its_latest_observations_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(predict, "REWIND", 50)
+    field = synthetic_field(6, 40)
+    keys = sorted((t, f"r{i}", c) for i, times in enumerate(field) for c, t in enumerate(times))
+    p = Predictor(COURSE)
+    assert p.undoable() is None
+    for t, rid, c in keys:
+        p.observe(rid, NAMES[c], t)
+    assert p.undoable() == keys[-50]
+    for k in range(49):
+        assert p.undo() == keys[-2 - k]
+    assert p.undo() == keys[-51]  # the one before the oldest it kept
+    assert p.undoable() is None
+    with pytest.raises(IndexError):
+        p.undo()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PATIENCE_S
+from eventfiles import MILE, course, event_file, header, points, race
 
 from livetrack.domain.event import Event, load_event_text
 from livetrack.domain.records import ChipRead, GunStart, Record
@@ -27,56 +28,15 @@ from livetrack.service.readers import ReaderManager
 from livetrack.store.base import AppendResult, EventLog
 from livetrack.store.sqlite import SqliteEventLog
 
-BASE = """
-[event]
-id = "rd"
-name = "Readers"
-date = "2026-06-14"
-timezone = "Europe/London"
-
-[[course]]
-id = "mile"
-checkpoints = [
-  { id = "start", name = "Start", distance = 0 },
-  { id = "finish", name = "Finish", distance = 1600 },
-]
-
-[[course]]
-id = "fun"
-checkpoints = [
-  { id = "fstart", name = "Fun start", distance = 0 },
-  { id = "finish", name = "Finish", distance = 2000 },
-]
-
-[[race]]
-id = "mile"
-name = "Mile"
-course = "mile"
-start = "2026-06-14T10:00:00"
-
-[[race]]
-id = "team"
-name = "Team"
-course = "mile"
-start = "2026-06-14T10:30:00"
-
-[[race]]
-id = "fun"
-name = "Fun"
-course = "fun"
-
-[[timing_point]]
-id = "start"
-checkpoint = "start"
-
-[[timing_point]]
-id = "fstart"
-checkpoint = "fstart"
-
-[[timing_point]]
-id = "finish"
-checkpoint = "finish"
-"""
+BASE = event_file(
+    header("rd", "Readers"),
+    course("mile", MILE),
+    course("fun", [("fstart", "Fun start", 0), ("finish", "Finish", 2000)]),
+    race("mile", "Mile", "mile", start="2026-06-14T10:00:00"),
+    race("team", "Team", "mile", start="2026-06-14T10:30:00"),
+    race("fun", "Fun", "fun"),
+    points("start", "fstart", "finish"),
+)
 
 T10 = int(datetime(2026, 6, 14, 9, 0, tzinfo=UTC).timestamp() * 1000)  # 10:00 in London
 

@@ -131,4 +131,7 @@ def test_markers_that_cannot_name_their_race_are_reported_before_the_rehearsal()
     scheduled = load_event_text(text)
     assert scheduled_guns(scheduled, scheduled.races) == guns
     assert marker_problems(scheduled, "start", guns) == []
-    assert [r.port for r in scheduled.readers.values()] == list(range(4000, 4006))
+    # one reader per timing point, on ports counted up from the first
+    assert [r.port for r in scheduled.readers.values()] == list(
+        range(4000, 4000 + len(event.points))
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from eventfiles import MILE_WITH_HALF, course, event_file, header, points, race
 from pushservice import PushService
 
 from livetrack.domain.event import load_event_text
@@ -16,35 +17,12 @@ from livetrack.service.push import PushSender, new_vapid_key
 from livetrack.store.base import Offset
 from livetrack.store.subscriptions import Follow, Subscription, subscriptions_for
 
-ONE_RACE = """
-[event]
-id = "one"
-name = "One Race"
-date = "2026-06-14"
-timezone = "Europe/London"
-
-[[course]]
-id = "c"
-checkpoints = [
-  { id = "start", name = "Start", distance = 0 },
-  { id = "half", name = "Halfway", distance = 800 },
-  { id = "finish", name = "Finish", distance = 1600 },
-]
-
-[[race]]
-id = "r"
-name = "The Mile"
-course = "c"
-max_speed_mps = 8.0
-
-[[timing_point]]
-id = "half"
-checkpoint = "half"
-
-[[timing_point]]
-id = "finish"
-checkpoint = "finish"
-"""
+ONE_RACE = event_file(
+    header("one", "One Race"),
+    course("c", MILE_WITH_HALF),
+    race("r", "The Mile", "c", max_speed_mps=8.0),
+    points("half", "finish"),
+)
 EVENT = load_event_text(ONE_RACE)
 GUN = 1_781_431_200_000  # 10:00 BST on the event's day
 
@@ -187,3 +165,44 @@ async def test_closing_waits_for_a_transaction_whose_caller_was_cancelled(tmp_pa
     task.cancel()
     await subs.close()  # a close under the running statement would crash the process
     assert finished == [True]
+
+
+async def test_failing_alert_passes_are_logged_once_when_they_start_and_once_on_recovery(
+    open_log: Callable[[], Any], caplog: Any
+) -> None:
+    import logging
+
+    clock = GUN + 321_000  # runner 12 passed halfway a second ago: an alert is due
+    records = [r for r in race_records() if getattr(r, "time_ms", 0) <= clock]
+    lg = open_log()
+    await lg.append(records)
+    st = RaceState(EVENT)
+    await catch_up(lg, st, None)
+    store = subscriptions_for(lg)
+    down = [True]
+
+    async def append(recs: list[Record]) -> Any:
+        if down[0]:
+            raise ConnectionError("the site link is down")
+        return await lg.append(recs)
+
+    sender = PushSender(await store.vapid_key(new_vapid_key), "mailto:t@example.org", store.remove)
+    await store.put(sub(1, (Follow("12", "finish", None, 60),)))
+    alerter = Alerter(st, store, sender, append, lambda: clock)
+    caplog.set_level(logging.INFO, logger="livetrack.alerts")
+    try:
+        assert [await alerter.attempt() for _ in range(5)] == [False] * 5
+        failing = [r for r in caplog.records if r.name == "livetrack.alerts"]
+        assert len(failing) == 1 and "failing" in failing[0].getMessage()
+        assert failing[0].exc_info is not None  # the cause is in the one line
+        down[0] = False
+        assert await alerter.attempt() is True
+        assert sender.queue.qsize() == 1  # the alert the failed passes could not claim
+        assert await alerter.attempt() is True
+        logged = [r.getMessage() for r in caplog.records if r.name == "livetrack.alerts"]
+        assert len(logged) == 2 and "after 5 failed" in logged[1]
+        down[0] = True
+        assert await alerter.attempt() is True  # nothing left to append: the pass works
+    finally:
+        await sender.stop()
+        await store.close()

@@ -8,6 +8,7 @@ import argparse
 import logging
 import os
 
+from livetrack.cli import series as seriescli
 from livetrack.cli import site as sitecli
 from livetrack.cli.common import demo_event, load_event, tick_arg
 from livetrack.cli.serving import cmd_check_event, cmd_demo, cmd_serve
@@ -89,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="follow a site's log: accept the link of the site tokens whose hashes FILE lists "
         "(livetrack site-key new); writes made here are queued for the site",
     )
+    p.add_argument(
+        "--lif-dir",
+        metavar="FOLDER",
+        help="import the photo-finish system's .lif result files from FOLDER as they appear",
+    )
     p.set_defaults(func=cmd_serve)
 
     sitecli.add_parsers(sub, tick_arg)
@@ -168,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis", help="redis://… URL of the event's log (with ?stream= or --event)")
     p.add_argument("--event", help="EVENT.toml: with --redis, names the stream livetrack:<id>")
     p.set_defaults(func=cmd_token)
+
+    seriescli.add_parser(sub)
 
     p = sub.add_parser(
         "evaluate-predictions",

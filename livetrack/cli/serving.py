@@ -12,8 +12,11 @@ from livetrack.cli.common import (
     load_event,
     load_participants,
     log_url,
+    read_participants,
     serve_app,
 )
+from livetrack.domain.event import Event
+from livetrack.domain.records import ParticipantRecord
 
 
 def cmd_check_event(args: argparse.Namespace) -> int:
@@ -22,12 +25,38 @@ def cmd_check_event(args: argparse.Namespace) -> int:
     for race in event.races.values():
         cps = " → ".join(f"{cp.id} ({cp.distance_m:g} m)" for cp in race.course.checkpoints)
         print(f"  race {race.id} [{race.kind}]: {race.name}: {cps}")
+        if race.rounds is not None:
+            chain = " → ".join(r.name for r in race.rounds.rounds)
+            print(f"    in rounds: {chain}; {race.rounds.lanes} lanes; photo-finish event "
+                  f"{race.rounds.lynx_event}")  # fmt: skip
     for p in event.points.values():
         print(f"  timing point {p.id} [{p.role}] feeds {', '.join(p.checkpoints)}")
     if args.participants:
         people = load_participants(args.participants, event)
         print(f"  {len(people)} participants")
+        _check_standards(args.participants, event, people)
+        for race in event.races.values():
+            if race.rounds is None:
+                continue
+            untimed = [p.bib for p in people if p.race == race.id and p.entry_ms is None]
+            if untimed:
+                print(f"  {race.id}: {len(untimed)} entries without an entry time (seeded "
+                      f"last, by lot): bib {', '.join(untimed[:10])}")  # fmt: skip
     return 0
+
+
+def _check_standards(path: str, event: Event, people: list[ParticipantRecord]) -> None:
+    """Reports the entries whose qualifying performance is slower than their standard (file,
+    line, bib, the standard and by how much), and how many gave none."""
+    from livetrack.domain.standards import check_entries, csv_lines
+
+    if not any(r.standards and r.standards.qualifying for r in event.races.values()):
+        return
+    below, missing = check_entries(event.races, people, csv_lines(read_participants(path)))
+    for b in below:
+        print(f"{path}: {b}")
+    print(f"  qualifying standards: {len(below)} entries below their standard", end="")
+    print(f", {missing} without a qualifying time" if missing else "")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -43,6 +72,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = log_url(args, event)
     check_log(url)
     every = 0 if args.no_snapshots else args.snapshot_every
+    lif_dir = None
+    if args.lif_dir:
+        try:
+            lif_dir = config.lif_folder(args.lif_dir)
+        except config.ConfigProblem as exc:
+            raise SystemExit(f"livetrack serve: {exc}") from None
     if args.site_keys:
         if args.participants:
             raise SystemExit("livetrack serve: a follower takes its entries from the site's log")
@@ -61,6 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             snapshot_every=every,
             tick_s=args.tick,
             site_keys=args.site_keys,
+            lif_dir=lif_dir,
         )
         for name, value in env.items():
             if value:
@@ -81,6 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         snapshot_every_records=every,
         tick_s=args.tick,
         site_keys=args.site_keys,
+        lif_dir=lif_dir,
     )
     serve_app(create_app(settings), args.host, args.port)
     return 0

@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from livetrack.demo import meet
 from livetrack.domain.event import Event, load_event_text
 from livetrack.domain.records import ChipRead, GunStart, ParticipantRecord
 from livetrack.store import open_log
@@ -31,7 +32,7 @@ from livetrack.store import open_log
 #: How long open connections are given to close when the demo stops.
 GRACE_S = 1
 #: Entrants per race of the built-in event.
-COUNTS = {"mile": 60, "team": 60, "fun": 80, "tenk": 120}
+COUNTS = {"mile": 60, "team": 60, "fun": 80, "tenk": 120, "ocr": 40}
 #: Reads this long before the newest stored one are posted again on a restart.
 OVERLAP_MS = 60_000
 _DATE = re.compile(r'^date\s*=\s*"[^"]*"', re.MULTILINE)
@@ -108,6 +109,19 @@ def remaining(actions: list[Any], done: Progress) -> list[Any]:
     return out
 
 
+def photo_finish_folder(db: str, *, fresh: bool) -> Path:
+    """The demo's photo-finish results folder: beside its log and named after it, so two
+    demos whose logs share a folder never share one; on a new log, files an earlier run left
+    there are taken away (they belong to another draw)."""
+    path = Path(db).resolve()
+    folder = path.parent / f"{path.stem}-lynx"
+    folder.mkdir(exist_ok=True)
+    if fresh:
+        for old in folder.glob("*.lif"):
+            old.unlink(missing_ok=True)
+    return folder
+
+
 def run(
     host: str, port: int, speed: float, db: str, *, readers: str | None = None,
     reader_port: int = 0, upstream: str | None = None, upstream_token: str = "",
@@ -127,6 +141,7 @@ def run(
     from livetrack.web.auth import issue
     from livetrack.web.wsdeflate import WS_PROTOCOL
 
+    fresh = not Path(db).exists()
     done = asyncio.run(progress(db))
     probe = demo_event()
     # a rehearsal leaves a minute to start the decoders before the first gun
@@ -135,10 +150,18 @@ def run(
     day = datetime.fromtimestamp(gun0 / 1000, probe.tz).date()
     event = demo_event(day)
     people: list[ParticipantRecord] = sim.make_participants(event, COUNTS)
+    people += meet.entrants(event)
+    lynx = photo_finish_folder(db, fresh=fresh)
     step = 60_000
     guns = {"mile": gun0, "team": gun0 + step * 2, "fun": gun0 + step * 4, "tenk": gun0 + step}
     guns.update({r: gun0 + step * 3 for r, race in event.races.items() if race.kind == "relay"})
-    actions = remaining(sim.plan(event, people, guns), done)
+    guns["ocr"] = gun0 + step * 5 // 2
+    planned = sim.plan(event, people, guns)
+    # the obstacles' marshals judge each runner as the mat there reads them
+    planned = sorted(
+        planned + sim.judgements(event, people, planned), key=lambda a: (a.at_ms, a.kind != "gun")
+    )
+    actions = remaining(planned, done)
     rehearsal = ""
     if readers:
         event, rehearsal = rehearse(event, readers, guns, day, db, reader_port, speed)
@@ -149,9 +172,15 @@ def run(
     reader_token, reader = issue("reader", label="simulator")
     timer_token, timer = issue("timer", label="demo timer")
     marshal_token, marshal = issue("marshal", "lake", label="demo marshal at the lake")
+    judges = {
+        o.point: issue("marshal", o.point, label=f"demo marshal at {o.name}")
+        for race in event.races.values()
+        for o in race.obstacles
+    }
     settings = Settings(
-        event=event, log_url=db, participants=people, seed=[reader, timer, marshal],
-        upstream=upstream, upstream_token=upstream_token,
+        event=event, log_url=db, participants=people,
+        seed=[reader, timer, marshal, *(record for _, record in judges.values())],
+        upstream=upstream, upstream_token=upstream_token, lif_dir=str(lynx),
     )  # fmt: skip
     app = create_app(settings)
     base = f"http://{host}:{port}"
@@ -178,12 +207,16 @@ def run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
-        _banner(event, base, db, timer_token, marshal_token, reader_token, speed, done)
+        tokens = {point: token for point, (token, _) in judges.items()}
+        _banner(event, base, db, timer_token, marshal_token, reader_token, speed, done, tokens)
+        print(f"  photo finish    {lynx}  (.lif files of the backward 100 m)", flush=True)
         if rehearsal:
             print(rehearsal, flush=True)
+        meeting = asyncio.create_task(meet.play(base, timer_token, lynx, event, speed, people))
         playing = asyncio.create_task(
             sim.play(
                 base, reader_token, actions, timer_token=timer_token,
+                marshal_tokens=tokens,
                 speed=1e6 if rehearsal else speed,
             )
         )  # fmt: skip
@@ -201,8 +234,10 @@ def run(
                     print(f"simulation stopped: {playing.exception()}", flush=True)
                 await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (playing, stopping):
+            for task in (playing, stopping, meeting):
                 task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await meeting
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await playing
             server.should_exit = True
@@ -243,7 +278,7 @@ def rehearse(
 
 def _banner(
     event: Event, base: str, db: str, timer: str, marshal: str, reader: str, speed: float,
-    done: Progress,
+    done: Progress, judges: dict[str, str] | None = None,
 ) -> None:  # fmt: skip
     print(f"\nlivetrack demo: {event.name}, {event.venue}, {event.date.isoformat()}")
     if done.guns:
@@ -260,6 +295,9 @@ def _banner(
     print(f"  results         {base}/results/mile")
     print(f"  JSON API        {base}/api/v1/races")
     print(f"  timer console   {base}/signin#token={timer}")
+    print(f"  rounds desk     {base}/timer/rounds  (heats, finals, photo finish; as the timer)")
     print(f"  marshal (lake)  {base}/signin#token={marshal}")
+    for point, token in (judges or {}).items():  # the obstacles' marshals judge there
+        print(f"  marshal ({point})".ljust(18) + f"{base}/signin#token={token}")
     print(f"  reader token    {reader}  (POST /api/v1/reads)")
     print(f"  simulated race at {speed:g}× real time; Ctrl-C to stop\n", flush=True)

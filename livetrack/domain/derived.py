@@ -12,6 +12,7 @@ from sortedcontainers import SortedList
 
 from livetrack.domain.event import Event, Race
 from livetrack.domain.forecast import Forecasts
+from livetrack.domain.meet import Meet
 from livetrack.domain.passings import CourseFeeds, Passing, compute
 from livetrack.domain.ranking import ALL, FINISHERS, Boards, Move
 from livetrack.domain.readers import ReaderHealth
@@ -51,6 +52,8 @@ class DerivedState:
         #: Keys of the push alerts decided so far (see ``livetrack.domain.alerts``).
         self.alerts_sent: set[str] = set()
         self.readers = ReaderHealth()
+        #: Races run in rounds: draws, heat results, qualifiers (``livetrack.domain.meet``).
+        self.meet = Meet(event)
         self.now_ms = 0
         self.applied = 0
         self._undone: set[str] = set()
@@ -135,6 +138,16 @@ class DerivedState:
         detail = f"{record.TYPE} could not be applied: {why}"
         self.problems[record.key] = Problem("unapplied", bib, point, detail, record.key)
 
+    def note_input(self, name: str, kind: str, detail: str) -> None:
+        """List a problem with an input that never reached the log (a photo-finish file from
+        which nothing could be imported) under ``name``, until :meth:`clear_input`. It is
+        this process's own, not in the log: what found it takes it back."""
+        self.problems[f"input:{name}"] = Problem(kind, "", "", detail, "")
+
+    def clear_input(self, name: str) -> bool:
+        """Take back :meth:`note_input`'s problem ``name``; whether there was one."""
+        return self.problems.pop(f"input:{name}", None) is not None
+
     def take_skipped(self) -> list[Problem]:
         """The records skipped since the last call (for the caller to log once each)."""
         taken, self._skipped = self._skipped, []
@@ -194,8 +207,9 @@ class DerivedState:
             after = None
             if p is not None and rankable and base is not None:
                 after = p.time_ms - base
-                if cp_id == finish and runner.status == "DNF":
-                    after = None
+                if cp_id == finish:
+                    # obstacle penalties count at the finish (DQ ones made it unrankable)
+                    after = None if runner.status == "DNF" else after + runner.penalty.ms
             changed.add(marshal)
             if before == after:
                 continue

@@ -68,6 +68,9 @@ from livetrack.domain.model import (
 from livetrack.domain.model import (
     Wave as Wave,
 )
+from livetrack.domain.obstacles import Obstacle, parse_obstacles
+from livetrack.domain.rounds import parse_rounds
+from livetrack.domain.standards import Standards, parse_standards
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
@@ -200,6 +203,7 @@ def _race(
     allowed = {
         "id", "name", "course", "kind", "waves", "course_record", "rank_by", "categories",
         "start", "max_speed_mps", "ranked", "team", "championship", "handovers",
+        "obstacles", "rounds", "standards",
     }  # fmt: skip
     _check_keys(data, allowed, path)
     rid = _ident(data, "id", path)
@@ -250,6 +254,9 @@ def _race(
         )
     championship = _championship(data, path) if "championship" in data else None
     handovers = _handovers(data, path, courses[course_id], kind)
+    obstacles: tuple[Obstacle, ...] = ()
+    if "obstacles" in data:
+        obstacles = parse_obstacles(data["obstacles"], f"{path}.obstacles", courses[course_id])
     return Race(
         id=rid,
         name=_str(data, "name", path, rid),
@@ -265,6 +272,9 @@ def _race(
         team=team,
         championship=championship,
         handovers=handovers,
+        rounds=parse_rounds(data["rounds"], f"{path}.rounds") if "rounds" in data else None,
+        obstacles=obstacles,
+        standards=_standards(data, path),
     )
 
 
@@ -282,9 +292,22 @@ def _championship(data: Mapping[str, Any], path: str) -> Championship:
     c = data["championship"]
     if not isinstance(c, dict):
         raise ConfigError(where, 'must be a table (e.g. { nationality = ["GBR"] })')
-    _check_keys(c, {"nationality", "clubs"}, where)
+    _check_keys(c, {"nationality", "clubs", "standard"}, where)
     nats = tuple(n.upper() for n in _codes(c, "nationality", where))
-    return Championship(nationality=nats, clubs=_codes(c, "clubs", where))
+    standard = c.get("standard", False)
+    if not isinstance(standard, bool):
+        raise ConfigError(f"{where}.standard", "must be true or false")
+    if standard and not (
+        isinstance(data.get("standards"), dict) and data["standards"].get("qualifying")
+    ):
+        raise ConfigError(f"{where}.standard", "needs the race's standards.qualifying times")
+    return Championship(nationality=nats, clubs=_codes(c, "clubs", where), standard=standard)
+
+
+def _standards(data: Mapping[str, Any], path: str) -> Standards | None:
+    if "standards" not in data:
+        return None
+    return parse_standards(data["standards"], f"{path}.standards")
 
 
 def _handovers(data: Mapping[str, Any], path: str, course: Course, kind: str) -> tuple[str, ...]:

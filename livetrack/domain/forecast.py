@@ -81,6 +81,8 @@ class _RaceFeed:
     passing went wrong behind it, the rebuild that will replace it."""
 
     __slots__ = (
+        "back",
+        "behind",
         "changes",
         "checkpoints",
         "count",
@@ -118,6 +120,14 @@ class _RaceFeed:
         self.retired: list[Predictor] = []  # replaced, being let go of a step at a time
         self.changes = 0  # puts that changed something
         self.finishers: set[str] = set()  # bibs with a finish passing
+        self.back: _Key | None = None  # the predictor is to undo what it observed from here
+        self.behind = False  # it undid observations, and has not observed up to the mark again
+
+    @property
+    def updating(self) -> bool:
+        """Whether the predictor that answers has observed a passing since moved or withdrawn
+        (or undone passings it has not observed again yet)."""
+        return self.rebuilding or self.behind
 
     def watermark(self) -> float:
         return float(self.keys[-1][0]) - LAG_S if self.keys else float("-inf")
@@ -156,8 +166,16 @@ class _RaceFeed:
                 self._retire(self.next)  # afresh
                 self.next, self.next_seen, self.next_count = None, None, 0
         elif self.seen is not None and key <= self.seen:
-            self.rebuilding = True
-            self.next, self.next_seen, self.next_count = None, None, 0
+            first = self.predictor.undoable() if self.predictor is not None else None
+            if first is not None and first <= key:
+                # the predictor can undo what it observed from key on: no replay from the start
+                if self.back is None or key < self.back:
+                    self.back = key
+                self.behind = True
+            else:
+                self.rebuilding = True
+                self.next, self.next_seen, self.next_count = None, None, 0
+                self.back, self.behind = None, False
 
     def _retire(self, predictor: Predictor | None) -> None:
         if predictor is not None:
@@ -168,10 +186,34 @@ class _RaceFeed:
             return self.predictor.fresh()
         return Predictor(self.checkpoints, self.history or None)
 
+    def _rewind(self, limit: int | None) -> int:
+        """Undo up to ``limit`` (all if None) of the observations from :attr:`back` on;
+        returns how many were undone."""
+        predictor, back = self.predictor, self.back
+        if self.rebuilding or back is None or predictor is None:
+            return 0
+        budget = sys.maxsize if limit is None else limit
+        undone = 0
+        seen = self.seen
+        while seen is not None and seen >= back and undone < budget:
+            seen = predictor.undo()
+            undone += 1
+        self.seen = seen
+        self.count -= undone
+        if seen is None or seen < back:
+            self.back = None
+        return undone
+
     def sync(self, limit: int | None = None) -> tuple[int, int]:
         """Observe up to ``limit`` passings (all if None) up to the watermark, for the rebuild
-        if there is one (which takes over once it is there); returns how many were observed
-        and how many are left to observe."""
+        if there is one (which takes over once it is there), after undoing what is to be
+        undone (each undo counting as an observation); returns how many observations were
+        made or undone and how many are left to make (a rewind or a rebuild not finished
+        counts at least one)."""
+        query = limit == 0
+        undone = 0 if query else self._rewind(limit)
+        if limit is not None and undone:
+            limit = max(0, limit - undone)
         keys = self.keys
         end = keys.bisect_right((self.watermark(), _AFTER, len(self.checkpoints)))
         if self.rebuilding:
@@ -200,7 +242,7 @@ class _RaceFeed:
                 self.next_seen, self.next_count = seen, count
             else:
                 self.seen, self.count = seen, count
-        if self.rebuilding and stop == end and limit != 0:
+        if self.rebuilding and stop == end and not query:
             if self.next is None:
                 self.next = self.fresh()
             # caught up: the rebuild takes over
@@ -208,12 +250,14 @@ class _RaceFeed:
             self.predictor, self.seen, self.count = self.next, self.next_seen, self.next_count
             self.next, self.next_seen, self.next_count = None, None, 0
             self.rebuilding = False
-        elif limit != 0 and self.retired and not self.retired[-1].shed(SHED):
+        elif not query and self.retired and not self.retired[-1].shed(SHED):
             self.retired.pop()
+        if self.behind and self.back is None and stop == end and not query:
+            self.behind = False  # observed up to the mark again
         left = end - stop
-        if self.rebuilding or self.retired:  # not taken over yet, or not let go of yet
+        if self.updating or self.retired:  # not caught up yet, or not let go of yet
             left += 1
-        return stop - start, left
+        return undone + stop - start, left
 
     def unseen(self, bib: str) -> list[tuple[str, float]]:
         """The runner's passings not observed yet, in race order."""
@@ -273,13 +317,13 @@ class Forecasts:
         """Observe up to ``limit`` passings in all (rebuilds first); returns how many are left
         to observe (a rebuild not yet taken over counts at least one)."""
         left = 0
-        feeds = sorted(self._races.items(), key=lambda item: not item[1].rebuilding)
+        feeds = sorted(self._races.items(), key=lambda item: not item[1].updating)
         for race_id, feed in feeds:
-            was = feed.rebuilding
+            was = feed.updating
             done, more = feed.sync(limit)
             limit -= done
             left += more
-            if was and not feed.rebuilding:
+            if was and not feed.updating:
                 self._caught_up.add(race_id)
         return left
 
@@ -301,11 +345,13 @@ class Forecasts:
 
     def updating(self, race_id: str) -> bool:
         """Whether the race's estimates come from a predictor that has observed a passing
-        since moved or withdrawn, while its rebuild catches up."""
-        return self._races[race_id].rebuilding
+        since moved or withdrawn, while it undoes and observes again, or its rebuild catches
+        up."""
+        return self._races[race_id].updating
 
     def rebuilding(self) -> bool:
-        """Whether any race is :meth:`updating`."""
+        """Whether any race's predictor is being rebuilt from the start (a passing went
+        wrong further back than its predictor can undo)."""
         return any(feed.rebuilding for feed in self._races.values())
 
     def observed(self) -> int:

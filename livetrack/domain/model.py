@@ -6,8 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from livetrack.domain.obstacles import Obstacle
+    from livetrack.domain.rounds import Rounds
+    from livetrack.domain.standards import Standards
 
 RaceKind = Literal["timed", "team", "fun", "relay"]
 Role = Literal["main", "backup"]
@@ -90,10 +95,13 @@ class TeamScoring:
 class Championship:
     """Who may win the championship within an open race: every rule given must hold (an
     empty rule admits everyone). ``nationality``: ISO codes such as ``GBR``; ``clubs``: club
-    names as entered. A race without a ``[race.championship]`` table has no championship."""
+    names as entered; ``standard``: the entrant's qualifying performance must meet the race's
+    qualifying standard (:func:`livetrack.domain.standards.eligible`). A race without a
+    ``[race.championship]`` table has no championship."""
 
     nationality: tuple[str, ...] = ()
     clubs: tuple[str, ...] = ()
+    standard: bool = False
 
     def admits(self, nationality: str, club: str) -> bool:
         if self.nationality and nationality.strip().upper() not in self.nationality:
@@ -119,6 +127,12 @@ class Race:
     #: A relay's handover checkpoints in course order: leg ``i`` ends at ``handovers[i]``,
     #: the last leg at the finish (so a relay has ``len(handovers) + 1`` legs).
     handovers: tuple[str, ...] = ()
+    #: Heats, semi-finals and a final (a track race timed by a photo-finish camera).
+    rounds: Rounds | None = None
+    #: Obstacles judged by marshals (:mod:`livetrack.domain.obstacles`), in course order.
+    obstacles: tuple[Obstacle, ...] = ()
+    #: Qualifying standards, this year's and next (:mod:`livetrack.domain.standards`).
+    standards: Standards | None = None
 
     def wave(self, wave_id: str) -> Wave:
         for w in self.waves:

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
+from livetrack.domain.durations import parse_hms
 from livetrack.domain.event import UK_MASTERS, Categories, Event
 from livetrack.domain.records import ParticipantRecord
 
@@ -45,6 +46,11 @@ _ALIASES = {
     "nation": "nationality",
     "country": "nationality",
     "leg": "leg",
+    "entry_time": "entry_time",
+    "seed_time": "entry_time",
+    "qualifying": "entry_time",
+    "qualifying_time": "entry_time",
+    "pb": "entry_time",
 }
 _TRUE = {"1", "true", "yes", "y", "x"}
 _FALSE = {"", "0", "false", "no", "n"}
@@ -248,6 +254,14 @@ def _row(row: dict[str, str], rownum: int, event: Event, default_race: str) -> P
     for name in ("first_name", "last_name", "club", "team", "charity"):
         if len(row.get(name, "")) > 100:
             raise _Bad(name, "is longer than 100 characters")
+    entry_ms: int | None = None
+    if row.get("entry_time"):
+        try:
+            entry_ms = round(parse_hms(row["entry_time"]) * 1000)
+        except ValueError:
+            raise _Bad("entry_time", f"{row['entry_time']!r} is not a time like 12.34") from None
+        if entry_ms <= 0:
+            raise _Bad("entry_time", "must be more than 0")
     return ParticipantRecord(
         bib=bib,
         race=race,
@@ -265,6 +279,7 @@ def _row(row: dict[str, str], rownum: int, event: Event, default_race: str) -> P
         hide_name=hide_raw in _TRUE,
         category=row.get("category", ""),
         nationality=nationality,
+        entry_ms=entry_ms,
     )
 
 

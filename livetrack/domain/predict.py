@@ -59,15 +59,21 @@ dictionary look-ups. The predictor reads no clock and does no I/O.
 from __future__ import annotations
 
 import copy
-import heapq
 import math
 from collections.abc import Iterable, Sequence
+
+from sortedcontainers import SortedList
 
 from livetrack.domain.predict_field import Calibration, SegmentOffsets
 from livetrack.domain.predict_model import FINISH, Estimate, Pending, PredictorModel, Track
 from livetrack.domain.predict_model import RIEGEL_EXPONENT as RIEGEL_EXPONENT
+from livetrack.domain.predict_undo import Journal, Key, Undo
 
-__all__ = ["FINISH", "Estimate", "Predictor"]
+__all__ = ["FINISH", "REWIND", "Estimate", "Predictor"]
+
+REWIND = 20_000
+"""Latest observations a predictor can undo (:meth:`Predictor.undo`): a passing arriving
+later than that costs a replay from the start instead."""
 
 
 _CALIBRATION_PRIOR_N = 12.0
@@ -100,8 +106,10 @@ class Predictor(PredictorModel):
     ) -> None:
         super().__init__(checkpoints, history)
         n, dists = self._n, self._dist
-        self._calibration = [Calibration() for _ in range(n)]
-        self._pending: list[Pending] = []
+        self._journal = Journal(REWIND)
+        self._segments = [SegmentOffsets(k, journal=self._journal) for k in range(n - 1)]
+        self._calibration = [Calibration(self._journal) for _ in range(n)]
+        self._pending: SortedList = SortedList()
         self._seq = 0
         self._passed_count = [0] * n
         self._stride = [1] * n
@@ -123,14 +131,15 @@ class Predictor(PredictorModel):
         functions of it), so it costs no rebuilding of those."""
         new = copy.copy(self)
         n = self._n
-        new._segments = [SegmentOffsets(k) for k in range(n - 1)]
+        new._journal = journal = Journal(REWIND)
+        new._segments = [SegmentOffsets(k, journal=journal) for k in range(n - 1)]
         new._runners = {}
         new._now = 0.0
         new._log_now = 0.0
         new._version = 0
         new._store = True
-        new._calibration = [Calibration() for _ in range(n)]
-        new._pending = []
+        new._calibration = [Calibration(journal) for _ in range(n)]
+        new._pending = SortedList()
         new._seq = 0
         new._passed_count = [0] * n
         new._stride = [1] * n
@@ -140,6 +149,7 @@ class Predictor(PredictorModel):
         """Let go of up to ``runners`` runners' state (or, with none left, of one segment's
         or the calibration's): a predictor no longer used is freed a bounded piece at a time
         instead of all at once. Returns whether anything is left to let go of."""
+        self._journal.clear()
         for _ in range(min(runners, len(self._runners))):
             self._runners.popitem()
         if self._runners:
@@ -147,8 +157,20 @@ class Predictor(PredictorModel):
         if self._segments:
             self._segments.pop()
             return True
-        self._calibration, self._pending = [], []
+        self._calibration, self._pending = [], SortedList()
         return False
+
+    def undoable(self) -> Key | None:
+        """The oldest observation :meth:`undo` can reach back to, as ``(elapsed seconds,
+        runner, checkpoint index)`` (None: none)."""
+        return self._journal.first()
+
+    def undo(self) -> Key | None:
+        """Undo the latest observation: the predictor is then exactly what it was before
+        observing it (so observing in race order from there gives what observing from the
+        start would). Returns the latest observation still in effect, as
+        :meth:`undoable`'s (None: none). Raises ``IndexError`` if there is nothing to undo."""
+        return self._journal.undo()
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -162,12 +184,37 @@ class Predictor(PredictorModel):
 
         Calls are expected in race order. A repeated passing of the same checkpoint is ignored.
         Raises ``KeyError`` for an unknown checkpoint, ``ValueError`` for a non-positive time.
+        The latest :data:`REWIND` observations can be undone (:meth:`undo`).
         """
         c = self._checkpoint_index(checkpoint)
         t = float(elapsed_s)
         if not (t > 0.0 and math.isfinite(t)):
             raise ValueError(f"elapsed time must be positive and finite, got {elapsed_s!r}")
+        journal = self._journal
+        log = journal.begin((t, runner_id, c))
+        try:
+            self._observe(runner_id, c, t, log)
+        finally:
+            journal.end()
+
+    def _observe(self, runner_id: str, c: int, t: float, log: list[Undo] | None) -> None:
         r = self._runners.get(runner_id)
+        if log is not None:
+            log.append(
+                (
+                    self._unobserve,
+                    (
+                        runner_id,
+                        None if r is None else r.state(),
+                        self._now,
+                        self._log_now,
+                        self._version,
+                        c,
+                        self._passed_count[c],
+                        self._stride[c],
+                    ),
+                )
+            )
         if r is None:
             r = self._runners[runner_id] = Track(self._n)
         if r.times[c] is not None:
@@ -178,7 +225,10 @@ class Predictor(PredictorModel):
             self._log_now = math.floor(math.log(t) * 2000.0) / 2000.0
             pending = self._pending
             while pending and pending[0][0] <= t:
-                self._commit(heapq.heappop(pending))
+                entry = pending.pop(0)
+                if log is not None:
+                    log.append((pending.add, (entry,)))
+                self._commit(entry)
         x = math.log(t / self._dist[c])
         z = self._trend(r.times, c)
         r.xs[c] = x
@@ -218,6 +268,26 @@ class Predictor(PredictorModel):
                 if count % stride == 0:
                     self._schedule(r, c, c + 1, count, mid + _DUE_FACTOR * hi * above)
 
+    def _unobserve(
+        self,
+        runner_id: str,
+        state: tuple[object, ...] | None,
+        now: float,
+        log_now: float,
+        version: int,
+        c: int,
+        passed: int,
+        stride: int,
+    ) -> None:
+        """Undo what observing a passing of ``runner_id`` at ``c`` changed of the predictor
+        and the runner (the rest undoes itself: see :mod:`~livetrack.domain.predict_undo`)."""
+        if state is None:
+            del self._runners[runner_id]
+        else:
+            self._runners[runner_id].restore(state)
+        self._now, self._log_now, self._version = now, log_now, version
+        self._passed_count[c], self._stride[c] = passed, stride
+
     def _schedule(self, r: Track, i: int, m: int, key: int, up: float) -> None:
         """Queue the check of runner r's progress from i to m, due once the upper bound of
         its finish prediction from i (log ratio ``up``), prorated to m, has passed."""
@@ -225,7 +295,15 @@ class Predictor(PredictorModel):
         assert t_i is not None
         due = t_i * math.exp(up * self._share[i][m])
         self._seq += 1
-        heapq.heappush(self._pending, (due, self._seq, r, i, m, key, up))
+        entry = (due, self._seq, r, i, m, key, up)
+        self._pending.add(entry)
+        log = self._journal.log
+        if log is not None:
+            log.append((self._unschedule, (entry,)))
+
+    def _unschedule(self, entry: Pending) -> None:
+        self._pending.remove(entry)
+        self._seq -= 1
 
     def _commit(self, entry: Pending) -> None:
         """Score the finish prediction made at i for runner r against where r has got by m:
@@ -240,6 +318,9 @@ class Predictor(PredictorModel):
                 self._schedule(r, i, m + 1, key, up)
             else:
                 r.late.append(entry)
+                log = self._journal.log
+                if log is not None:
+                    log.append((r.late.pop, ()))
             return
         t_i = r.times[i]
         raw_i = r.raws[i]

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from sortedcontainers import SortedList
 
 from livetrack.domain.predict_grid import quantile
+from livetrack.domain.predict_undo import Journal
 
 _EDGE = -(2**62)
 """Cache key of queries at or beyond the cut (they all use the runners just below it)."""
@@ -79,7 +80,8 @@ class SegmentOffsets:
 
     ``pace_drift`` is the extra variance per squared unit of log pace between a query and the
     runners it borrows from: it widens intervals while only much faster runners have covered
-    the segment.
+    the segment. ``journal``: where the changes are written down to be undone
+    (:mod:`~livetrack.domain.predict_undo`).
     """
 
     def __init__(
@@ -92,8 +94,10 @@ class SegmentOffsets:
         refresh: float = 1.15,
         pace_drift: float = 0.0006,
         prior_n: float = 20.0,
+        journal: Journal | None = None,
     ) -> None:
         self._start = start
+        self._journal = journal
         self._points: SortedList = SortedList()
         self._seq = 0
         self._cut = -math.inf
@@ -130,14 +134,26 @@ class SegmentOffsets:
         side (1 = on the bound); ``trends``: its pacing trend at checkpoints ``0..start``.
         """
         zs = tuple(trends[: self._start + 1])
+        point = (x, residual, self._seq + 1, zs)
+        scaled_bin = min(SCALED_BINS - 1, int(abs(scaled) * SCALED_PER_UNIT))
+        key = math.floor(x * self._inv_bin)
+        in_bin = self._bin_counts.get(key, 0)
+        log = self._journal.log if self._journal is not None else None
+        if log is not None:
+            log.append(
+                (
+                    self._unadd,
+                    (point, scaled_bin, key, in_bin, self._sum_r, self._sz, self._szz, self._szr),
+                )
+            )
+            self._sz, self._szz, self._szr = list(self._sz), list(self._szz), list(self._szr)
         self._seq += 1
-        self._points.add((x, residual, self._seq, zs))
+        self._points.add(point)
         if x < self._cut:
             self._cut_n += 1
-        self._scaled[min(SCALED_BINS - 1, int(abs(scaled) * SCALED_PER_UNIT))] += 1
+        self._scaled[scaled_bin] += 1
         self._n_scaled += 1
-        key = math.floor(x * self._inv_bin)
-        self._bin_counts[key] = self._bin_counts.get(key, 0) + 1
+        self._bin_counts[key] = in_bin + 1
         r = max(-_CLIP_RESIDUAL, min(_CLIP_RESIDUAL, residual))
         self._n += 1
         self._sum_r += r
@@ -146,6 +162,31 @@ class SegmentOffsets:
             sz[i] += z
             szz[i] += z * z
             szr[i] += z * r
+
+    def _unadd(
+        self,
+        point: tuple[float, float, int, tuple[float, ...]],
+        scaled_bin: int,
+        key: int,
+        in_bin: int,
+        sum_r: float,
+        sz: list[float],
+        szz: list[float],
+        szr: list[float],
+    ) -> None:
+        """Undo :meth:`add` of ``point`` (the values it changed, as they were)."""
+        self._points.remove(point)
+        self._seq -= 1
+        self._cut = math.nan  # the count below the cut is counted again when next asked
+        self._scaled[scaled_bin] -= 1
+        self._n_scaled -= 1
+        if in_bin:
+            self._bin_counts[key] = in_bin
+        else:
+            del self._bin_counts[key]
+        self._n -= 1
+        self._sum_r = sum_r
+        self._sz, self._szz, self._szr = sz, szz, szr
 
     def spread_ratio(self, store: bool = True) -> float:
         """How much wider today's spread is than the model's: the 80% quantile of the scaled
@@ -160,9 +201,15 @@ class SegmentOffsets:
             ratio = (n * m + self._prior_n) / (n + self._prior_n)
             if not store:
                 return ratio
+            log = self._journal.log if self._journal is not None else None
+            if log is not None:
+                log.append((self._unratio, (self._ratio, self._ratio_due)))
             self._ratio = ratio
             self._ratio_due = n * self._refresh + 2
         return self._ratio
+
+    def _unratio(self, ratio: float, due: float) -> None:
+        self._ratio, self._ratio_due = ratio, due
 
     def trend_slope(self, i: int, store: bool = True) -> float:
         """Slope of residuals on the trend at checkpoint ``i``, shrunk while few runners
@@ -172,9 +219,15 @@ class SegmentOffsets:
             return self._slopes[i]
         slope = self._slope(i)
         if store:
+            log = self._journal.log if self._journal is not None else None
+            if log is not None:
+                log.append((self._unslope, (i, self._slopes[i], self._slope_due[i])))
             self._slope_due[i] = n * 1.02 + 1
             self._slopes[i] = slope
         return slope
+
+    def _unslope(self, i: int, slope: float, due: float) -> None:
+        self._slopes[i], self._slope_due[i] = slope, due
 
     def _slope(self, i: int) -> float:
         n = self._n
@@ -215,12 +268,21 @@ class SegmentOffsets:
             win = self._compute(x, n)
             win.due_bin = in_bin * self._refresh + 1
             if store:
+                log = self._journal.log if self._journal is not None else None
+                if log is not None:
+                    log.append((self._uncache, (key, self._cache.get(key))))
                 self._cache[key] = win
         shift = win.delta
         if z or win.trends[i]:
             shift += self.trend_slope(i, store) * (z - win.trends[i])
         dx = x - win.mean_x
         return shift, win.var + self._drift * dx * dx, win.low, win.high, dx
+
+    def _uncache(self, key: int, win: _Window | None) -> None:
+        if win is None:
+            del self._cache[key]
+        else:
+            self._cache[key] = win
 
     def _compute(self, x: float, n: int) -> _Window:
         w = self._window
@@ -244,6 +306,10 @@ class SegmentOffsets:
         return _Window(delta, 1.57 * sd * sd / m, mean_x, trends, n * self._refresh + 2, spread)
 
 
+_Sample = tuple[float, float, float, float]
+"""(revision s, e_lo squared, e_hi squared, weight)."""
+
+
 class Calibration:
     """How far off earlier finish predictions from one checkpoint turned out, for the runners
     followed there.
@@ -261,10 +327,11 @@ class Calibration:
     of the samples have changed.
     """
 
-    __slots__ = ("_due", "_factors", "_samples", "_updates")
+    __slots__ = ("_due", "_factors", "_journal", "_samples", "_updates")
 
-    def __init__(self) -> None:
-        self._samples: dict[int, tuple[float, float, float, float]] = {}
+    def __init__(self, journal: Journal | None = None) -> None:
+        self._journal = journal
+        self._samples: dict[int, _Sample] = {}
         self._updates = 0
         self._due = 0.0
         self._factors = (0.0, 1.0, 1.0)
@@ -274,14 +341,33 @@ class Calibration:
 
     def update(self, key: int, s: float, e_lo: float, e_hi: float, weight: float) -> None:
         """Record (or replace) the sample ``key``."""
+        log = self._journal.log if self._journal is not None else None
+        if log is not None:
+            log.append((self._unupdate, (key, self._samples.get(key), self._updates)))
         self._samples[key] = (s, e_lo * e_lo, e_hi * e_hi, weight)
         self._updates += 1
 
+    def _unupdate(self, key: int, sample: _Sample | None, updates: int) -> None:
+        if sample is None:
+            del self._samples[key]
+        else:
+            self._samples[key] = sample
+        self._updates = updates
+
     def thin(self, stride: int) -> None:
         """Drop the samples whose key is not a multiple of ``stride``."""
+        log = self._journal.log if self._journal is not None else None
+        if log is not None:
+            log.append((self._unthin, (dict(self._samples), self._due)))
         for key in [k for k in self._samples if k % stride]:
             del self._samples[key]
         self._due = 0.0
+
+    def _unthin(self, samples: dict[int, _Sample], due: float) -> None:
+        self._samples, self._due = samples, due
+
+    def _unfactors(self, factors: tuple[float, float, float], due: float) -> None:
+        self._factors, self._due = factors, due
 
     def factors(self, store: bool = True) -> tuple[float, float, float]:
         """(total weight, below, above); (0, 1, 1) while empty. Factors >= MIN_FACTOR.
@@ -305,6 +391,9 @@ class Calibration:
         above = med + math.hypot(q90 - med, e_hi)
         factors = (weight, max(MIN_FACTOR, below), max(MIN_FACTOR, above))
         if store:
+            log = self._journal.log if self._journal is not None else None
+            if log is not None:
+                log.append((self._unfactors, (self._factors, self._due)))
             self._factors = factors
             self._due = self._updates + max(5.0, 0.1 * m)
         return factors

@@ -98,6 +98,48 @@ class Track:
         self.version = -1
         self.cached: tuple[int, Estimate | None] = (-1, None)
 
+    def state(self) -> tuple[object, ...]:
+        """Everything observing a passing may change, as it is now (see :meth:`restore`)."""
+        return (
+            list(self.times),
+            list(self.xs),
+            list(self.zs),
+            self.last,
+            self.x,
+            self.z,
+            self.late,
+            list(self.late),
+            list(self.raws),
+            list(self.made),
+            self.dev,
+            self.dev_w,
+            self.version,
+            self.cached,
+        )
+
+    def restore(self, state: tuple[object, ...]) -> None:
+        """Put back what :meth:`state` returned. The list of checks waiting is the same list
+        again, as it was (an undo may still take a check out of it)."""
+        late: list[Pending]
+        (
+            self.times,
+            self.xs,
+            self.zs,
+            self.last,
+            self.x,
+            self.z,
+            late,
+            self.late,
+            self.raws,
+            self.made,
+            self.dev,
+            self.dev_w,
+            self.version,
+            self.cached,
+        ) = state  # type: ignore[assignment]
+        late[:] = self.late
+        self.late = late
+
 
 class PredictorModel:
     """The course, history and field of a :class:`~livetrack.domain.predict.Predictor`, and

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
+from livetrack.domain.meet_records import DrawRound, HeatResult, RoundAdjust
+
 VERSION = 1
 
 Status = Literal["ok", "DNS", "DNF", "DQ"]
@@ -157,6 +159,8 @@ class ParticipantRecord:
     nationality: str = ""
     #: A relay team's leg runners' names in leg order; ``chips[i]`` is leg ``i + 1``'s chip.
     legs: tuple[str, ...] = ()
+    #: The entry's declared or qualifying performance (ms), which seeds a race run in rounds.
+    entry_ms: int | None = None
 
     @property
     def key(self) -> str:
@@ -216,6 +220,26 @@ class AlertSent:
         return f"alert:{self.supporter}:{self.bib}:{self.kind}"
 
 
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A marshal judged runner ``bib`` at the obstacle at checkpoint ``point``: ``outcome`` is
+    ``cleared``, ``failed`` or ``missed`` (see :mod:`livetrack.domain.obstacles`); ``id`` is
+    the UUID the marshal's page made. For one runner and obstacle the latest counts."""
+
+    TYPE: ClassVar[str] = "judgement"
+    id: str
+    point: str
+    bib: str
+    outcome: str
+    time_ms: int
+    received_ms: int = 0
+    by: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"judgement:{self.id}"
+
+
 Record = (
     ChipRead
     | Sighting
@@ -227,6 +251,10 @@ Record = (
     | ChipAssign
     | TokenRecord
     | AlertSent
+    | DrawRound
+    | HeatResult
+    | RoundAdjust
+    | Judgement
 )
 
 _TYPES: dict[str, type[Any]] = {
@@ -242,6 +270,10 @@ _TYPES: dict[str, type[Any]] = {
         ChipAssign,
         TokenRecord,
         AlertSent,
+        DrawRound,
+        HeatResult,
+        RoundAdjust,
+        Judgement,
     )
 }
 

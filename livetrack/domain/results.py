@@ -12,6 +12,14 @@ CSV columns (:data:`CSV_COLUMNS` followed by one ``split_<checkpoint>`` per chec
 ``gun_time``           finish time from the gun, ``H:MM:SS``
 ``chip_time``          finish time from the runner's own start, ``H:MM:SS``
 ``overall_position``, ``gender_position``, ``category_position``
+``raw_time``, ``penalty``, ``penalties``
+                       (races with obstacles only, after ``chip_time``) the gun time
+                       without penalties, the seconds added (``H:MM:SS``) and which
+                       obstacles cost them (``The Wall failed +0:30``); ``gun_time`` and
+                       ``chip_time`` are then final times, penalties included
+``next_standard``      (races with next year's standards only, last before the splits)
+                       ``yes`` when the final time meets next year's standard for the
+                       runner's category or gender (:mod:`livetrack.domain.standards`)
 ``split_<id>``         cumulative elapsed time from the runner's own start at checkpoint
                        ``<id>`` (every checkpoint after the start, the finish last),
                        ``H:MM:SS``, blank where the runner has no passing
@@ -31,7 +39,9 @@ from typing import Any
 from livetrack.domain import durations
 from livetrack.domain.durations import fmt_hms as fmt_hms
 from livetrack.domain.expect import start_ms
+from livetrack.domain.obstacles import describe
 from livetrack.domain.ranking import ALL
+from livetrack.domain.standards import meets_next
 from livetrack.domain.state import RaceState, Runner
 
 CSV_COLUMNS = (
@@ -68,6 +78,11 @@ class ResultRow:
     category_position: int | None
     splits: tuple[int | None, ...]  # cumulative ms from the runner's start, per checkpoint
     reason: str = ""
+    #: Obstacle penalties included in ``gun_ms`` and ``chip_ms``, and which obstacles.
+    penalty_ms: int = 0
+    penalties: str = ""
+    #: The finish (final time, by the race's ranking basis) meets next year's standard.
+    next_standard: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +93,8 @@ class ResultTable:
     ranked: bool
     checkpoints: tuple[tuple[str, str, float], ...]  # (id, name, metres) after the start
     rows: tuple[ResultRow, ...]
+    obstacles: bool = False
+    standards: bool = False
 
 
 def parse_hms(text: str) -> float | None:
@@ -96,6 +113,8 @@ def _row(state: RaceState, r: Runner, division: str) -> ResultRow:
     finished = finish in r.passings and r.status == "ok"
     status = r.status if r.status != "ok" else ("finished" if finished else "running")
     ranked = r.race.ranked and finished
+    pen = r.penalty.ms if finished else 0
+    gun = state.elapsed(r, finish, "gun") if finished else None
     return ResultRow(
         position=state.position(r, finish, division) if ranked else None,
         bib=r.bib,
@@ -104,13 +123,16 @@ def _row(state: RaceState, r: Runner, division: str) -> ResultRow:
         category=r.category,
         club=r.p.club,
         status=status,
-        gun_ms=state.elapsed(r, finish, "gun") if finished else None,
-        chip_ms=splits[-1] if finished else None,
+        gun_ms=None if gun is None else gun + pen,
+        chip_ms=None if not finished or splits[-1] is None else splits[-1] + pen,
         overall_position=state.position(r, finish, ALL) if ranked else None,
         gender_position=state.position(r, finish, r.p.gender) if ranked and r.p.gender else None,
         category_position=state.position(r, finish, r.category) if ranked and r.category else None,
         splits=splits,
         reason=r.status_reason if r.status != "ok" else "",
+        penalty_ms=pen,
+        penalties=describe(r.penalty),
+        next_standard=finished and meets_next(r.race, r.p.gender, r.category, r.ranked.get(finish)),
     )
 
 
@@ -139,6 +161,8 @@ def table(state: RaceState, race_id: str, division: str = ALL) -> ResultTable:
         ranked=race.ranked,
         checkpoints=tuple((cp.id, cp.name, cp.distance_m) for cp in race.course.checkpoints[1:]),
         rows=tuple(rows),
+        obstacles=bool(race.obstacles),
+        standards=race.standards is not None and bool(race.standards.next),
     )
 
 
@@ -151,7 +175,12 @@ def to_csv(t: ResultTable) -> str:
     """The table as CSV (columns as documented in this module)."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
-    w.writerow([*CSV_COLUMNS, *(f"split_{cp}" for cp, _, _ in t.checkpoints)])
+    extra = _OBSTACLE_COLUMNS if t.obstacles else ()
+    last = ("next_standard",) if t.standards else ()
+    w.writerow(
+        [*CSV_COLUMNS[:9], *extra, *CSV_COLUMNS[9:], *last]
+        + [f"split_{c}" for c, _, _ in t.checkpoints]
+    )
     for r in t.rows:
         w.writerow(
             [
@@ -164,13 +193,24 @@ def to_csv(t: ResultTable) -> str:
                 r.status,
                 fmt_hms(r.gun_ms),
                 fmt_hms(r.chip_ms),
+                *(_penalty_cells(t, r) if t.obstacles else ()),
                 r.overall_position or "",
                 r.gender_position or "",
                 r.category_position or "",
+                *(("yes" if r.next_standard else "",) if t.standards else ()),
                 *(fmt_hms(s) for s in r.splits),
             ]
         )
     return out.getvalue()
+
+
+_OBSTACLE_COLUMNS = ("raw_time", "penalty", "penalties")
+
+
+def _penalty_cells(t: ResultTable, r: ResultRow) -> list[str]:
+    pen = fmt_hms(r.penalty_ms) if r.penalty_ms else ""
+    raw = None if r.gun_ms is None or not r.penalty_ms else r.gun_ms - r.penalty_ms
+    return [fmt_hms(raw), pen, _cell(r.penalties)]
 
 
 def to_json(t: ResultTable) -> dict[str, Any]:
@@ -196,6 +236,12 @@ def to_json(t: ResultTable) -> dict[str, Any]:
                 "overall_position": r.overall_position,
                 "gender_position": r.gender_position,
                 "category_position": r.category_position,
+                "penalty_ms": r.penalty_ms,
+                "penalty": fmt_hms(r.penalty_ms) if r.penalty_ms else "",
+                "penalties": r.penalties,
+                "raw_gun_ms": None if r.gun_ms is None else r.gun_ms - r.penalty_ms,
+                "reason": r.reason,
+                "meets_next_standard": r.next_standard,
                 "splits": {c: s for (c, _, _), s in zip(t.checkpoints, r.splits, strict=True)},
             }
             for r in t.rows

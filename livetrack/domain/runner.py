@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 from livetrack.domain import topics as tk
 from livetrack.domain.event import Race
+from livetrack.domain.obstacles import NONE as NO_PENALTY
+from livetrack.domain.obstacles import Assessment
 from livetrack.domain.participants import display_name
 from livetrack.domain.passings import Inputs, Passing
 from livetrack.domain.records import ParticipantRecord, Record
@@ -79,6 +81,10 @@ class Runner:
     statuses: list[tuple[str, str, str]] = field(default_factory=list)  # (key, status, reason)
     corrections: dict[str, list[tuple[str, int | None]]] = field(default_factory=dict)
     history: list[Record] = field(default_factory=list)
+    #: Obstacle judgements by checkpoint, in log order: (record key, outcome); the last counts.
+    judgements: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: What they cost (:func:`livetrack.domain.obstacles.assess`): added to the finish time.
+    penalty: Assessment = NO_PENALTY
 
     @property
     def bib(self) -> str:

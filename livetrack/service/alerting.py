@@ -102,6 +102,8 @@ class Alerter:
         self._task: asyncio.Task[None] | None = None
         self.passes = 0
         self.cleared = 0
+        #: passes failed in a row (logged once when they start failing and once on recovery)
+        self.failing = 0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="livetrack-alerts")
@@ -117,10 +119,23 @@ class Alerter:
             await asyncio.sleep(self.every_s)
             if not self.ready():
                 continue
-            try:
-                await self.run_once(self.clock_ms())
-            except Exception:
-                log.exception("alert pass failed")
+            await self.attempt()
+
+    async def attempt(self) -> bool:
+        """One pass of the loop: whether it worked. A pass that fails (the log cannot be
+        appended to while the site link is down, say) is logged when passes start failing, and
+        once more, with how many failed, when one works again: not once a second meanwhile."""
+        try:
+            await self.run_once(self.clock_ms())
+        except Exception:
+            self.failing += 1
+            if self.failing == 1:
+                log.exception("alert passes failing (logged again when one works)")
+            return False
+        if self.failing:
+            log.warning("alert passes work again after %d failed", self.failing)
+            self.failing = 0
+        return True
 
     async def reload(self) -> None:
         version = await self.store.version()
@@ -190,7 +205,12 @@ class Alerter:
         if not found:
             return []
         records = [AlertSent(a.supporter, a.bib, a.kind, now_ms) for _, a in found]
-        results = await self._append(list(records))
+        try:
+            results = await self._append(list(records))
+        except Exception:
+            for t, _ in found:  # not claimed: look at these watches again on the next pass
+                self._seen.pop((t.watch.supporter, t.watch.bib, t.watch.spot), None)
+            raise
         claimed = []
         for (t, a), res in zip(found, results, strict=True):
             if res.duplicate:

@@ -239,10 +239,11 @@ def _relay_teams(race: Race, n: int, first_bib: int, rng: random.Random) -> list
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """Something that happens at race time ``at_ms``: a gun, or a read to post."""
+    """Something that happens at race time ``at_ms``: a gun, a read to post, or a marshal's
+    obstacle judgement (``read`` holds its body; see :mod:`livetrack.sim.marshals`)."""
 
     at_ms: int
-    kind: str  # "gun" | "read"
+    kind: str  # "gun" | "read" | "judge"
     race: str = ""
     wave: str = ""
     read: dict[str, object] | None = None
@@ -372,6 +373,7 @@ async def play(
     actions: list[Action],
     *,
     timer_token: str | None = None,
+    marshal_tokens: dict[str, str] | None = None,
     speed: float = 1.0,
     batch_ms: int = 250,
     clock: Callable[[], float] | None = None,
@@ -380,7 +382,8 @@ async def play(
     """Send ``actions`` to the server at ``url``, ``speed`` times faster than real time.
 
     Reads due within one ``batch_ms`` window go in one POST; a failed POST is retried (the
-    server dedups by key), so nothing is lost to a network blip."""
+    server dedups by key), so nothing is lost to a network blip. A judgement is posted with
+    ``marshal_tokens[point]`` (skipped without one), after the reads before it."""
     if not actions:
         return {"posted": 0}
     loop = asyncio.get_running_loop()
@@ -389,7 +392,7 @@ async def play(
     t0_wall = now()
     own = client is None
     http = client or httpx.AsyncClient(base_url=url, timeout=30)
-    sent = {"reads": 0, "guns": 0, "accepted": 0, "duplicate": 0, "rejected": 0}
+    sent = {"reads": 0, "guns": 0, "judgements": 0, "accepted": 0, "duplicate": 0, "rejected": 0}
     try:
         i = 0
         while i < len(actions):
@@ -410,6 +413,16 @@ async def play(
                             {"time": a.at_ms, "wave": a.wave},
                         )  # fmt: skip
                         sent["guns"] += 1
+                    i += 1
+                    continue
+                if a.kind == "judge":
+                    if batch:
+                        break
+                    assert a.read is not None
+                    token = (marshal_tokens or {}).get(str(a.read["point"]))
+                    if token:
+                        await _post(http, "/api/v1/judgements", token, [a.read])
+                        sent["judgements"] += 1
                     i += 1
                     continue
                 assert a.read is not None
@@ -439,7 +452,7 @@ async def _post(http: httpx.AsyncClient, path: str, token: str, body: object) ->
         if r.status_code >= 500:
             await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
             continue
-        if r.status_code >= 400 and r.status_code != 422:
+        if r.status_code >= 400 and r.status_code not in (409, 422):
             raise RuntimeError(f"POST {path}: {r.status_code} {r.text[:200]}")
         data = r.json()
         return data if isinstance(data, dict) else {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,6 +24,7 @@ from livetrack.live.hub import Hub
 from livetrack.service import entries, linkwire
 from livetrack.service.alerting import PushCollector, start_push
 from livetrack.service.link import SiteLink
+from livetrack.service.lynx import LifWatcher
 from livetrack.service.readers import ReaderManager
 from livetrack.service.runtime import Runtime, clock, restore
 from livetrack.service.snapshots import SnapshotInfo
@@ -113,6 +115,7 @@ def create_app(settings: Settings) -> Starlette:
             log.info("websocket direct write in use where a connection allows it")
         app.state.readers = readers = ReaderManager(rt)
         follower = site_link = None
+        watcher: LifWatcher | None = None
         if settings.site_keys is not None:
             follower = Follower(event_log, open_outbox(event_log), SiteKeys(settings.site_keys))
             rt.forward = follower.forward
@@ -130,6 +133,10 @@ def create_app(settings: Settings) -> Starlette:
                 follower.start()  # the public end has no decoders: its reads come from the site
             else:
                 await readers.start()
+                if settings.lif_dir:
+                    watcher = LifWatcher(rt, Path(settings.lif_dir))
+                    app.state.lif_watcher = watcher
+                    watcher.start()
             if settings.upstream:
                 site_link = SiteLink(
                     rt, settings.upstream, settings.upstream_token, cafile=settings.upstream_ca
@@ -157,6 +164,8 @@ def create_app(settings: Settings) -> Starlette:
                 await site_link.stop()
             if follower is not None:
                 await follower.stop()
+            if watcher is not None:
+                await watcher.stop()
             await readers.stop()
             await rt.stop()
 

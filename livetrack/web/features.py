@@ -24,6 +24,8 @@ MODULES: tuple[str, ...] = (
     "livetrack.web.timer",
     "livetrack.web.results",
     "livetrack.web.push",
+    "livetrack.web.obstacles",
+    "livetrack.web.meets",
 )
 
 

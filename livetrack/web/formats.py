@@ -22,17 +22,19 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from livetrack.domain import topics
+from livetrack.domain.alerts import race_over
 from livetrack.domain.charity import charity_totals, has_charity
 from livetrack.domain.ranking import ALL
 from livetrack.domain.records_watch import record_watch
 from livetrack.domain.relay import leg_rankings, legs_of, relay_standings
-from livetrack.domain.state import RaceState
+from livetrack.domain.standards import eligible
+from livetrack.domain.state import RaceState, race_topic
 from livetrack.domain.teams import TeamResult, has_teams, team_standings
 from livetrack.domain.topics import Topic
 from livetrack.service.runtime import Runtime, clock
-from livetrack.web.regions import Ctx, Region
+from livetrack.web.regions import Ctx, Region, is_race
 from livetrack.web.render import Renderer, race_summary
-from livetrack.web.views import fmt_elapsed, race_status
+from livetrack.web.views import fmt_elapsed
 
 
 def money(amount: float) -> str:
@@ -286,7 +288,9 @@ def charity_view(state: RaceState, race_id: str) -> dict[str, Any]:
     }
 
 
-def champ_view(state: RaceState, race_id: str, limit: int = 50) -> dict[str, Any]:
+def champ_view(
+    state: RaceState, race_id: str, limit: int = 50, now: int | None = None
+) -> dict[str, Any]:
     """The championship: finishers the race's rule admits, ranked among themselves; the
     overall position is shown alongside (the champion need not win the race)."""
     race = state.event.races[race_id]
@@ -297,6 +301,8 @@ def champ_view(state: RaceState, race_id: str, limit: int = 50) -> dict[str, Any
         for elapsed, bib in state.boards.top(race_id, finish, ALL, 10**9):
             r = state.runners[bib]
             if not rule.admits(r.p.nationality, r.p.club):
+                continue
+            if not eligible(race, r.p.gender, r.category, r.p.entry_ms):
                 continue
             rows.append(
                 {
@@ -317,7 +323,19 @@ def champ_view(state: RaceState, race_id: str, limit: int = 50) -> dict[str, Any
         rules.append("nationality " + ", ".join(rule.nationality))
     if rule is not None and rule.clubs:
         rules.append("clubs: " + ", ".join(rule.clubs))
-    return {"race": race_id, "race_name": race.name, "rule": "; ".join(rules), "rows": rows}
+    if rule is not None and rule.standard:
+        rules.append("a qualifying performance within the standard")
+    # the champion: the first eligible finisher, once the race is over (leading until then)
+    champion = rows[0]["name"] if rows else ""
+    over = race_over(state, race, state.now_ms if now is None else now)
+    return {
+        "race": race_id,
+        "race_name": race.name,
+        "rule": "; ".join(rules),
+        "rows": rows,
+        "champion": champion,
+        "decided": over,
+    }
 
 
 def record_view(state: RaceState, race_id: str) -> dict[str, Any]:
@@ -377,10 +395,13 @@ def _race(request: Request) -> tuple[Runtime, Renderer, str]:
 
 
 def _page(request: Request, template: str, topics: list[str], **ctx: Any) -> HTMLResponse:
+    """A page of the race's: its live regions (``topics``), and the race's header, hidden,
+    which keeps the page's freshness notice told of the race's status."""
     rt, r, race_id = _race(request)
-    rs = race_status(rt.state, rt.event.races[race_id], clock(rt))
+    head = race_topic(race_id)
     links = formats_of(rt.state, race_id)
-    return HTMLResponse(r.page(template, rs=rs, links=links, topics=topics, **ctx))
+    page = r.page(template, rs=r.model(head), links=links, topics=[*topics, head], **ctx)
+    return HTMLResponse(page)
 
 
 def teams_page(request: Request) -> HTMLResponse:
@@ -423,7 +444,7 @@ def champ_page(request: Request) -> HTMLResponse:
         request,
         "teams.html",
         [CHAMP(race_id), RECORD(race_id)],
-        cv=champ_view(rt.state, race_id),
+        cv=champ_view(rt.state, race_id, now=clock(rt)),
         rw=record_view(rt.state, race_id),
     )
 
@@ -438,10 +459,24 @@ ROUTES = [
 
 
 REGIONS = [
-    race_summary(TEAMS, "teams.html", "teams", "tv", teams_view),
-    race_summary(RELAY, "relay.html", "relay", "rl", relay_view),
-    race_summary(CHARITY, "charity.html", "charity", "ch", charity_view),
-    race_summary(CHAMP, "teams.html", "champ", "cv", champ_view),
+    race_summary(TEAMS, "teams.html", "teams", "tv", teams_view, keyed=True),
+    race_summary(RELAY, "relay.html", "relay", "rl", relay_view, keyed=True),
+    race_summary(CHARITY, "charity.html", "charity", "ch", charity_view, keyed=True),
+    # drawn again now and then while watched: a race ends (and its leader becomes the
+    # champion) also when nobody has passed a mat for a while, with no record to say so
+    Region(
+        CHAMP,
+        "teams.html",
+        "champ",
+        "cv",
+        lambda c, t: champ_view(c.state, t["race"], now=c.now),
+        is_race,
+        per_race=True,
+        touch_s=15.0,
+        keyed=True,
+    ),
     race_summary(RECORD, "teams.html", "record", "rw", record_view),
-    Region(TEAM, "team.html", "team", "t", _team_model, _team_valid, derive=_team_dirty),
+    Region(
+        TEAM, "team.html", "team", "t", _team_model, _team_valid, derive=_team_dirty, keyed=True
+    ),
 ]

@@ -40,7 +40,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from livetrack.domain import topics
+from livetrack.domain.alerts import race_over
 from livetrack.domain.expect import expected, next_checkpoint, overdue_ms
+from livetrack.domain.obstacles import obstacle_at
 from livetrack.domain.records import Record, Sighting, Sweep, TokenRecord
 from livetrack.domain.state import RaceState, Runner, marshal_topic
 from livetrack.domain.topics import dom_id
@@ -63,6 +65,7 @@ from livetrack.web.guards import (
     when,
     who,
 )
+from livetrack.web.obstacles import judgement_here, obstacle_info
 from livetrack.web.regions import Region
 from livetrack.web.render import STATIC, Renderer
 from livetrack.web.views import fmt_clock, fmt_elapsed
@@ -92,7 +95,8 @@ def signin_page(request: Request) -> HTMLResponse:
 
 
 def marshal_page(request: Request) -> HTMLResponse:
-    return HTMLResponse(_renderer(request).page("marshal.html"))
+    # topics: its script subscribes them once signed in; the page says how fresh they are
+    return HTMLResponse(_renderer(request).page("marshal.html", topics=[]))
 
 
 def _static_file(url: str) -> Path | None:
@@ -160,15 +164,17 @@ def whoami(request: Request) -> Response:
         if wanted in rt.event.checkpoint_ids():
             point = wanted
             topics.append(marshal_topic(wanted))
-    return JSONResponse(
-        {
-            "role": grant.role,
-            "point": point,
-            "point_name": checkpoint_name(rt.state, point) if point else "",
-            "label": grant.label,
-            "topics": {t: dom_id(t) for t in topics},
-        }
-    )
+    answer = {
+        "role": grant.role,
+        "point": point,
+        "point_name": checkpoint_name(rt.state, point) if point else "",
+        "label": grant.label,
+        "topics": {t: dom_id(t) for t in topics},
+    }
+    obstacle = obstacle_info(rt.state, point) if point else None
+    if obstacle is not None:  # an obstacle's marshal judges there (livetrack.web.obstacles)
+        answer["obstacle"] = obstacle
+    return JSONResponse(answer)
 
 
 async def post_sightings(request: Request) -> Response:
@@ -252,6 +258,9 @@ def marshal_view(state: RaceState, cp_id: str, now: int) -> dict[str, Any]:
                         "source": here.source,
                         "confirmed": here.confirmed,
                         "flag": here.contradiction,
+                        # only runners whose race has its obstacle here are judged here
+                        "judge": obstacle_at(r.race.obstacles, cp_id) is not None,
+                        "judged": judgement_here(r, cp_id) if r.race.obstacles else "",
                     },
                 )
             )
@@ -281,7 +290,17 @@ def marshal_view(state: RaceState, cp_id: str, now: int) -> dict[str, Any]:
             eta = "due now" if due <= 30_000 else f"in {fmt_elapsed(due)}"
             soon.append((exp.at_ms, {**base, "eta": eta, "clock": fmt_clock(state, exp.at_ms)}))
     sweep = state.sweeps.get(cp_id)
+    through = [
+        race
+        for race in state.event.races.values()
+        if any(cp.id == cp_id for cp in race.course.checkpoints)
+    ]
     return {
+        # a race through here is on: its silence can be news (the page's freshness notice)
+        "running": any(
+            state.started(race.id) and not race_over(state, race, now) for race in through
+        ),
+        "obstacle": obstacle_info(state, cp_id),
         "checkpoint": cp_id,
         "name": checkpoint_name(state, cp_id),
         "now": fmt_clock(state, now),
@@ -317,5 +336,6 @@ REGIONS: list[Region] = [
         roles=("marshal",),
         point="checkpoint",
         touch_s=2.0,
+        keyed=True,
     )
 ]

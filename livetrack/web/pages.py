@@ -25,6 +25,7 @@ from livetrack.domain.state import (
 from livetrack.domain.topics import Topic
 from livetrack.service.runtime import Runtime
 from livetrack.web import views
+from livetrack.web.meets import ROUNDS
 from livetrack.web.regions import Ctx, Region, is_race
 from livetrack.web.render import Renderer, safe
 
@@ -67,6 +68,10 @@ def race(request: Request) -> HTMLResponse:
         board_topic(race_id, point, division),
         feed_topic(race_id),
     )
+    if race.rounds is not None:  # heats and finals: their start lists and results instead
+        rounds = ROUNDS(race_id)
+        html = r.page("race.html", rs=r.model(head), ro=r.model(rounds), topics=[head, rounds])
+        return HTMLResponse(html)
     html = r.page(
         "race.html",
         rs=r.model(head),
@@ -75,6 +80,7 @@ def race(request: Request) -> HTMLResponse:
         point=point,
         division=division,
         divisions=divisions,
+        ro=None,
         topics=[head, board, feed],
     )
     return HTMLResponse(html)
@@ -85,8 +91,11 @@ def runner(request: Request) -> HTMLResponse:
     bib = request.path_params["bib"]
     if bib not in rt.state.runners:
         raise HTTPException(404, f"No runner with bib {bib!r}.")
-    card = runner_topic(bib)
-    return HTMLResponse(r.page("runner.html", rn=r.model(card), topics=[card]))
+    card, head = runner_topic(bib), race_topic(rt.state.runners[bib].race.id)
+    # the race's header too (hidden): the page's freshness notice reads the race's status
+    return HTMLResponse(
+        r.page("runner.html", rn=r.model(card), rs=r.model(head), topics=[card, head])
+    )
 
 
 def search(request: Request) -> HTMLResponse:
@@ -206,5 +215,6 @@ REGIONS = [
         "fp",
         lambda c, t: views.field_positions(c.state, t["race"]),
         is_race,
+        keyed=True,
     ),
 ]

@@ -11,6 +11,8 @@ Panels (any subset, in the order given; default: what suits the race):
 * ``record``: the course record watch (runners on record pace; the new record the moment
   it is set).
 * ``charity``: the running charity total (raised by finishers, pledged by everyone).
+* ``rounds``: a race run in rounds: the latest heat's result with who qualified (Q/q) and
+  the lanes of the next round (``livetrack.web.meets``; the default for such a race).
 
 The race clock (the core ``race:{race}`` region) is always shown. Live regions are topics
 ``sfeed``, ``sboards``, ``srecord`` and ``scharity`` (each ``kind:race``).
@@ -32,13 +34,13 @@ from livetrack.domain.charity import has_charity
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, race_topic
 from livetrack.service.runtime import Runtime, clock
-from livetrack.web import formats
+from livetrack.web import formats, meets, meets_views
 from livetrack.web.render import Renderer, division_label, race_summary, safe, safe_html
 from livetrack.web.views import fmt_elapsed, race_status
 
 FEED_SIZE = 7
 BOARD_ROWS = 6
-PANELS = ("feed", "board", "record", "charity")
+PANELS = ("feed", "board", "record", "charity", "rounds")
 SFEED = topics.declare("sfeed", ("race",))
 SBOARDS = topics.declare("sboards", ("race",))
 SRECORD = topics.declare("srecord", ("race",))
@@ -60,13 +62,15 @@ def feed_view(state: RaceState, race_id: str) -> dict[str, Any]:
     for t, bib in state.finishers[race_id].islice(-FEED_SIZE, None, reverse=True):
         r = state.runners[bib]
         cat_pos = state.position(r, finish, r.category) if r.category else None
+        elapsed = state.elapsed(r, finish)
         rows.append(
             {
                 "key": f"{bib}-{t}",
                 "bib": bib,
                 "name": r.name,
                 "club": r.p.club,
-                "time": fmt_elapsed(state.elapsed(r, finish)),
+                "time": fmt_elapsed(None if elapsed is None else elapsed + r.penalty.ms),
+                "penalty": "+" + fmt_elapsed(r.penalty.ms) if r.penalty.ms else "",
                 "position": state.position(r, finish),
                 "category": r.category,
                 "category_position": ordinal(cat_pos),
@@ -96,7 +100,8 @@ def boards_view(state: RaceState, race_id: str) -> dict[str, Any]:
                         "position": state.position(r, finish, division),
                         "name": r.name,
                         "detail": r.p.club,
-                        "time": fmt_elapsed(elapsed),
+                        "time": fmt_elapsed(elapsed),  # the final time: penalties included
+                        "penalty": "+" + fmt_elapsed(r.penalty.ms) if r.penalty.ms else "",
                     }
                 )
             if rows:
@@ -156,6 +161,8 @@ def boards_view(state: RaceState, race_id: str) -> dict[str, Any]:
 
 def default_panels(state: RaceState, race_id: str) -> list[str]:
     race = state.event.races[race_id]
+    if race.rounds is not None:  # heats and finals: the latest heat and the next lanes
+        return ["rounds"]
     panels = ["feed"]
     if race.ranked or formats.shows_teams(state, race_id):
         panels.append("board")
@@ -181,7 +188,10 @@ def screen_page(request: Request) -> HTMLResponse:
     except ValueError:
         rotate = 12.0
     rotate = min(120.0, max(4.0, rotate))
-    kind_of = {"feed": SFEED, "board": SBOARDS, "record": SRECORD, "charity": SCHARITY}
+    kind_of = {
+        "feed": SFEED, "board": SBOARDS, "record": SRECORD, "charity": SCHARITY,
+        "rounds": meets.SROUNDS,
+    }  # fmt: skip
     names = [race_topic(race_id), *(kind_of[p](race_id) for p in panels)]
     st = rt.state
     html = r.page(
@@ -197,6 +207,7 @@ def screen_page(request: Request) -> HTMLResponse:
         sb=safe(boards_view, st, race_id),
         rw=safe(formats.record_view, st, race_id),
         ch=safe(formats.charity_view, st, race_id),
+        sr=safe(meets_views.screen_view, st, race_id),
     )
     return HTMLResponse(html)
 

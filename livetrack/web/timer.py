@@ -6,8 +6,8 @@ writes carries who wrote it (the token's label), when (server time) and why (a r
 
 - ``GET /timer``: the console page.
 - ``POST /api/v1/corrections``: ``{"id", "kind": "void"|"edit"|"add"|"undo", "bib", "point",
-  "time", "target", "reason"}``. Timer: any. Marshal: only ``undo`` of a sighting at its own
-  checkpoint, or of a status it reported itself.
+  "time", "target", "reason"}``. Timer: any. Marshal: only ``undo`` of a sighting or an
+  obstacle judgement it made at its own checkpoint, or of a status it reported itself.
 - ``POST /api/v1/status``: ``{"id", "bib", "status": "DNS"|"DNF"|"DQ"|"ok", "reason"}``.
   Timer: any status; marshal: ``DNF`` only.
 - ``POST /api/v1/assign``: ``{"id", "chip", "bib"}`` (timer): the chip's reads so far count.
@@ -35,6 +35,7 @@ from livetrack.domain.plausible import implausible
 from livetrack.domain.records import (
     ChipAssign,
     Correction,
+    Judgement,
     Record,
     Sighting,
     StatusChange,
@@ -78,7 +79,11 @@ def timer_page(request: Request) -> HTMLResponse:
     r: Renderer = request.state.renderer
     st = runtime(request).state
     html = r.page(
-        "timer.html", day=st.event.date.isoformat(), offset=utc_offset(st), races=st.event.races
+        "timer.html",
+        day=st.event.date.isoformat(),
+        offset=utc_offset(st),
+        races=st.event.races,
+        topics=[],  # its script subscribes them once signed in; the page says how fresh
     )
     return HTMLResponse(html)
 
@@ -108,19 +113,20 @@ def find_record(st: RaceState, key: str) -> Record | None:
 
 
 def _marshal_may_undo(st: RaceState, grant: TokenRecord, target: str) -> None:
-    """A marshal may undo only its own entries (sightings and reports it wrote itself)."""
+    """A marshal may undo only its own entries (sightings, judgements and reports it wrote
+    itself)."""
     me = who(grant)
     problem = st.problems.get(target)
-    if problem is not None and target.startswith("sighting:"):
+    if problem is not None and target.startswith(("sighting:", "judgement:")):
         if problem.by != me:
             raise HTTPException(403, "a marshal may undo only its own sightings and reports")
         return
     rec = find_record(st, target)
     if rec is None:
         raise HTTPException(404, f"nothing to undo with key {target!r} (yet)")
-    if isinstance(rec, Sighting) and rec.point != grant.point:
+    if isinstance(rec, Sighting | Judgement) and rec.point != grant.point:
         raise HTTPException(403, f"this marshal token is for {grant.point!r}, not {rec.point!r}")
-    if isinstance(rec, Sighting | StatusChange) and rec.by == me:
+    if isinstance(rec, Sighting | StatusChange | Judgement) and rec.by == me:
         return
     raise HTTPException(403, "a marshal may undo only its own sightings and reports")
 
@@ -252,9 +258,17 @@ def _console(
     touch_s: float = 0.0,
     derive: Derive | None = None,
 ) -> Region:
-    """A panel of the timer's console: one ``timer.html`` block, for timers only."""
+    """A panel of the timer's console: one ``timer.html`` block, for timers only; its pushes
+    carry the rows and parts that changed (those the block marks)."""
     return Region(
-        kind, "timer.html", block, var, lambda c, t: view(c.state), touch_s=touch_s, derive=derive
+        kind,
+        "timer.html",
+        block,
+        var,
+        lambda c, t: view(c.state),
+        touch_s=touch_s,
+        derive=derive,
+        keyed=True,
     )
 
 

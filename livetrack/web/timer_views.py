@@ -8,11 +8,13 @@ from datetime import date, datetime, time
 from typing import Any
 
 from livetrack.domain.expect import start_ms
+from livetrack.domain.obstacles import obstacle_at
 from livetrack.domain.ranking import ALL
 from livetrack.domain.readers import QUIET_MS
 from livetrack.domain.records import (
     ChipAssign,
     Correction,
+    Judgement,
     Record,
     Sighting,
     StatusChange,
@@ -51,6 +53,12 @@ def _describe(st: RaceState, rec: Record) -> tuple[str, int, str, str]:
         return (f"{rec.kind} {rec.point}{at}", rec.at_ms, rec.by, rec.reason)
     if isinstance(rec, StatusChange):
         return (f"status {rec.status}", rec.at_ms, rec.by, rec.reason)
+    if isinstance(rec, Judgement):
+        obstacle = obstacle_at(st.runners[rec.bib].race.obstacles, rec.point)
+        cost = f" ({obstacle.penalty(rec.outcome).text()})" if obstacle is not None else ""
+        name = obstacle.name if obstacle is not None else rec.point
+        what = f"judged {rec.outcome} at {name}{cost}"
+        return (what, rec.received_ms or rec.time_ms, rec.by, "")
     if isinstance(rec, ChipAssign):
         return (f"chip {rec.chip} assigned", 0, rec.by, "")
     return (rec.TYPE, 0, "", "")
@@ -64,7 +72,7 @@ def history_view(st: RaceState, bib: str) -> dict[str, Any] | None:
     entries = []
     for rec in reversed(r.history):
         what, at, by, why = _describe(st, rec)
-        undoable = isinstance(rec, Sighting | StatusChange) or (
+        undoable = isinstance(rec, Sighting | StatusChange | Judgement) or (
             isinstance(rec, Correction) and rec.kind != "undo"
         )
         entries.append(
@@ -102,6 +110,7 @@ def history_view(st: RaceState, bib: str) -> dict[str, Any] | None:
         "offset": utc_offset(st, day),
         "status": r.status,
         "reason": r.status_reason,
+        "penalty": "+" + fmt_elapsed(r.penalty.ms) if r.penalty.ms else "",
         "passings": passings,
         "entries": entries,
     }
@@ -225,6 +234,7 @@ def announce_view(st: RaceState, limit: int = 12) -> dict[str, Any]:
     for t, bib in latest[:limit]:
         r = st.runners[bib]
         finish = r.race.course.checkpoints[-1].id
+        raw = st.elapsed(r, finish)
         rows.append(
             {
                 "bib": bib,
@@ -235,7 +245,9 @@ def announce_view(st: RaceState, limit: int = 12) -> dict[str, Any]:
                 "position": st.position(r, finish, ALL),
                 "category": r.category,
                 "category_position": st.position(r, finish, r.category) if r.category else None,
-                "time": fmt_elapsed(st.elapsed(r, finish)),
+                # the final time: obstacle penalties included, and said
+                "time": fmt_elapsed(None if raw is None else raw + r.penalty.ms),
+                "penalty": "+" + fmt_elapsed(r.penalty.ms) if r.penalty.ms else "",
                 "clock": fmt_clock(st, t),
             }
         )

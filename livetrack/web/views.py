@@ -17,8 +17,11 @@ from typing import Any
 from livetrack.domain.alerts import race_over
 from livetrack.domain.event import Race
 from livetrack.domain.expect import expected, last_passing, next_checkpoint, start_ms
+from livetrack.domain.meet import progress
+from livetrack.domain.obstacles import describe
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, Runner
+from livetrack.web.meets_views import athlete_rounds
 
 
 def fmt_elapsed(ms: int | None) -> str:
@@ -63,6 +66,9 @@ def race_status(
     finished = len(state.finishers[race.id])
     done = race_over(state, race, now_ms)
     status = "not started" if not started else ("finished" if done else "running")
+    rounds = state.meet.get(race.id)
+    if race.rounds is not None and rounds is not None:  # heats and finals: no gun, no mats
+        status, finished = progress(rounds, race.rounds)
     # the clock runs while the race does, and stops at the last finish once everyone is in
     stop = state.finishers[race.id][-1][0] if done and finished else now_ms
     cps = race.course.checkpoints
@@ -108,6 +114,12 @@ def runner_row(state: RaceState, r: Runner, checkpoint: str, division: str) -> d
     race = r.race
     gun = state.elapsed(r, checkpoint, "gun")
     chip = state.elapsed(r, checkpoint, "chip")
+    # obstacle penalties count at the finish: its times are final times (raw + penalty)
+    pen = r.penalty.ms if checkpoint == race.course.checkpoints[-1].id else 0
+    raw = gun if race.rank_by == "gun" else chip
+    if pen:
+        gun = None if gun is None else gun + pen
+        chip = None if chip is None else chip + pen
     pos = state.position(r, checkpoint, division)
     cps = [cp.id for cp in race.course.checkpoints]
     i = cps.index(checkpoint)
@@ -134,6 +146,8 @@ def runner_row(state: RaceState, r: Runner, checkpoint: str, division: str) -> d
         "move": move,
         "prev_position": prev_position,
         "status": r.status,
+        "raw": fmt_elapsed(raw) if pen else "",
+        "penalty": "+" + fmt_elapsed(pen) if pen else "",
         "manual": passing is not None and passing.source in ("manual", "corrected"),
     }
 
@@ -285,6 +299,13 @@ def runner(
                     "confirmed": p.confirmed,
                 }
             )
+            if cp.id == cps[-1].id and r.penalty.ms:  # the finish: final time, penalty shown
+                raw = state.elapsed(r, cp.id)
+                pen = r.penalty.ms
+                gun, chip = state.elapsed(r, cp.id, "gun"), state.elapsed(r, cp.id, "chip")
+                row["gun"] = fmt_elapsed(None if gun is None else gun + pen)
+                row["chip"] = fmt_elapsed(None if chip is None else chip + pen)
+                row["raw"], row["penalty"] = fmt_elapsed(raw), "+" + fmt_elapsed(pen)
             if i and pace_ms:
                 segments.append({"name": cp.name, "pace": pace_ms, "median": field[i - 1]})
             prev_t, prev_d = p.time_ms, cp.distance_m
@@ -309,6 +330,8 @@ def runner(
         "race_name": race.name,
         "status": r.status,
         "status_reason": r.status_reason,
+        "penalties": describe(r.penalty),
+        "rounds": athlete_rounds(state, r.bib),
         "splits": splits,
         "segments": segments,
         "chart": pace_chart(segments),
