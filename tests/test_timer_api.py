@@ -14,7 +14,7 @@ import pytest
 import websockets
 from conftest import PATIENCE_S
 from factory import GUN, event, gun, person, read
-from server import Running, serve
+from server import Running, recv_until, serve
 
 from livetrack.cli import main as cli
 from livetrack.domain.records import ChipRead, Sighting
@@ -31,19 +31,6 @@ def bearer(token: str) -> dict[str, str]:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-async def recv_until(
-    ws: websockets.ClientConnection, needle: str, timeout: float = PATIENCE_S
-) -> str:
-    async def loop() -> str:
-        while True:
-            msg = await ws.recv()
-            assert isinstance(msg, str)
-            if needle in msg:
-                return msg
-
-    return await asyncio.wait_for(loop(), timeout)
 
 
 async def recv_all(

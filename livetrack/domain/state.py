@@ -490,6 +490,10 @@ class RaceState(DerivedState):
             else:
                 why = apply_adjust(self.event, self.meet, record)
         changed = {race_topic(record.race)} if record.race in self.event.races else set()
+        if changed:  # the athletes' cards show their heats, lanes and Q/q
+            changed |= {
+                runner_topic(b) for b, r in self.runners.items() if r.race.id == record.race
+            }
         if why:
             self._problem("rounds", getattr(record, "bib", ""), "", why, record)
             changed.add(PROBLEMS_TOPIC)
