@@ -289,6 +289,10 @@ def test_a_sprinters_page_shows_heat_lane_q_and_the_next_rounds_lane(tmp_path: P
         assert "Final: start list" in http.get("/screen/b100").text
         out = next(b for b in heats.bibs() if b not in final.bibs())
         assert "Not through to the Final." in http.get(f"/runners/{out}").text
+        assert upload(srv, http, lif(1, heat_rows(state(srv), "final", 1), round_no=2), "f.lif")
+        srv.settle()
+        ended = http.get(f"/api/v1/runners/{final.heat(1)[0][0]}").json()["rounds"]["next"]
+        assert ended == "Final: 1st in 14.00."
 
 
 def test_a_restart_does_not_undo_a_correction_of_a_watched_file(tmp_path: Path) -> None:

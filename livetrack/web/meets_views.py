@@ -244,6 +244,10 @@ def athlete_rounds(state: RaceState, bib: str) -> dict[str, Any] | None:
             through = f"Through to the {nxt.name}: lanes are drawn when every heat is in."
         elif nxt is not None and rs.complete and row["done"]:
             through = f"Not through to the {nxt.name}."
+        elif nxt is None and row["done"]:  # the last round: how it ended
+            through = f"{title}: {row['place'] or row['status'] or 'no result'}" + (
+                f" in {row['time']}." if row["place"] else "."
+            )
     if not rows:
         first = config.rounds[0].name
         return {"rows": [], "next": f"The {first} are not drawn yet."}
