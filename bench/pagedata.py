@@ -5,7 +5,10 @@ fresh log, and plays the demo's simulated race into it at real speed, arranged s
 measuring window falls where the figures matter: the mile's gun fired ``--mile-gun-ago``
 seconds before the window opens (runners pass halfway during it), the 10K's second wave a
 minute before (a race running with nothing happening: nobody reaches its first mat for ten
-minutes or more), the other races not started. Reads due before the window are posted at once.
+minutes or more), the team race's ``--team-gun-ago`` before (its first teams' members finish
+during it: the team standings and one team's page change), the relay's ``--relay-gun-ago``
+before (its first legs hand over), the fun run not started. Reads due before the window are
+posted at once.
 
 Each page is opened in its own Chromium context (390×844, empty cache) through a TCP proxy of
 its own that counts every byte the server sends to that page: the HTTP responses (HTML, CSS,
@@ -21,7 +24,8 @@ browser's own accounting, which reports websocket payloads after decompression.
   for the mile during the window (every read, duplicates included); ``ratio_to_reads`` is the
   race page's websocket bytes over it.
 
-    python bench/pagedata.py [--minutes 3] [--mile-gun-ago 240] [--tick 0.25]
+    python bench/pagedata.py [--minutes 3] [--mile-gun-ago 300] [--team-gun-ago 560]
+                             [--relay-gun-ago 900] [--tick 0.25]
 
 Prints one JSON object on its last line.
 """
@@ -43,6 +47,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -198,11 +203,18 @@ def setup(tmp: Path) -> tuple[Any, list[Any], Path, Path]:
     event = load_event_text(text)
     people = make_participants(event, {"mile": 60, "team": 60, "fun": 80, "tenk": 120})
     path = tmp / "people.csv"
-    lines = ["bib,chip,first_name,last_name,gender,age,club,race,wave"]
+    lines = ["bib,chip,first_name,last_name,gender,age,club,team,race,wave,leg"]
     for p in people:
+        if p.legs:  # a relay team: one row per leg, its runner and chip
+            for leg, (chip, name) in enumerate(zip(p.chips, p.legs, strict=True), 1):
+                first, _, last = name.partition(" ")
+                lines.append(
+                    f'{p.bib},{chip},{first},{last},,,"{p.club}","{p.team}",{p.race},{p.wave},{leg}'
+                )
+            continue
         lines.append(
             f"{p.bib},{p.chips[0]},{p.first_name},{p.last_name},{p.gender},{p.age},"
-            f'"{p.club}",{p.race},{p.wave}'
+            f'"{p.club}","{p.team}",{p.race},{p.wave},'
         )
     path.write_text("\n".join(lines) + "\n")
     return event, people, path, event_path
@@ -277,8 +289,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         window_ms = int(args.minutes * 60_000)
         setup_s = 30.0  # pages open and settle before the window
         t_open = int(time.time() * 1000) + int(setup_s * 1000)
-        # the 10K's second wave starts two minutes after its first
-        guns = {"mile": t_open - int(args.mile_gun_ago * 1000), "tenk": t_open - 180_000}
+        # the 10K's second wave starts two minutes after its first; the team race's first
+        # finishers come in during the window, and the relay's first legs hand over
+        guns = {
+            "mile": t_open - int(args.mile_gun_ago * 1000),
+            "tenk": t_open - 180_000,
+            "team": t_open - int(args.team_gun_ago * 1000),
+            "relay": t_open - int(args.relay_gun_ago * 1000),
+        }
         actions = sim.plan(event, people, guns)
         now = int(time.time() * 1000)
         past = [a for a in actions if a.at_ms <= now]
@@ -296,6 +314,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # the runner card: a mile runner due at halfway early in the window
         due = [str(a.read["chip"]) for a in halfway if a.read and a.at_ms > t_open + 20_000]
         card_bib = mile_chips[due[0]] if due else people[0].bib
+        # one team's page: the team whose members finish first
+        team_chips = {p.chips[0]: p.team for p in people if p.race == "team"}
+        team_done = [
+            team_chips[str(a.read["chip"])]
+            for a in future
+            if a.read and str(a.read["chip"]) in team_chips and a.read["point"] == "finish"
+        ]
+        team = team_done[0] if team_done else next(p.team for p in people if p.race == "team")
+        window_end = t_open + window_ms
+        relay_chips = {c for p in people if p.race == "relay" for c in p.chips}
+        relay_reads = [
+            a
+            for a in future
+            if a.read and a.read["chip"] in relay_chips and t_open <= a.at_ms < window_end
+        ]
+        team_finishes = [
+            a
+            for a in in_window
+            if a.read and str(a.read["chip"]) in team_chips and a.read["point"] == "finish"
+        ]
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
             for a in past:
                 if a.kind == "gun":
@@ -314,6 +352,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "runner": f"/runners/{card_bib}",
             "results": "/results/mile",
             "map": "/races/mile/map",
+            "teams": "/races/team/teams",
+            "team": "/races/team/teams/" + quote(team, safe=""),
+            "relay": "/races/relay/relay",
         }
         proxies = {name: Proxy(port) for name in pages}
         for p in proxies.values():
@@ -376,6 +417,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "mile_reads_in_window": len(mile_reads),
                 "reads_kb_per_min": round(reads_kb_min, 3),
                 "runner_card_bib": card_bib,
+                "team": team,
+                "team_finishes_in_window": len(team_finishes),
+                "relay_reads_in_window": len(relay_reads),
             }
         )
     finally:
@@ -394,6 +438,14 @@ def main() -> None:
     ap.add_argument(
         "--mile-gun-ago", type=float, default=300.0,
         help="seconds between the mile's gun and the window opening",
+    )  # fmt: skip
+    ap.add_argument(
+        "--team-gun-ago", type=float, default=560.0,
+        help="seconds between the team race's gun and the window opening",
+    )  # fmt: skip
+    ap.add_argument(
+        "--relay-gun-ago", type=float, default=900.0,
+        help="seconds between the relay's gun and the window opening",
     )  # fmt: skip
     ap.add_argument("--tick", type=float, default=0.25, help="the hub's tick (as serve --tick)")
     args = ap.parse_args()

@@ -86,13 +86,23 @@
   }
   var gaps = [];
   var QUIET_MS = 180000;
-  function changed() {
-    var at = Date.now();
+  function changed(at) {  // at: when, in this phone's clock
+    if (at <= lastChange) return;
     gaps.push(at - lastChange);
     if (gaps.length > 20) gaps.shift();
     lastChange = at;
     var span = fresh && fresh.querySelector("[data-ago]");
-    if (span) span.setAttribute("data-ago", String(serverNow()));
+    if (span) span.setAttribute("data-ago", String(at + offset));
+  }
+  // Regions drawn again for time passing (a marshal's lists, the timer's panels) say when
+  // their data last changed (data-changed, the server's clock): then a message is not news
+  // by itself. Elsewhere every message after a (re)connect's snapshot is.
+  function markedChange() {
+    var at = 0;
+    document.querySelectorAll("[data-changed]:not(#fresh)").forEach(function (el) {
+      at = Math.max(at, Number(el.getAttribute("data-changed")) || 0);
+    });
+    return at ? at - offset : 0;
   }
   function usualQuiet() {
     var g = gaps.slice().sort(function (a, b) { return a - b; });
@@ -106,9 +116,14 @@
     if (downSince !== null && Date.now() - downSince > 5000) {
       return "Not connected — reconnecting. Nothing new shown since " + ago(lastChange + offset) + ".";
     }
-    var running = document.querySelector(".race-head [data-race-status='running']");
-    if (!running) return "";
-    var quietUntil = Number(running.getAttribute("data-quiet-until")) || 0;
+    // any race the page follows that is running (a race's header, the home page's races, a
+    // staff panel's); silence before anyone could reach a first mat is expected
+    var running = document.querySelectorAll("[data-race-status='running']");
+    if (!running.length) return "";
+    var quietUntil = 0;
+    running.forEach(function (el) {
+      quietUntil = Math.max(quietUntil, Number(el.getAttribute("data-quiet-until")) || 0);
+    });
     var since = Math.max(lastChange, quietUntil - offset);
     var silent = Date.now() - since;
     if (silent <= usualQuiet()) return "";
@@ -301,8 +316,10 @@
     save(SEEN_KEY, seen);
   }
   document.addEventListener("htmx:wsAfterMessage", function () {
-    if (snapshotNext) snapshotNext = false;
-    else changed();
+    var marked = markedChange();
+    if (marked) changed(marked);
+    else if (!snapshotNext) changed(Date.now());
+    snapshotNext = false;
     refreshStars();
     checkPassings();
     tick();
@@ -313,7 +330,7 @@
   // the map moves dots on the field's own clock: the newest record's time when it was drawn
   var mapOffset = offset;
   function mapClock() {
-    var holder = document.querySelector("[data-field][data-now]");
+    var holder = document.querySelector("[data-field] [data-now]");
     if (holder && Number(holder.getAttribute("data-now"))) {
       mapOffset = Number(holder.getAttribute("data-now")) - Date.now();
     }

@@ -80,7 +80,7 @@
       var badge = document.getElementById("conn");
       if (open && badge) badge.hidden = true;
     });
-    root.setAttribute("hx-ext", "ws");
+    root.setAttribute("hx-ext", "ws,patch");  // pushes carry what changed (patch.js)
     root.setAttribute("ws-connect", "/ws/staff");
     htmx.process(root);
   }

@@ -30,6 +30,28 @@ DATA = Path(os.environ.get("LIVETRACK_DATA", REPO.parent / "shared" / "data"))
 PATIENCE_S = 30.0
 
 
+#: The whole suite (``pytest`` with no paths) runs on this many worker processes (pytest-xdist),
+#: each test file whole on one worker, so a file's tests still run one after another; a file or
+#: test named on the command line runs in this one process, and ``-n 0`` always does.
+WORKERS = 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    opt = config.option
+    whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
+    if (
+        whole_suite
+        and getattr(opt, "numprocesses", 0) is None  # xdist is there and -n was not given
+        and not hasattr(config, "workerinput")  # not inside a worker
+        and not opt.collectonly
+        and not opt.usepdb
+    ):
+        opt.numprocesses = WORKERS
+        if opt.dist == "no":
+            opt.dist = "loadfile"
+
+
 def unavailable(reason: str) -> None:
     """Skip (locally) or fail (in CI) because something the test needs is missing."""
     if IN_CI:

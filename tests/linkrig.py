@@ -210,6 +210,11 @@ class Proc:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.launch()
+        self.ready()
+
+    def launch(self) -> None:
+        """Start the process, without waiting for it (see :meth:`ready`)."""
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
         with self.logfile.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -217,6 +222,10 @@ class Proc:
                  *self.args, "--host", "127.0.0.1", "--port", str(self.port)],
                 stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir, env=env,
             )  # fmt: skip
+
+    def ready(self) -> None:
+        """Wait until the launched process answers ``/healthz``."""
+        assert self.proc is not None, f"{self.name} was not launched"
         wait_for_port(self.port, PATIENCE_S * 2, self.proc)
         deadline = time.monotonic() + PATIENCE_S * 2
         while time.monotonic() < deadline:
@@ -317,10 +326,12 @@ class RaceDay:
              "--tick", "0.1"],
             workdir, public_env or {},
         )  # fmt: skip
-        self.public.start()
+        # both processes start at once (the site dials the public end until it answers)
+        self.public.launch()
         self.proxy = FaultProxy(self.public.port)
         upstream, extra = f"http://127.0.0.1:{self.proxy.port}", []
-        if front is not None:
+        if front is not None:  # what stands in front may need the public server answering
+            self.public.ready()
             upstream, extra = front(self.public.port)
         self.site = Proc(
             "site",
@@ -329,7 +340,25 @@ class RaceDay:
              "--upstream", upstream, *extra, "--tick", "0.1"],
             workdir, {"LIVETRACK_SITE_TOKEN": self.site_token},
         )  # fmt: skip
-        self.site.start()
+        self.site.launch()
+        self.public.ready()
+        self.site.ready()
+        self.wait_linked()
+
+    def wait_linked(self, timeout: float = PATIENCE_S) -> None:
+        """Wait until the site's link to the public server is up."""
+        deadline = time.monotonic() + timeout
+        while not self.link("site")["connected"]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the site's link is not up after {timeout}s: {self.link()}")
+            time.sleep(0.05)
+
+    def start_both(self) -> None:
+        """Start the site and the public server at once (after both were stopped)."""
+        self.public.launch()
+        self.site.launch()
+        self.public.ready()
+        self.site.ready()
 
     def close(self) -> None:
         for p in (self.site, self.public):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+import websockets
 from conftest import PATIENCE_S
 
 from livetrack.domain.event import Event
@@ -55,6 +56,22 @@ class Running:
         """:meth:`settle` for async tests (their own loop keeps running meanwhile)."""
         done = asyncio.run_coroutine_threadsafe(self._settled(timeout), self.loop)
         await asyncio.wait_for(asyncio.wrap_future(done), timeout + 5)
+
+
+async def recv_until(
+    ws: websockets.ClientConnection, needle: str, timeout: float = PATIENCE_S
+) -> str:
+    """The first text message on a live socket that holds ``needle`` (fails after
+    ``timeout``)."""
+
+    async def loop() -> str:
+        while True:
+            msg = await ws.recv()
+            assert isinstance(msg, str)
+            if needle in msg:
+                return msg
+
+    return await asyncio.wait_for(loop(), timeout)
 
 
 def tokens_for(points: tuple[str, ...] = ("half",)) -> tuple[dict[str, str], list[Record]]:

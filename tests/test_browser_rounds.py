@@ -126,3 +126,56 @@ async def test_the_rounds_desk_uploads_a_file_and_lists_the_lines_left_out(
             "1, 102, 14.4"
         )  # the pushed redraw kept what was typed
         await page.screenshot(path=str(shot_path("rounds-desk-upload")), full_page=True)  # type: ignore[attr-defined]
+
+
+async def test_an_athletes_page_follows_them_from_their_heat_lane_to_the_final_lane(
+    tmp_path: Path, page_factory: PageFactory
+) -> None:
+    ev = meet_event()
+    folder = tmp_path / "lynx"
+    folder.mkdir()
+    with serve(ev, tmp_path / "m.db", entries(ev), lif_dir=str(folder)) as srv:
+        _draw(srv)
+        rr = _state(srv).meet.get("b100")
+        assert rr is not None
+        heats = rr.state("heats").draw
+        assert heats is not None
+        bib, lane = heats.heat(3)[0]  # first in heat 3's file: the heat's winner
+        _drop(srv, folder, 1, 14_000)
+        _drop(srv, folder, 2, 14_050)
+        phone = await _open(page_factory, f"{srv.url}/runners/{bib}", 390, 844)
+        card = phone.locator(f"#t-runner-{bib}")  # type: ignore[attr-defined]
+        await card.get_by_text(f"Next: Heats · heat 3, lane {lane}.").wait_for(timeout=WAIT_MS)
+        assert await card.get_by_text("Not seen on the course yet").count() == 0
+        _drop(srv, folder, 3, 14_020)  # the last heat: the final is drawn, the page follows
+        await card.locator(".rn-rounds .q-big").wait_for(timeout=WAIT_MS)
+        final = rr.state("final").draw  # drawn with heat 3's result, in the same fold step
+        assert final is not None
+        final_lane = dict(final.heat(1))[bib]
+        await card.get_by_text(f"Next: Final, lane {final_lane}.").wait_for(timeout=WAIT_MS)
+        row = card.locator('.rn-rounds tr[data-round="heats"]')
+        assert "1st" in await row.inner_text() and "14.02" in await row.inner_text()
+        width = await phone.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
+        assert width == 390
+        await phone.screenshot(path=str(shot_path("rounds-athlete-page")), full_page=True)  # type: ignore[attr-defined]
+
+
+async def test_a_watched_file_that_imports_nothing_shows_on_the_timers_problems_panel(
+    tmp_path: Path, page_factory: PageFactory
+) -> None:
+    ev = meet_event()
+    folder = tmp_path / "lynx"
+    folder.mkdir()
+    with serve(ev, tmp_path / "m.db", entries(ev), lif_dir=str(folder)) as srv:
+        _draw(srv)
+        page = await page_factory(width=1280, height=900)
+        await page.goto(srv.url + "/signin#token=" + srv.tokens["timer"])  # type: ignore[attr-defined]
+        await page.wait_for_url("**/timer", timeout=WAIT_MS)  # type: ignore[attr-defined]
+        panel = page.locator("#t-problems")  # type: ignore[attr-defined]
+        await panel.get_by_text("Nothing to look at.").wait_for(timeout=WAIT_MS)
+        (folder / "009-1-04.lif").write_text("7,1,4,Heat 4,+0.1,m/s\n1,101,4,A,B,C,14.00\n")
+        told = "nothing imported: 009-1-04.lif:1: unknown heat: Heats of Backward 100 m has 3"
+        await panel.get_by_text(told).wait_for(timeout=WAIT_MS)
+        await page.screenshot(path=str(shot_path("rounds-timer-problem-file")))  # type: ignore[attr-defined]
+        (folder / "009-1-04.lif").unlink()  # the file taken away: the problem goes with it
+        await panel.get_by_text("Nothing to look at.").wait_for(timeout=WAIT_MS)

@@ -209,3 +209,9 @@ def test_a_row_arriving_above_does_not_resend_the_rows_it_moved_down() -> None:
     assert STEP.findall(patch(old, new) or "") == [
         ("first:b-r", '<li id="r1"><b>1</b> Ada 6:58</li>')
     ]
+
+
+def test_rows_sharing_an_id_send_the_region_whole() -> None:
+    old = draw([("1", "Ada"), ("2", "Grace")])
+    new = draw([("1", "Ada"), ("2", "Grace"), ("2", "Grace again")])
+    assert patch(old, new) is None  # which "r2" is which cannot be said

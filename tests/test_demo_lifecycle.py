@@ -110,3 +110,19 @@ def test_one_ctrl_c_stops_the_demo_and_a_restart_carries_on_the_same_day(
     )
     assert len([r for r in again if isinstance(r, ChipRead)]) >= reads
     assert mile["count"] >= 0
+
+
+def test_two_demos_with_logs_in_one_folder_have_photo_finish_folders_of_their_own(
+    tmp_path: Path,
+) -> None:
+    from livetrack.demo.run import photo_finish_folder
+
+    mine = photo_finish_folder(str(tmp_path / "mine.db"), fresh=True)
+    theirs = photo_finish_folder(str(tmp_path / "theirs.db"), fresh=True)
+    assert mine != theirs and mine.is_dir() and theirs.is_dir()
+    (theirs / "001-1-01.lif").write_text("their heat")
+    (mine / "001-1-01.lif").write_text("an earlier run's heat")
+    # a new log starts with no files left from another draw; a restart keeps the folder's files
+    assert list(photo_finish_folder(str(tmp_path / "mine.db"), fresh=False).iterdir()) != []
+    assert list(photo_finish_folder(str(tmp_path / "mine.db"), fresh=True).iterdir()) == []
+    assert (theirs / "001-1-01.lif").read_text() == "their heat"

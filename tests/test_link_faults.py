@@ -90,7 +90,10 @@ def test_blackholed_link_is_noticed_and_resumed(day: RaceDay) -> None:
     day.post_reads(reads(300, 200)).raise_for_status()
     ident = str(uuid.uuid4())
     assert day.post_sighting(ident, "3", int(time.time() * 1000)).status_code == 202
-    time.sleep(7)  # past the ping timeout
+    # by 7 s from now, past the ping timeout, the site has called the link down
+    past_ping_timeout = time.monotonic() + 7
+    while day.link("site")["connected"] and time.monotonic() < past_ping_timeout:
+        time.sleep(0.1)
     assert not day.link("site")["connected"]
     day.proxy.heal()
     day.wait_equal()
@@ -145,8 +148,7 @@ def test_site_public_and_both_killed_and_restarted_resume(day: RaceDay) -> None:
         time.sleep(1.5)
         day.site.kill()
         day.public.kill()
-        day.public.start()
-        day.site.start()
+        day.start_both()
         flow.wait_reads()
     finally:
         flow.stop()

@@ -10,20 +10,7 @@ import pytest
 import websockets
 from conftest import PATIENCE_S
 from factory import GUN, event, person
-from server import serve
-
-
-async def recv_until(
-    ws: websockets.ClientConnection, needle: str, timeout: float = PATIENCE_S
-) -> str:
-    async def loop() -> str:
-        while True:
-            msg = await ws.recv()
-            assert isinstance(msg, str)
-            if needle in msg:
-                return msg
-
-    return await asyncio.wait_for(loop(), timeout)
+from server import recv_until, serve
 
 
 async def test_posted_read_arrives_as_the_leaderboard_fragment(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 import websockets
 from conftest import PATIENCE_S
 from factory import GUN, event, person
-from server import serve, tokens_for
+from server import recv_until, serve, tokens_for
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -33,19 +33,6 @@ def sighting(bib: str, at_s: float, point: str = "half", ident: str = "") -> dic
 def applied(http: httpx.Client) -> int:
     count: int = http.get("/healthz").json()["applied"]
     return count
-
-
-async def recv_until(
-    ws: websockets.ClientConnection, needle: str, timeout: float = PATIENCE_S
-) -> str:
-    async def loop() -> str:
-        while True:
-            msg = await ws.recv()
-            assert isinstance(msg, str)
-            if needle in msg:
-                return msg
-
-    return await asyncio.wait_for(loop(), timeout)
 
 
 def test_a_sighting_is_stored_once_with_the_server_time_and_the_marshals_name(

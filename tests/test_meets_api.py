@@ -5,6 +5,7 @@ lanes and Q/q."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import time
@@ -21,6 +22,7 @@ from server import Running, serve
 
 from livetrack.cli import main as cli
 from livetrack.domain.state import RaceState
+from livetrack.web.timer_views import problems_view
 
 
 def bearer(srv: Running, role: str = "timer") -> dict[str, str]:
@@ -163,3 +165,158 @@ def test_check_event_lists_the_rounds_and_entries_without_a_time(
     out = capsys.readouterr().out
     assert "    in rounds: Heats → Final; 8 lanes; photo-finish event 7" in out
     assert "  b100: 1 entries without an entry time (seeded last, by lot): bib 121" in out
+
+
+def test_a_file_uploaded_again_after_a_wrong_one_counts_again(tmp_path: Path) -> None:
+    ev = meet_event()
+    with serve(ev, tmp_path / "m.db", entries(ev)) as srv, httpx.Client(base_url=srv.url) as http:
+        draw_heats(srv, http)
+        right = lif(1, heat_rows(state(srv), "heats", 1, 14_000))
+        wrong = lif(1, heat_rows(state(srv), "heats", 1, 15_000))
+        rr = state(srv).meet.get("b100")
+        assert rr is not None
+
+        def times() -> list[int | None]:
+            return sorted(m.time_ms for m in rr.state("heats").marks.values())
+
+        statuses = []
+        for text in (right, wrong, right, right):
+            r = upload(srv, http, text, "007-1-01.lif")
+            assert r.status_code == 200, r.text
+            statuses.append(r.json()["results"][0]["status"])
+            srv.settle()
+        assert statuses == ["accepted", "accepted", "accepted", "duplicate"]
+        assert times()[0] == 14_000  # the right file counts again, not the wrong one
+        assert len([k for k in state(srv).meet.get("b100").results]) == 1  # type: ignore[union-attr]
+
+
+def test_a_watched_file_that_imports_nothing_is_a_problem_until_its_heat_is_drawn(
+    tmp_path: Path,
+) -> None:
+    ev = meet_event()
+    folder = tmp_path / "lynx"
+    folder.mkdir()
+    with (
+        serve(ev, tmp_path / "m.db", entries(ev), lif_dir=str(folder)) as srv,
+        httpx.Client(base_url=srv.url) as http,
+    ):
+        (folder / "007-1-01.lif").write_text("7,1,1,Heat 1,+0.3,m/s\n1,101,4,A,B,C,14.00\n")
+        (folder / "junk.lif").write_text("no header here\n")
+
+        def photo_finish() -> list[str]:
+            view = problems_view(state(srv))
+            return sorted(p["detail"] for p in view["rows"] if p["kind"] == "photo-finish")
+
+        wait_for(lambda: len(photo_finish()) == 2)
+        assert photo_finish() == [
+            "nothing imported: 007-1-01.lif:1: Heats of Backward 100 m is not drawn yet",
+            "nothing imported: junk.lif:1: the first line is not a heat header (event, round, "
+            "heat, event name, wind, …)",
+        ]
+        draw_heats(srv, http)  # the file waiting for its heat is imported by itself
+        rr = state(srv).meet.get("b100")
+        assert rr is not None
+        wait_for(lambda: ("heats", 1) in rr.results)
+        wait_for(lambda: len(photo_finish()) == 1)
+        (folder / "junk.lif").unlink()
+        wait_for(lambda: photo_finish() == [])
+
+
+def test_only_one_of_two_processes_on_one_log_imports_the_watched_folder(tmp_path: Path) -> None:
+    ev = meet_event()
+    folder = tmp_path / "lynx"
+    folder.mkdir()
+    db = tmp_path / "m.db"
+    with contextlib.ExitStack() as first:
+        one = first.enter_context(serve(ev, db, entries(ev), lif_dir=str(folder)))
+        wait_for(lambda: one.app.state.lif_watcher.leading)  # type: ignore[attr-defined]
+        two = first.enter_context(serve(ev, db, lif_dir=str(folder)))
+        watchers = [s.app.state.lif_watcher for s in (one, two)]  # type: ignore[attr-defined]
+        wait_for(lambda: any(w.leading for w in watchers))
+        leader, standby = sorted(watchers, key=lambda w: not w.leading)
+        assert not standby.leading
+        with httpx.Client(base_url=one.url) as http:
+            draw_heats(one, http)
+        two.settle()
+        (folder / "007-1-01.lif").write_text(lif(1, heat_rows(state(two), "heats", 1)))
+        rr = state(two).meet.get("b100")
+        assert rr is not None
+        wait_for(lambda: ("heats", 1) in rr.results)
+        assert list(leader.imports) == ["007-1-01.lif"] and standby.imports == {}
+        assert leader is watchers[0]
+        with serve(ev, db, lif_dir=str(folder)) as three:
+            first.close()  # the holder stops: another process takes over
+            rr = state(three).meet.get("b100")
+            assert rr is not None
+            wait_for(lambda: three.app.state.lif_watcher.leading)  # type: ignore[attr-defined]
+            (folder / "007-1-02.lif").write_text(lif(2, heat_rows(state(three), "heats", 2)))
+            wait_for(lambda: ("heats", 2) in rr.results)
+            taken = three.app.state.lif_watcher.imports  # type: ignore[attr-defined]
+            assert sorted(taken) == ["007-1-01.lif", "007-1-02.lif"]
+
+
+def test_a_sprinters_page_shows_heat_lane_q_and_the_next_rounds_lane(tmp_path: Path) -> None:
+    ev = meet_event()
+    with serve(ev, tmp_path / "m.db", entries(ev)) as srv, httpx.Client(base_url=srv.url) as http:
+        assert "The Heats are not drawn yet." in http.get("/runners/101").text
+        draw_heats(srv, http)
+        rr = state(srv).meet.get("b100")
+        assert rr is not None
+        heats = rr.state("heats").draw
+        assert heats is not None
+        heat, lane = heats.where("101") or (0, 0)
+        page = http.get("/runners/101").text
+        assert f"Next: Heats · heat {heat}, lane {lane}." in page
+        assert "Heats: start list" in http.get("/races/b100").text  # not "0 / 20 finished"
+        assert "Not seen on the course yet" not in page
+        for h in (1, 2, 3):
+            assert upload(
+                srv, http, lif(h, heat_rows(state(srv), "heats", h)), f"{h}.lif"
+            ).is_success
+        srv.settle()
+        final = rr.state("final").draw
+        assert final is not None
+        winner = heat_rows(state(srv), "heats", heat)[0][1]
+        _, f_lane = final.where(winner) or (0, 0)
+        card = http.get(f"/api/v1/runners/{winner}").json()["rounds"]
+        assert card["next"] == f"Next: Final, lane {f_lane}."
+        first = card["rows"][0]
+        assert (first["title"], first["place"], first["mark"]) == (
+            f"Heats · heat {heat}",
+            "1st",
+            "Q",
+        )
+        assert "Final: start list" in http.get("/screen/b100").text
+        out = next(b for b in heats.bibs() if b not in final.bibs())
+        assert "Not through to the Final." in http.get(f"/runners/{out}").text
+        assert upload(srv, http, lif(1, heat_rows(state(srv), "final", 1), round_no=2), "f.lif")
+        srv.settle()
+        ended = http.get(f"/api/v1/runners/{final.heat(1)[0][0]}").json()["rounds"]["next"]
+        assert ended == "Final: 1st in 14.00."
+
+
+def test_a_restart_does_not_undo_a_correction_of_a_watched_file(tmp_path: Path) -> None:
+    ev = meet_event()
+    folder = tmp_path / "lynx"
+    folder.mkdir()
+    db = tmp_path / "m.db"
+    with (
+        serve(ev, db, entries(ev), lif_dir=str(folder)) as srv,
+        httpx.Client(base_url=srv.url) as http,
+    ):
+        draw_heats(srv, http)
+        (folder / "007-1-01.lif").write_text(lif(1, heat_rows(state(srv), "heats", 1, 14_000)))
+        rr = state(srv).meet.get("b100")
+        assert rr is not None
+        wait_for(lambda: ("heats", 1) in rr.results)
+        fixed = lif(1, heat_rows(state(srv), "heats", 1, 14_500))  # the judges re-read it
+        assert upload(srv, http, fixed, "007-1-01-fixed.lif").json()["results"][0]["status"] == (
+            "accepted"
+        )
+    with serve(ev, db, lif_dir=str(folder)) as again:
+        watcher = again.app.state.lif_watcher  # type: ignore[attr-defined]
+        wait_for(lambda: "007-1-01.lif" in watcher.imports)  # read again at start
+        again.settle()
+        rr = state(again).meet.get("b100")
+        assert rr is not None
+        assert min(m.time_ms or 0 for m in rr.state("heats").marks.values()) == 14_500

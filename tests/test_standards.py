@@ -4,6 +4,7 @@ next year's standard, and the championship's standard rule naming the national c
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from livetrack.domain.event import ConfigError, load_event_text
 from livetrack.domain.records import ParticipantRecord
 from livetrack.domain.standards import Standards, eligible, meets_next
 from livetrack.domain.state import RaceState
+from livetrack.service.entries import EntriesFile
+from livetrack.web.app import Settings, create_app
 from livetrack.web.formats import champ_view
 
 MILE = 'waves = [ { id = "A", name = "A" }, { id = "B", name = "B", offset = "1:00" } ]'
@@ -25,6 +28,15 @@ STANDARDS = (
     + ' next = { F = "9:00", M = "8:00", all = "10:00" } }'
 )
 TOML = EVENT_TOML.replace(MILE, STANDARDS)
+ENTRIES = (
+    "bib,race,first_name,last_name,gender,age,qualifying_time\n"
+    "1,mile,Ann,Lee,F,30,9:29.5\n"  # inside the F standard
+    "2,mile,Bea,Moss,F,33,9:45\n"  # 15 s slower than 9:30
+    "3,mile,Cal,Ng,M,44,8:59.99\n"  # MV40: 9:00
+    "4,mile,Dan,Orr,M,25,\n"  # no qualifying time
+    "5,mile,Eli,Pugh,M,25,8:30.01\n"  # a hundredth slower than 8:30
+    "6,chip,Fay,Quin,F,25,12:00\n"  # a race without standards
+)
 
 
 def entrant(
@@ -76,15 +88,7 @@ def test_check_event_reports_entries_below_their_standard_with_file_and_line(
     event = tmp_path / "event.toml"
     event.write_text(TOML)
     entries = tmp_path / "entries.csv"
-    entries.write_text(
-        "bib,race,first_name,last_name,gender,age,qualifying_time\n"
-        "1,mile,Ann,Lee,F,30,9:29.5\n"  # inside the F standard
-        "2,mile,Bea,Moss,F,33,9:45\n"  # 15 s slower than 9:30
-        "3,mile,Cal,Ng,M,44,8:59.99\n"  # MV40: 9:00
-        "4,mile,Dan,Orr,M,25,\n"  # no qualifying time
-        "5,mile,Eli,Pugh,M,25,8:30.01\n"  # a hundredth slower than 8:30
-        "6,chip,Fay,Quin,F,25,12:00\n"  # a race without standards
-    )
+    entries.write_text(ENTRIES)
     assert main(["check-event", str(event), "--participants", str(entries)]) == 0
     out = capsys.readouterr().out.splitlines()
     below = [line for line in out if "slower than" in line]
@@ -97,6 +101,28 @@ def test_check_event_reports_entries_below_their_standard_with_file_and_line(
     assert (
         "  qualifying standards: 2 entries below their standard, 1 without a qualifying time" in out
     )
+
+
+async def test_serve_logs_the_entries_below_their_standard_when_it_loads_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        event=load_event_text(TOML),
+        log_url=str(tmp_path / "log.db"),
+        entries=EntriesFile("entries.csv", ENTRIES),
+    )
+    app = create_app(settings)
+    with caplog.at_level(logging.INFO, logger="livetrack.entries"):
+        async with app.router.lifespan_context(app):
+            pass
+    logged = [r.getMessage() for r in caplog.records if r.name == "livetrack.entries"]
+    assert logged == [
+        "entries.csv: line 3: bib 2 (mile): qualifying time 9:45.00 is 15.00 slower than the F "
+        "standard 9:30.00",
+        "entries.csv: line 6: bib 5 (mile): qualifying time 8:30.01 is 0.01 slower than the M "
+        "standard 8:30.00",
+        "qualifying standards: 2 entries below their standard, 1 without a qualifying time",
+    ]
 
 
 def finished(*people: tuple[ParticipantRecord, float]) -> RaceState:

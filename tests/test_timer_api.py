@@ -14,7 +14,7 @@ import pytest
 import websockets
 from conftest import PATIENCE_S
 from factory import GUN, event, gun, person, read
-from server import Running, serve
+from server import Running, recv_until, serve
 
 from livetrack.cli import main as cli
 from livetrack.domain.records import ChipRead, Sighting
@@ -31,19 +31,6 @@ def bearer(token: str) -> dict[str, str]:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-async def recv_until(
-    ws: websockets.ClientConnection, needle: str, timeout: float = PATIENCE_S
-) -> str:
-    async def loop() -> str:
-        while True:
-            msg = await ws.recv()
-            assert isinstance(msg, str)
-            if needle in msg:
-                return msg
-
-    return await asyncio.wait_for(loop(), timeout)
 
 
 async def recv_all(
@@ -219,7 +206,9 @@ async def test_the_announcer_shows_a_finisher_with_name_and_position_within_a_se
                 frag = await recv_until(ws, "Ada Lovelace")
                 took = loop.time() - sent
                 assert took < 1.0, f"the finisher was announced after {took:.2f} s"
-                first = frag.split("<li>")[1]
+                # the new finisher's line alone, put first in the list
+                first = frag.split("<li")[1]
+                assert 'data-p="first:t-announce-l"' in frag
                 assert "Ada Lovelace" in first and '<span class="pos">2</span>' in first
 
 

@@ -109,6 +109,19 @@ def remaining(actions: list[Any], done: Progress) -> list[Any]:
     return out
 
 
+def photo_finish_folder(db: str, *, fresh: bool) -> Path:
+    """The demo's photo-finish results folder: beside its log and named after it, so two
+    demos whose logs share a folder never share one; on a new log, files an earlier run left
+    there are taken away (they belong to another draw)."""
+    path = Path(db).resolve()
+    folder = path.parent / f"{path.stem}-lynx"
+    folder.mkdir(exist_ok=True)
+    if fresh:
+        for old in folder.glob("*.lif"):
+            old.unlink(missing_ok=True)
+    return folder
+
+
 def run(
     host: str, port: int, speed: float, db: str, *, readers: str | None = None,
     reader_port: int = 0, upstream: str | None = None, upstream_token: str = "",
@@ -128,6 +141,7 @@ def run(
     from livetrack.web.auth import issue
     from livetrack.web.wsdeflate import WS_PROTOCOL
 
+    fresh = not Path(db).exists()
     done = asyncio.run(progress(db))
     probe = demo_event()
     # a rehearsal leaves a minute to start the decoders before the first gun
@@ -137,8 +151,7 @@ def run(
     event = demo_event(day)
     people: list[ParticipantRecord] = sim.make_participants(event, COUNTS)
     people += meet.entrants(event)
-    lynx = Path(db).resolve().parent / "lynx"  # the photo-finish system's results folder
-    lynx.mkdir(exist_ok=True)
+    lynx = photo_finish_folder(db, fresh=fresh)
     step = 60_000
     guns = {"mile": gun0, "team": gun0 + step * 2, "fun": gun0 + step * 4, "tenk": gun0 + step}
     guns.update({r: gun0 + step * 3 for r, race in event.races.items() if race.kind == "relay"})

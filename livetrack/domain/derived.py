@@ -138,6 +138,16 @@ class DerivedState:
         detail = f"{record.TYPE} could not be applied: {why}"
         self.problems[record.key] = Problem("unapplied", bib, point, detail, record.key)
 
+    def note_input(self, name: str, kind: str, detail: str) -> None:
+        """List a problem with an input that never reached the log (a photo-finish file from
+        which nothing could be imported) under ``name``, until :meth:`clear_input`. It is
+        this process's own, not in the log: what found it takes it back."""
+        self.problems[f"input:{name}"] = Problem(kind, "", "", detail, "")
+
+    def clear_input(self, name: str) -> bool:
+        """Take back :meth:`note_input`'s problem ``name``; whether there was one."""
+        return self.problems.pop(f"input:{name}", None) is not None
+
     def take_skipped(self) -> list[Problem]:
         """The records skipped since the last call (for the caller to log once each)."""
         taken, self._skipped = self._skipped, []

@@ -5,7 +5,9 @@
   the round before it is complete, from a seed derived from this one.
 * :class:`HeatResult`: one heat's result, from a photo-finish file or typed by hand. Its key
   is a hash of its content, so the same file imported twice is one record; a re-exported file
-  with other content is a new record that replaces the earlier one in the fold.
+  with other content is a new record that replaces the earlier one in the fold. A result
+  that puts back content the log held before (a file uploaded again after a wrong one)
+  names the result it replaces (``after``), so it is a new record and counts again.
 * :class:`RoundAdjust`: the timer adjusts a draw (a late scratch, an athlete added to a lane,
   the winner of lots drawn by hand for a tie), or undoes such an adjustment.
 """
@@ -58,6 +60,8 @@ class HeatResult:
     at_ms: int = 0
     #: The lines of the file that were left out, each ``file:line: why`` (shown as problems).
     notes: tuple[str, ...] = ()
+    #: The key of the result this one replaces, when its content was in the log before.
+    after: str = ""
 
     def __post_init__(self) -> None:  # rows arrive as lists from JSON
         rows: Any = tuple(tuple(r) for r in self.rows)
@@ -65,9 +69,16 @@ class HeatResult:
         object.__setattr__(self, "notes", tuple(self.notes))
 
     @property
-    def key(self) -> str:
+    def content(self) -> str:
+        """A hash of what the result says (rows and wind), whatever replaced what."""
         body = json.dumps([self.rows, self.wind], separators=(",", ":"))
-        digest = hashlib.sha256(body.encode()).hexdigest()[:16]
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    @property
+    def key(self) -> str:
+        digest = self.content
+        if self.after:
+            digest = hashlib.sha256(f"{digest}:{self.after}".encode()).hexdigest()[:16]
         return f"heat:{self.race}:{self.round}:{self.heat}:{digest}"
 
 

@@ -5,11 +5,18 @@ A file for a heat nobody knows (no race with that photo-finish event number, no 
 a round not drawn yet, no such heat) imports nothing. Otherwise every line whose athlete is
 in that heat goes into one record (all of it or nothing: one record is one append), and each
 other line is reported with the file and the line number.
+
+A result whose content is already the heat's current result is that very record again (a
+duplicate for the log). With ``reassert`` (an upload, hand times, or a watched file that
+changed while it was watched) a result whose content the log held earlier, but which has
+since been replaced, names the result it replaces, so it is stored and counts again; without
+it (a file seen for the first time, as after a restart) such a file is a duplicate, so a
+restart never undoes a correction made since.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from livetrack.domain.meet_records import HeatResult, Row
 from livetrack.domain.model import Race
@@ -47,7 +54,7 @@ def find_heat(state: RaceState, event_no: int, round_no: int) -> tuple[Race, Rou
 
 def _record(
     state: RaceState, race: Race, rnd: Round, heat: int, parsed: ResultFile, source: str,
-    wind: str, by: str, at_ms: int, first_line: int,
+    wind: str, by: str, at_ms: int, first_line: int, reassert: bool = False,
 ) -> Import:  # fmt: skip
     out = Import(parsed.name, problems=list(parsed.problems))
     rr = state.meet.get(race.id)
@@ -80,11 +87,19 @@ def _record(
                      ln.reaction_ms))  # fmt: skip
     if rows:
         notes = tuple(str(p) for p in out.problems)
-        out.record = HeatResult(race.id, rnd.id, heat, tuple(rows), source, wind, by, at_ms, notes)
+        record = HeatResult(race.id, rnd.id, heat, tuple(rows), source, wind, by, at_ms, notes)
+        current = rr.results.get((rnd.id, heat)) if rr is not None else None
+        if current is not None and current.content == record.content:
+            record = replace(record, after=current.after)  # the same result: a duplicate
+        elif current is not None and reassert:
+            record = replace(record, after=current.key)
+        out.record = record
     return out
 
 
-def import_lif(state: RaceState, text: str, name: str, by: str = "", at_ms: int = 0) -> Import:
+def import_lif(
+    state: RaceState, text: str, name: str, by: str = "", at_ms: int = 0, *, reassert: bool = True
+) -> Import:
     """A ``.lif`` file named ``name`` checked against ``state`` (see the module doc)."""
     parsed = parse_lif(text, name)
     if parsed.header is None:
@@ -94,7 +109,7 @@ def import_lif(state: RaceState, text: str, name: str, by: str = "", at_ms: int 
         return Import(name, problems=[Problem(name, 1, f"unknown heat: {found}")])
     race, rnd = found
     return _record(state, race, rnd, parsed.header.heat, parsed, f"lif:{name}",
-                   parsed.header.wind, by, at_ms, 1)  # fmt: skip
+                   parsed.header.wind, by, at_ms, 1, reassert)  # fmt: skip
 
 
 def import_hand(
@@ -108,4 +123,4 @@ def import_hand(
     if race is None or rnd is None:
         return Import(name, problems=[Problem(name, 1, f"no round {round_id!r} of {race_id!r}")])
     parsed = parse_hand(text, name)
-    return _record(state, race, rnd, heat, parsed, "hand", "", by, at_ms, 1)
+    return _record(state, race, rnd, heat, parsed, "hand", "", by, at_ms, 1, True)

@@ -105,6 +105,9 @@ def patch(old: Drawing, new: Drawing) -> str | None:
         or old.lists.keys() != new.lists.keys()
     ):
         return None
+    for items in new.lists.values():
+        if len({k for k, _, _ in items}) != len(items):
+            return None  # two rows with one id: no way to say which is which
     out = [_tpl("", html) for pid, html in new.parts.items() if old.parts[pid] != html]
     for lid, items in new.lists.items():
         before = old.lists[lid]

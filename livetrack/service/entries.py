@@ -64,6 +64,7 @@ async def seed(rt: Runtime, entries: EntriesFile, timeout: float) -> int:
         if note is not None:
             report(entries.name, note["entries"], note["problems"])
             log.info("%s: all %d entries are in the log already", entries.name, note["entries"])
+            check_standards(rt, entries)
             return 0
     people, errors = parse_participants(entries.text, rt.event)
     problems = [str(e) for e in errors]
@@ -72,7 +73,33 @@ async def seed(rt: Runtime, entries: EntriesFile, timeout: float) -> int:
     if store is not None and rt.offset is not None:
         body = json.dumps({"entries": len(people), "problems": problems}).encode()
         await store.save_snapshot(name, rt.offset, body)
+    check_standards(rt, entries)
     return stored
+
+
+#: Entries below their standard named one by one in the log at start (the rest are counted).
+NAMED_BELOW = 20
+
+
+def check_standards(rt: Runtime, entries: EntriesFile) -> list[str]:
+    """Log, as ``check-event`` prints, the entries whose qualifying performance is slower
+    than their race's qualifying standard (file, line, bib, the standard and by how much),
+    and a summary; returns the lines logged. It reports; the entries stay."""
+    from livetrack.domain.standards import check_entries, csv_lines
+
+    races = rt.event.races
+    if not any(r.standards and r.standards.qualifying for r in races.values()):
+        return []
+    people = [r.p for r in rt.state.runners.values()]
+    below, missing = check_entries(races, people, csv_lines(entries.text))
+    out = [f"{entries.name}: {b}" for b in below[:NAMED_BELOW]]
+    if len(below) > NAMED_BELOW:
+        out.append(f"{entries.name}: … and {len(below) - NAMED_BELOW} more below their standard")
+    summary = f"qualifying standards: {len(below)} entries below their standard"
+    out.append(summary + (f", {missing} without a qualifying time" if missing else ""))
+    for line in out:
+        (log.warning if below else log.info)("%s", line)
+    return out
 
 
 def _note(found: tuple[str, bytes] | None, rt: Runtime) -> dict[str, Any] | None:

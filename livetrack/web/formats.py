@@ -22,19 +22,19 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from livetrack.domain import topics
-from livetrack.domain.alerts import race_over
+from livetrack.domain.alerts import ordinal, race_over
 from livetrack.domain.charity import charity_totals, has_charity
 from livetrack.domain.ranking import ALL
 from livetrack.domain.records_watch import record_watch
 from livetrack.domain.relay import leg_rankings, legs_of, relay_standings
 from livetrack.domain.standards import eligible
-from livetrack.domain.state import RaceState
+from livetrack.domain.state import RaceState, race_topic
 from livetrack.domain.teams import TeamResult, has_teams, team_standings
 from livetrack.domain.topics import Topic
 from livetrack.service.runtime import Runtime, clock
 from livetrack.web.regions import Ctx, Region, is_race
 from livetrack.web.render import Renderer, race_summary
-from livetrack.web.views import fmt_elapsed, race_status
+from livetrack.web.views import fmt_elapsed
 
 
 def money(amount: float) -> str:
@@ -118,6 +118,7 @@ def teams_view(state: RaceState, race_id: str, limit: int | None = None) -> dict
         "race_name": race.name,
         "method": rule.method,
         "counting": rule.counting,
+        "counting_nth": ordinal(rule.counting),
         "gender_rule": " and ".join(gender_rule),
         "rows": rows,
     }
@@ -395,10 +396,13 @@ def _race(request: Request) -> tuple[Runtime, Renderer, str]:
 
 
 def _page(request: Request, template: str, topics: list[str], **ctx: Any) -> HTMLResponse:
+    """A page of the race's: its live regions (``topics``), and the race's header, hidden,
+    which keeps the page's freshness notice told of the race's status."""
     rt, r, race_id = _race(request)
-    rs = race_status(rt.state, rt.event.races[race_id], clock(rt))
+    head = race_topic(race_id)
     links = formats_of(rt.state, race_id)
-    return HTMLResponse(r.page(template, rs=rs, links=links, topics=topics, **ctx))
+    page = r.page(template, rs=r.model(head), links=links, topics=[*topics, head], **ctx)
+    return HTMLResponse(page)
 
 
 def teams_page(request: Request) -> HTMLResponse:
@@ -456,9 +460,9 @@ ROUTES = [
 
 
 REGIONS = [
-    race_summary(TEAMS, "teams.html", "teams", "tv", teams_view),
-    race_summary(RELAY, "relay.html", "relay", "rl", relay_view),
-    race_summary(CHARITY, "charity.html", "charity", "ch", charity_view),
+    race_summary(TEAMS, "teams.html", "teams", "tv", teams_view, keyed=True),
+    race_summary(RELAY, "relay.html", "relay", "rl", relay_view, keyed=True),
+    race_summary(CHARITY, "charity.html", "charity", "ch", charity_view, keyed=True),
     # drawn again now and then while watched: a race ends (and its leader becomes the
     # champion) also when nobody has passed a mat for a while, with no record to say so
     Region(
@@ -470,7 +474,10 @@ REGIONS = [
         is_race,
         per_race=True,
         touch_s=15.0,
+        keyed=True,
     ),
     race_summary(RECORD, "teams.html", "record", "rw", record_view),
-    Region(TEAM, "team.html", "team", "t", _team_model, _team_valid, derive=_team_dirty),
+    Region(
+        TEAM, "team.html", "team", "t", _team_model, _team_valid, derive=_team_dirty, keyed=True
+    ),
 ]

@@ -40,6 +40,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from livetrack.domain import topics
+from livetrack.domain.alerts import race_over
 from livetrack.domain.expect import expected, next_checkpoint, overdue_ms
 from livetrack.domain.obstacles import obstacle_at
 from livetrack.domain.records import Record, Sighting, Sweep, TokenRecord
@@ -94,7 +95,8 @@ def signin_page(request: Request) -> HTMLResponse:
 
 
 def marshal_page(request: Request) -> HTMLResponse:
-    return HTMLResponse(_renderer(request).page("marshal.html"))
+    # topics: its script subscribes them once signed in; the page says how fresh they are
+    return HTMLResponse(_renderer(request).page("marshal.html", topics=[]))
 
 
 def _static_file(url: str) -> Path | None:
@@ -288,7 +290,16 @@ def marshal_view(state: RaceState, cp_id: str, now: int) -> dict[str, Any]:
             eta = "due now" if due <= 30_000 else f"in {fmt_elapsed(due)}"
             soon.append((exp.at_ms, {**base, "eta": eta, "clock": fmt_clock(state, exp.at_ms)}))
     sweep = state.sweeps.get(cp_id)
+    through = [
+        race
+        for race in state.event.races.values()
+        if any(cp.id == cp_id for cp in race.course.checkpoints)
+    ]
     return {
+        # a race through here is on: its silence can be news (the page's freshness notice)
+        "running": any(
+            state.started(race.id) and not race_over(state, race, now) for race in through
+        ),
         "obstacle": obstacle_info(state, cp_id),
         "checkpoint": cp_id,
         "name": checkpoint_name(state, cp_id),
@@ -325,5 +336,6 @@ REGIONS: list[Region] = [
         roles=("marshal",),
         point="checkpoint",
         touch_s=2.0,
+        keyed=True,
     )
 ]

@@ -197,3 +197,81 @@ def rounds_csv(state: RaceState, race_id: str) -> str:
                     res.source if res else "",
                 ))  # fmt: skip
     return out.getvalue()
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def athlete_rounds(state: RaceState, bib: str) -> dict[str, Any] | None:
+    """One athlete's way through a race in rounds (their runner card): for every round they
+    are drawn in, the heat and lane, and once the heat is in, place, time, reaction and Q/q;
+    then what comes next (``next``: the next round's heat and lane, or that they are through
+    and the round is still to be drawn, or that they are out). None for other races."""
+    runner = state.runners.get(bib)
+    if runner is None or runner.race.rounds is None:
+        return None
+    config = runner.race.rounds
+    rr = state.meet.get(runner.race.id)
+    rows: list[dict[str, Any]] = []
+    through = ""
+    for i, rnd in enumerate(config.rounds):
+        rs = rr.state(rnd.id) if rr is not None else RoundState()
+        where = rs.draw.where(bib) if rs.draw is not None else None
+        if rs.draw is None or where is None:
+            continue
+        heat, lane = where
+        m = rs.marks.get(bib)
+        title = rnd.name if rs.draw.heats == 1 else f"{rnd.name} · heat {heat}"
+        row: dict[str, Any] = {
+            "round": rnd.id, "title": title, "lane": lane, "done": heat in rs.heats_in,
+            "place": "", "time": "", "reaction": "", "mark": "", "status": "",
+        }  # fmt: skip
+        if m is not None:
+            row["lane"] = m.lane or lane
+            row["status"] = "" if m.status == "ok" else m.status
+            row["place"] = _ordinal(m.place) if m.place and m.status == "ok" else ""
+            row["time"] = fmt_track(m.time_ms) if m.status == "ok" else m.status
+            if m.reaction_ms is not None:
+                row["reaction"] = f"{m.reaction_ms / 1000:.3f}"
+        if rs.qualified is not None:
+            row["mark"] = rs.qualified.marks.get(bib, "")
+        rows.append(row)
+        nxt = config.rounds[i + 1] if i + 1 < len(config.rounds) else None
+        through = ""
+        if nxt is not None and row["mark"]:
+            through = f"Through to the {nxt.name}: lanes are drawn when every heat is in."
+        elif nxt is not None and rs.complete and row["done"]:
+            through = f"Not through to the {nxt.name}."
+        elif nxt is None and row["done"]:  # the last round: how it ended
+            through = f"{title}: {row['place'] or row['status'] or 'no result'}" + (
+                f" in {row['time']}." if row["place"] else "."
+            )
+    if not rows:
+        first = config.rounds[0].name
+        return {"rows": [], "next": f"The {first} are not drawn yet."}
+    last = rows[-1]
+    if not last["done"]:
+        through = f"Next: {last['title']}, lane {last['lane']}."
+    return {"rows": rows, "next": through}
+
+
+def rounds_note(state: RaceState, race_id: str) -> str:
+    """Where a race in rounds stands, for its heading: the latest drawn round and how far it
+    is (``Heats: 2 of 3 heats in``, ``Final: start list``, ``Final: results``)."""
+    race = state.event.races.get(race_id)
+    rr = state.meet.get(race_id)
+    if race is None or race.rounds is None:
+        return ""
+    config = race.rounds
+    for rnd in reversed(config.rounds):
+        rs = rr.state(rnd.id) if rr is not None else RoundState()
+        if rs.draw is None:
+            continue
+        if rs.complete:
+            return f"{rnd.name}: results"
+        if rs.heats_in:
+            return f"{rnd.name}: {len(rs.heats_in)} of {rs.draw.heats} heats in"
+        return f"{rnd.name}: start list"
+    return f"{config.rounds[0].name}: not drawn yet"

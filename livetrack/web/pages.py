@@ -91,8 +91,11 @@ def runner(request: Request) -> HTMLResponse:
     bib = request.path_params["bib"]
     if bib not in rt.state.runners:
         raise HTTPException(404, f"No runner with bib {bib!r}.")
-    card = runner_topic(bib)
-    return HTMLResponse(r.page("runner.html", rn=r.model(card), topics=[card]))
+    card, head = runner_topic(bib), race_topic(rt.state.runners[bib].race.id)
+    # the race's header too (hidden): the page's freshness notice reads the race's status
+    return HTMLResponse(
+        r.page("runner.html", rn=r.model(card), rs=r.model(head), topics=[card, head])
+    )
 
 
 def search(request: Request) -> HTMLResponse:
@@ -112,12 +115,14 @@ def course_map(request: Request) -> HTMLResponse:
     race = rt.event.races.get(race_id)
     if race is None:
         raise HTTPException(404, f"No race {race_id!r} at this event.")
+    head = race_topic(race_id)  # hidden: the page's freshness notice reads the race's status
     html = r.page(
         "map.html",
         m=safe(views.course_map, rt.state, race_id),
         fp=r.model(map_topic(race_id)),
+        rs=r.model(head),
         race_name=race.name,
-        topics=[map_topic(race_id)],
+        topics=[map_topic(race_id), head],
     )
     return HTMLResponse(html)
 
@@ -212,5 +217,6 @@ REGIONS = [
         "fp",
         lambda c, t: views.field_positions(c.state, t["race"]),
         is_race,
+        keyed=True,
     ),
 ]

@@ -8,12 +8,14 @@ import functools
 import hashlib
 import logging
 from collections.abc import Callable, Collection
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
 from livetrack.domain import topics
+from livetrack.domain.event import Event
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState
 from livetrack.domain.topics import BadTopic, Kind, Topic, dom_id
@@ -36,6 +38,40 @@ TEMPLATES = _shipped("templates")
 STATIC = _shipped("static")
 
 log = logging.getLogger("livetrack.render")
+
+
+def time_of(event: Event, ms: int | None, seconds: bool = True) -> str:
+    """A time of day in the event's time zone (``10:16:05``, or ``10:16``)."""
+    if not ms:
+        return ""
+    try:
+        return datetime.fromtimestamp(ms / 1000, event.tz).strftime(
+            "%H:%M:%S" if seconds else "%H:%M"
+        )
+    except (OverflowError, OSError, ValueError):
+        return "??:??"
+
+
+def race_clock(
+    event: Event, gun_ms: int | None, stop_ms: int | None, now_ms: int | None = None
+) -> str:
+    """A race clock's text as served, honest for a page whose script has not run (or never
+    will): the final time once the race is over; while it runs, when it started and, on a page
+    (``now_ms``: when it was served), how long before. The page's script ticks the clock."""
+    if not gun_ms:
+        return ""
+    if stop_ms:
+        s = max(0, stop_ms - gun_ms) // 1000
+        h, m = divmod(s // 60, 60)
+        return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
+    text = "started " + time_of(event, gun_ms, seconds=False)
+    if now_ms is None:
+        return text  # a pushed region: the same text until the data changes
+    mins = max(0, now_ms - gun_ms) // 60_000
+    if mins < 1:
+        return text + ", under a minute before this page loaded"
+    h, m = divmod(mins, 60)
+    return f"{text}, {f'{h} h {m} min' if h else f'{m} min'} before this page loaded"
 
 
 def division_label(division: str) -> str:
@@ -71,6 +107,8 @@ def make_env() -> Environment:
     env.globals["topic_id"] = lambda kind, *values: dom_id(topic_name(kind, *values))
     env.globals["max_topics"] = topics.MAX_TOPICS
     env.globals["division_label"] = division_label
+    env.globals["time_of"] = time_of
+    env.globals["race_clock"] = race_clock
     env.globals["static"] = lambda path: f"/static/{path}?v={static_version(path)}"
     env.filters["part"] = parts.part
     env.filters["item"] = parts.item
@@ -129,12 +167,25 @@ _UNAVAILABLE = (
 
 
 def race_summary(
-    kind: Kind, template: str, block: str, var: str, view: Callable[[RaceState, str], Any]
+    kind: Kind,
+    template: str,
+    block: str,
+    var: str,
+    view: Callable[[RaceState, str], Any],
+    keyed: bool = False,
 ) -> Region:
     """A ``kind:<race>`` region drawn from ``block`` of ``template`` with ``view(state, race)``
-    bound to ``var``; dirty whenever anything in its race changes."""
+    bound to ``var``; dirty whenever anything in its race changes. ``keyed``: the block marks
+    its rows and parts, so pushes carry only what changed (:class:`Region`)."""
     return Region(
-        kind, template, block, var, lambda c, t: view(c.state, t["race"]), is_race, per_race=True
+        kind,
+        template,
+        block,
+        var,
+        lambda c, t: view(c.state, t["race"]),
+        is_race,
+        per_race=True,
+        keyed=keyed,
     )
 
 
@@ -173,7 +224,8 @@ class Renderer:
     def block(self, template: str, block: str, **context: Any) -> str:
         """One block of ``template``, rendered alone (the pushed form of a page region)."""
         tmpl: Template = self.env.get_template(template)
-        ctx = tmpl.new_context({"event": self.state.event, **context})
+        base = {"event": self.state.event, "changed_ms": self.changed(clock_of(self.state))}
+        ctx = tmpl.new_context({**base, **context})
         return "".join(tmpl.blocks[block](ctx))
 
     def find(self, name: str) -> tuple[Region, Topic]:

@@ -75,6 +75,7 @@ def results(request: Request) -> Response:
         division=division,
         fmt=res.fmt_hms,
         accuracy=accuracy,
+        topics=[],  # not live: the page says when its data last changed
     )
     return HTMLResponse(html)
 

@@ -79,7 +79,11 @@ def timer_page(request: Request) -> HTMLResponse:
     r: Renderer = request.state.renderer
     st = runtime(request).state
     html = r.page(
-        "timer.html", day=st.event.date.isoformat(), offset=utc_offset(st), races=st.event.races
+        "timer.html",
+        day=st.event.date.isoformat(),
+        offset=utc_offset(st),
+        races=st.event.races,
+        topics=[],  # its script subscribes them once signed in; the page says how fresh
     )
     return HTMLResponse(html)
 
@@ -254,9 +258,17 @@ def _console(
     touch_s: float = 0.0,
     derive: Derive | None = None,
 ) -> Region:
-    """A panel of the timer's console: one ``timer.html`` block, for timers only."""
+    """A panel of the timer's console: one ``timer.html`` block, for timers only; its pushes
+    carry the rows and parts that changed (those the block marks)."""
     return Region(
-        kind, "timer.html", block, var, lambda c, t: view(c.state), touch_s=touch_s, derive=derive
+        kind,
+        "timer.html",
+        block,
+        var,
+        lambda c, t: view(c.state),
+        touch_s=touch_s,
+        derive=derive,
+        keyed=True,
     )
 
 
