@@ -75,6 +75,9 @@ BOARD_COUNT = re.compile(rb'<span class="meta">\((\d+)\)</span>')
 #: A feed line, whole region or patch alike, names its runner in its id.
 FEED_BIB = re.compile(f'id="t-fl-{RACE}-(\\d+)"'.encode())
 HIST_MS = 120_000  # latency histogram: 1 ms buckets up to two minutes (the last is overflow)
+#: Messages one spectator per client process keeps from the compared phase: the ceiling
+#: sends the same messages, in the same order, as the same frames.
+KEEP_MESSAGES = 2000
 
 
 # -- setup --------------------------------------------------------------------------------------
@@ -168,9 +171,16 @@ def wait_ready(url: str, timeout: float = 180.0) -> None:
 
 
 def hub_counters(urls: list[str]) -> dict[str, float]:
-    """The hub's renders and latest-wins skips, summed over the servers (from ``/metrics``)."""
-    out = {"renders": 0.0, "skipped": 0.0}
-    names = {"livetrack_renders_total": "renders", "livetrack_frames_skipped_total": "skipped"}
+    """The hub's renders, latest-wins skips, ticks, messages and time spent in its ticks,
+    summed over the servers (from ``/metrics``)."""
+    out = {"renders": 0.0, "skipped": 0.0, "ticks": 0.0, "messages": 0.0, "flush_s": 0.0}
+    names = {
+        "livetrack_renders_total": "renders",
+        "livetrack_frames_skipped_total": "skipped",
+        "livetrack_hub_ticks_total": "ticks",
+        "livetrack_hub_messages_total": "messages",
+        "livetrack_hub_flush_seconds_total": "flush_s",
+    }
     for url in urls:
         with contextlib.suppress(httpx.HTTPError):
             for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
@@ -216,9 +226,10 @@ def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 class Spectator:
     """One spectator's view: frames and bytes received, and how far it has seen the field."""
 
-    __slots__ = ("bytes", "frames", "last", "snapshot", "upto", "ws")
+    __slots__ = ("bytes", "frames", "keep", "last", "snapshot", "upto", "ws")
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = False) -> None:
+        self.keep = keep  # keep every message after the snapshot (for the ceiling's frames)
         self.frames = 0
         self.bytes = 0
         self.ws: Any = None  # its connection, which counts the bytes on the wire
@@ -241,6 +252,10 @@ class Worker:
         self.hist = array.array("q", bytes(8 * HIST_MS))
         self.failed = 0
         self.sample = b""
+        self.first = b""  # a snapshot, for the ceiling to send on connect
+        #: the messages one spectator of this process got after its snapshot: the ceiling
+        #: sends the same ones
+        self.kept: list[bytes] = []
         self.latency = False
 
     def see(self, sp: Spectator, msg: bytes, now: float) -> None:
@@ -292,6 +307,10 @@ class Worker:
                     sp.snapshot = True
                     if not self.sample:
                         self.sample = msg
+                    if not self.first:
+                        self.first = msg
+                elif sp.keep and len(self.kept) < KEEP_MESSAGES:
+                    self.kept.append(msg)
                 if self.latency:
                     self.see(sp, msg, now)
                 else:  # the same work per frame as against the ceiling: none
@@ -324,7 +343,7 @@ class Worker:
                 urls, n = arg
                 opened = asyncio.Semaphore(100)
                 for i in range(n):
-                    sp = Spectator()
+                    sp = Spectator(keep=i == 0)
                     self.spectators.append(sp)
                     url = urls[i % len(urls)]
                     self.tasks.append(asyncio.create_task(self.spectate(url, sp, opened)))
@@ -342,6 +361,7 @@ class Worker:
                 for sp in self.spectators:
                     sp.upto = arg - 1 if arg is not None else -1
                 self.hist = array.array("q", bytes(8 * HIST_MS))
+                self.kept = []
                 pipe.send(self.tally())
             elif cmd == "tally":
                 pipe.send(self.tally())
@@ -351,7 +371,15 @@ class Worker:
                         sp.upto = self.shown(sp.last, sp.upto)
                         sp.last = b""
                 ups = [s.upto for s in self.spectators if s.snapshot]
-                pipe.send({"hist": self.hist.tobytes(), "upto": ups, "sample": self.sample})
+                pipe.send(
+                    {
+                        "hist": self.hist.tobytes(),
+                        "upto": ups,
+                        "sample": self.sample,
+                        "first": self.first,
+                        "kept": self.kept,
+                    }
+                )
             elif cmd == "close":
                 self.latency = False
                 for task in self.tasks:
@@ -455,11 +483,12 @@ async def post_reads(
     bibs: list[str],
     stats: dict[str, Any] | None = None,
     batch: int = 1,
+    age_ms: int = 0,
 ) -> float:
     """Post finish reads of runners ``start..start+count`` at ``rate``/s, ``batch`` reads to a
-    request; returns the rate achieved. Each read's wall time goes into ``posted`` just before
-    its request is sent; the requests' own p50/p99 round trips (the durable append included)
-    go into ``stats``."""
+    request, each with a chip time ``age_ms`` before it is posted; returns the rate achieved.
+    Each read's wall time goes into ``posted`` just before its request is sent; the requests'
+    own p50/p99 round trips (the durable append included) go into ``stats``."""
     stats = {} if stats is None else stats
     headers = {"authorization": f"Bearer {tok}"}
     took: list[float] = []
@@ -472,7 +501,7 @@ async def post_reads(
         def read(k: int, now: float) -> dict[str, Any]:
             chip = f"LT{int(bibs[k]):05d}"
             return {"reader": "bench", "point": "finish", "chip": chip,
-                    "time": int(now * 1000), "seq": k + 1}  # fmt: skip
+                    "time": int(now * 1000) - age_ms, "seq": k + 1}  # fmt: skip
 
         async def one(first: int, n: int) -> None:
             nonlocal errors
@@ -524,8 +553,16 @@ def percentile(hist: array.array[int], q: float) -> float:
 # -- the bare ceiling ---------------------------------------------------------------------------
 
 
-def ceiling_main(pipe: Connection, port: int) -> None:
-    """A bare ``websockets`` server: a snapshot on connect, then ``broadcast`` on command."""
+def ceiling_main(pipe: Connection, port: int, previous: bool = False) -> None:
+    """A bare ``websockets`` server: a snapshot on connect, then, on command, the given
+    messages in turn, each as one frame built once and written straight to every
+    connection's transport: compressed for the connections that negotiated permessage-deflate
+    as livetrack's do (no context takeover, so one compressed frame suits them all), plain for
+    the others. The clients thus read the same frames as from livetrack, and the server does
+    nothing per frame but the write.
+
+    ``previous``: the ceiling as it was before (``--previous-ceiling``): no extension
+    offered, each message sent with ``broadcast``, which frames it for every connection."""
     raise_nofile(65536)
     with contextlib.suppress(ImportError):
         import uvloop
@@ -534,6 +571,9 @@ def ceiling_main(pipe: Connection, port: int) -> None:
 
     async def main() -> None:
         from websockets.asyncio.server import ServerConnection, broadcast, serve
+        from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+
+        from livetrack.live.wire import deflate_frame, text_frame
 
         conns: set[ServerConnection] = set()
         snapshot: list[bytes] = [b"<div></div>"]
@@ -546,10 +586,16 @@ def ceiling_main(pipe: Connection, port: int) -> None:
             finally:
                 conns.discard(ws)
 
+        shared_deflate = ServerPerMessageDeflateFactory(
+            server_no_context_takeover=True,
+            client_no_context_takeover=True,
+            compress_settings={"level": 6},
+        )
         loop = asyncio.get_running_loop()
         async with serve(
-            handler, "127.0.0.1", port, compression=None, ping_interval=20, ping_timeout=20,
-            max_size=2**20, backlog=4096,
+            handler, "127.0.0.1", port, compression=None,
+            extensions=None if previous else [shared_deflate],
+            ping_interval=20, ping_timeout=20, max_size=2**20, backlog=4096,
         ):  # fmt: skip
             pipe.send(os.getpid())
             while True:
@@ -558,17 +604,25 @@ def ceiling_main(pipe: Connection, port: int) -> None:
                     snapshot[0] = arg
                     pipe.send(None)
                 elif cmd == "blast":
-                    frame, seconds = arg
-                    limit = 256 * 1024 * max(1, len(conns))
+                    messages, seconds = arg
+                    frames = [(text_frame(m), deflate_frame(m) or text_frame(m)) for m in messages]
+                    targets = [(c.transport, bool(c.protocol.extensions)) for c in conns]
+                    limit = 256 * 1024 * max(1, len(targets))
                     sent = 0
                     t_end = time.monotonic() + seconds
                     while time.monotonic() < t_end:
-                        broadcast(conns, frame, text=True)
+                        if previous:
+                            broadcast(conns, messages[sent % len(messages)], text=True)
+                        else:
+                            plain, packed = frames[sent % len(frames)]
+                            for transport, compressed in targets:
+                                if not transport.is_closing():
+                                    transport.write(packed if compressed else plain)
                         sent += 1
                         await asyncio.sleep(0)
-                        # no backpressure in broadcast: wait while the write buffers are full
+                        # no backpressure in a bare write: wait while the write buffers are full
                         while (
-                            sum(c.transport.get_write_buffer_size() for c in conns) > limit
+                            sum(t.get_write_buffer_size() for t, _ in targets) > limit
                             and time.monotonic() < t_end
                         ):
                             await asyncio.sleep(0.002)
@@ -581,12 +635,17 @@ def ceiling_main(pipe: Connection, port: int) -> None:
 
 
 def measure_ceiling(
-    clients: Clients, n: int, frame: bytes, seconds: float, snapshot: bytes
+    clients: Clients,
+    n: int,
+    messages: list[bytes],
+    seconds: float,
+    snapshot: bytes,
+    previous: bool = False,
 ) -> dict[str, Any]:
     ctx = mp.get_context("fork")
     port = free_port()
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=ceiling_main, args=(child, port), daemon=True)
+    proc = ctx.Process(target=ceiling_main, args=(child, port, previous), daemon=True)
     proc.start()
     try:
         pid = parent.recv()
@@ -596,9 +655,10 @@ def measure_ceiling(
         got = clients.connect([f"ws://127.0.0.1:{port}/live?topics={TOPICS}"], n)
         time.sleep(1.0)
         after = rss_kb(pid)
+        clients.ask("track", [None] * len(clients.pipes))
         t0 = clients.tally()
         cpu0 = cpu_s(pid)
-        parent.send(("blast", (frame, seconds)))
+        parent.send(("blast", (messages, seconds)))
         parent.recv()
         time.sleep(0.5)  # let the last buffered frames arrive
         t1 = clients.tally()
@@ -611,10 +671,14 @@ def measure_ceiling(
         if proc.is_alive():
             proc.kill()
     frames = t1["frames"] - t0["frames"]
+    span = t1["t"] - t0["t"]
     return {
         "connected": got["snapshots"],
-        "frames_per_s": frames / (t1["t"] - t0["t"]),
-        "mb_per_s": (t1["bytes"] - t0["bytes"]) / (t1["t"] - t0["t"]) / 1e6,
+        "messages": len(messages),
+        "frames_per_s": frames / span,
+        "mb_per_s": (t1["bytes"] - t0["bytes"]) / span / 1e6,
+        "mean_frame_bytes": (t1["bytes"] - t0["bytes"]) / max(1, frames),
+        "wire_bytes_per_frame": (t1["wire"] - t0["wire"]) / max(1, frames),
         "kb_per_conn": (after - before) / max(1, got["snapshots"]),
         "server_cpu_us_per_frame": (cpu1 - cpu0) * 1e6 / max(1, frames),
     }
@@ -635,9 +699,19 @@ class Phase:
     #: Time each runner's first showing (else the clients only count frames and bytes, as
     #: they do against the ceiling, so that both cost the clients the same per frame).
     latency: bool = True
-    #: Push subscriptions stored before the clients connect, and the sink they point at.
+    #: Push subscriptions stored before the clients connect, with endpoints on the stand-in
+    #: push service (``push``: its pipe), each following one of the runners who finish in
+    #: the phase.
     push_subs: int = 0
-    sink_port: int = 0
+    push: Connection | None = None
+    #: How many runners the subscriptions follow, one each in turn (the phase's finishers
+    #: first); no fewer than the phase's finishers.
+    push_field: int = 0
+    #: How old each read's chip time is when posted (ms): finish alerts are due once a finish
+    #: has stood a minute, so reads a minute old make them due during the phase.
+    read_age_ms: int = 0
+    #: Where the phase's log goes (None: the run's folder).
+    log_dir: Path | None = None
 
 
 def run_livetrack(
@@ -656,6 +730,8 @@ def run_livetrack(
     for k in range(len(posted)):
         posted[k] = 0.0
     run_id = time.monotonic_ns()
+    if phase.log_dir is not None:
+        tmp = phase.log_dir
     if redis and "stream=" not in redis:  # a fresh stream for every run
         redis += ("&" if "?" in redis else "?") + f"stream=livetrack-fanout-{run_id}"
     log_args = ["--redis", redis] if redis else ["--db", str(tmp / f"log-{run_id}.db")]
@@ -673,9 +749,13 @@ def run_livetrack(
             headers={"authorization": f"Bearer {timer}"}, timeout=30,
         ).raise_for_status()  # fmt: skip
         if phase.push_subs:
-            store_subscriptions(tmp / f"log-{run_id}.db", phase, bibs)
+            t_store = time.monotonic()
+            store_subscriptions(tmp / f"log-{run_id}.db", phase, bibs, base_url)
+            out_push: dict[str, Any] = {"store_s": round(time.monotonic() - t_store, 1)}
         # a few finishers first, so the snapshot shows a board
-        asyncio.run(post_reads(base_url, reader, 0, 5, 50.0, posted, bibs))
+        asyncio.run(
+            post_reads(base_url, reader, 0, 5, 50.0, posted, bibs, age_ms=phase.read_age_ms)
+        )
         time.sleep(1.0)
         before = [rss_kb(s.pid) for s in servers]
         urls = [f"ws://127.0.0.1:{p}/live?topics={TOPICS}" for p in ports]
@@ -707,11 +787,15 @@ def run_livetrack(
         t0 = clients.tally()
         cpu0 = [cpu_s(x.pid) for x in servers]
         posting: dict[str, Any] = {}
+        if phase.push is not None:
+            phase.push.send(("stats", None))
+            push0 = phase.push.recv()
         rate = asyncio.run(
             post_reads(
-                base_url, reader, start, count, phase.rate, posted, bibs, posting, phase.batch
+                base_url, reader, start, count, phase.rate, posted, bibs, posting, phase.batch,
+                phase.read_age_ms,
             )
-        )
+        )  # fmt: skip
         if not phase.latency:  # throughput while offered the load, not the wind-down after
             t1, cpu1 = clients.tally(), [cpu_s(x.pid) for x in servers]
             hub1 = hub_counters(http_urls)
@@ -722,6 +806,15 @@ def run_livetrack(
         reports = clients.ask("report")
         clients.ask("close")
         metrics_text = httpx.get(base_url + "/metrics", timeout=30).text if phase.push_subs else ""
+        if phase.push is not None:
+            phase.push.send(("stats", None))
+            push1 = phase.push.recv()
+            out_push["service"] = {
+                k: push1[k] - push0[k] for k in ("requests", "accepted", "rejected", "cpu_s")
+            }
+            out_push["service"]["cpu_s"] = round(out_push["service"]["cpu_s"], 1)
+            if push1["reasons"]:
+                out_push["service"]["reasons"] = push1["reasons"]
     finally:
         for s in servers:
             s.terminate()
@@ -729,11 +822,16 @@ def run_livetrack(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 s.wait(30)
     if phase.push_subs:
-        out["push_counters"] = push_counters(metrics_text)
+        out["push"] = {**out_push, **push_counters(metrics_text)}
     hist = array.array("q", bytes(8 * HIST_MS))
     ups: list[int] = []
     sample = b""
+    kept: list[bytes] = []
+    first = b""
     for r in reports:
+        if len(r["kept"]) > len(kept):
+            kept = r["kept"]
+        first = first or r["first"]
         h = array.array("q")
         h.frombytes(r["hist"])
         for i, v in enumerate(h):
@@ -767,11 +865,19 @@ def run_livetrack(
             **posting,
             **latency,
             "renders_per_s": round((hub1["renders"] - hub0["renders"]) / span),
+            # the hub's ticks and the messages it built for the clients' topic set (one group
+            # here): a client can get at most one a tick; and the share of the phase the
+            # hub's tick spent rendering and writing
+            "ticks_per_s": round((hub1["ticks"] - hub0["ticks"]) / span, 1),
+            "messages_per_s": round((hub1["messages"] - hub0["messages"]) / span, 1),
+            "hub_busy": round((hub1["flush_s"] - hub0["flush_s"]) / span, 2),
             # fragments the hub had for a client but replaced by a newer one before the client
             # could take it: above zero, the hub offered more than the clients read
             "skipped_per_s": round((hub1["skipped"] - hub0["skipped"]) / span),
             "shown_all": sum(u >= last for u in ups),
             "_sample": sample,
+            "_kept": kept,
+            "_first": first,
         }
     )
     return out
@@ -790,41 +896,33 @@ SATURATION_KEYS = (
     "passings_per_s", "delivered_frames_per_s", "delivered_mb_per_s", "mean_frame_bytes",
     "server_cpu_s", "server_cpu_us_per_frame", "post_p50_ms", "post_p99_ms", "renders_per_s",
     "kb_per_spectator_minute", "payload_kb_per_spectator_minute",
-    "skipped_per_s", "shown_all", "connected",
+    "ticks_per_s", "messages_per_s", "hub_busy", "skipped_per_s", "shown_all", "connected",
 )  # fmt: skip
 
 
-def store_subscriptions(db: Path, phase: Phase, bibs: list[str]) -> None:
+def store_subscriptions(db: Path, phase: Phase, bibs: list[str], base_url: str) -> None:
     """``phase.push_subs`` subscriptions in the log's file, each following one of the runners
-    who finish during the phase, with real P-256 keys (shared by a few hundred, to save the
-    bench's own time) and endpoints on the sink."""
-    import secrets
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from livetrack.service.push import b64url
+    who finish during the phase, made by the stand-in push service for the server's VAPID key
+    (read from ``GET /api/v1/push`` as a page does): each has its own P-256 key pair and auth
+    secret there, so the service can check the signature and decrypt every message."""
     from livetrack.store.subscriptions import Follow, SqliteSubscriptions, Subscription
 
-    keys = [
-        b64url(
-            ec.generate_private_key(ec.SECP256R1())
-            .public_key()
-            .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-        )
-        for _ in range(256)
-    ]
-    finishing = bibs[5 : 5 + int(phase.rate * phase.seconds)]
+    assert phase.push is not None
+    server_key = httpx.get(base_url + "/api/v1/push", timeout=30).raise_for_status().json()["key"]
+    phase.push.send(("subscribe", (server_key, phase.push_subs)))
+    made: list[dict[str, Any]] = phase.push.recv()
+    # the field they follow: its first runners finish in the phase, the rest later
+    field = bibs[5 : 5 + max(phase.push_field, int(phase.rate * phase.seconds))]
 
     async def put_all() -> None:
         store = SqliteSubscriptions(str(db))
         try:
-            for i in range(phase.push_subs):
+            for i, browser in enumerate(made):
                 sub = Subscription(
-                    f"http://127.0.0.1:{phase.sink_port}/p/{i}",
-                    keys[i % len(keys)],
-                    b64url(secrets.token_bytes(16)),
-                    (Follow(finishing[i % len(finishing)], "finish", None, 180),),
+                    browser["endpoint"],
+                    browser["keys"]["p256dh"],
+                    browser["keys"]["auth"],
+                    (Follow(field[i % len(field)], "finish", None, 180),),
                 )
                 await store.put(sub)
         finally:
@@ -845,21 +943,49 @@ def push_counters(text: str) -> dict[str, float]:
     return out
 
 
-def sink_main(port: int) -> None:
-    """A push sink: answers 201 to every POST (bodies read and dropped)."""
-    import uvicorn
+def push_service_main(pipe: Connection) -> None:
+    """The tests' stand-in Web Push service (``tests/pushservice.py``) in a process of its
+    own, over real HTTP: it accepts a message (201) only when its VAPID signature verifies and
+    its ``aes128gcm`` body decrypts with the subscription's keys. Commands over ``pipe``:
+    ``subscribe`` (server key, count) -> the subscriptions as browsers give them; ``stats``;
+    ``exit``."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pushservice import PushService
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        more = True
-        while more:
-            msg = await receive()
-            more = msg.get("more_body", False)
-        await send({"type": "http.response.start", "status": 201, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+    with PushService() as service:
+        while True:
+            cmd, arg = pipe.recv()
+            if cmd == "subscribe":
+                key, n = arg
+                pipe.send([service.subscribe(key).json() for _ in range(n)])
+            elif cmd == "stats":
+                use = resource.getrusage(resource.RUSAGE_SELF)
+                pipe.send(
+                    {
+                        "requests": service.requests,
+                        "accepted": len(service.delivered),
+                        "rejected": len(service.rejected),
+                        "reasons": sorted({why for _, _, why in service.rejected})[:3],
+                        "cpu_s": use.ru_utime + use.ru_stime,
+                    }
+                )
+            elif cmd == "exit":
+                pipe.send(None)
+                return
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+def saturation_limit(sat: dict[str, Any], per_client: float) -> str:
+    """What limited the frames the clients got in the saturation phase: ``clients`` when
+    they read fewer messages than the hub built for them (the hub offered more than they
+    took); otherwise they took every one, and the limit was what the hub built: its own
+    work (``server``: its ticks busy over half the phase), how often the page changed
+    (``changes``), or the tick (``tick``)."""
+    messages, ticks = sat.get("messages_per_s", 0.0), sat.get("ticks_per_s", 0.0)
+    if per_client < 0.9 * messages or sat.get("skipped_per_s", 0) > 0:
+        return "clients"
+    if sat.get("hub_busy", 0.0) > 0.5:
+        return "server"
+    return "changes" if messages < 0.8 * ticks else "tick"
 
 
 def merge_phases(latency: dict[str, Any], sat: dict[str, Any], phase: Phase) -> dict[str, Any]:
@@ -871,10 +997,13 @@ def merge_phases(latency: dict[str, Any], sat: dict[str, Any], phase: Phase) -> 
     detail = {"tick_s": phase.tick, **{k: sat[k] for k in SATURATION_KEYS if k in sat}}
     per_client = sat["delivered_frames_per_s"] / max(1, sat["connected"])
     detail["frames_per_client_per_s"] = round(per_client, 1)
-    if phase.tick and per_client > 0.6 / phase.tick:
+    detail["limit"] = limit = saturation_limit(sat, per_client)
+    if limit != "clients":
         print(
-            f"fanout: {per_client:.1f} frames/s per client against at most {1 / phase.tick:.0f}"
-            " ticks/s: the tick, not the send path, may be the limit (try a shorter --sat-tick)",
+            f"fanout: the clients read {per_client:.1f} frames/s each, every message the hub"
+            f" built ({sat.get('messages_per_s')}/s in {sat.get('ticks_per_s')} ticks/s, the"
+            f" ticks busy {sat.get('hub_busy', 0):.0%} of the phase): the limit was {limit},"
+            " not the clients, so the ratio compares a server that did not saturate them",
             file=sys.stderr,
         )
     out["saturation"] = detail
@@ -901,6 +1030,59 @@ def frame_build(sample: bytes, n: int = 2000) -> dict[str, float]:
     }
 
 
+def compare_push(
+    args: argparse.Namespace,
+    clients: Clients,
+    posted: Any,
+    bibs: list[str],
+    tmp: Path,
+    people: Path,
+    push: Connection,
+) -> dict[str, Any]:
+    """The latency phase without push subscriptions, then with ``--push-subscriptions`` of
+    them (``--push-pairs`` times), the same load otherwise: reads a minute old, so that every
+    finish alert becomes due during the phase; each subscription follows one of the phase's
+    finishers, so all of them are decided, appended, encrypted and sent while the clients are
+    timed. Read-to-screen p50/p99 of both, their ratios, and what the server and the stand-in
+    push service counted in the phases with."""
+    age_ms = 65_000
+    pairs = []
+    for _ in range(max(1, args.push_pairs)):
+        without = Phase(None, args.rate, args.seconds, read_age_ms=age_ms)
+        plain = run_livetrack(args, clients, posted, bibs, 1, None, tmp, people, without)
+        with_push = Phase(
+            None, args.rate, args.seconds, read_age_ms=age_ms,
+            push_subs=args.push_subscriptions, push=push, push_field=args.push_field or 0,
+        )  # fmt: skip
+        pushed = run_livetrack(args, clients, posted, bibs, 1, None, tmp, people, with_push)
+        for r in (plain, pushed):
+            for k in ("_sample", "_kept", "_first"):
+                r.pop(k, None)
+            print(json.dumps(r), file=sys.stderr)
+        pairs.append((plain, pushed))
+
+    def ratio(a: Any, b: Any) -> float | None:
+        return round(a / b, 2) if a and b and a == a and b == b else None
+
+    finishers = int(args.rate * args.seconds)
+    out: dict[str, Any] = {
+        "subscriptions": args.push_subscriptions,
+        "field": max(args.push_field, finishers),
+        "read_age_s": age_ms / 1000,
+    }
+    for key in ("p50_ms", "p99_ms", "post_p99_ms", "passings_per_s", "server_cpu_s"):
+        without_v = [p.get(key) for p, _ in pairs]
+        with_v = [q.get(key) for _, q in pairs]
+        out[f"{key}_without"] = without_v[0] if len(pairs) == 1 else without_v
+        out[f"{key}_with"] = with_v[0] if len(pairs) == 1 else with_v
+        if key in ("p50_ms", "p99_ms"):
+            ratios = [ratio(b, a) for a, b in zip(without_v, with_v, strict=True)]
+            out[f"{key[:3]}_ratio"] = ratios[0] if len(pairs) == 1 else ratios
+    out["shown_all_with"] = [q.get("shown_all") for _, q in pairs]
+    out["alerts"] = [q.get("push", {}) for _, q in pairs]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clients", type=int, default=5000)
@@ -913,6 +1095,12 @@ def main() -> None:
     ap.add_argument("--connect-only", action="store_true", help="connect and snapshot only")
     ap.add_argument("--no-ceiling", action="store_true")
     ap.add_argument(
+        "--previous-ceiling",
+        action="store_true",
+        help="also measure the ceiling as it was before (plain frames of the mean size, sent"
+        " with broadcast) and report previous_ratio",
+    )
+    ap.add_argument(
         "--sat-seconds", type=float, default=10.0, help="saturation phase length (0: none)"
     )
     ap.add_argument("--sat-rate", type=float, default=200.0, help="reads/s in saturation")
@@ -924,12 +1112,31 @@ def main() -> None:
         help="what the spectators offer: permessage-deflate, as browsers do (default), or none",
     )  # fmt: skip
     ap.add_argument(
-        "--push-subscriptions", type=int, default=0, help="latency phase without, then with N"
+        "--push-subscriptions",
+        type=int,
+        default=0,
+        help="then the latency phase twice more, without and with N push subscriptions",
+    )
+    ap.add_argument(
+        "--push-field",
+        type=int,
+        help="how many runners the subscriptions follow, one each in turn (default: as many "
+        "as there are subscriptions, one supporter a runner; the phase's finishers are the "
+        "first of them, so --push-field 1 makes every subscription follow one of them)",
+    )
+    ap.add_argument(
+        "--push-pairs", type=int, default=1, help="how many times to run that pair (default 1)"
     )
     ap.add_argument(
         "--log-dir",
         help="where the run's log and files go (default: the system's temporary folder; a "
         "tmpfs such as /dev/shm keeps other programs' disk writes out of the posts' fsyncs)",
+    )
+    ap.add_argument(
+        "--sat-log-dir",
+        default="/dev/shm" if Path("/dev/shm").is_dir() else None,
+        help="where the saturation phase's log goes (default /dev/shm where there is one: "
+        "the phase measures the send path, not how many fsyncs a shared disk allows)",
     )
     ap.add_argument("--serve-with", help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
@@ -942,17 +1149,24 @@ def main() -> None:
     latency = Phase(None, args.rate, args.seconds)
     saturate = not args.connect_only and args.sat_seconds > 0
     sat = Phase(args.sat_tick, args.sat_rate, args.sat_seconds, args.sat_batch, latency=False)
+    if args.push_subscriptions and args.push_field is None:
+        args.push_field = args.push_subscriptions  # one supporter per runner
     runners = int(max(latency.rate * latency.seconds, sat.rate * sat.seconds)) + 100
+    runners = max(runners, (args.push_field or 0) + 100)
     bibs = [str(i) for i in range(1, runners + 1)]
     posted = mp.Array("d", runners)
     # forked before any event loop or thread exists
     clients = Clients(procs, posted, bibs, args.compression)
-    sink: mp.Process | None = None
+    push_proc: Any = None
+    push_pipe: Connection | None = None
     if args.push_subscriptions:
-        sink_port = free_port()
-        sink = mp.Process(target=sink_main, args=(sink_port,), daemon=True)
-        sink.start()
+        push_pipe, child = mp.get_context("fork").Pipe()
+        push_proc = mp.get_context("fork").Process(
+            target=push_service_main, args=(child,), daemon=True
+        )
+        push_proc.start()
     tmp = Path(tempfile.mkdtemp(prefix="livetrack-fanout-", dir=args.log_dir))
+    sat.log_dir = Path(tempfile.mkdtemp(prefix="livetrack-fanout-sat-", dir=args.sat_log_dir))
     people = tmp / "people.csv"
     write_participants(people, runners)
     redis_proc: subprocess.Popen[bytes] | None = None
@@ -964,57 +1178,54 @@ def main() -> None:
         modes = [1, 2] if args.compare else [args.processes]
         runs = []
         samples = []
+        kept: list[list[bytes]] = []
+        firsts: list[bytes] = []
         for n in modes:
             use_redis = redis if (n == 2 or args.compare) else None
             run = run_livetrack(args, clients, posted, bibs, n, use_redis, tmp, people, latency)
             sample = run.pop("_sample", b"")
+            messages = run.pop("_kept", [])
+            first = run.pop("_first", b"")
             print(json.dumps(run), file=sys.stderr)
             if saturate:
                 # the same clients against a server offered more than it can deliver
                 s = run_livetrack(args, clients, posted, bibs, n, use_redis, tmp, people, sat)
                 sample = s.pop("_sample", b"")
+                messages = s.pop("_kept", [])
+                first = s.pop("_first", b"") or first
                 print(json.dumps(s), file=sys.stderr)
                 run = merge_phases(run, s, sat)
             runs.append(run)
             samples.append(sample)
-        if args.push_subscriptions:
-            with_push = Phase(
-                None,
-                args.rate,
-                args.seconds,
-                push_subs=args.push_subscriptions,
-                sink_port=sink_port,
-            )
-            pushed = run_livetrack(args, clients, posted, bibs, 1, None, tmp, people, with_push)
-            pushed.pop("_sample", None)
-            print(json.dumps(pushed), file=sys.stderr)
-            base = runs[0]
-            result["push"] = {
-                "subscriptions": args.push_subscriptions,
-                "p50_ms_without": base.get("p50_ms"),
-                "p99_ms_without": base.get("p99_ms"),
-                "p50_ms_with": pushed.get("p50_ms"),
-                "p99_ms_with": pushed.get("p99_ms"),
-                "p99_ratio": round(pushed["p99_ms"] / max(1e-9, base["p99_ms"]), 2)
-                if base.get("p99_ms")
-                else None,
-                "shown_all_with": pushed.get("shown_all"),
-                "server_cpu_s_without": base.get("server_cpu_s")
-                if "server_cpu_s" in base
-                else base.get("latency_phase_server_cpu_s"),
-                "server_cpu_s_with": pushed.get("server_cpu_s"),
-                **pushed.get("push_counters", {}),
-            }
+            kept.append(messages)
+            firsts.append(first or sample)
+        if push_pipe is not None:
+            result["push"] = compare_push(args, clients, posted, bibs, tmp, people, push_pipe)
         sample = samples[0]
         if not args.connect_only and not args.no_ceiling and sample:
-            # frames of the size livetrack delivered in the compared phase, to the same clients
-            size = max(64, int(runs[0]["mean_frame_bytes"]))
-            text = (sample * (size // max(1, len(sample)) + 1))[:size]
-            frame = text.decode("utf-8", "ignore").encode()
-            frame += b" " * (size - len(frame))
+            # the messages one spectator got in the compared phase, as the same frames, to
+            # the same clients (or, if none was kept, frames of the mean size)
+            messages = kept[0]
+            if not messages:
+                size = max(64, int(runs[0]["mean_frame_bytes"]))
+                text = (sample * (size // max(1, len(sample)) + 1))[:size]
+                frame = text.decode("utf-8", "ignore").encode()
+                messages = [frame + b" " * (size - len(frame))]
             secs = min(sat.seconds if saturate else latency.seconds, 10)
-            ceiling = measure_ceiling(clients, args.clients, frame, secs, sample)
+            ceiling = measure_ceiling(clients, args.clients, messages, secs, firsts[0])
             result["ceiling"] = {k: round(v, 1) for k, v in ceiling.items()}
+            if args.previous_ceiling:
+                # as it was: plain frames of the mean size, framed per connection by broadcast
+                size = max(64, int(runs[0]["mean_frame_bytes"]))
+                text = (sample * (size // max(1, len(sample)) + 1))[:size]
+                frame = text.decode("utf-8", "ignore").encode()
+                frame += b" " * (size - len(frame))
+                old = measure_ceiling(clients, args.clients, [frame], secs, firsts[0], True)
+                result["previous_ceiling"] = {k: round(v, 1) for k, v in old.items()}
+                for r in runs:
+                    r["previous_ratio"] = round(
+                        r["delivered_frames_per_s"] / old["frames_per_s"], 2
+                    )
             for r in runs:
                 r["ratio"] = round(r["delivered_frames_per_s"] / ceiling["frames_per_s"], 2)
                 # the same comparison in server CPU per frame of the same size
@@ -1030,13 +1241,16 @@ def main() -> None:
             result["ceiling_frames_per_s"] = result["ceiling"]["frames_per_s"]
     finally:
         clients.stop()
-        if sink is not None:
-            sink.terminate()
-            sink.join(10)
+        if push_pipe is not None:
+            with contextlib.suppress(Exception):
+                push_pipe.send(("exit", None))
+                push_pipe.recv()
+            push_proc.join(10)
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(sat.log_dir, ignore_errors=True)
     print(json.dumps(result))
 
 

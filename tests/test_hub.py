@@ -330,6 +330,21 @@ def test_unchanged_fragment_is_not_sent_again() -> None:
     assert s.pending() == 0
 
 
+def test_ticks_are_counted_and_messages_only_for_ticks_that_changed_something() -> None:
+    render = Counter()
+    hub = Hub(render)
+    _, s = sink()
+    hub.subscribe(s)
+    hub.mark(["a"])
+    hub.flush()  # rendered again, unchanged: nothing to send
+    render.version = 1
+    hub.mark(["a"])
+    hub.flush()
+    hub.flush()  # nothing dirty
+    assert (hub.ticks, hub.messages) == (3, 1)
+    assert hub.flush_s >= hub.last_tick_s + hub.last_send_s >= 0
+
+
 def test_a_failing_render_is_logged_and_other_topics_still_go_out() -> None:
     def render(topic: str) -> str:
         if topic == "bad":

@@ -68,6 +68,9 @@ def test_metrics_count_this_apps_reads_and_two_apps_do_not_clash(tmp_path: Path)
             "livetrack_frames_skipped_total",
             "livetrack_snapshot_age_seconds",
             "livetrack_renders_total",
+            "livetrack_hub_ticks_total",
+            "livetrack_hub_messages_total",
+            "livetrack_hub_flush_seconds_total",
         ):
             assert name in after, name
 

@@ -274,6 +274,9 @@ class Hub:
         self.ticks = 0
         self.last_tick_s = 0.0
         self.last_send_s = 0.0
+        #: Time spent in ticks (rendering and offering), in total.
+        self.flush_s = 0.0
+        #: Messages built for groups (one per group whose topics changed, per tick).
         self.messages = 0
         self.clients = 0
         #: Fragments skipped (replaced unsent) by clients that have since gone away; the
@@ -400,8 +403,10 @@ class Hub:
             for sub in list(group.members):
                 sub.offer_message(message)
         self.ticks += 1
+        done = time.perf_counter()
         self.last_tick_s = rendered_at - started
-        self.last_send_s = time.perf_counter() - rendered_at
+        self.last_send_s = done - rendered_at
+        self.flush_s += done - started
         return rendered
 
     async def run(self) -> None:

@@ -79,6 +79,18 @@ class RuntimeCollector(Collector):
             value=hub.last_tick_s,
         )
         yield CounterMetricFamily("livetrack_renders", "Topic renders", value=hub.renders)
+        yield CounterMetricFamily("livetrack_hub_ticks", "Hub ticks", value=hub.ticks)
+        yield CounterMetricFamily(
+            "livetrack_hub_messages",
+            "Messages built for groups of subscribers with the same topics (at most one per"
+            " group per tick)",
+            value=hub.messages,
+        )
+        yield CounterMetricFamily(
+            "livetrack_hub_flush_seconds",
+            "Time the hub's ticks spent rendering and offering messages",
+            value=hub.flush_s,
+        )
         live_skipped = sum(s.skipped for subs in hub._subs.values() for s in subs)
         yield CounterMetricFamily(
             "livetrack_frames_skipped",
