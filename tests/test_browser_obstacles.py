@@ -85,3 +85,19 @@ async def test_a_failed_judgement_on_the_marshals_phone_reranks_the_open_leaderb
         row = results.locator(".results-table tbody tr").nth(2)
         assert await row.locator(".penalty").inner_text() == "+0:00:30\nThe Wall failed +0:30"
         await results.screenshot(path=str(shot_path("obstacle-results")), full_page=True)
+
+        # a phone: the board and the results show the penalty without sideways scrolling
+        phone_board: Any = await page_factory(width=390, height=844)
+        await phone_board.goto(f"{srv.url}/races/ocr?point=finish")
+        penalised = phone_board.locator("#t-board-ocr-finish-all tbody tr").nth(2)
+        await penalised.locator(".penalty").get_by_text("+0:30 pen").wait_for(timeout=WAIT_MS)
+        for page, table in ((phone_board, "#t-board-ocr-finish-all table"), (None, "")):
+            if page is None:
+                page = await page_factory(width=390, height=844)
+                await page.goto(f"{srv.url}/results/ocr")
+                table = ".results-table"
+            box = await page.locator(table).first.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 390, box
+            pen = await page.locator(f"{table} .penalty").first.bounding_box()
+            assert pen is not None and pen["x"] + pen["width"] <= 390, pen
+        await phone_board.screenshot(path=str(shot_path("obstacle-board-phone")), full_page=True)

@@ -125,6 +125,7 @@ async def test_every_live_page_says_how_fresh_it_is_and_when_the_race_goes_quiet
             "/races/mile/teams",
             "/races/mile/charity",
             "/runners/2",
+            "/races/mile/map",
             "/",
             "/screen/mile",
         ):

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from livetrack.ingest.decoders import CLOCK_UNSET, Ctp01Protocol, make_parser
+from livetrack.ingest.decoders import BACKLOG, CLOCK_UNSET, Ctp01Protocol, make_parser
 from livetrack.ingest.decoders.ctp01 import format_tag_line
 
 TZ = ZoneInfo("America/Chicago")
@@ -101,6 +101,94 @@ def test_sequence_gap_recorded() -> None:
     p.receive_data(b"CT01_33~1~f~11~10:00:00.00~0~R1~0\nCT01_33~5~f~12~10:00:01.00~0~R1~0\n")
     assert p.gaps == [(2, 4)]
     assert p.last_seq == 5
+
+
+def line(seq: int, chip: str = "") -> bytes:
+    return f"CT01_33~{seq}~FIN~{chip or f'C{seq}'}~10:00:{seq:02d}.00~0~R1~0\r\n".encode()
+
+
+def greeted(**kw: object) -> Ctp01Protocol:
+    p = parser(date=DATE, gap_grace_s=1.0, retry_after_s=5.0, **kw)
+    p.receive_data(b"Controller~3.1~CTP01\r\n")
+    p.data_to_send()
+    return p
+
+
+def test_gap_that_fills_within_the_grace_is_not_asked_for() -> None:
+    """Lines of one location may arrive out of order: a late line fills its gap."""
+    p = greeted()
+    p.receive_data(line(1) + line(3))
+    p.tick(100.0)
+    assert p.gaps == [(2, 2)] and p.data_to_send() == b""
+    p.receive_data(line(2))
+    p.tick(101.5)
+    assert p.data_to_send() == b"" and p.gaps_filled == 1 and p.refetch_requests == 0
+    assert [r.seq for r in p.reads_received()] == [1, 3, 2]
+
+
+def test_gap_still_open_after_the_grace_is_played_again_from_its_first_number() -> None:
+    p = greeted()
+    p.receive_data(line(1) + line(4) + line(5))
+    p.tick(100.0)
+    p.tick(100.9)
+    assert p.data_to_send() == b""  # still within the grace
+    p.tick(101.0)
+    assert p.data_to_send() == b"stop\r\nstart~FIN~2\r\n"
+    assert p.refetch_requests == 1 and p.open_gaps() == [(2, 3)]
+    p.reads_received()
+    p.receive_data(b"ack~stop\r\n" + line(2) + line(3) + line(4) + line(5) + line(6))
+    reads = p.reads_received()
+    assert [r.seq for r in reads] == [2, 3, 4, 5, 6]
+    # the replayed lines are not live; the line after the highest seen is
+    assert [BACKLOG in r.flags for r in reads] == [True, True, True, True, False]
+    assert p.gaps_filled == 1 and p.open_gaps() == []
+    p.tick(200.0)
+    assert p.data_to_send() == b""
+
+
+def test_gap_lost_again_is_asked_for_again_then_given_up() -> None:
+    p = greeted()
+    p.receive_data(line(1) + line(3))
+    p.tick(0.0)
+    p.tick(1.0)
+    assert p.data_to_send() == b"stop\r\nstart~FIN~2\r\n"
+    p.receive_data(line(3))  # the replay loses line 2 again
+    p.tick(5.5)
+    assert p.data_to_send() == b""
+    p.tick(6.0)
+    assert p.data_to_send() == b"stop\r\nstart~FIN~2\r\n"
+    p.tick(11.0)
+    assert p.data_to_send() == b"stop\r\nstart~FIN~2\r\n"
+    p.tick(16.0)
+    assert p.data_to_send() == b"" and p.gaps_abandoned == [(2, 2)]
+    assert p.refetch_requests == 3 and p.gaps_filled == 0 and p.open_gaps() == []
+
+
+def test_other_locations_started_by_name_resume_after_the_highest_line() -> None:
+    p = greeted(locations=("FIN", "30K"))
+    p.receive_data(line(1) + line(3))
+    p.tick(0.0)
+    p.tick(1.0)
+    assert p.data_to_send() == b"stop\r\nstart~30K~4\r\nstart~FIN~2\r\n"
+
+
+def test_numbered_lines_that_hold_no_read_open_no_gap() -> None:
+    p = greeted(locations=("FIN",))
+    p.receive_data(b"CT01_33~2~30K~newlocation~10:00:00.00~0~R1~0\r\n")
+    p.data_to_send()
+    p.receive_data(line(1) + b"CT01_33~2~FIN~~10:00:02.00~0~R1~0\r\n" + line(3))
+    assert p.gaps == []
+
+
+def test_gaps_missing_when_a_connection_ended_start_the_next_one() -> None:
+    p = parser(date=DATE)
+    p.resume_from(9, [(4, 5)])
+    p.receive_data(b"Controller~3.1~CTP01\r\n")
+    assert p.data_to_send().endswith(b"getlocations\r\n")
+    p.receive_data(b"ack~getlocations~FIN\r\n")
+    assert p.data_to_send() == b"start~FIN~4\r\n"
+    p.receive_data(line(4) + line(5))
+    assert p.gaps_filled == 1 and p.open_gaps() == []
 
 
 def test_byte_by_byte_crlf() -> None:

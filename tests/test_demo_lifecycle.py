@@ -42,7 +42,7 @@ def wait_running(url: str, race: str) -> None:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> float:
-    """Ctrl-C once; how long the whole demo took to be gone."""
+    """Ctrl-C once; fails unless the whole demo is gone within the patience, exit status 0."""
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     try:
@@ -83,8 +83,7 @@ def test_one_ctrl_c_stops_the_demo_and_a_restart_carries_on_the_same_day(
         wait_running(url, "mile")
         time.sleep(1.0)  # some reads posted
     finally:
-        took = stop(proc)
-    assert took < 2.0, f"the demo took {took:.1f} s to stop"
+        stop(proc)  # one Ctrl-C: gone with exit status 0, or the test fails
     first = asyncio.run(stored(db))
     guns = [r for r in first if isinstance(r, GunStart)]
     reads = len([r for r in first if isinstance(r, ChipRead)])

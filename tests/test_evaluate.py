@@ -223,7 +223,7 @@ def test_leave_one_out_holds_each_race_out_and_prints_one_json_line(
     # earlier editions where there are any, else the other editions
     assert len(history_for(races[0], races)) == 40
     assert len(history_for(races[1], races)) == 50
-    assert main(["--leave-one-out", *paths, "--quiet"]) == 0
+    assert main(["--leave-one-out", *paths, "--quiet", "--per-race"]) == 0
     out, err = capsys.readouterr()
     lines = out.strip().splitlines()
     assert len(lines) == 1
@@ -247,6 +247,15 @@ def test_leave_one_out_holds_each_race_out_and_prints_one_json_line(
         for t in ("coverage", "mae", "gain")
     }
     assert "with history" in err and "no history" in err
+    # each race's coverage, a row per race and mode, one cell per checkpoint
+    rows = [line.split() for line in err.splitlines() if line.startswith("boston 20")]
+    assert len(rows) == 4
+    for row in rows:
+        assert len(row) == 2 + len(BOSTON_CHECKPOINTS) - 1
+        for cell in row[2:]:
+            value = float(cell.rstrip("!"))
+            assert 0.0 <= value <= 100.0
+            assert cell.endswith("!") is not (75.0 <= value <= 85.0)
 
 
 def test_leave_one_out_needs_two_races(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import fields
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -30,6 +31,7 @@ from livetrack.domain.records import (
 )
 from livetrack.store.base import (
     AppendResult,
+    AppendTimes,
     Countable,
     Leases,
     LogUnavailable,
@@ -278,6 +280,26 @@ async def test_head_is_none_when_empty_then_the_newest_offset(event_log: Any) ->
     assert await event_log.head() == first[-1].offset
     second = await event_log.append(reads(2, start=3))
     assert await event_log.head() == second[-1].offset
+
+
+async def test_append_times_say_when_the_first_record_after_an_offset_was_appended(
+    event_log: Any,
+) -> None:
+    assert isinstance(event_log, AppendTimes)
+    assert await event_log.appended_after(None) is None
+    before = int(time.time() * 1000)
+    first = await event_log.append(reads(2))
+    between = int(time.time() * 1000)
+    while int(time.time() * 1000) == between:  # the next append is a later millisecond
+        await asyncio.sleep(0.001)
+    second = await event_log.append(reads(1, start=2))
+    after = int(time.time() * 1000)
+    at_first = await event_log.appended_after(None)
+    assert at_first is not None and before <= at_first <= between
+    assert await event_log.appended_after(first[0].offset) == at_first
+    at_second = await event_log.appended_after(first[-1].offset)
+    assert at_second is not None and between < at_second <= after
+    assert await event_log.appended_after(second[0].offset) is None
 
 
 async def test_offsets_are_typed_and_ordered_in_log_order_by_every_reader(event_log: Any) -> None:

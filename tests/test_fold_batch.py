@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from factory import GUN, event, gun, person, read
 
-from livetrack.domain import snapshot
+from livetrack.domain import predict, snapshot
 from livetrack.domain.expect import expected, next_checkpoint
 from livetrack.domain.records import (
     ChipAssign,
@@ -157,10 +157,16 @@ def test_a_batch_folds_to_the_same_state_as_one_record_at_a_time(seed: int) -> N
 
 
 @pytest.mark.parametrize("seed", range(60))
-def test_forecasts_are_the_same_however_the_log_is_folded_or_restored(seed: int) -> None:
+def test_forecasts_are_the_same_however_the_log_is_folded_or_restored(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One record at a time with forecasts asked after every record, in pages, or restored
     from a snapshot taken part-way and folded on: every runner card's next and finish
-    estimates agree."""
+    estimates agree. A passing gone wrong is undone and observed again, or (for a third of
+    the logs, whose predictors keep what they can undo for their last 3 observations only)
+    mostly replayed from the start."""
+    if seed % 3 == 0:
+        monkeypatch.setattr(predict, "REWIND", 3)
     records = random_log(seed)
     rnd = random.Random(seed)
     step = rnd.randint(1, 4)

@@ -259,7 +259,8 @@ def test_a_passing_later_than_the_predictor_can_undo_replays_the_race_in_bounded
     while st.forecasts.drain(forecast.STEP):
         shed += 1
     assert calls[0] == at and not feed.retired
-    assert 2 <= shed <= len(st.runners) // forecast.SHED + len(feed.checkpoints) + 1
+    pieces = (len(st.runners) + predict.REWIND) // forecast.SHED + 2  # record, runners
+    assert 2 <= shed <= pieces + len(feed.checkpoints)
     _agrees_with_a_rebuilt_process(st)
 
 

@@ -64,3 +64,18 @@ def test_the_announcer_sends_the_new_finisher_first_and_nothing_else() -> None:
     assert STEP.findall(delta) == ["first:t-announce-l"]
     assert "First2" in delta and "First1" not in delta
     assert "First1" in whole
+
+
+def test_the_timers_problems_panel_sends_the_problem_that_came() -> None:
+    r = _race()
+    before = r.frame("problems")
+    r.state.apply(person("9"))
+    r.state.apply(read("C9", "finish", 450))  # no halfway time: a problem to look at
+    after = r.frame("problems", before)
+    assert before.drawing is not None and after.drawing is not None
+    # the panel had no rows, so the first one changes its skeleton: sent whole, once
+    assert after.delta is None and "#9" in after.full
+    r.state.apply(person("10"))
+    r.state.apply(read("C10", "finish", 460))
+    later = r.frame("problems", after)
+    assert later.delta is not None and "#10" in later.delta and "#9" not in later.delta

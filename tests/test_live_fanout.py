@@ -4,12 +4,14 @@ posted update (correctness only: no timing assertions)."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 
 import httpx
 from conftest import PATIENCE_S
 from factory import GUN, event, person
 from server import Running, serve
+from server import recv_until as recv_one_until
 from websockets.asyncio.client import ClientConnection, connect
 
 from livetrack.live.wire import DirectWrite
@@ -19,15 +21,8 @@ CLIENTS = 300
 PAGE = "race:mile,board:mile:finish:all,feed:mile"
 
 
-async def recv_until(ws: ClientConnection, needle: str, timeout: float = 60.0) -> str:
-    async def loop() -> str:
-        while True:
-            msg = await ws.recv()
-            assert isinstance(msg, str)
-            if needle in msg:
-                return msg
-
-    return await asyncio.wait_for(loop(), timeout)
+#: Hundreds of clients on one busy server: each may wait longer than one client would.
+recv_until = partial(recv_one_until, timeout=60.0)
 
 
 async def open_clients(url: str, topic_sets: list[str]) -> list[ClientConnection]:

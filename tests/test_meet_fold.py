@@ -188,3 +188,20 @@ def test_semi_finals_are_seeded_in_a_serpentine_and_send_the_first_four_to_the_f
     assert final is not None and len(final.seats) == 8
     winners = {b for b, m in (rr.state("semi").qualified or q).marks.items() if m == "Q"}
     assert winners == final.bibs()
+
+
+def test_the_lines_a_result_left_out_are_listed_until_a_new_file_replaces_it() -> None:
+    st = drawn_state()
+    rows = heat_rows(st, "heats", 1)
+    bad = import_lif(st, lif(1, rows) + "9,999\r\n", "h1.lif")
+    assert bad.record is not None
+    st.apply(bad.record)
+    listed = [p for p in st.problems.values() if "h1.lif" in p.detail]
+    assert [p.detail for p in listed] == [
+        f"h1.lif:{len(rows) + 2}: malformed line: fewer than 7 fields"
+    ]
+    assert listed[0].key == ""  # the result counts: there is nothing to undo, only to re-import
+    good = import_lif(st, lif(1, heat_rows(st, "heats", 1, 14_100)), "h1-fixed.lif")
+    assert good.record is not None and good.problems == []
+    st.apply(good.record)
+    assert [p for p in st.problems.values() if "h1.lif" in p.detail] == []

@@ -267,6 +267,7 @@ def test_a_sprinters_page_shows_heat_lane_q_and_the_next_rounds_lane(tmp_path: P
         heat, lane = heats.where("101") or (0, 0)
         page = http.get("/runners/101").text
         assert f"Next: Heats · heat {heat}, lane {lane}." in page
+        assert "Heats: start list" in http.get("/races/b100").text  # not "0 / 20 finished"
         assert "Not seen on the course yet" not in page
         for h in (1, 2, 3):
             assert upload(
@@ -285,8 +286,13 @@ def test_a_sprinters_page_shows_heat_lane_q_and_the_next_rounds_lane(tmp_path: P
             "1st",
             "Q",
         )
+        assert "Final: start list" in http.get("/screen/b100").text
         out = next(b for b in heats.bibs() if b not in final.bibs())
         assert "Not through to the Final." in http.get(f"/runners/{out}").text
+        assert upload(srv, http, lif(1, heat_rows(state(srv), "final", 1), round_no=2), "f.lif")
+        srv.settle()
+        ended = http.get(f"/api/v1/runners/{final.heat(1)[0][0]}").json()["rounds"]["next"]
+        assert ended == "Final: 1st in 14.00."
 
 
 def test_a_restart_does_not_undo_a_correction_of_a_watched_file(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from meetkit import drawn_state, heat_rows, lif
 
 from livetrack.ingest.heats import import_lif
 from livetrack.web.meets_views import rounds_view, screen_view
+from livetrack.web.timer_views import guns_view
 
 
 def test_a_heat_is_a_start_list_until_its_result_is_in() -> None:
@@ -39,3 +40,9 @@ def test_thousandths_show_where_they_decided_the_last_q_across_heats() -> None:
     assert fourth["mark"] == "" and fourth["fine"] == ""
     latest = screen_view(st, "b100")
     assert latest["latest"]["number"] == 3 and latest["next"]["name"] == "Final"
+
+
+def test_the_timers_start_guns_leave_out_a_race_run_in_rounds() -> None:
+    st = drawn_state()
+    ids = [r["id"] for r in guns_view(st, 0)["races"]]
+    assert "b100" not in ids and ids  # its heats are started by the photo-finish system

@@ -179,11 +179,14 @@ async def play(
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         await pause(FIRST_HEAT_MS // 2)
         first = config.rounds[0]
-        await http.post(
+        drawn = await http.post(
             f"/api/v1/rounds/{RACE}/draw",
             headers=headers,
             json={"id": "demo-draw-heats", "round": first.id},
         )
+        if drawn.status_code != 200 and not (await _rounds(http))["rounds"][0]["drawn"]:
+            log.warning("the demo could not draw the heats: %s", drawn.text)
+            return
         for i, rnd in enumerate(config.rounds):
             view = await _rounds(http)
             while not view["rounds"][i]["drawn"]:  # a later round: the server draws it

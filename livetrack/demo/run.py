@@ -109,6 +109,12 @@ def remaining(actions: list[Any], done: Progress) -> list[Any]:
     return out
 
 
+def _said_if_failed(task: asyncio.Task[None]) -> None:
+    """The meet stopped by itself with an error: say so (the rest of the demo goes on)."""
+    if not task.cancelled() and task.exception() is not None:
+        print(f"the championship meet stopped: {task.exception()!r}", flush=True)
+
+
 def photo_finish_folder(db: str, *, fresh: bool) -> Path:
     """The demo's photo-finish results folder: beside its log and named after it, so two
     demos whose logs share a folder never share one; on a new log, files an earlier run left
@@ -213,6 +219,7 @@ def run(
         if rehearsal:
             print(rehearsal, flush=True)
         meeting = asyncio.create_task(meet.play(base, timer_token, lynx, event, speed, people))
+        meeting.add_done_callback(_said_if_failed)
         playing = asyncio.create_task(
             sim.play(
                 base, reader_token, actions, timer_token=timer_token,

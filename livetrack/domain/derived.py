@@ -138,11 +138,16 @@ class DerivedState:
         detail = f"{record.TYPE} could not be applied: {why}"
         self.problems[record.key] = Problem("unapplied", bib, point, detail, record.key)
 
-    def note_input(self, name: str, kind: str, detail: str) -> None:
+    def note_input(self, name: str, kind: str, detail: str) -> bool:
         """List a problem with an input that never reached the log (a photo-finish file from
         which nothing could be imported) under ``name``, until :meth:`clear_input`. It is
-        this process's own, not in the log: what found it takes it back."""
-        self.problems[f"input:{name}"] = Problem(kind, "", "", detail, "")
+        this process's own, not in the log: what found it takes it back. Whether it is new
+        or says something new."""
+        problem = Problem(kind, "", "", detail, "")
+        if self.problems.get(f"input:{name}") == problem:
+            return False
+        self.problems[f"input:{name}"] = problem
+        return True
 
     def clear_input(self, name: str) -> bool:
         """Take back :meth:`note_input`'s problem ``name``; whether there was one."""

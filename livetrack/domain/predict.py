@@ -146,10 +146,12 @@ class Predictor(PredictorModel):
         return new
 
     def shed(self, runners: int) -> bool:
-        """Let go of up to ``runners`` runners' state (or, with none left, of one segment's
-        or the calibration's): a predictor no longer used is freed a bounded piece at a time
-        instead of all at once. Returns whether anything is left to let go of."""
-        self._journal.clear()
+        """Let go of the record of what can be undone for up to ``runners`` observations,
+        or with none left of up to ``runners`` runners' state (or, with none left, of one
+        segment's or the calibration's): a predictor no longer used is freed a bounded piece
+        at a time instead of all at once. Returns whether anything is left to let go of."""
+        if self._journal.forget(runners):
+            return True
         for _ in range(min(runners, len(self._runners))):
             self._runners.popitem()
         if self._runners:

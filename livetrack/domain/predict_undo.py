@@ -71,9 +71,12 @@ class Journal:
             fn(*args)
         return self._entries[-1][0] if self._entries else self._before
 
-    def clear(self) -> None:
-        """Forget every record (the observations can no longer be undone)."""
-        if self._entries:
-            self._before = self._entries[-1][0]
-        self._entries.clear()
+    def forget(self, count: int) -> bool:
+        """Forget the records of the oldest ``count`` observations (they can no longer be
+        undone); returns whether any are left. A few at a time, a predictor let go of is not
+        freed in one go."""
+        entries = self._entries
+        for _ in range(min(count, len(entries))):
+            self._before = entries.popleft()[0]
         self.log = None
+        return bool(entries)

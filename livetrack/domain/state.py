@@ -474,6 +474,7 @@ class RaceState(DerivedState):
 
     def _rounds(self, record: MeetRecord) -> set[str]:
         """A draw, a heat's result or an adjustment of a race run in rounds."""
+        changed_problems = False
         why = meet_problem(self.event, self.meet, record)
         if not why:
             if isinstance(record, DrawRound):
@@ -484,8 +485,21 @@ class RaceState(DerivedState):
                 ]
                 why = apply_draw(self.event, self.meet, record, entries)
             elif isinstance(record, HeatResult):
+                rr = self.meet.get(record.race)
+                before = rr.results.get((record.round, record.heat)) if rr is not None else None
                 why = apply_result(self.event, self.meet, record)
-                if record.notes:
+                if rr is not None and rr.results.get((record.round, record.heat)) is record:
+                    # it counts: the lines the result it replaced left out are no longer news,
+                    # and its own are listed until a result replaces it (nothing to undo)
+                    if before is not None and self.problems.pop(before.key, None) is not None:
+                        changed_problems = True
+                    why = "; ".join([*record.notes, *([why] if why else [])])
+                    if why:
+                        by = record.by
+                        self.problems[record.key] = Problem("rounds", "", "", why, "", by)
+                        why = ""
+                        changed_problems = True
+                elif record.notes:
                     why = "; ".join([*record.notes, *([why] if why else [])])
             else:
                 why = apply_adjust(self.event, self.meet, record)
@@ -496,6 +510,8 @@ class RaceState(DerivedState):
             }
         if why:
             self._problem("rounds", getattr(record, "bib", ""), "", why, record)
+            changed.add(PROBLEMS_TOPIC)
+        if changed_problems:
             changed.add(PROBLEMS_TOPIC)
         return changed
 

@@ -209,9 +209,36 @@ def format_summary(summ: dict[str, Any]) -> str:
     return "\n".join(lines).lstrip("\n")
 
 
-def run(paths: list[str], fmt: str, quiet: bool, table: TextIO | None) -> int:
-    """Leave-one-out over ``paths``: the tables on ``table`` (if any), one JSON line on
-    stdout. Returns the exit status."""
+def format_per_race(
+    results: dict[tuple[str, str], list[tuple[str, list[CheckpointScore]]]],
+) -> str:
+    """Each held-out race's coverage of the 80% interval per checkpoint, a row per race and
+    mode ("!" outside the target range; "-" where nobody was scored there)."""
+    lines: list[str] = []
+    for (family, mode), per_race in sorted(results.items()):
+        names = [s.name for s in per_race[0][1]]
+        lines.append(
+            f"\n{family}, {'with history' if mode == 'history' else 'no history'}: "
+            "coverage of the 80% interval per checkpoint"
+        )
+        lines.append(f"{'race':<20} " + " ".join(f"{n[:6]:>7}" for n in names))
+        for race, scores in per_race:
+            cells = []
+            for s in scores:
+                if not s.n:
+                    cells.append(f"{'-':>7}")
+                    continue
+                inside = COVERAGE[0] <= s.coverage_pct / 100.0 <= COVERAGE[1]
+                cells.append(f"{s.coverage_pct:>6.1f}{' ' if inside else '!'}")
+            lines.append(f"{race:<20} " + " ".join(cells))
+    return "\n".join(lines).lstrip("\n")
+
+
+def run(
+    paths: list[str], fmt: str, quiet: bool, table: TextIO | None, per_race: bool = False
+) -> int:
+    """Leave-one-out over ``paths``: the tables on ``table`` (if any; with ``per_race``, each
+    race's coverage as well), one JSON line on stdout. Returns the exit status."""
     try:
         races = held_out(paths, fmt)
     except (OSError, ValueError) as exc:
@@ -224,5 +251,7 @@ def run(paths: list[str], fmt: str, quiet: bool, table: TextIO | None) -> int:
     summ = summary(results)
     if table is not None:
         print(format_summary(summ), file=table)
+        if per_race:
+            print("\n" + format_per_race(results), file=table)
     print(json.dumps(compact(summ), separators=(",", ":")))
     return 0

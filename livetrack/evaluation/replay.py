@@ -78,6 +78,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="replay only N runners, evenly spaced through the results file (every "
         "(total/N)-th row, the same sample every time), so that every pace is represented",
     )
+    p.add_argument(
+        "--per-race",
+        action="store_true",
+        help="with --leave-one-out, also print each held-out race's coverage of the 80%% "
+        "interval per checkpoint on stderr",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -102,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from livetrack.evaluation import loo
 
     if args.leave_one_out:
-        return loo.run(args.results, args.format, args.quiet, sys.stderr)
+        return loo.run(args.results, args.format, args.quiet, sys.stderr, args.per_race)
     if len(args.results) != 1:
         print("evaluate-predictions: one results file, or --leave-one-out", file=sys.stderr)
         return 2

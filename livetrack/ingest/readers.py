@@ -432,6 +432,10 @@ class ReaderChannel:
             "configured_offset_ms": r.clock_offset_ms,
             "clock_warning": warning,
             "last_seq": self.stats.last_stored_seq,
+            "gaps_seen": len(self.stats.gaps),
+            "gaps_filled": self.stats.gaps_filled,
+            "gaps_given_up": len(self.stats.gaps_abandoned),
+            "gap_requests": self.stats.refetches,
             "sources": sorted(self.sources),
             "problems": list(self.problems),
         }

@@ -10,6 +10,12 @@ and says so, and they go up again like every other record.
 When the connection fails the link waits, with exponential backoff and full jitter, and dials
 again; it resumes from the acknowledged position, so nothing is lost and, thanks to the
 records' keys, nothing is stored twice.
+
+"Seconds behind" is the age of the oldest record the public end has not acknowledged, from the
+time the site's log appended it (:class:`~livetrack.store.base.AppendTimes`), so a site
+process that restarts with a backlog does not count it from its own start. The last position
+acknowledged is kept beside the site's log (snapshot :data:`ACKED_NOTE`), so a restarted site
+knows what the public end holds before it gets through to it.
 """
 
 from __future__ import annotations
@@ -29,7 +35,13 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from livetrack.domain.records import RecordError, decode, encode
 from livetrack.service import linkwire
-from livetrack.store.base import Offset, StoredLookup
+from livetrack.store.base import (
+    AppendTimes,
+    LogUnavailable,
+    Offset,
+    SnapshotStore,
+    StoredLookup,
+)
 
 log = logging.getLogger("livetrack.link")
 
@@ -45,6 +57,11 @@ PING_S = 2.0
 PING_TIMEOUT_S = 4.0
 OPEN_TIMEOUT_S = 6.0
 BEAT_S = 1.0
+#: How often the age of the oldest unacknowledged record is looked up (and the acknowledged
+#: position kept beside the site's log).
+WATCH_S = 0.5
+#: The snapshot, beside the site's log, holding the last position the public end acknowledged.
+ACKED_NOTE = "link-acked"
 
 
 @dataclass
@@ -112,6 +129,9 @@ class SiteLink:
         self.status = LinkStatus(upstream=upstream)
         #: monotonic time each unacknowledged position was first seen by the sender
         self._seen: deque[tuple[int, float]] = deque()
+        #: When the site's log appended the oldest record not acknowledged (epoch ms).
+        self._oldest_ms: int | None = None
+        self._noted: Offset | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -133,15 +153,54 @@ class SiteLink:
             st.lag_s = 0.0
             if st.connected:
                 st.in_step_ms = now_ms()
+        elif self._oldest_ms is not None:
+            st.lag_s = round(max(0, now_ms() - self._oldest_ms) / 1000, 1)
         elif self._seen:
             st.lag_s = round(time.monotonic() - self._seen[0][1], 1)
         elif st.connected:
             st.lag_s = 0.0
-        else:
+        elif st.in_step_ms or st.since_ms:
             st.lag_s = round(max(0, now_ms() - (st.in_step_ms or st.since_ms)) / 1000, 1)
         return st
 
+    async def _note_oldest(self) -> None:
+        """Look up when the oldest record not acknowledged was appended."""
+        st = self.status
+        if self.rt.head is None or records_between(self.rt.head, st.acked) == 0:
+            self._oldest_ms = None
+        elif isinstance(self.rt.log, AppendTimes):
+            self._oldest_ms = await self.rt.log.appended_after(st.acked)
+
+    async def _watch(self) -> None:
+        """Keep the backlog's age current, and the acknowledged position beside the log (a
+        restarted site starts from it until the public end says where it stands)."""
+        log_ = self.rt.log
+        if isinstance(log_, SnapshotStore) and self.status.acked is None:
+            with contextlib.suppress(LogUnavailable, OSError):
+                saved = await log_.load_snapshot(ACKED_NOTE)
+                if saved is not None and self.status.acked is None:
+                    self.status.acked = self._noted = saved[0]
+        while True:
+            try:
+                await self._note_oldest()
+                acked = self.status.acked
+                if isinstance(log_, SnapshotStore) and acked is not None and acked != self._noted:
+                    await log_.save_snapshot(ACKED_NOTE, acked, b"")
+                    self._noted = acked
+            except (LogUnavailable, OSError) as exc:
+                log.warning("link: backlog age not looked up: %s", exc)
+            await asyncio.sleep(WATCH_S)
+
     async def run(self) -> None:
+        watcher = asyncio.create_task(self._watch(), name="livetrack-link-watch")
+        try:
+            await self._run()
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+
+    async def _run(self) -> None:
         delay = BACKOFF_MIN_S
         while True:
             reached = False
@@ -200,6 +259,7 @@ class SiteLink:
         st.acked = start
         st.writes_down = int(hello.get("outbox") or 0)
         self._seen.clear()
+        await self._note_oldest()
         log.info("link up to %s; resuming after position %s", self.url, start)
         inflight: deque[str] = deque()
         room = asyncio.Semaphore(self.window)
@@ -284,6 +344,7 @@ class SiteLink:
                 if pos.isdigit():
                     while self._seen and self._seen[0][0] <= int(pos):
                         self._seen.popleft()
+                await self._note_oldest()
             elif kind == "writes":
                 await self._take(ws, frame.get("items"))
             elif kind == "conflict":

@@ -204,7 +204,8 @@ class LifWatcher:
         timer's problems panel."""
         state = self.rt.state
         if detail:
-            state.note_input(f"lif:{name}", "photo-finish", f"nothing imported: {detail}")
+            if not state.note_input(f"lif:{name}", "photo-finish", f"nothing imported: {detail}"):
+                return  # the same as before (a file tried again): nothing to redraw
         elif not state.clear_input(f"lif:{name}"):
             return
         self.rt.hub.mark({PROBLEMS_TOPIC})

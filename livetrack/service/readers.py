@@ -214,7 +214,9 @@ class ReaderManager:
         time of the newest read, configured offset applied), ``last_received_ms``,
         ``reads_per_minute``, ``clock`` (unknown|ok|offset|unset), ``clock_offset_ms`` (the
         estimate: server minus decoder clock), ``configured_offset_ms``, ``clock_warning``,
-        ``last_seq``, ``sources`` (the decoders' own ids) and ``problems`` (recent, each
+        ``last_seq``, ``gaps_seen``, ``gaps_filled`` (late, or fetched again),
+        ``gaps_given_up``, ``gap_requests`` (requests to play missed numbers again),
+        ``sources`` (the decoders' own ids) and ``problems`` (recent, each
         ``{"at_ms", "detail"}``)."""
         now = self.clock() if now_ms is None else now_ms
         return [ch.health(now) for ch in self.channels.values()]

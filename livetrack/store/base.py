@@ -117,6 +117,17 @@ class SnapshotStore(Protocol):
 
 
 @runtime_checkable
+class AppendTimes(Protocol):
+    """When records were appended (for example, how long the oldest record a site has not got
+    to the public server yet has waited). Both built-in backends provide it."""
+
+    async def appended_after(self, offset: Offset | None) -> int | None:
+        """The wall time (epoch ms) the first record after ``offset`` (``None``: the first
+        record) was appended, or None when there is no such record."""
+        ...
+
+
+@runtime_checkable
 class Countable(Protocol):
     """Counting the records in the log cheaply (a Redis stream's ids do not count records).
     Both built-in backends provide it."""

@@ -193,6 +193,17 @@ class RedisEventLog(RedisClient):
 
         return await self._retrying("head", op, self.op_retry_s)
 
+    async def appended_after(self, offset: Offset | None) -> int | None:
+        """When the first record after ``offset`` was appended (epoch ms: an entry id's first
+        part), or None."""
+        start = "-" if offset is None else f"({offset}"
+
+        async def op() -> int | None:
+            rows = await self._client.xrange(self.stream, start, "+", count=1)
+            return int(as_text(rows[0][0]).partition("-")[0]) if rows else None
+
+        return await self._retrying("appended_after", op, self.op_retry_s)
+
     async def count(self) -> int:
         """How many records the stream holds."""
         n = await self._retrying("count", lambda: self._client.xlen(self.stream), self.op_retry_s)

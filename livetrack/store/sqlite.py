@@ -328,6 +328,13 @@ class SqliteEventLog:
 
         return await asyncio.to_thread(read)
 
+    async def appended_after(self, offset: Offset | None) -> int | None:
+        """When the first record after ``offset`` was appended (epoch ms), or None."""
+        after = int(offset) if offset is not None and offset.isdigit() else 0
+        sql = f"SELECT appended_ms FROM records WHERE seq > {after} ORDER BY seq LIMIT 1"
+        row = await asyncio.to_thread(self._query_one, sql)
+        return None if row is None or not isinstance(row[0], int) else row[0]
+
     async def count(self) -> int:
         row = await asyncio.to_thread(self._query_one, "SELECT COUNT(*) FROM records")
         return int(row[0]) if row is not None and isinstance(row[0], int) else 0

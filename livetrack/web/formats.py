@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from livetrack.domain import topics
-from livetrack.domain.alerts import race_over
+from livetrack.domain.alerts import ordinal, race_over
 from livetrack.domain.charity import charity_totals, has_charity
 from livetrack.domain.ranking import ALL
 from livetrack.domain.records_watch import record_watch
@@ -118,6 +118,7 @@ def teams_view(state: RaceState, race_id: str, limit: int | None = None) -> dict
         "race_name": race.name,
         "method": rule.method,
         "counting": rule.counting,
+        "counting_nth": ordinal(rule.counting),
         "gender_rule": " and ".join(gender_rule),
         "rows": rows,
     }

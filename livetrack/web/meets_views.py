@@ -244,6 +244,10 @@ def athlete_rounds(state: RaceState, bib: str) -> dict[str, Any] | None:
             through = f"Through to the {nxt.name}: lanes are drawn when every heat is in."
         elif nxt is not None and rs.complete and row["done"]:
             through = f"Not through to the {nxt.name}."
+        elif nxt is None and row["done"]:  # the last round: how it ended
+            through = f"{title}: {row['place'] or row['status'] or 'no result'}" + (
+                f" in {row['time']}." if row["place"] else "."
+            )
     if not rows:
         first = config.rounds[0].name
         return {"rows": [], "next": f"The {first} are not drawn yet."}
@@ -251,3 +255,23 @@ def athlete_rounds(state: RaceState, bib: str) -> dict[str, Any] | None:
     if not last["done"]:
         through = f"Next: {last['title']}, lane {last['lane']}."
     return {"rows": rows, "next": through}
+
+
+def rounds_note(state: RaceState, race_id: str) -> str:
+    """Where a race in rounds stands, for its heading: the latest drawn round and how far it
+    is (``Heats: 2 of 3 heats in``, ``Final: start list``, ``Final: results``)."""
+    race = state.event.races.get(race_id)
+    rr = state.meet.get(race_id)
+    if race is None or race.rounds is None:
+        return ""
+    config = race.rounds
+    for rnd in reversed(config.rounds):
+        rs = rr.state(rnd.id) if rr is not None else RoundState()
+        if rs.draw is None:
+            continue
+        if rs.complete:
+            return f"{rnd.name}: results"
+        if rs.heats_in:
+            return f"{rnd.name}: {len(rs.heats_in)} of {rs.draw.heats} heats in"
+        return f"{rnd.name}: start list"
+    return f"{config.rounds[0].name}: not drawn yet"

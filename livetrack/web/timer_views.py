@@ -119,6 +119,8 @@ def history_view(st: RaceState, bib: str) -> dict[str, Any] | None:
 def guns_view(st: RaceState, now: int) -> dict[str, Any]:
     races = []
     for race in st.event.races.values():
+        if race.rounds is not None:
+            continue  # heats and finals are started and timed by the photo-finish system
         rs = race_status(st, race, now)
         waves = []
         whole = st.guns.get((race.id, ""), [])

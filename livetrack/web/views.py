@@ -21,7 +21,7 @@ from livetrack.domain.meet import progress
 from livetrack.domain.obstacles import describe
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import RaceState, Runner
-from livetrack.web.meets_views import athlete_rounds
+from livetrack.web.meets_views import athlete_rounds, rounds_note
 
 
 def fmt_elapsed(ms: int | None) -> str:
@@ -95,6 +95,8 @@ def race_status(
         "quiet_until": quiet_until,
         "entrants": len(runners),
         "finished": finished,
+        # a race in rounds: where its rounds stand, said instead of how many finished
+        "rounds": rounds_note(state, race.id) if race.rounds is not None else "",
         "distance_m": race.course.length_m,
         "course_record": fmt_elapsed(int(race.course_record_s * 1000))
         if race.course_record_s

@@ -162,6 +162,13 @@ class DecoderProtocol:
         self.refetch_requests = 0
         #: Sequence gaps seen, as inclusive (first_missing, last_missing) ranges.
         self.gaps: list[tuple[int, int]] = []
+        #: Gaps whose every number arrived since the owner last collected this count.
+        self.gaps_filled = 0
+        #: Gaps given up on (still missing after every request), collected like ``gaps``.
+        self.gaps_abandoned: list[tuple[int, int]] = []
+        #: Call :meth:`tick` at least this often (seconds); ``None``: the protocol waits
+        #: for nothing.
+        self.wake_s: float | None = None
         #: True once any read carried the clock-unset flag.
         self.clock_unset_seen = False
         self._closed = False
@@ -181,6 +188,16 @@ class DecoderProtocol:
 
     def keepalive(self) -> None:
         """Queue a protocol-level ping, where the protocol has one."""
+
+    def tick(self, now: float) -> None:
+        """Let the protocol act on time passing (``now``: a monotonic clock, seconds); the
+        owner calls it every :attr:`wake_s` and after each batch, then sends
+        :meth:`data_to_send`."""
+
+    def open_gaps(self) -> list[tuple[int, int]]:
+        """Inclusive ranges still missing on this connection that the protocol would ask
+        for again (handed to the next connection's :meth:`resume_from` as ``missing``)."""
+        return []
 
     def receive_data(self, data: bytes) -> None:
         """Feed received bytes; complete messages are decoded immediately."""

@@ -13,7 +13,10 @@ batch of received bytes the connector:
 After a drop it reconnects with exponential backoff and calls
 ``parser.resume_from(last stored seq)`` on the fresh parser, so protocols that
 can (RACE RESULT) ask the decoder for the passings missed meanwhile.  A sequence
-gap seen inside a connection is logged; RACE RESULT re-fetches it.
+gap seen inside a connection is logged; RACE RESULT and ChronoTrack fetch it again (the
+parser's ``tick``, called every ``wake_s`` and after each batch, lets ChronoTrack wait for
+a gap to fill by itself first). ChronoTrack gaps still open when a connection ends are
+handed to the next connection's ``resume_from`` as ``missing``.
 
 With ``listen=True`` the connector is a TCP server and the decoder (or the
 software relaying it) connects to us; each connection gets its own parser.
@@ -61,6 +64,13 @@ class ConnectorStats:
     refetches: int = 0
     #: Sequence gaps seen, as inclusive ranges.
     gaps: list[tuple[int, int]] = field(default_factory=list)
+    #: Gaps whose every number arrived later (late, or fetched again).
+    gaps_filled: int = 0
+    #: Gaps given up on after the protocol's last request.
+    gaps_abandoned: list[tuple[int, int]] = field(default_factory=list)
+    #: Ranges the last connection saw missing and would ask for again (not RACE RESULT,
+    #: which finds its holes from the stored numbers).
+    unfilled: list[tuple[int, int]] = field(default_factory=list)
     #: Last stored sequence number: for protocols that can re-fetch, the end of
     #: the contiguous stored prefix; otherwise the highest stored.
     last_stored_seq: int | None = None
@@ -289,7 +299,7 @@ class _Session:
             parser.connection_made()
             await self._flush(writer, parser)
             last_rx = last_tx = loop.time()
-            tick = self._tick()
+            tick = self._tick(parser)
             first = True
             asked = last_rx
             pace: deque[tuple[float, float]] = deque()  # (receipt s, receipt ms - decoder ms)
@@ -303,6 +313,10 @@ class _Session:
                 if stop_task in done:
                     break
                 now = loop.time()
+                if parser.wake_s is not None:
+                    parser.tick(now)
+                    await self._deliver(parser)
+                    await self._flush(writer, parser)
                 if read_task not in done:
                     if self.idle_timeout_s is not None and now - last_rx >= self.idle_timeout_s:
                         log.warning(
@@ -336,6 +350,8 @@ class _Session:
         except (ConnectionError, OSError) as exc:
             log.warning("%s: connection error: %s", self.source_id, exc)
         finally:
+            if not parser.supports_refetch:
+                self.stats.unfilled = parser.open_gaps()
             stop_task.cancel()
             if read_task is not None:
                 read_task.cancel()
@@ -347,9 +363,11 @@ class _Session:
                 await writer.wait_closed()
         return received
 
-    def _tick(self) -> float | None:
-        values = [v for v in (self.keepalive_s, self.idle_timeout_s) if v is not None]
-        return min(values) / 4 if values else None
+    def _tick(self, parser: DecoderProtocol) -> float | None:
+        values = [v / 4 for v in (self.keepalive_s, self.idle_timeout_s) if v is not None]
+        if parser.wake_s is not None:
+            values.append(parser.wake_s)
+        return min(values) if values else None
 
     @staticmethod
     async def _flush(writer: asyncio.StreamWriter, parser: DecoderProtocol) -> None:
@@ -364,7 +382,9 @@ class _Session:
         For protocols that fetch, that is the highest number handled, whether or not its
         passing was stored (a refused gun marker is handled too), and the holes below it."""
         st = self.stats
-        if not parser.supports_refetch or not st.stored_above:
+        if not parser.supports_refetch:
+            return st.last_stored_seq, list(st.unfilled)
+        if not st.stored_above:
             return st.last_stored_seq, []
         mark = st.last_stored_seq or 0
         missing: list[tuple[int, int]] = []
@@ -398,6 +418,19 @@ class _Session:
                 log.warning("%s: sequence gap %d..%d", self.source_id, gap[0], gap[1])
             st.gaps.extend(parser.gaps)
             parser.gaps.clear()
+        if parser.gaps_filled:
+            st.gaps_filled += parser.gaps_filled
+            parser.gaps_filled = 0
+        if parser.gaps_abandoned:
+            for gap in parser.gaps_abandoned:
+                log.warning(
+                    "%s: sequence gap %d..%d still missing after every request; given up",
+                    self.source_id,
+                    gap[0],
+                    gap[1],
+                )
+            st.gaps_abandoned.extend(parser.gaps_abandoned)
+            parser.gaps_abandoned.clear()
         if parser.refetch_requests:
             st.refetches += parser.refetch_requests
             parser.refetch_requests = 0

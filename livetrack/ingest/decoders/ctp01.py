@@ -29,9 +29,17 @@ The time field may be ISO (``2024-05-01T09:15:21.31``), a time of day
 (``09:15:21.31``; needs the caller's ``date``), Unix seconds with a fraction
 (``1714554921.31``, already UTC) or milliseconds since midnight.  ISO times and times of
 day are on the parser's ``tz``: the event's time zone by default, or UTC for a controller
-whose clock is on UTC (the reader's ``times`` setting).  Sequence gaps inside a connection
-are recorded in ``gaps``; a line numbered at or below the resume point is a replay and is
-flagged :data:`~livetrack.ingest.decoders.base.BACKLOG`.
+whose clock is on UTC (the reader's ``times`` setting).  A line numbered at or below the
+resume point is a replay and is flagged :data:`~livetrack.ingest.decoders.base.BACKLOG`.
+
+Sequence gaps are recorded in ``gaps`` and fetched again: lines of one location may arrive
+out of order, so a gap gets ``gap_grace_s`` (counted from the first :meth:`tick` after it was
+seen) to fill by itself; then the stream is stopped and started again from the first missing
+number (``stop``, then ``start~<location>~<first missing>`` for the gap's location, and
+``start~<location>~<n + 1>`` for any other location started by name).  Everything after that
+number is played again; the log's keys store none of it twice.  A gap still missing
+``retry_after_s`` after a request is asked for again, at most :data:`MAX_REQUESTS` times.
+``gaps_filled`` counts the gaps whose every line arrived, whether late or replayed.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
@@ -52,6 +61,21 @@ _MSECS_RE = re.compile(r"^\d{1,8}$")
 
 TAG_FORMATS = ("CT01_33", "CT01_13")
 GUN_TAG = "guntime"
+#: A gap is asked for at most this many times on one connection, then given up on.
+MAX_REQUESTS = 3
+
+
+@dataclass
+class _Gap:
+    """Numbers missing on this connection, seen in one location's stream."""
+
+    first: int
+    last: int
+    location: str | None
+    missing: set[int] = field(default_factory=set)
+    seen_at: float | None = None
+    asked_at: float | None = None
+    requests: int = 0
 
 
 class Ctp01Protocol(DecoderProtocol):
@@ -73,6 +97,8 @@ class Ctp01Protocol(DecoderProtocol):
         client_version: str = "1.0",
         locations: Sequence[str] = (),
         time_format: str = "iso",
+        gap_grace_s: float = 2.0,
+        retry_after_s: float = 10.0,
     ) -> None:
         super().__init__(
             source_id=source_id, tz=tz, date=date, min_year=min_year, max_year=max_year
@@ -88,10 +114,87 @@ class Ctp01Protocol(DecoderProtocol):
         self.started_locations: set[str] = set()
         #: The resume point given (lines at or below it are replays).
         self._resumed_at: int | None = None
+        self.gap_grace_s = gap_grace_s
+        self.retry_after_s = retry_after_s
+        self.wake_s = max(0.05, gap_grace_s / 4)
+        self._open: list[_Gap] = []
+        #: First number to start from at the greeting when it is below ``last_seq + 1``
+        #: (numbers a previous connection missed).
+        self._start_at: int | None = None
 
     def resume_from(self, seq: int | None, missing: Sequence[tuple[int, int]] = ()) -> None:
+        """Resume after ``seq``; ``missing`` (ranges a previous connection saw missing and
+        never got) are started from instead, and fetched again if this replay loses them."""
         super().resume_from(seq, missing)
         self._resumed_at = self.last_seq
+        for first, last in missing:
+            if first <= last:
+                gap = _Gap(first, last, None, set(range(first, last + 1)), requests=1)
+                self._open.append(gap)
+                self._start_at = first if self._start_at is None else min(self._start_at, first)
+
+    def open_gaps(self) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        for gap in self._open:
+            if gap.requests < MAX_REQUESTS:
+                out.append((min(gap.missing), max(gap.missing)))
+        return out
+
+    def tick(self, now: float) -> None:
+        """Ask again for the gaps that did not fill within the grace (see the module doc)."""
+        due: list[_Gap] = []
+        for gap in self._open:
+            if gap.seen_at is None:
+                gap.seen_at = now
+            if gap.asked_at is None:
+                if now - gap.seen_at >= self.gap_grace_s:
+                    due.append(gap)
+            elif now - gap.asked_at >= self.retry_after_s:
+                due.append(gap)
+        if not due or not self.greeted:
+            return
+        for gap in due:
+            if gap.requests >= MAX_REQUESTS:
+                self._open.remove(gap)
+                self.gaps_abandoned.append((min(gap.missing), max(gap.missing)))
+        due = [gap for gap in due if gap in self._open]
+        if not due:
+            return
+        fallback = sorted(self.started_locations) or list(self.locations)
+        starts: dict[str, int] = {}
+        for gap in due:
+            where = [gap.location] if gap.location else fallback
+            for location in where:
+                first = min(gap.missing)
+                starts[location] = min(starts.get(location, first), first)
+            gap.asked_at = now
+            gap.requests += 1
+        if not starts:
+            return
+        self._send("stop")
+        after = None if self.last_seq is None else self.last_seq + 1
+        for location in sorted(set(self.started_locations) | set(starts)):
+            begin = starts.get(location, after)
+            self._send(f"start~{location}" if begin is None else f"start~{location}~{begin}")
+        self.started_locations.update(starts)
+        self._resumed_at = self.last_seq
+        self.refetch_requests += 1
+
+    def _track_seq(self, seq: int, location: str | None) -> None:
+        """Note that line ``seq`` arrived: it may fill a gap, or open one."""
+        for gap in list(self._open):
+            if seq in gap.missing:
+                gap.missing.discard(seq)
+                if gap.location is None:
+                    gap.location = location
+                if not gap.missing:
+                    self._open.remove(gap)
+                    self.gaps_filled += 1
+        if self.last_seq is not None and seq > self.last_seq + 1:
+            first, last = self.last_seq + 1, seq - 1
+            self.gaps.append((first, last))
+            self._open.append(_Gap(first, last, location, set(range(first, last + 1))))
+        self._note_seq(seq)
 
     def keepalive(self) -> None:
         """Queue ``ping`` (the peer answers ``ack~ping``)."""
@@ -137,7 +240,7 @@ class Ctp01Protocol(DecoderProtocol):
             self._send(setting)
         if self.locations:
             self._start_locations(list(self.locations))
-        elif self.last_seq is None:
+        elif self.last_seq is None and self._start_at is None:
             # nothing stored yet: everything the controller holds, from its first line
             self._send("start")
         else:
@@ -151,7 +254,10 @@ class Ctp01Protocol(DecoderProtocol):
             return
         # one command per location: start~<a>~<b> could be read as location a from line b
         self.started_locations.update(locations)
-        after = "" if self.last_seq is None else f"~{self.last_seq + 1}"
+        first = None if self.last_seq is None else self.last_seq + 1
+        if self._start_at is not None:
+            first = self._start_at if first is None else min(first, self._start_at)
+        after = "" if first is None else f"~{first}"
         for location in locations:
             self._send(f"start~{location}{after}")
 
@@ -166,6 +272,9 @@ class Ctp01Protocol(DecoderProtocol):
             return
         location = parts[2].strip() or None
         tag = parts[3].strip()
+        # every numbered line counts as arrived, even one not kept (an announcement, an error)
+        replay = self._resumed_at is not None and seq <= self._resumed_at
+        self._track_seq(seq, location)
         if tag == "newlocation":
             # a location started by name does not cover one that joins later
             if location and self.started_locations and location not in self.started_locations:
@@ -185,11 +294,8 @@ class Ctp01Protocol(DecoderProtocol):
         chip = tag
         if tag.lower() == GUN_TAG:
             kind, chip = "gun", ""
-        if self._resumed_at is not None and seq <= self._resumed_at:
+        if replay:
             flags = (*flags, BACKLOG)
-        if self.last_seq is not None and seq > self.last_seq + 1:
-            self.gaps.append((self.last_seq + 1, seq - 1))
-        self._note_seq(seq)
         self._emit(
             DecodedRead(
                 chip=chip,

@@ -77,7 +77,7 @@ async def serve_decoder(
     """Start a listening simulator; return it (call ``await sim.close()``) and its port.
 
     ``options`` go to :class:`DecoderSimulator` (``interval_s``, ``drops``,
-    ``name``, ``location``, ``batch``, ``clock_unset``).
+    ``name``, ``location``, ``batch``, ``clock_unset``, ``lose``, ``swap``).
     """
     sim = DecoderSimulator(
         protocol_name,

@@ -48,6 +48,8 @@ class SimulatorBase(ABC):
         speed: float | None = None,
         epoch: tuple[int, float] | None = None,
         new_file_at: int | None = None,
+        lose: Sequence[int] = (),
+        swap: Sequence[int] = (),
     ) -> None:
         if protocol_name not in PROTOCOLS or protocol_name == "generic":
             raise ValueError(f"no simulator for protocol {protocol_name!r}")
@@ -70,6 +72,12 @@ class SimulatorBase(ABC):
         #: RACE RESULT: from read ``new_file_at`` on, the decoder writes a new passing file
         #: (file 2), numbered from 1 again; fetches and counts refer to the current file.
         self.new_file_at = new_file_at
+        #: CTP01: lines (by sequence number) lost on the wire the first time they are pushed;
+        #: the controller keeps them, so a ``start`` from their number plays them.
+        self.lose = set(lose)
+        #: CTP01: lines pushed one line late (after the line numbered one above them), as
+        #: lines of one location may arrive out of order.
+        self.swap = set(swap)
 
         self.connections = 0
         self.drops_done = 0

@@ -165,20 +165,32 @@ class StreamPlayer(SimulatorBase):
         """Write the controller's lines from ``cursor`` on: those it holds at once, the others
         as they happen on the timeline (which runs whether or not anyone is connected)."""
         while cursor < len(self.reads):
+            # a line to be sent late waits for the line after it
+            late = self._ctp_seq(cursor) in self.swap and cursor + 1 < len(self.reads)
             async with self._produced_changed:
-                await self._produced_changed.wait_for(partial(self._beyond, cursor))
+                await self._produced_changed.wait_for(partial(self._beyond, cursor + late))
                 upto = self._produced
             while cursor < upto:
-                read = self.reads[cursor]
-                writer.write((self._ctp01_line(cursor, read) + "\r\n").encode("latin-1"))
-                if cursor + 1 >= len(self.reads):
-                    self.finished.set()
-                try:
-                    self._count_line(counter, self._stream_read(cursor, read))
-                except Dropped:
-                    writer.close()
-                    return
-                cursor += 1
+                seq = self._ctp_seq(cursor)
+                if seq in self.swap and cursor + 1 < upto:
+                    self.swap.discard(seq)
+                    order = [cursor + 1, cursor]
+                else:
+                    order = [cursor]
+                for index in order:
+                    if self._ctp_seq(index) in self.lose:
+                        self.lose.discard(self._ctp_seq(index))  # lost once, kept in memory
+                        continue
+                    read = self.reads[index]
+                    writer.write((self._ctp01_line(index, read) + "\r\n").encode("latin-1"))
+                    if index == order[-1] and index + 1 >= len(self.reads):
+                        self.finished.set()
+                    try:
+                        self._count_line(counter, self._stream_read(index, read))
+                    except Dropped:
+                        writer.close()
+                        return
+                cursor += len(order)
             await writer.drain()
 
     async def _ipico(
