@@ -11,30 +11,37 @@ latency covers the log, the fold, the hub's tick, rendering and the socket (one 
 
 That is the latency phase; its delivered frames/s are capped by the hub's tick (one message per
 client per 250 ms) and the offered reads, so it says nothing about capacity. The saturation
-phase then starts a fresh server whose hub ticks every ``--sat-tick`` (50 ms) and posts
-``--sat-rate`` reads/s (200, in posts of 5), several posts per tick, so the hub offers each
-client more messages than it can read; the clients only count frames and bytes there. In the
+phase then starts a fresh server, its log on a tmpfs (``--sat-log-dir``), whose hub ticks every
+``--sat-tick`` (50 ms) and posts ``--sat-rate`` reads/s (200, in posts of 5), several posts per
+tick, so that the hub can offer each client more messages than it can read; the clients only
+count frames and bytes there, and the phase says what limited it (``saturation.limit``). In the
 same run the same clients then connect to a bare ``websockets`` server
-(``websockets.asyncio.server`` + ``broadcast``) that broadcasts pre-encoded frames of the mean
-size livetrack delivered in the saturation phase, as fast as the clients take them: the ceiling
-for Python on this machine. ``ratio`` is the saturation phase's delivered frames/s over the
-ceiling's. Server memory per connection is the server's RSS (from ``/proc``) after connecting
-the idle clients minus before, divided by the count.
+(``websockets.asyncio.server``) that sends the messages one spectator got in the saturation
+phase, each framed once (compressed the same way for the clients that negotiated
+permessage-deflate) and written straight to every connection, as fast as the clients take
+them: the ceiling for Python on this machine. ``ratio`` is the saturation phase's delivered
+frames/s over the ceiling's (``--previous-ceiling`` adds the ceiling as it was before,
+``broadcast`` of plain frames of the mean size, and ``previous_ratio``). Server memory per
+connection is the server's RSS (from ``/proc``) after connecting the idle clients minus
+before, divided by the count.
 
     python bench/fanout.py [--clients 5000] [--rate 50] [--seconds 20] [--client-procs P]
                            [--sat-seconds 10] [--sat-rate 200] [--sat-tick 0.05]
     python bench/fanout.py --processes 2 [--redis URL]   # two servers behind one Redis stream
     python bench/fanout.py --compare                      # one process, then two, same run
     python bench/fanout.py --clients 10000 --connect-only # connect + snapshot check only
-    python bench/fanout.py --push-subscriptions 10000     # latency phase without, then with
+    python bench/fanout.py --push-subscriptions 10000     # then without and with push
 
-With ``--push-subscriptions N`` the latency phase runs twice in the same run: first with no
-push subscriptions, then with ``N`` of them stored beside the log before the clients connect,
-each following one runner who finishes during the phase (at the finish, 3 minutes' lead),
-with a real P-256 key, and an endpoint on a local push sink (a separate process answering 201
-to every POST). The server decides, encrypts and sends their alerts while it serves the
-spectators; ``push`` reports both phases' read-to-screen p50/p99, their ratio, and the
-server's push counters (sent, dropped, late) from ``/metrics``.
+With ``--push-subscriptions N`` the latency phase runs twice more at the end (``--push-pairs``
+times), the same load both times: without push subscriptions, then with ``N`` of them stored
+beside the log before the clients connect, each following one runner of a field of
+``--push-field`` runners (at the finish, 3 minutes' lead), made by the tests' stand-in Web
+Push service (``tests/pushservice.py``, a process of its own over real HTTP, which accepts a
+message only when its VAPID signature verifies and its body decrypts). Reads in both are
+posted with a chip time 65 s old, so that finish alerts (due once a finish has stood a minute)
+are decided, encrypted and sent while the clients are timed. ``push`` reports both phases'
+read-to-screen p50/p99, their ratios, the server's push counters (sent, dropped, late) from
+``/metrics`` and what the stand-in service counted.
 
 Prints one JSON object on its last line.
 """
