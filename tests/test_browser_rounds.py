@@ -179,3 +179,46 @@ async def test_a_watched_file_that_imports_nothing_shows_on_the_timers_problems_
         await page.screenshot(path=str(shot_path("rounds-timer-problem-file")))  # type: ignore[attr-defined]
         (folder / "009-1-04.lif").unlink()  # the file taken away: the problem goes with it
         await panel.get_by_text("Nothing to look at.").wait_for(timeout=WAIT_MS)
+
+
+async def test_a_sprinters_page_offers_no_where_i_stand_and_my_runners_drops_a_kept_spot(
+    tmp_path: Path, page_factory: PageFactory
+) -> None:
+    from factory import person
+
+    ev = meet_event()
+    with serve(ev, tmp_path / "m.db", [*entries(ev), person("1")]) as srv:
+        page = await page_factory(width=390, height=844)
+        # a road runner's page offers it (the script runs and fills the panel)
+        await page.goto(f"{srv.url}/runners/1")  # type: ignore[attr-defined]
+        await page.wait_for_function(  # type: ignore[attr-defined]
+            "document.querySelectorAll('.stand select option').length > 2", timeout=WAIT_MS
+        )
+        assert await page.get_by_text("Where I stand").count() == 1  # type: ignore[attr-defined]
+        # the sprinter's page does not
+        await page.goto(f"{srv.url}/runners/101")  # type: ignore[attr-defined]
+        await page.locator("#t-runner-101").wait_for(timeout=WAIT_MS)  # type: ignore[attr-defined]
+        assert await page.locator(".stands, .stand").count() == 0  # type: ignore[attr-defined]
+        assert await page.get_by_text("Where I stand").count() == 0  # type: ignore[attr-defined]
+        await page.screenshot(path=str(shot_path("rounds-athlete-no-stand")), full_page=True)  # type: ignore[attr-defined]
+        # "My runners" with a spot kept from before for the sprinter: it is dropped
+        await page.evaluate(  # type: ignore[attr-defined]
+            """() => {
+              localStorage.setItem('livetrack.follow', JSON.stringify(['1', '101']));
+              localStorage.setItem('livetrack.stand', JSON.stringify({
+                '1': {checkpoint: 'half', lead_s: 180},
+                '101': {checkpoint: 'finish', lead_s: 180}}));
+            }"""
+        )
+        await page.goto(f"{srv.url}/me")  # type: ignore[attr-defined]
+        await page.wait_for_function(  # type: ignore[attr-defined]
+            "document.querySelectorAll(\"[data-stand-bib='1'] select option\").length > 2",
+            timeout=WAIT_MS,
+        )
+        await page.wait_for_function(  # type: ignore[attr-defined]
+            "!('101' in JSON.parse(localStorage.getItem('livetrack.stand')))", timeout=WAIT_MS
+        )
+        assert await page.locator("[data-stand-bib='101']").count() == 0  # type: ignore[attr-defined]
+        assert await page.locator("[data-stand-bib='1']").count() == 1  # type: ignore[attr-defined]
+        kept = await page.evaluate("JSON.parse(localStorage.getItem('livetrack.stand'))")  # type: ignore[attr-defined]
+        assert kept == {"1": {"checkpoint": "half", "lead_s": 180}}
