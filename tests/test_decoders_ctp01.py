@@ -245,3 +245,13 @@ def test_format_tag_line_round_trip() -> None:
     p.receive_data(line.encode() + b"\r\n")
     (read,) = p.reads_received()
     assert read.time_ms == int(local.timestamp() * 1000)
+
+
+def test_gaps_are_not_fetched_on_a_connection_carrying_several_locations() -> None:
+    """Stopping the stream for one location would stop the others' live lines too."""
+    p = greeted()
+    p.receive_data(line(1) + b"CT01_33~4~30K~C9~10:00:09.00~0~R1~0\r\n")
+    p.tick(0.0)
+    p.tick(1.0)
+    assert p.data_to_send() == b"" and p.refetch_requests == 0
+    assert p.gaps == [(2, 3)] and p.gaps_abandoned == [(2, 3)]

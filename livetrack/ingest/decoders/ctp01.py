@@ -39,6 +39,8 @@ number (``stop``, then ``start~<location>~<first missing>`` for the gap's locati
 ``start~<location>~<n + 1>`` for any other location started by name).  Everything after that
 number is played again; the log's keys store none of it twice.  A gap still missing
 ``retry_after_s`` after a request is asked for again, at most :data:`MAX_REQUESTS` times.
+Gaps are only fetched on a connection that carries one location's lines (a reader is one
+location); with several, their numbers are not one sequence and the gaps are given up.
 ``gaps_filled`` counts the gaps whose every line arrived, whether late or replayed.
 """
 
@@ -118,6 +120,8 @@ class Ctp01Protocol(DecoderProtocol):
         self.retry_after_s = retry_after_s
         self.wake_s = max(0.05, gap_grace_s / 4)
         self._open: list[_Gap] = []
+        #: Locations whose tag lines arrived on this connection.
+        self._locations_seen: set[str] = set()
         #: First number to start from at the greeting when it is below ``last_seq + 1``
         #: (numbers a previous connection missed).
         self._start_at: int | None = None
@@ -152,6 +156,13 @@ class Ctp01Protocol(DecoderProtocol):
             elif now - gap.asked_at >= self.retry_after_s:
                 due.append(gap)
         if not due or not self.greeted:
+            return
+        if len(self._locations_seen) > 1:
+            # several locations' lines on one connection: their numbers are not one sequence,
+            # and stopping the stream for one would stop the others
+            for gap in due:
+                self._open.remove(gap)
+                self.gaps_abandoned.append((min(gap.missing), max(gap.missing)))
             return
         for gap in due:
             if gap.requests >= MAX_REQUESTS:
@@ -281,6 +292,8 @@ class Ctp01Protocol(DecoderProtocol):
                 self.started_locations.add(location)
                 self._send(f"start~{location}")
             return
+        if location:
+            self._locations_seen.add(location)
         if not tag:
             self._error("empty tag", raw)
             return
