@@ -54,6 +54,11 @@
       return r.ok ? r.json() : null;
     }).then(function (d) {
       if (!d) { panel.remove(); return; }
+      if (d.stands === false) {  // a sprint in rounds: nowhere to stand along it
+        if (stands[bib]) { delete stands[bib]; save(STAND_KEY, stands); sync(); }
+        panel.remove();
+        return;
+      }
       where.appendChild(el("option", { value: "" }, "Not set"));
       d.checkpoints.forEach(function (c) { where.appendChild(el("option", { value: c.id }, c.name)); });
       where.appendChild(el("option", { value: "@" }, "A distance along the course…"));

@@ -80,14 +80,37 @@
     }
   });
 
+  // Hand times for a heat whose photo-finish result is in are refused (409) until the timer
+  // confirms that they replace it.
+  function storeHand(form, replace) {
+    var body = { round: form.dataset.round, heat: form.dataset.heat,
+      lines: form.elements.lines.value };
+    if (replace) body.replace = true;
+    return S.api("POST", "/api/v1/rounds/" + raceOf(form) + "/hand", body).then(function (res) {
+      if (res.status === 409 && !replace) {
+        return res.json().catch(function () { return {}; }).then(function (data) {
+          var why = data.error || "This heat has a photo-finish result.";
+          if (confirm(why.split(" Nothing was stored")[0] + "\n\nReplace the photo-finish " +
+              "result with these hand times?")) return storeHand(form, true);
+          S.notice("Hand times not stored: the photo-finish result stands.");
+          report([], "hand times not stored: the photo-finish result stands");
+        });
+      }
+      return answer(res).then(function (data) {
+        report(data.problems, "hand times stored: " + data.imported + " athletes" +
+          (replace ? " (the photo-finish result is replaced)" : ""));
+      });
+    }).catch(function (err) {
+      S.notice(err.message);
+      report(err.data && err.data.problems);
+    });
+  }
+
   root.addEventListener("submit", function (e) {
     var form = e.target;
     if (form.classList.contains("hand-form")) {
       e.preventDefault();
-      post("/api/v1/rounds/" + raceOf(form) + "/hand", { round: form.dataset.round,
-        heat: form.dataset.heat, lines: form.elements.lines.value }).then(function (data) {
-        report(data.problems, "hand times stored: " + data.imported + " athletes");
-      });
+      storeHand(form, false);
     } else if (form.classList.contains("add-form")) {
       e.preventDefault();
       var f = form.elements;

@@ -137,3 +137,11 @@ def test_a_runner_who_dropped_out_gets_no_near_or_overdue_alert() -> None:
     state.apply(StatusChange("dnf-11", "11", "DNF", "retired at the hall", at_ms=mid))
     w = Watch("s", "11", Spot("finish"), 600, frozenset({"near", "overdue"}))
     assert all(due(state, w, mid + k * 60_000) == [] for k in range(0, 60, 5))
+
+
+def test_only_races_with_checkpoints_between_start_and_finish_have_spots_to_stand_at() -> None:
+    from livetrack.domain.alerts import has_spots
+
+    offered = {rid: has_spots(race) for rid, race in EVENT.races.items()}
+    assert offered["b100"] is False  # the sprint in rounds: start and finish only
+    assert offered["tenk"] is True and offered["mile"] is True

@@ -179,3 +179,100 @@ async def test_a_watched_file_that_imports_nothing_shows_on_the_timers_problems_
         await page.screenshot(path=str(shot_path("rounds-timer-problem-file")))  # type: ignore[attr-defined]
         (folder / "009-1-04.lif").unlink()  # the file taken away: the problem goes with it
         await panel.get_by_text("Nothing to look at.").wait_for(timeout=WAIT_MS)
+
+
+async def test_a_sprinters_page_offers_no_where_i_stand_and_my_runners_drops_a_kept_spot(
+    tmp_path: Path, page_factory: PageFactory
+) -> None:
+    from factory import person
+
+    ev = meet_event()
+    with serve(ev, tmp_path / "m.db", [*entries(ev), person("1")]) as srv:
+        page = await page_factory(width=390, height=844)
+        # a road runner's page offers it (the script runs and fills the panel)
+        await page.goto(f"{srv.url}/runners/1")  # type: ignore[attr-defined]
+        await page.wait_for_function(  # type: ignore[attr-defined]
+            "document.querySelectorAll('.stand select option').length > 2", timeout=WAIT_MS
+        )
+        assert await page.get_by_text("Where I stand").count() == 1  # type: ignore[attr-defined]
+        # the sprinter's page does not
+        await page.goto(f"{srv.url}/runners/101")  # type: ignore[attr-defined]
+        await page.locator("#t-runner-101").wait_for(timeout=WAIT_MS)  # type: ignore[attr-defined]
+        assert await page.locator(".stands, .stand").count() == 0  # type: ignore[attr-defined]
+        assert await page.get_by_text("Where I stand").count() == 0  # type: ignore[attr-defined]
+        await page.screenshot(path=str(shot_path("rounds-athlete-no-stand")), full_page=True)  # type: ignore[attr-defined]
+        # "My runners" with a spot kept from before for the sprinter: it is dropped
+        await page.evaluate(  # type: ignore[attr-defined]
+            """() => {
+              localStorage.setItem('livetrack.follow', JSON.stringify(['1', '101']));
+              localStorage.setItem('livetrack.stand', JSON.stringify({
+                '1': {checkpoint: 'half', lead_s: 180},
+                '101': {checkpoint: 'finish', lead_s: 180}}));
+            }"""
+        )
+        await page.goto(f"{srv.url}/me")  # type: ignore[attr-defined]
+        await page.wait_for_function(  # type: ignore[attr-defined]
+            "document.querySelectorAll(\"[data-stand-bib='1'] select option\").length > 2",
+            timeout=WAIT_MS,
+        )
+        await page.wait_for_function(  # type: ignore[attr-defined]
+            "!('101' in JSON.parse(localStorage.getItem('livetrack.stand')))", timeout=WAIT_MS
+        )
+        assert await page.locator("[data-stand-bib='101']").count() == 0  # type: ignore[attr-defined]
+        assert await page.locator("[data-stand-bib='1']").count() == 1  # type: ignore[attr-defined]
+        kept = await page.evaluate("JSON.parse(localStorage.getItem('livetrack.stand'))")  # type: ignore[attr-defined]
+        assert kept == {"1": {"checkpoint": "half", "lead_s": 180}}
+
+
+async def test_the_rounds_desk_asks_before_hand_times_replace_a_photo_finish_result(
+    tmp_path: Path, page_factory: PageFactory
+) -> None:
+    ev = meet_event()
+    with serve(ev, tmp_path / "m.db", entries(ev)) as srv:
+        _draw(srv)
+        rows = heat_rows(_state(srv), "heats", 1)
+        r = httpx.post(
+            srv.url + "/api/v1/lif?name=007-1-01.lif",
+            content=lif(1, rows).encode("latin-1"),
+            headers={"authorization": f"Bearer {srv.tokens['timer']}"},
+        )
+        r.raise_for_status()
+        await srv.asettle()
+        rr = _state(srv).meet.get("b100")
+        assert rr is not None and rr.results[("heats", 1)].source == "lif:007-1-01.lif"
+        page = await page_factory(width=1280, height=900)
+        await page.goto(srv.url + "/signin#token=" + srv.tokens["timer"])  # type: ignore[attr-defined]
+        await page.wait_for_url("**/timer", timeout=WAIT_MS)  # type: ignore[attr-defined]
+        await page.goto(srv.url + "/timer/rounds")  # type: ignore[attr-defined]
+        desk = page.locator("#t-rdesk-b100")  # type: ignore[attr-defined]
+        heat1 = desk.locator("details.desk-heat").filter(has_text="Heats · heat 1")
+        await heat1.get_by_text("result in (photo finish)").wait_for(timeout=WAIT_MS)
+        asked: list[str] = []
+        answers = [False, True]  # first the timer keeps the photo finish, then replaces it
+
+        async def on_dialog(dialog: object) -> None:
+            asked.append(dialog.message)  # type: ignore[attr-defined]
+            if answers.pop(0):
+                await dialog.accept()  # type: ignore[attr-defined]
+            else:
+                await dialog.dismiss()  # type: ignore[attr-defined]
+
+        page.on("dialog", on_dialog)  # type: ignore[attr-defined]
+        await heat1.locator("summary").click()  # a heat with its result in is folded
+        await heat1.get_by_text("hand times replace it only when you confirm").wait_for(
+            timeout=WAIT_MS
+        )
+        lines = "\n".join(f"{p}, {b}, {t[:4]}" for p, b, _, t, _ in rows)
+        await heat1.locator("form.hand-form textarea").fill(lines)
+        await heat1.locator("form.hand-form button[type=submit]").click()
+        report = page.locator("#lif-report")  # type: ignore[attr-defined]
+        await report.get_by_text("hand times not stored").wait_for(timeout=WAIT_MS)
+        assert len(asked) == 1 and "has a photo-finish result (007-1-01.lif)" in asked[0]
+        await srv.asettle()
+        assert rr.results[("heats", 1)].source == "lif:007-1-01.lif"  # kept
+        await page.screenshot(path=str(shot_path("rounds-desk-hand-refused")), full_page=True)  # type: ignore[attr-defined]
+        await heat1.locator("form.hand-form button[type=submit]").click()
+        await report.get_by_text("the photo-finish result is replaced").wait_for(timeout=WAIT_MS)
+        assert len(asked) == 2
+        await heat1.get_by_text("result in (hand timed)").wait_for(timeout=WAIT_MS)
+        assert rr.results[("heats", 1)].source == "hand"

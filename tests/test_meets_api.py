@@ -110,6 +110,39 @@ def test_hand_times_and_a_scratch_go_through_the_timers_api(tmp_path: Path) -> N
         assert r.status_code == 422 and "has its result already" in r.json()["error"]
 
 
+def test_hand_times_do_not_replace_a_photo_finish_result_unless_told_to(tmp_path: Path) -> None:
+    ev = meet_event()
+    with serve(ev, tmp_path / "m.db", entries(ev)) as srv, httpx.Client(base_url=srv.url) as http:
+        draw_heats(srv, http)
+        rows = heat_rows(state(srv), "heats", 1)
+        assert upload(srv, http, lif(1, rows), "007-1-01.lif").status_code == 200
+        srv.settle()
+        rr = state(srv).meet.get("b100")
+        assert rr is not None
+        photo = rr.results[("heats", 1)]
+        lines = "\n".join(f"{p}, {b}, {t[:4]}" for p, b, _, t, _ in rows)
+        hand = {"round": "heats", "heat": 1, "lines": lines}
+        r = http.post("/api/v1/rounds/b100/hand", headers=bearer(srv), json=hand)
+        assert r.status_code == 409, r.text
+        assert r.json()["held"] == "lif:007-1-01.lif"
+        assert "Heats heat 1 has a photo-finish result (007-1-01.lif)" in r.json()["error"]
+        assert "replace: true" in r.json()["error"]
+        r = http.post("/api/v1/rounds/b100/hand", headers=bearer(srv), json={**hand, "replace": 1})
+        assert r.status_code == 422 and "replace: true or false" in r.json()["error"]
+        srv.settle()
+        assert rr.results[("heats", 1)] == photo  # nothing was stored: the photo finish stands
+        r = http.post(
+            "/api/v1/rounds/b100/hand", headers=bearer(srv), json={**hand, "replace": True}
+        )
+        assert r.status_code == 200, r.text
+        srv.settle()
+        assert rr.results[("heats", 1)].source == "hand"
+        # hand times over hand times (a typo put right) need no confirmation
+        again = {**hand, "lines": lines.replace(f", {rows[0][3][:4]}", ", 13.9", 1)}
+        r = http.post("/api/v1/rounds/b100/hand", headers=bearer(srv), json=again)
+        assert r.status_code == 200, r.text
+
+
 def wait_for(check: Any) -> None:
     deadline = time.monotonic() + PATIENCE_S
     while not check():

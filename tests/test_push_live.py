@@ -186,3 +186,41 @@ def test_a_subscription_the_push_service_says_is_gone_is_removed(tmp_path: Path)
         assert [s.endpoint for s in left] == [kept.endpoint]
         assert [m["tag"] for m in svc.to(kept.endpoint)] == ["3:passed:half"]
         assert push.sender.counters.gone == 1
+
+
+def test_a_sprint_in_rounds_has_nowhere_to_stand_and_a_kept_spot_is_dropped(
+    tmp_path: Path,
+) -> None:
+    """A track race in rounds (start and finish only) offers no "Where I stand": its runner
+    page has no panel, ``where`` says so, and a spot a supporter's page kept from before is
+    dropped from the subscription (the athlete is still followed)."""
+    from factory import person
+    from meetkit import entries, meet_event
+
+    event = meet_event()
+    with (
+        PushService() as svc,
+        serve(event, tmp_path / "log.db", [*entries(event), person("1")]) as srv,
+    ):
+        sprint = httpx.get(f"{srv.url}/api/v1/runners/101/where?checkpoint=finish")
+        assert sprint.status_code == 200
+        assert sprint.json()["stands"] is False and sprint.json()["checkpoints"] == []
+        assert sprint.json()["eta"] is None
+        road = httpx.get(f"{srv.url}/api/v1/runners/1/where").json()
+        assert road["stands"] is True
+        assert [c["id"] for c in road["checkpoints"]] == ["half", "finish"]
+        assert "data-stands=" not in httpx.get(f"{srv.url}/runners/101").text
+        assert 'data-stands="1"' in httpx.get(f"{srv.url}/runners/1").text
+
+        key = httpx.get(f"{srv.url}/api/v1/push").json()["key"]
+        b = svc.subscribe(key)
+        follows = [
+            {"bib": "101", "checkpoint": "finish", "lead_s": 120},
+            {"bib": "1", "checkpoint": "half", "lead_s": 120},
+        ]
+        resp = put(srv.url, b, follows)
+        assert resp.status_code == 200 and resp.json()["follows"] == 2, resp.text
+        push = srv.app.state.push  # type: ignore[attr-defined]
+        [sub] = asyncio.run_coroutine_threadsafe(push.store.all(), srv.loop).result(10)
+        kept = {f.bib: (f.checkpoint, f.distance_m) for f in sub.follows}
+        assert kept == {"101": ("", None), "1": ("half", None)}

@@ -154,6 +154,13 @@ def races_over(state: RaceState, now_ms: int) -> set[str]:
     return out
 
 
+def has_spots(race: Race) -> bool:
+    """Whether a supporter may say where they stand for ``race``: its course has a checkpoint
+    between start and finish. A sprint run in rounds (start and finish only) has none: nobody
+    passes anyone's spot, so there is no "Where I stand", no "near" and no "overdue" alert."""
+    return race.rounds is None and len(race.course.checkpoints) > 2
+
+
 def spot_distance(race: Race, spot: Spot) -> float | None:
     """The spot's distance along ``race``'s course; None when it is not on the course."""
     cps = race.course.checkpoints
@@ -302,7 +309,7 @@ def due(
                     f"{r.name} passed {cp.name}",
                     f"Passed {cp.name} at {clock_text(state, p.time_ms)}",
                 )
-    if r.status != "ok":
+    if r.status != "ok" or not has_spots(r.race):
         return out
     if "near" in watch.kinds and watch.spot is not None:
         eta = spot_eta(state, r, watch.spot, memo)

@@ -13,8 +13,10 @@ carries who wrote it and when):
   heats; a later round again, with a new seed, before it has a result).
 - ``POST /api/v1/rounds/{race}/adjust``: ``{"id", "round", "kind": "scratch"|"add"|"lot"|
   "undo", "bib", "heat", "lane", "target", "reason"}``.
-- ``POST /api/v1/rounds/{race}/hand``: ``{"round", "heat", "lines"}``: a hand-timed heat,
-  one athlete a line, ``place, bib, time[, lane]``; answered like the upload.
+- ``POST /api/v1/rounds/{race}/hand``: ``{"round", "heat", "lines"[, "replace"]}``: a
+  hand-timed heat, one athlete a line, ``place, bib, time[, lane]``; answered like the upload.
+  A heat that has a photo-finish result is answered 409 (``"held": "lif:<file>"``) and keeps
+  it, unless ``"replace": true`` says to put the hand times in its place.
 
 Topic kinds: ``rounds:<race>`` (public: every round's heats, lanes, results and Q/q, on the
 race page), ``srounds:<race>`` (public: the big screen's panel) and ``rdesk:<race>`` (staff,
@@ -137,8 +139,27 @@ async def post_hand(request: Request) -> Response:
         lines = data.get("lines")
         if not isinstance(lines, str) or not lines.strip():
             raise Invalid("lines: one athlete a line, 'place, bib, time'")
+        replace = data.get("replace", False)
+        if not isinstance(replace, bool):
+            raise Invalid("replace: true or false")
     except Invalid as exc:
         return invalid(exc)
+    rr = rt.state.meet.get(race_id)
+    held = rr.results.get((rid, heat)) if rr is not None else None
+    if held is not None and held.source.startswith("lif:") and not replace:
+        config = rt.state.event.races[race_id].rounds
+        rnd = config.round(rid) if config is not None else None
+        name = rnd.name if rnd is not None else rid
+        photo = held.source.removeprefix("lif:")
+        return JSONResponse(
+            {
+                "error": f"{name} heat {heat} has a photo-finish result ({photo}): hand times "
+                "would replace it. Nothing was stored; send them again with replace: true "
+                "to replace the photo-finish result.",
+                "held": held.source,
+            },
+            status_code=409,
+        )
     got = import_hand(rt.state, race_id, rid, heat, lines, who(grant), now_ms())
     return await _answer(rt, got)
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from livetrack.domain import topics
+from livetrack.domain.alerts import has_spots
 from livetrack.domain.ranking import ALL
 from livetrack.domain.state import (
     RACES_TOPIC,
@@ -91,10 +92,17 @@ def runner(request: Request) -> HTMLResponse:
     bib = request.path_params["bib"]
     if bib not in rt.state.runners:
         raise HTTPException(404, f"No runner with bib {bib!r}.")
-    card, head = runner_topic(bib), race_topic(rt.state.runners[bib].race.id)
+    race = rt.state.runners[bib].race
+    card, head = runner_topic(bib), race_topic(race.id)
     # the race's header too (hidden): the page's freshness notice reads the race's status
     return HTMLResponse(
-        r.page("runner.html", rn=r.model(card), rs=r.model(head), topics=[card, head])
+        r.page(
+            "runner.html",
+            rn=r.model(card),
+            rs=r.model(head),
+            topics=[card, head],
+            stands=has_spots(race),
+        )
     )
 
 

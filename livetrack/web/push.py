@@ -5,6 +5,8 @@
   the kinds of alert and the lead times a supporter may choose; 404 when push is off.
 - ``GET /api/v1/runners/{bib}/where?checkpoint=ID`` or ``?distance=METRES``: the runner's
   course, and when they are expected at that spot (80% range), or that they have passed it.
+  ``stands`` is false (and ``checkpoints`` empty) for a race with no checkpoint between start
+  and finish (a sprint run in rounds): there is nowhere to stand along it.
 - ``PUT /api/v1/push/subscription``: ``{"subscription": {"endpoint", "keys": {"p256dh",
   "auth"}}, "follows": [{"bib", "checkpoint" | "distance_m", "lead_s"}], "kinds": [...]}``
   stores (or replaces) the subscription; with no follows left it is removed.
@@ -33,6 +35,7 @@ from livetrack.domain.alerts import (
     LEAD_CHOICES_S,
     Spot,
     eta_at,
+    has_spots,
     spot_distance,
 )
 from livetrack.ingest.reads import BodyError
@@ -81,13 +84,20 @@ def where(request: Request) -> Response:
     if r is None:
         raise HTTPException(404, f"No runner with bib {bib!r}.")
     cps = r.race.course.checkpoints
+    stands = has_spots(r.race)
     out: dict[str, Any] = {
         "bib": bib,
         "race": r.race.id,
+        "stands": stands,
         "length_m": cps[-1].distance_m,
-        "checkpoints": [{"id": c.id, "name": c.name, "distance_m": c.distance_m} for c in cps[1:]],
+        "checkpoints": [
+            {"id": c.id, "name": c.name, "distance_m": c.distance_m}
+            for c in (cps[1:] if stands else ())
+        ],
         "eta": None,
     }
+    if not stands:
+        return JSONResponse(out)
     q = request.query_params
     spot = _spot(q.get("checkpoint", ""), q.get("distance", ""))
     if spot is None:
@@ -209,6 +219,10 @@ def check_follows(rt: Runtime, follows: object) -> tuple[Follow, ...]:
         if cp and dist is not None:
             raise HTTPException(400, f"{where}: give a checkpoint or a distance, not both")
         spot = Spot(cp, None) if cp else Spot("", float(dist)) if dist is not None else None
+        if spot is not None and not has_spots(r.race):
+            # nowhere to stand along a sprint in rounds: a spot a page kept from before is
+            # dropped, the runner is still followed (their "finished" alert stays)
+            cp, dist, spot = "", None, None
         if spot is not None and spot_distance(r.race, spot) is None:
             raise HTTPException(400, f"{where}: that spot is not on the course of {r.race.name}")
         out.append(Follow(bib, cp, float(dist) if dist is not None else None, lead))
