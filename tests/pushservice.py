@@ -13,8 +13,9 @@ is accepted (201) only when:
   is written from the RFCs, not with the library the server encrypts with).
 
 Otherwise it answers 400/401/403 and keeps the reason in :attr:`PushService.rejected`.
-``script(endpoint, [429, 503])`` makes the next answers to an endpoint those statuses
-(``Retry-After: 0`` on a 429); ``gone(endpoint)`` makes it answer 410 for good.
+It speaks HTTP/1.1 and keeps connections open, as push services do (:attr:`connections`
+counts those opened). ``script(endpoint, [429, 503])`` makes the next answers to an endpoint
+those statuses (``Retry-After: 0`` on a 429); ``gone(endpoint)`` makes it answer 410 for good.
 """
 
 from __future__ import annotations
@@ -165,6 +166,10 @@ class PushService:
         self.delivered: list[Delivered] = []
         self.rejected: list[tuple[str, int, str]] = []
         self.requests = 0
+        #: connections opened to the service (a client that keeps them open opens few)
+        self.connections = 0
+        #: requests per endpoint, whatever the answer
+        self.tried: dict[str, int] = {}
         self._script: dict[str, list[int]] = {}
         self._gone: set[str] = set()
         self._relays: dict[str, tuple[str, GcmStandIn]] = {}
@@ -172,8 +177,15 @@ class PushService:
         service = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps a connection open for the next message
+
             def log_message(self, *args: object) -> None:
                 return None
+
+            def setup(self) -> None:
+                super().setup()
+                with service._lock:
+                    service.connections += 1
 
             def do_POST(self) -> None:
                 n = int(self.headers.get("content-length") or 0)
@@ -229,6 +241,7 @@ class PushService:
         endpoint = self.origin + path
         with self._lock:
             self.requests += 1
+            self.tried[endpoint] = self.tried.get(endpoint, 0) + 1
             if endpoint in self._gone or endpoint not in self.browsers:
                 return 410, {}
             script = self._script.get(endpoint)

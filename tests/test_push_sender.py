@@ -158,3 +158,20 @@ def test_rfc8291_decryption_refuses_a_tampered_message() -> None:
         decrypt_aes128gcm(tampered, b.key, b.auth)
     with pytest.raises(ValueError, match="authenticate"):  # another browser's key
         decrypt_aes128gcm(body, ec.generate_private_key(ec.SECP256R1()), b.auth)
+
+
+async def test_messages_to_one_push_service_share_a_kept_open_connection() -> None:
+    with PushService() as svc:
+        sender = PushSender(
+            new_vapid_key(), "mailto:t@example.org", lambda _: asyncio.sleep(0), workers=1
+        )
+        await sender.start()
+        try:
+            subs = [subscription(svc, sender) for _ in range(3)]
+            for i in range(6):
+                sender.offer(message(subs[i % 3], str(i)))
+            await sender.drain(10)
+        finally:
+            await sender.stop()
+        assert svc.rejected == [] and len(svc.delivered) == 6
+        assert svc.connections == 1

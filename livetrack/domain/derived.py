@@ -16,7 +16,7 @@ from livetrack.domain.meet import Meet
 from livetrack.domain.passings import CourseFeeds, Passing, compute
 from livetrack.domain.ranking import ALL, FINISHERS, Boards, Move
 from livetrack.domain.readers import ReaderHealth
-from livetrack.domain.records import Record, Sweep, TokenRecord
+from livetrack.domain.records import AlertSent, Record, Sweep, TokenRecord
 from livetrack.domain.runner import (
     PROBLEMS_TOPIC,
     Problem,
@@ -51,6 +51,8 @@ class DerivedState:
         self.sweeps: dict[str, Sweep] = {}
         #: Keys of the push alerts decided so far (see ``livetrack.domain.alerts``).
         self.alerts_sent: set[str] = set()
+        #: Claims of push alerts with no outcome yet, by key (sent again after a restart).
+        self.alerts_pending: dict[str, AlertSent] = {}
         self.readers = ReaderHealth()
         #: Races run in rounds: draws, heat results, qualifiers (``livetrack.domain.meet``).
         self.meet = Meet(event)

@@ -205,18 +205,55 @@ class TokenRecord:
 
 @dataclass(frozen=True, slots=True)
 class AlertSent:
-    """An alert (``kind`` about runner ``bib``) was decided for push ``supporter`` at
+    """An alert (``kind`` about runner ``bib``) was claimed for push ``supporter`` at
     ``at_ms``: appended before it is sent, so that its key makes it go out once, whichever
-    process decided it (see :mod:`livetrack.domain.alerts`)."""
+    process decided it (see :mod:`livetrack.domain.alerts`). It carries the message (its
+    moment ``due_ms``, ``title``, ``body``, ``url``) and ``expires_ms``, after which it is not
+    worth sending, so that a process can send it again after the claimer stopped before the
+    push service answered (an :class:`AlertOutcome` says it did). Claims from before these
+    fields existed have them empty and are never sent again."""
 
     TYPE: ClassVar[str] = "alert"
     supporter: str
     bib: str
     kind: str
     at_ms: int
+    due_ms: int = 0
+    expires_ms: int = 0
+    title: str = ""
+    body: str = ""
+    url: str = ""
 
     @property
     def key(self) -> str:
+        return f"alert:{self.supporter}:{self.bib}:{self.kind}"
+
+
+#: What became of a claimed alert (:class:`AlertOutcome`).
+ALERT_OUTCOMES: tuple[str, ...] = ("delivered", "gone", "given-up", "refused", "expired", "dropped")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertOutcome:
+    """What became of the alert claimed by the :class:`AlertSent` with the same supporter,
+    runner and kind, appended once the push service answered (or the alert was let go):
+    ``outcome`` is one of :data:`ALERT_OUTCOMES`. A claim with no outcome is sent again by the
+    process holding the alerts' lease, or marked ``expired`` once its moment has passed."""
+
+    TYPE: ClassVar[str] = "alert-outcome"
+    supporter: str
+    bib: str
+    kind: str
+    outcome: str
+    at_ms: int
+
+    @property
+    def key(self) -> str:
+        return f"alert-outcome:{self.supporter}:{self.bib}:{self.kind}"
+
+    @property
+    def claim(self) -> str:
+        """The key of the claim this is the outcome of."""
         return f"alert:{self.supporter}:{self.bib}:{self.kind}"
 
 
@@ -251,6 +288,7 @@ Record = (
     | ChipAssign
     | TokenRecord
     | AlertSent
+    | AlertOutcome
     | DrawRound
     | HeatResult
     | RoundAdjust
@@ -270,6 +308,7 @@ _TYPES: dict[str, type[Any]] = {
         ChipAssign,
         TokenRecord,
         AlertSent,
+        AlertOutcome,
         DrawRound,
         HeatResult,
         RoundAdjust,

@@ -19,6 +19,7 @@ from livetrack.domain.participants import category
 from livetrack.domain.passings import Inputs, Passing
 from livetrack.domain.ranking import ALL, Move
 from livetrack.domain.records import (
+    AlertOutcome,
     AlertSent,
     ChipAssign,
     ChipRead,
@@ -116,6 +117,11 @@ class RaceState(DerivedState):
             return set()
         if isinstance(record, AlertSent):
             self.alerts_sent.add(record.key)
+            if record.expires_ms:
+                self.alerts_pending[record.key] = record
+            return set()
+        if isinstance(record, AlertOutcome):
+            self.alerts_pending.pop(record.claim, None)
             return set()
         if isinstance(record, DrawRound | HeatResult | RoundAdjust):
             return self._rounds(record)

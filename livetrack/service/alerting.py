@@ -1,9 +1,15 @@
 """The alert loop: once a second, decide which push alerts are due and hand them to the sender.
 
 Deciding is :func:`livetrack.domain.alerts.due` over the fold and the event's clock. Each due
-alert is first appended to the log as an :class:`AlertSent` record: only the process whose
-append stored the key sends it (a duplicate means another process, or this one before a
-restart, already did), so an alert goes out once however many processes decide it. The loop
+alert is first appended to the log as an :class:`AlertSent` record (its claim, carrying the
+message): only the process whose append stored the key sends it (a duplicate means another
+process, or this one before a restart, already did), so an alert goes out once however many
+processes decide it. Once the push service has answered (or the alert is let go), an
+:class:`AlertOutcome` is appended. When the log offers leases, only the process holding
+:data:`LEASE` decides and sends; when it takes the lease (at start-up, or from a process that
+stopped) it sends again every claim with no outcome whose moment has not passed, and records
+those whose moment has passed as ``expired``: a stopped process's queue is neither lost nor
+sent late. The loop
 reads the subscriptions again only when their store's version moves, looks at a watch again
 only when its runner has passed a mat, when its near alert's moment comes, or after
 :data:`REFRESH_MS`, yields to the event loop every :data:`SLICE_S`, and never waits for a push
@@ -17,7 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Container, Iterator
 from dataclasses import dataclass
 
@@ -35,10 +44,10 @@ from livetrack.domain.alerts import (
     due,
     races_over,
 )
-from livetrack.domain.records import AlertSent, Record
+from livetrack.domain.records import AlertOutcome, AlertSent, Record
 from livetrack.domain.state import RaceState
 from livetrack.service.push import Outgoing, PushSender
-from livetrack.store.base import AppendResult
+from livetrack.store.base import AppendResult, Leases
 from livetrack.store.subscriptions import Subscription, SubscriptionStore
 
 log = logging.getLogger("livetrack.alerts")
@@ -52,6 +61,14 @@ REFRESH_MS = 60_000
 #: An alert's message is worth sending until this long after its moment (near alerts: until
 #: the runner is expected at the spot).
 KEEP_MS = 5 * 60_000
+#: The lease (see :class:`~livetrack.store.base.Leases`) whose holder decides and sends alerts.
+LEASE = "alerts"
+#: Its time to live: a stopped holder's unsent alerts are taken over within about this long.
+LEASE_TTL_S = 10.0
+
+
+#: The subscription of an alert whose supporter has none any more (never sent to).
+_NO_SUB = Subscription("", "", "", id="-")
 
 
 @dataclass
@@ -85,6 +102,8 @@ class Alerter:
         clock_ms: Callable[[], int],
         ready: Callable[[], bool] = lambda: True,
         every_s: float = 1.0,
+        leases: Leases | None = None,
+        lease_ttl_s: float = LEASE_TTL_S,
     ) -> None:
         self.state = state
         self.store = store
@@ -104,22 +123,148 @@ class Alerter:
         self.cleared = 0
         #: passes failed in a row (logged once when they start failing and once on recovery)
         self.failing = 0
+        self.leases = leases
+        self.lease_ttl_s = lease_ttl_s
+        #: Who this process is when it asks for the lease (unique per process and start).
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        #: Whether this process decides and sends now (it holds the lease, or there is none).
+        self.leading = leases is None
+        self._renew_at = 0.0
+        #: claims this process queued in its current term (not to be resumed by itself)
+        self._mine: set[str] = set()
+        #: of those, the ones whose outcome this process has appended
+        self._settled: set[str] = set()
+        self._outcomes: list[AlertOutcome] = []
+        self._flush_wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        sender.on_outcome = self._record_outcome
+        sender.may_send = lambda: self.leading
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="livetrack-alerts")
+        self._flusher = asyncio.create_task(self._flush_loop(), name="livetrack-alert-outcomes")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop deciding; record the outcomes known so far and give the lease up. Alerts
+        still queued keep their claims without an outcome: the next holder sends them."""
+        for task in (self._task, self._flusher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.sender.stop()  # no answer comes after this: every outcome is known
+        with contextlib.suppress(Exception):
+            await self.flush()
+        if self.leases is not None and self.leading:
+            self.leading = False
+            with contextlib.suppress(Exception):
+                await self.leases.release(LEASE, self.holder)
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.every_s)
-            if not self.ready():
+            await self.hold()
+            if not self.leading or not self.ready():
                 continue
-            await self.attempt()
+            if await self.attempt():
+                with contextlib.suppress(Exception):
+                    await self.resume(self.clock_ms())
+
+    # -- the lease and what a stopped process left --------------------------------------------
+
+    async def hold(self) -> None:
+        """Take or renew the alerts' lease every third of its time to live. A process that
+        loses it lets its queue go (the new holder sends every claim without an outcome)."""
+        if self.leases is None or time.monotonic() < self._renew_at:
+            return
+        try:
+            held = await self.leases.lease(LEASE, self.holder, self.lease_ttl_s)
+        except Exception as exc:
+            log.warning("alerts' lease not renewed: %s", exc)
+            held = False
+        else:
+            self._renew_at = time.monotonic() + self.lease_ttl_s / 3
+        if held and not self.leading:
+            log.info("this process sends the push alerts (lease %s)", self.holder)
+        elif self.leading and not held:
+            log.warning("the alerts' lease went to another process: alerts stop here")
+            self.sender.forget()
+            self._mine.clear()
+            self._settled.clear()
+        self.leading = held
+
+    async def resume(self, now_ms: int) -> int:
+        """Send again each claim in the log with no outcome that this process did not queue
+        itself (its claimer stopped before the push service answered), or record it
+        ``expired`` once its moment has passed. How many were queued again."""
+        pending = self.state.alerts_pending
+        if self._settled:
+            done = {k for k in self._settled if k not in pending}
+            self._settled -= done
+            self._mine -= done
+        left = [c for k, c in pending.items() if k not in self._mine]
+        if not left:
+            return 0
+        subs = {t.sub.id: t.sub for t in self.targets}
+        queued = 0
+        for claim in left:
+            self._mine.add(claim.key)
+            sub = subs.get(claim.supporter)
+            payload: dict[str, object] = {
+                "title": claim.title,
+                "body": claim.body,
+                "url": claim.url,
+                "tag": f"{claim.bib}:{claim.kind}",
+                "at": claim.due_ms,
+            }
+            msg = Outgoing(
+                sub or _NO_SUB, payload, claim.due_ms, claim.expires_ms, claim=claim, resent=True
+            )
+            if now_ms > claim.expires_ms:
+                self.sender.counters.expired += 1
+                self._record_outcome(msg, "expired")
+            elif sub is None:  # unsubscribed (or gone) meanwhile
+                self._record_outcome(msg, "gone")
+            else:
+                self.sender.counters.resent += 1
+                queued += 1
+                self.sender.offer(msg)
+        if queued:
+            log.info("%d push alerts a stopped process had not sent are sent again", queued)
+        return queued
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def _record_outcome(self, msg: Outgoing, outcome: str) -> None:
+        claim = msg.claim
+        if claim is None:
+            return
+        self._settled.add(claim.key)
+        at = self.clock_ms()
+        self._outcomes.append(AlertOutcome(claim.supporter, claim.bib, claim.kind, outcome, at))
+        self._flush_wake.set()
+
+    async def flush(self) -> None:
+        """Append the outcomes recorded so far (kept for the next try if the append fails)."""
+        batch, self._outcomes = self._outcomes, []
+        if not batch:
+            return
+        try:
+            await self._append(list(batch))
+        except BaseException:
+            self._outcomes[:0] = batch
+            raise
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._flush_wake.wait()
+            self._flush_wake.clear()
+            try:
+                await self.flush()
+            except Exception as exc:
+                log.warning("alert outcomes not recorded yet: %s", exc)
+                await asyncio.sleep(1.0)
+                self._flush_wake.set()
 
     async def attempt(self) -> bool:
         """One pass of the loop: whether it worked. A pass that fails (the log cannot be
@@ -204,7 +349,18 @@ class Alerter:
         self.evaluated += looked
         if not found:
             return []
-        records = [AlertSent(a.supporter, a.bib, a.kind, now_ms) for _, a in found]
+        records = []
+        for t, a in found:
+            expires = max(now_ms, a.due_ms) + KEEP_MS
+            if a.kind.startswith("near:") and t.watch.spot is not None:
+                eta = memo.get(("eta", t.watch.bib, t.watch.spot))
+                if isinstance(eta, SpotEta):
+                    expires = eta.at_ms
+            records.append(
+                AlertSent(
+                    a.supporter, a.bib, a.kind, now_ms, a.due_ms, expires, a.title, a.body, a.url
+                )
+            )
         try:
             results = await self._append(list(records))
         except Exception:
@@ -212,15 +368,11 @@ class Alerter:
                 self._seen.pop((t.watch.supporter, t.watch.bib, t.watch.spot), None)
             raise
         claimed = []
-        for (t, a), res in zip(found, results, strict=True):
+        for (t, a), claim, res in zip(found, records, results, strict=True):
             if res.duplicate:
                 continue
             claimed.append(a)
-            expires = max(now_ms, a.due_ms) + KEEP_MS
-            if a.kind.startswith("near:") and t.watch.spot is not None:
-                eta = memo.get(("eta", t.watch.bib, t.watch.spot))
-                if isinstance(eta, SpotEta):
-                    expires = eta.at_ms
+            self._mine.add(claim.key)
             payload: dict[str, object] = {
                 "title": a.title,
                 "body": a.body,
@@ -228,7 +380,7 @@ class Alerter:
                 "tag": f"{a.bib}:{a.kind}",
                 "at": a.due_ms,
             }
-            self.sender.offer(Outgoing(t.sub, payload, a.due_ms, expires))
+            self.sender.offer(Outgoing(t.sub, payload, a.due_ms, claim.expires_ms, claim=claim))
         return claimed
 
 
@@ -254,13 +406,14 @@ async def start_push(
     ready: Callable[[], bool],
     contact: str,
     every_s: float = 1.0,
+    leases: Leases | None = None,
 ) -> PushService:
     """Load (or make and store) the VAPID key, start the sender and the alert loop."""
     from livetrack.service.push import new_vapid_key
 
     key = await store.vapid_key(new_vapid_key)
     sender = PushSender(key, contact, store.remove, clock_ms=clock_ms)
-    alerter = Alerter(state, store, sender, append, clock_ms, ready, every_s)
+    alerter = Alerter(state, store, sender, append, clock_ms, ready, every_s, leases)
     await sender.start()
     await alerter.start()
     return PushService(store, sender, alerter)
@@ -280,16 +433,28 @@ class PushCollector(Collector):
             "livetrack_push_alerts",
             "Push alerts by outcome: sent (accepted by the push service), dropped (queue full,"
             " out of retries or past its moment), late (sent over 30 s after its moment),"
-            " failed (refused), gone (subscription removed on 404/410), retried",
+            " failed (refused), gone (subscription removed on 404/410), retried, resent (left"
+            " unsent by a stopped process, sent again here), expired (left unsent by a stopped"
+            " process until its moment passed: not sent)",
             labels=["outcome"],
         )
-        for name in ("sent", "dropped", "late", "failed", "gone", "retried"):
+        for name in ("sent", "dropped", "late", "failed", "gone", "retried", "resent", "expired"):
             alerts.add_metric([name], getattr(c, name))
         yield alerts
         yield GaugeMetricFamily(
             "livetrack_push_queue",
             "Push messages waiting to be sent",
             value=self.push.sender.queue.qsize(),
+        )
+        yield GaugeMetricFamily(
+            "livetrack_push_leading",
+            "1 while this process decides and sends the push alerts (it holds their lease)",
+            value=int(self.push.alerter.leading),
+        )
+        yield GaugeMetricFamily(
+            "livetrack_push_unsettled",
+            "Alerts claimed in the log with no outcome yet, as folded by this process",
+            value=len(self.push.alerter.state.alerts_pending),
         )
         yield GaugeMetricFamily(
             "livetrack_push_watches",

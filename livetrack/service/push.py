@@ -5,7 +5,14 @@ waits: a full queue drops the message and counts it) and a few worker tasks send
 deciding alerts never waits for a push service. A 429 or 5xx answer, or a network error, is
 retried with exponential backoff (``Retry-After`` honoured) until the message's own deadline;
 404 and 410 mean the subscription is gone: ``on_gone`` is called to remove it.
-Encryption runs in a worker thread, off the event loop that serves the live pages.
+Encryption runs in a worker thread, off the event loop that serves the live pages; one
+HTTP client keeps its connections to each push service open between messages.
+
+Whatever becomes of a message that carries its claim (delivered, gone, given up, refused,
+expired, dropped from a full queue) is handed to ``on_outcome``, which records it in the log
+(see :mod:`livetrack.service.alerting`). A message whose claim has no outcome is sent again by
+the process that holds the alerts' lease after this one stops; ``may_send`` (False once this
+process has lost that lease) keeps this one from sending it too.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
+from livetrack.domain.records import AlertSent
 from livetrack.store.subscriptions import Subscription
 
 log = logging.getLogger("livetrack.push")
@@ -67,6 +75,10 @@ class Outgoing:
     due_ms: int
     expires_ms: int
     attempts: int = 0
+    #: the log's claim of this alert (its outcome is recorded), None for a bare message
+    claim: AlertSent | None = None
+    #: sent again by a process other than the one that claimed it (after a restart)
+    resent: bool = False
 
 
 @dataclass
@@ -77,6 +89,10 @@ class PushCounters:
     failed: int = 0
     gone: int = 0
     retried: int = 0
+    #: claims left without an outcome by a stopped process, queued again here
+    resent: int = 0
+    #: claims let go because their moment passed before they could be sent
+    expired: int = 0
     #: milliseconds from each sent message's moment to its acceptance by the push service
     delays_ms: list[int] = field(default_factory=list)
 
@@ -92,6 +108,8 @@ class PushSender:
         maxsize: int = 10_000,
         workers: int = 4,
         timeout_s: float = 10.0,
+        on_outcome: Callable[[Outgoing, str], object] | None = None,
+        may_send: Callable[[], bool] = lambda: True,
     ) -> None:
         if not contact.startswith(("mailto:", "https:")):
             raise ValueError(f"VAPID contact must be a mailto: or https: URL, not {contact!r}")
@@ -103,6 +121,8 @@ class PushSender:
         self.public_key = b64url(raw)
         self.contact = contact
         self.on_gone = on_gone
+        self.on_outcome = on_outcome
+        self.may_send = may_send
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self.queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize)
         self.counters = PushCounters()
@@ -121,8 +141,13 @@ class PushSender:
             self.queue.put_nowait(msg)
         except asyncio.QueueFull:
             self.counters.dropped += 1
+            self._outcome(msg, "dropped")
             return False
         return True
+
+    def _outcome(self, msg: Outgoing, outcome: str) -> None:
+        if msg.claim is not None and self.on_outcome is not None:
+            self.on_outcome(msg, outcome)
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(
@@ -138,10 +163,23 @@ class PushSender:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        self._tasks.clear()
         for h in self._timers:
             h.cancel()
+        self._timers.clear()
         if self._client is not None:
             await self._client.aclose()
+            self._client = None
+
+    def forget(self) -> None:
+        """Let every queued message and pending retry go, without an outcome (another process
+        holds the alerts now and sends what has none)."""
+        for h in self._timers:
+            h.cancel()
+        self._timers.clear()
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            self.queue.task_done()
 
     async def drain(self, timeout: float) -> None:
         """Wait until every queued message has been dealt with (for tests and shutdown)."""
@@ -188,13 +226,18 @@ class PushSender:
             except Exception:
                 log.exception("push to %s failed", urlsplit(msg.sub.endpoint).netloc)
                 self.counters.failed += 1
+                self._outcome(msg, "given-up")
             finally:
                 self.queue.task_done()
 
     async def _send(self, msg: Outgoing) -> None:
+        if not self.may_send():
+            return  # another process holds the alerts now: it sends what has no outcome
         now = self.clock_ms()
         if now > msg.expires_ms:
             self.counters.dropped += 1
+            self.counters.expired += 1
+            self._outcome(msg, "expired")
             return
         assert self._client is not None
         body = await asyncio.to_thread(self.encrypt, msg.sub, orjson.dumps(msg.payload))
@@ -220,13 +263,16 @@ class PushSender:
                 del self.counters.delays_ms[:5_000]
             if delay > LATE_AFTER_MS:
                 self.counters.late += 1
+            self._outcome(msg, "delivered")
         elif status in (404, 410):
             self.counters.gone += 1
+            self._outcome(msg, "gone")
             await self.on_gone(msg.sub.id)
         elif status == 429 or status >= 500:
             self._retry(msg, resp.headers.get("retry-after"), f"HTTP {status}")
         else:
             self.counters.failed += 1
+            self._outcome(msg, "refused")
             log.warning(
                 "push service %s refused a message: HTTP %d %s",
                 urlsplit(msg.sub.endpoint).netloc,
@@ -238,6 +284,7 @@ class PushSender:
         msg.attempts += 1
         if msg.attempts >= MAX_ATTEMPTS:
             self.counters.dropped += 1
+            self._outcome(msg, "given-up")
             log.warning("push given up after %d attempts: %s", msg.attempts, why)
             return
         delay = min(60.0, 0.5 * 2**msg.attempts) * random.uniform(0.75, 1.25)
@@ -245,6 +292,7 @@ class PushSender:
             delay = max(delay, float(retry_after))
         if self.clock_ms() + delay * 1000 > msg.expires_ms:
             self.counters.dropped += 1
+            self._outcome(msg, "given-up")
             return
         self.counters.retried += 1
         loop = asyncio.get_running_loop()

@@ -28,7 +28,7 @@ from livetrack.service.lynx import LifWatcher
 from livetrack.service.readers import ReaderManager
 from livetrack.service.runtime import Runtime, clock, restore
 from livetrack.service.snapshots import SnapshotInfo
-from livetrack.store.base import LogUnavailable
+from livetrack.store.base import Leases, LogUnavailable
 from livetrack.store.outbox import open_outbox
 from livetrack.store.subscriptions import subscriptions_for
 from livetrack.web import api, features, follow, metrics, pages
@@ -153,6 +153,7 @@ def create_app(settings: Settings) -> Starlette:
                     lambda: rt.caught_up,
                     settings.push_contact,
                     settings.alert_every_s,
+                    event_log if isinstance(event_log, Leases) else None,
                 )
                 push_metrics.push = app.state.push
             log.info("ready: %d records applied", state.applied)
