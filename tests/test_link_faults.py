@@ -155,9 +155,6 @@ def test_a_restarted_site_counts_its_backlog_from_when_it_was_written(day: RaceD
         st, asked, answered = behind()
     assert st["connected"] and st["lag_records"] > 0  # still going up the slow link
     assert asked - written - 0.1 <= float(st["lag_s"]) <= answered - before + 0.1  # type: ignore[arg-type]
-    # the public end is told the same (its in-step time is not moved to now)
-    public = day.link("public")
-    assert public["lag_records"] > 0 or public["acked"] == st["head"]
     day.proxy.heal()
     day.wait_equal(60)
     deadline = time.monotonic() + 10

@@ -3,7 +3,14 @@ from the first missing number, and every read ends in the log exactly once (both
 
 from __future__ import annotations
 
-from conftest import Opener
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from conftest import PATIENCE_S, Opener
+from server import serve
 from test_readers import T10, Rt, event, stored_reads, until
 
 from livetrack.ingest.decoders.simulate import DecoderSimulator, make_demo_reads
@@ -53,3 +60,30 @@ async def test_lines_lost_inside_a_connection_are_fetched_again_and_stored_once(
     # the replay sent lines the log held already: counted as duplicates, not stored again
     assert health["duplicates"] > 0
     assert health["stored"] + health["duplicates"] == health["reads"]
+
+
+def test_the_readers_api_counts_the_gaps_a_served_event_fetched_again(tmp_path: Path) -> None:
+    """The same through a running server with its default grace: ``/api/v1/readers``."""
+    reads = make_demo_reads("ctp01", 12, start_ms=T10, gun=False)
+    loop = asyncio.new_event_loop()
+    sim = DecoderSimulator("ctp01", reads, tz=event().tz, interval_s=0.01, lose=(4,))
+    port = loop.run_until_complete(sim.start())
+    runner = threading.Thread(target=loop.run_forever, daemon=True)  # the controller's own
+    runner.start()
+    try:
+        with serve(ct_event(port), tmp_path / "log.db") as srv:  # type: ignore[arg-type]
+            timer = {"authorization": f"Bearer {srv.tokens['timer']}"}
+            deadline = time.monotonic() + PATIENCE_S
+            while True:
+                [health] = httpx.get(f"{srv.url}/api/v1/readers", headers=timer).json()["readers"]
+                if health["gaps_filled"] == 1 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+        assert health["gaps_seen"] == 1 and health["gaps_filled"] == 1, health
+        assert health["gap_requests"] == 1 and health["gaps_given_up"] == 0
+        assert health["stored"] == len(reads) and health["last_seq"] == len(reads)
+    finally:
+        asyncio.run_coroutine_threadsafe(sim.close(), loop).result(PATIENCE_S)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(PATIENCE_S)
+        loop.close()

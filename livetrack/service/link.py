@@ -180,6 +180,7 @@ class SiteLink:
                 saved = await log_.load_snapshot(ACKED_NOTE)
                 if saved is not None and self.status.acked is None:
                     self.status.acked = self._noted = saved[0]
+        failing = ""
         while True:
             try:
                 await self._note_oldest()
@@ -187,8 +188,11 @@ class SiteLink:
                 if isinstance(log_, SnapshotStore) and acked is not None and acked != self._noted:
                     await log_.save_snapshot(ACKED_NOTE, acked, b"")
                     self._noted = acked
+                failing = ""
             except (LogUnavailable, OSError) as exc:
-                log.warning("link: backlog age not looked up: %s", exc)
+                if str(exc) != failing:  # once per failure, not twice a second
+                    log.warning("link: backlog age not looked up: %s", exc)
+                failing = str(exc)
             await asyncio.sleep(WATCH_S)
 
     async def run(self) -> None:
