@@ -139,9 +139,12 @@ def test_a_runner_who_dropped_out_gets_no_near_or_overdue_alert() -> None:
     assert all(due(state, w, mid + k * 60_000) == [] for k in range(0, 60, 5))
 
 
-def test_only_races_with_checkpoints_between_start_and_finish_have_spots_to_stand_at() -> None:
+def test_every_race_on_a_course_has_spots_to_stand_at_but_a_sprint_in_rounds_has_none() -> None:
     from livetrack.domain.alerts import has_spots
 
     offered = {rid: has_spots(race) for rid, race in EVENT.races.items()}
-    assert offered["b100"] is False  # the sprint in rounds: start and finish only
+    assert offered["b100"] is False  # the sprint in rounds, on the track
     assert offered["tenk"] is True and offered["mile"] is True
+    # the fun run is timed at its start and finish only: a spot is a distance along it
+    assert [cp.id for cp in EVENT.races["fun"].course.checkpoints] == ["start", "finish"]
+    assert offered["fun"] is True

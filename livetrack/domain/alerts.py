@@ -155,10 +155,11 @@ def races_over(state: RaceState, now_ms: int) -> set[str]:
 
 
 def has_spots(race: Race) -> bool:
-    """Whether a supporter may say where they stand for ``race``: its course has a checkpoint
-    between start and finish. A sprint run in rounds (start and finish only) has none: nobody
-    passes anyone's spot, so there is no "Where I stand", no "near" and no "overdue" alert."""
-    return race.rounds is None and len(race.course.checkpoints) > 2
+    """Whether a supporter may say where they stand for ``race``: any race on a course, even one
+    timed only at its start and finish (a fun run: a spot is then a distance along the course,
+    its ETA from the runner's pace). A sprint run in rounds on a track is not: supporters are
+    in the stand, so there is no "Where I stand", no "near" and no "overdue" alert."""
+    return race.rounds is None
 
 
 def spot_distance(race: Race, spot: Spot) -> float | None:

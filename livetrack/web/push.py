@@ -5,8 +5,8 @@
   the kinds of alert and the lead times a supporter may choose; 404 when push is off.
 - ``GET /api/v1/runners/{bib}/where?checkpoint=ID`` or ``?distance=METRES``: the runner's
   course, and when they are expected at that spot (80% range), or that they have passed it.
-  ``stands`` is false (and ``checkpoints`` empty) for a race with no checkpoint between start
-  and finish (a sprint run in rounds): there is nowhere to stand along it.
+  ``stands`` is false (and ``checkpoints`` empty) for a sprint run in rounds on a track:
+  there is nowhere to stand along it.
 - ``PUT /api/v1/push/subscription``: ``{"subscription": {"endpoint", "keys": {"p256dh",
   "auth"}}, "follows": [{"bib", "checkpoint" | "distance_m", "lead_s"}], "kinds": [...]}``
   stores (or replaces) the subscription; with no follows left it is removed.
