@@ -148,3 +148,25 @@ def test_every_race_on_a_course_has_spots_to_stand_at_but_a_sprint_in_rounds_has
     # the fun run is timed at its start and finish only: a spot is a distance along it
     assert [cp.id for cp in EVENT.races["fun"].course.checkpoints] == ["start", "finish"]
     assert offered["fun"] is True
+
+
+def test_a_claim_is_unsettled_until_its_outcome_is_folded_and_a_snapshot_keeps_it() -> None:
+    from livetrack.domain import snapshot
+    from livetrack.domain.records import AlertOutcome, AlertSent, decode, encode
+
+    state = RaceState(demo_event())
+    claims = [
+        AlertSent("s1", "12", "passed:hall", 1_000, 900, 301_000, "A passed", "At 10:01", "/r/12"),
+        AlertSent("s2", "12", "passed:hall", 1_000, 900, 301_000, "A passed", "At 10:01", "/r/12"),
+        AlertSent("s3", "12", "finished", 1_000),  # a claim from before outcomes were recorded
+    ]
+    for record in claims:
+        state.apply(decode(encode(record)))  # as read back from the log
+    assert sorted(state.alerts_pending) == ["alert:s1:12:passed:hall", "alert:s2:12:passed:hall"]
+    assert state.alerts_pending["alert:s1:12:passed:hall"] == claims[0]
+    state.apply(decode(encode(AlertOutcome("s1", "12", "passed:hall", "delivered", 2_000))))
+    assert list(state.alerts_pending) == ["alert:s2:12:passed:hall"]
+    assert len(state.alerts_sent) == 3
+    loaded = snapshot.loads(snapshot.dumps(state, "7", "v1"), state.event, "v1")
+    assert loaded is not None
+    assert loaded[1].alerts_pending == {"alert:s2:12:passed:hall": claims[1]}

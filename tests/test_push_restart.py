@@ -72,12 +72,17 @@ def wait_for(what: str, ok: object) -> None:
 
 
 def kill_with_alerts_queued(
-    ev: Event, servers: list[Server], svc: PushService
+    ev: Event, servers: list[Server], svc: PushService, standby: bool = False
 ) -> dict[str, Browser]:
     """One process claims a "passed halfway" alert for each of the mile's runners and keeps
-    retrying them (the push service answers 503) until it is killed with SIGKILL."""
+    retrying them (the push service answers 503) until it is killed with SIGKILL. With
+    ``standby``, a second process started just after it runs beside it all along (the
+    servers' last)."""
     a = start(ev)
     servers.append(a)
+    if standby:
+        wait_for("the first process sending alerts", lambda: metric(a, "leading") == 1)
+        servers.append(start(ev))
     timer, reader = token(ev, "timer"), token(ev, "reader")
     key = httpx.get(f"{a.url}/api/v1/push", timeout=PATIENCE_S).json()["key"]
     browsers = {bib: svc.subscribe(key) for bib in MILE}
@@ -109,6 +114,8 @@ def kill_with_alerts_queued(
         "every alert tried once and refused with 503",
         lambda: all(svc.tried.get(b.endpoint, 0) >= 1 for b in browsers.values()),
     )
+    if standby:
+        assert metric(servers[-1], "leading") == 0  # it decides and sends nothing meanwhile
     a.kill9()
     for b in browsers.values():
         svc.script(b.endpoint, [])  # the push service is well again
@@ -118,14 +125,19 @@ def kill_with_alerts_queued(
     return browsers
 
 
+@pytest.mark.parametrize("next_one", ["started after the kill", "running beside it"])
 def test_alerts_queued_when_a_process_is_killed_are_sent_once_by_the_next(
-    tmp_path: Path, servers: list[Server]
+    tmp_path: Path, servers: list[Server], next_one: str
 ) -> None:
     ev = today_event(tmp_path)
     with PushService() as svc:
-        browsers = kill_with_alerts_queued(ev, servers, svc)
-        b = start(ev)
-        servers.append(b)
+        if next_one == "running beside it":
+            browsers = kill_with_alerts_queued(ev, servers, svc, standby=True)
+            b = servers[-1]
+        else:
+            browsers = kill_with_alerts_queued(ev, servers, svc)
+            b = start(ev)
+            servers.append(b)
         db = ev.dir / "log.db"
         wait_for("an outcome for every claim", lambda: len(alert_records(db)[1]) == len(MILE))
         resent = metric(b, "resent")
