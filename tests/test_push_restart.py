@@ -1,6 +1,7 @@
-"""Push alerts across a crash: real ``livetrack serve`` processes on one SQLite log, killed with
-SIGKILL while their alerts wait for a push service that answers 503, and started again. The
-stand-in push service (real HTTP) checks every VAPID signature and decrypts every payload."""
+"""Push alerts across a crash: real ``livetrack serve`` processes on one log (SQLite, or a
+redis-server of the test's own), killed with SIGKILL while their alerts wait for a push service
+that answers 503, and started again. The stand-in push service (real HTTP) checks every VAPID
+signature and decrypts every payload."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from conftest import PATIENCE_S
+from conftest import PATIENCE_S, RedisServer
 from factory import EVENT_TOML
 from pushservice import Browser, PushService
 from test_multiprocess import PROCESS_WAIT_S, Event, Server, cleanup, cli, make_event, start, token
@@ -29,22 +30,43 @@ def servers() -> Iterator[list[Server]]:
     yield from cleanup()
 
 
-def today_event(tmp: Path) -> Event:
-    ev = make_event(tmp, ["--db", str(tmp / "log.db")], runners=30)
+@pytest.fixture(params=["sqlite", "redis"])
+def log_args(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    if request.param == "sqlite":
+        return ["--db", str(tmp_path / "log.db")]
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return ["--redis", server.url]
+
+
+def today_event(tmp: Path, log_args: list[str]) -> Event:
+    ev = make_event(tmp, log_args, runners=30)
     today = datetime.now(ZoneInfo("Europe/London")).date().isoformat()
     ev.toml.write_text(EVENT_TOML.replace('date = "2026-06-14"', f'date = "{today}"'))
     return ev
 
 
-def alert_records(db: Path) -> tuple[list[AlertSent], list[AlertOutcome]]:
-    conn = sqlite3.connect(db)
-    try:
-        rows = conn.execute(
-            "SELECT body FROM records WHERE type IN ('alert', 'alert-outcome') ORDER BY seq"
-        ).fetchall()
-    finally:
-        conn.close()
-    found = [decode(body) for (body,) in rows]
+def alert_records(ev: Event) -> tuple[list[AlertSent], list[AlertOutcome]]:
+    """The claims and outcomes in the event's log, read from the store itself (the test
+    event's Redis stream is ``livetrack:test``)."""
+    flag, where = ev.log_args
+    if flag == "--db":
+        conn = sqlite3.connect(where)
+        try:
+            rows = conn.execute(
+                "SELECT body FROM records WHERE type IN ('alert', 'alert-outcome') ORDER BY seq"
+            ).fetchall()
+        finally:
+            conn.close()
+        bodies = [body for (body,) in rows]
+    else:
+        import redis
+
+        client = redis.Redis.from_url(where)
+        try:
+            bodies = [fields[b"b"] for _, fields in client.xrange("livetrack:test")]
+        finally:
+            client.close()
+    found = [decode(body) for body in bodies]
     return (
         [r for r in found if isinstance(r, AlertSent)],
         [r for r in found if isinstance(r, AlertOutcome)],
@@ -119,7 +141,7 @@ def kill_with_alerts_queued(
     a.kill9()
     for b in browsers.values():
         svc.script(b.endpoint, [])  # the push service is well again
-    claims, outcomes = alert_records(ev.dir / "log.db")
+    claims, outcomes = alert_records(ev)
     assert sorted(c.bib for c in claims) == sorted(MILE) and outcomes == []
     assert svc.delivered == []
     return browsers
@@ -127,9 +149,9 @@ def kill_with_alerts_queued(
 
 @pytest.mark.parametrize("next_one", ["started after the kill", "running beside it"])
 def test_alerts_queued_when_a_process_is_killed_are_sent_once_by_the_next(
-    tmp_path: Path, servers: list[Server], next_one: str
+    tmp_path: Path, log_args: list[str], servers: list[Server], next_one: str
 ) -> None:
-    ev = today_event(tmp_path)
+    ev = today_event(tmp_path, log_args)
     with PushService() as svc:
         if next_one == "running beside it":
             browsers = kill_with_alerts_queued(ev, servers, svc, standby=True)
@@ -138,8 +160,7 @@ def test_alerts_queued_when_a_process_is_killed_are_sent_once_by_the_next(
             browsers = kill_with_alerts_queued(ev, servers, svc)
             b = start(ev)
             servers.append(b)
-        db = ev.dir / "log.db"
-        wait_for("an outcome for every claim", lambda: len(alert_records(db)[1]) == len(MILE))
+        wait_for("an outcome for every claim", lambda: len(alert_records(ev)[1]) == len(MILE))
         resent = metric(b, "resent")
         # a second restart finds every claim settled: nothing is sent again
         b.stop()
@@ -152,7 +173,7 @@ def test_alerts_queued_when_a_process_is_killed_are_sent_once_by_the_next(
     for bib, br in browsers.items():
         assert [m["tag"] for m in svc.to(br.endpoint)] == [f"{bib}:passed:half"]
         assert svc.to(br.endpoint)[0]["title"].endswith("passed Halfway")
-    claims, outcomes = alert_records(db)
+    claims, outcomes = alert_records(ev)
     assert len(claims) == len(MILE)
     assert sorted((o.bib, o.kind, o.outcome) for o in outcomes) == sorted(
         (bib, "passed:half", "delivered") for bib in MILE
@@ -162,9 +183,9 @@ def test_alerts_queued_when_a_process_is_killed_are_sent_once_by_the_next(
 
 
 def test_an_alert_whose_moment_passed_while_no_process_ran_is_marked_expired_not_sent(
-    tmp_path: Path, servers: list[Server]
+    tmp_path: Path, log_args: list[str], servers: list[Server]
 ) -> None:
-    ev = today_event(tmp_path)
+    ev = today_event(tmp_path, log_args)
     with PushService() as svc:
         browsers = kill_with_alerts_queued(ev, servers, svc)
         tried = dict(svc.tried)
@@ -172,19 +193,18 @@ def test_an_alert_whose_moment_passed_while_no_process_ran_is_marked_expired_not
         # the alerts' moment (a passing is news for five minutes) when the next one starts
         dump = tmp_path / "later.csv"
         dump.write_text(f"C999,{int(time.time() * 1000) + 600_000}\n")
-        db = ev.dir / "log.db"
         out = cli(
             "import-reads", str(dump), "--protocol", "generic", "--point", "half",
-            "--reader", "usb-half", "--event", str(ev.toml), "--db", str(db),
+            "--reader", "usb-half", "--event", str(ev.toml), *ev.log_args,
         )  # fmt: skip
         assert out.returncode == 0 and "1 accepted" in out.stdout, out.stdout + out.stderr
         b = start(ev)
         servers.append(b)
-        wait_for("an outcome for every claim", lambda: len(alert_records(db)[1]) == len(MILE))
+        wait_for("an outcome for every claim", lambda: len(alert_records(ev)[1]) == len(MILE))
         expired = metric(b, "expired")
         b.stop()
     assert all(svc.to(br.endpoint) == [] for br in browsers.values())
     assert svc.tried == tried  # nothing was tried after the kill
-    _, outcomes = alert_records(db)
+    _, outcomes = alert_records(ev)
     assert sorted((o.bib, o.outcome) for o in outcomes) == sorted((bib, "expired") for bib in MILE)
     assert expired == len(MILE)

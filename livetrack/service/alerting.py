@@ -166,7 +166,7 @@ class Alerter:
             await self.hold()
             if not self.leading or not self.ready():
                 continue
-            if await self.attempt():
+            if await self.attempt() and self.leases is not None:
                 with contextlib.suppress(Exception):
                     await self.resume(self.clock_ms())
 
@@ -434,8 +434,8 @@ class PushCollector(Collector):
             "Push alerts by outcome: sent (accepted by the push service), dropped (queue full,"
             " out of retries or past its moment), late (sent over 30 s after its moment),"
             " failed (refused), gone (subscription removed on 404/410), retried, resent (left"
-            " unsent by a stopped process, sent again here), expired (left unsent by a stopped"
-            " process until its moment passed: not sent)",
+            " unsent by a stopped process, sent again here), expired (its moment passed before"
+            " it could be sent, here or by a stopped process: not sent)",
             labels=["outcome"],
         )
         for name in ("sent", "dropped", "late", "failed", "gone", "retried", "resent", "expired"):
