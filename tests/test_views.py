@@ -12,7 +12,7 @@ from factory import GUN, event, gun, person, read
 from server import serve
 
 from livetrack.domain.state import RaceState
-from livetrack.web import views
+from livetrack.web import map_views, views
 
 
 def mile_with_halfway_passings(halves: list[float]) -> RaceState:
@@ -118,9 +118,9 @@ def test_every_map_label_of_the_demo_courses_fits_inside_the_map() -> None:
 
     st = RaceState(demo_event())
     for race in st.event.races:
-        m = views.course_map(st, race)
+        m = map_views.course_map(st, race)
         for lab in m["checkpoints"]:
-            text = views.LETTER_W * max(len(p) for p in lab["name"].split(" / "))
+            text = map_views.LETTER_W * max(len(p) for p in lab["name"].split(" / "))
             left = {"end": text, "middle": text / 2, "start": 0}[lab["anchor"]]
             assert lab["tx"] - left >= 0 and lab["tx"] - left + text <= m["width"], (race, lab)
         # the course itself uses most of the width a phone gives it
@@ -139,7 +139,7 @@ def test_a_race_nobody_has_moved_in_for_hours_is_over_and_its_clock_stops() -> N
 
 
 def test_a_straight_course_has_its_labels_under_and_over_the_line_by_turns() -> None:
-    m = views.course_map(RaceState(event()), "mile")  # no polyline: a straight line
+    m = map_views.course_map(RaceState(event()), "mile")  # no polyline: a straight line
     labels = m["checkpoints"]
     assert [lab["name"] for lab in labels] == ["Start", "Halfway", "Finish"]
     assert all(lab["anchor"] == "middle" and lab["tx"] == lab["xy"][0] for lab in labels)

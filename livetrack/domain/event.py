@@ -7,13 +7,14 @@ wrong and says why (``race[1].course: unknown course 'mile2'``).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from livetrack.domain.durations import parse_hms
+from livetrack.domain.event_fields import check_keys, identifier, num, req, string, table_list
+from livetrack.domain.event_points import parse_point, parse_reader
 from livetrack.domain.model import (
     LISTEN_BY_DEFAULT as LISTEN_BY_DEFAULT,
 )
@@ -72,54 +73,6 @@ from livetrack.domain.obstacles import Obstacle, parse_obstacles
 from livetrack.domain.rounds import parse_rounds
 from livetrack.domain.standards import Standards, parse_standards
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
-
-
-def _req(data: Mapping[str, Any], key: str, path: str) -> Any:
-    if key not in data:
-        raise ConfigError(f"{path}.{key}" if path else key, "is required")
-    return data[key]
-
-
-def _str(data: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
-    where = f"{path}.{key}" if path else key
-    value = data.get(key, default) if default is not None else _req(data, key, path)
-    if not isinstance(value, str):
-        raise ConfigError(where, f"must be a string, not {type(value).__name__}")
-    return value
-
-
-def _ident(data: Mapping[str, Any], key: str, path: str) -> str:
-    value = _str(data, key, path)
-    if not _ID.match(value):
-        raise ConfigError(
-            f"{path}.{key}", f"{value!r} is not an id (letters, digits, '-', '_', at most 40)"
-        )
-    return value
-
-
-def _num(data: Mapping[str, Any], key: str, path: str, default: float | None = None) -> float:
-    where = f"{path}.{key}" if path else key
-    value = data.get(key, default) if default is not None else _req(data, key, path)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(where, f"must be a number, not {type(value).__name__}")
-    return float(value)
-
-
-def _table_list(data: Mapping[str, Any], key: str, path: str = "") -> list[Mapping[str, Any]]:
-    value = data.get(key, [])
-    where = f"{path}.{key}" if path else key
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ConfigError(where, "must be a list of tables ([[" + key + "]])")
-    return value
-
-
-def _check_keys(data: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        where = f"{path}.{unknown[0]}" if path else unknown[0]
-        raise ConfigError(where, f"unknown key (expected one of: {', '.join(sorted(allowed))})")
-
 
 def parse_duration(text: str | float | int, path: str) -> float:
     """``"6:58"``, ``"1:02:03.5"`` or a number of seconds, as seconds."""
@@ -134,23 +87,23 @@ def parse_duration(text: str | float | int, path: str) -> float:
 
 
 def _course(data: Mapping[str, Any], path: str) -> Course:
-    _check_keys(data, {"id", "checkpoints", "polyline"}, path)
-    cid = _ident(data, "id", path)
+    check_keys(data, {"id", "checkpoints", "polyline"}, path)
+    cid = identifier(data, "id", path)
     cps: list[Checkpoint] = []
-    for i, cp in enumerate(_table_list(data, "checkpoints", path)):
+    for i, cp in enumerate(table_list(data, "checkpoints", path)):
         where = f"{path}.checkpoints[{i}]"
-        _check_keys(cp, {"id", "name", "distance", "lat", "lon"}, where)
-        dist = _num(cp, "distance", where)
+        check_keys(cp, {"id", "name", "distance", "lat", "lon"}, where)
+        dist = num(cp, "distance", where)
         if dist < 0:
             raise ConfigError(f"{where}.distance", "must not be negative")
         if cps and dist <= cps[-1].distance_m:
             raise ConfigError(f"{where}.distance", "checkpoints must be in increasing distance")
-        ident = _ident(cp, "id", where)
+        ident = identifier(cp, "id", where)
         if any(c.id == ident for c in cps):
             raise ConfigError(f"{where}.id", f"duplicate checkpoint {ident!r}")
-        lat = _num(cp, "lat", where) if "lat" in cp else None
-        lon = _num(cp, "lon", where) if "lon" in cp else None
-        cps.append(Checkpoint(ident, _str(cp, "name", where, ident), dist, lat, lon))
+        lat = num(cp, "lat", where) if "lat" in cp else None
+        lon = num(cp, "lon", where) if "lon" in cp else None
+        cps.append(Checkpoint(ident, string(cp, "name", where, ident), dist, lat, lon))
     if len(cps) < 2:
         raise ConfigError(f"{path}.checkpoints", "needs at least a start and a finish")
     poly_raw = data.get("polyline", [])
@@ -175,7 +128,7 @@ def parse_categories(value: Any, path: str) -> Categories:
         return value
     if not isinstance(value, dict):
         raise ConfigError(path, "must be 'uk-masters', 'none' or a table with bands")
-    _check_keys(value, {"bands", "junior_under"}, path)
+    check_keys(value, {"bands", "junior_under"}, path)
     bands = value.get("bands", [])
     if not isinstance(bands, list) or not all(
         isinstance(b, int) and not isinstance(b, bool) and 20 <= b < 120 for b in bands
@@ -205,32 +158,32 @@ def _race(
         "start", "max_speed_mps", "ranked", "team", "championship", "handovers",
         "obstacles", "rounds", "standards",
     }  # fmt: skip
-    _check_keys(data, allowed, path)
-    rid = _ident(data, "id", path)
-    course_id = _str(data, "course", path)
+    check_keys(data, allowed, path)
+    rid = identifier(data, "id", path)
+    course_id = string(data, "course", path)
     if course_id not in courses:
         raise ConfigError(f"{path}.course", f"unknown course {course_id!r}")
-    kind = _str(data, "kind", path, "timed")
+    kind = string(data, "kind", path, "timed")
     if kind not in ("timed", "team", "fun", "relay"):
         raise ConfigError(f"{path}.kind", f"{kind!r} is not one of timed, team, fun, relay")
     waves: list[Wave] = []
-    for i, w in enumerate(_table_list(data, "waves", path)):
+    for i, w in enumerate(table_list(data, "waves", path)):
         where = f"{path}.waves[{i}]"
-        _check_keys(w, {"id", "name", "offset"}, where)
-        wid = _ident(w, "id", where)
+        check_keys(w, {"id", "name", "offset"}, where)
+        wid = identifier(w, "id", where)
         offset = parse_duration(w.get("offset", 0), f"{where}.offset")
-        waves.append(Wave(wid, _str(w, "name", where, wid), offset))
+        waves.append(Wave(wid, string(w, "name", where, wid), offset))
     record = None
     if "course_record" in data:
         record = parse_duration(data["course_record"], f"{path}.course_record")
-    rank_by = _str(data, "rank_by", path, "gun")
+    rank_by = string(data, "rank_by", path, "gun")
     if rank_by not in ("gun", "chip"):
         raise ConfigError(f"{path}.rank_by", "must be 'gun' or 'chip'")
     cats = parse_categories(data.get("categories", default_categories), f"{path}.categories")
     scheduled = None
     if "start" in data:
         scheduled = parse_time(data["start"], tz, f"{path}.start")
-    speed = _num(data, "max_speed_mps", path, 7.0)
+    speed = num(data, "max_speed_mps", path, 7.0)
     if speed <= 0:
         raise ConfigError(f"{path}.max_speed_mps", "must be positive")
     ranked = data.get("ranked", kind != "fun")
@@ -242,15 +195,15 @@ def _race(
         where = f"{path}.team"
         if not isinstance(t, dict):
             raise ConfigError(where, "must be a table")
-        _check_keys(t, {"method", "counting", "min_women", "min_men"}, where)
-        method = _str(t, "method", where, "sum")
+        check_keys(t, {"method", "counting", "min_women", "min_men"}, where)
+        method = string(t, "method", where, "sum")
         if method not in ("sum", "average"):
             raise ConfigError(f"{where}.method", "must be 'sum' or 'average'")
         team = TeamScoring(
             method="sum" if method == "sum" else "average",
-            counting=int(_num(t, "counting", where, 3)),
-            min_women=int(_num(t, "min_women", where, 0)),
-            min_men=int(_num(t, "min_men", where, 0)),
+            counting=int(num(t, "counting", where, 3)),
+            min_women=int(num(t, "min_women", where, 0)),
+            min_men=int(num(t, "min_men", where, 0)),
         )
     championship = _championship(data, path) if "championship" in data else None
     handovers = _handovers(data, path, courses[course_id], kind)
@@ -259,7 +212,7 @@ def _race(
         obstacles = parse_obstacles(data["obstacles"], f"{path}.obstacles", courses[course_id])
     return Race(
         id=rid,
-        name=_str(data, "name", path, rid),
+        name=string(data, "name", path, rid),
         course=courses[course_id],
         kind=kind,  # type: ignore[arg-type]
         waves=tuple(waves) or (Wave("", "All"),),
@@ -292,7 +245,7 @@ def _championship(data: Mapping[str, Any], path: str) -> Championship:
     c = data["championship"]
     if not isinstance(c, dict):
         raise ConfigError(where, 'must be a table (e.g. { nationality = ["GBR"] })')
-    _check_keys(c, {"nationality", "clubs", "standard"}, where)
+    check_keys(c, {"nationality", "clubs", "standard"}, where)
     nats = tuple(n.upper() for n in _codes(c, "nationality", where))
     standard = c.get("standard", False)
     if not isinstance(standard, bool):
@@ -348,92 +301,20 @@ def parse_time(value: Any, tz: ZoneInfo, path: str) -> int:
     return int(value.timestamp() * 1000)
 
 
-def _point(data: Mapping[str, Any], path: str, checkpoint_ids: set[str]) -> TimingPoint:
-    _check_keys(data, {"id", "checkpoint", "checkpoints", "role", "rules"}, path)
-    pid = _ident(data, "id", path)
-    raw = data.get("checkpoints", data.get("checkpoint", pid))
-    cps: Sequence[Any] = [raw] if isinstance(raw, str) else raw
-    if not isinstance(cps, list | tuple) or not cps:
-        raise ConfigError(f"{path}.checkpoints", "must be a checkpoint id or a list of them")
-    for cp in cps:
-        if cp not in checkpoint_ids:
-            raise ConfigError(f"{path}.checkpoints", f"unknown checkpoint {cp!r}")
-    role = _str(data, "role", path, "main")
-    if role not in ("main", "backup"):
-        raise ConfigError(f"{path}.role", "must be 'main' or 'backup'")
-    rules = ReadRules(pick="last" if cps and _is_start(cps[0], checkpoint_ids) else "first")
-    if "rules" in data:
-        rules = _rules(data["rules"], f"{path}.rules", rules)
-    return TimingPoint(pid, tuple(cps), "main" if role == "main" else "backup", rules)
-
-
-def _is_start(checkpoint: str, _ids: set[str]) -> bool:
-    return checkpoint == "start"
-
-
-def _rules(data: Any, path: str, base: ReadRules) -> ReadRules:
-    if not isinstance(data, dict):
-        raise ConfigError(path, "must be a table")
-    _check_keys(data, {"dedup_s", "pick", "min_gap_s", "ignore_before_start"}, path)
-    pick = _str(data, "pick", path, base.pick)
-    if pick not in ("first", "last"):
-        raise ConfigError(f"{path}.pick", "must be 'first' or 'last'")
-    dedup = _num(data, "dedup_s", path, base.dedup_s)
-    if dedup < 0:
-        raise ConfigError(f"{path}.dedup_s", "must not be negative")
-    min_gap = _num(data, "min_gap_s", path) if "min_gap_s" in data else base.min_gap_s
-    ibs = data.get("ignore_before_start", base.ignore_before_start)
-    if not isinstance(ibs, bool):
-        raise ConfigError(f"{path}.ignore_before_start", "must be true or false")
-    return ReadRules(dedup, "first" if pick == "first" else "last", min_gap, ibs)
-
-
-def _reader(data: Mapping[str, Any], path: str, points: Mapping[str, TimingPoint]) -> Reader:
-    allowed = {
-        "id", "protocol", "point", "host", "port", "listen", "role", "clock_offset_ms", "times"
-    }  # fmt: skip
-    _check_keys(data, allowed, path)
-    rid = _ident(data, "id", path)
-    point = _str(data, "point", path, "")
-    if point and point not in points:
-        raise ConfigError(f"{path}.point", f"unknown timing point {point!r}")
-    role = data.get("role")
-    if role not in (None, "main", "backup"):
-        raise ConfigError(f"{path}.role", "must be 'main' or 'backup'")
-    protocol = _str(data, "protocol", path, "http")
-    known = ("http", "raceresult", "ctp01", "ipico", "mylaps", "generic")
-    if protocol not in known:
-        raise ConfigError(f"{path}.protocol", f"{protocol!r} is not one of {', '.join(known)}")
-    port = data.get("port", 0)
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise ConfigError(f"{path}.port", "must be a port number 0-65535")
-    listen = data.get("listen", protocol in LISTEN_BY_DEFAULT)
-    if not isinstance(listen, bool):
-        raise ConfigError(f"{path}.listen", "must be true or false")
-    offset = data.get("clock_offset_ms", 0)
-    if not isinstance(offset, int) or isinstance(offset, bool):
-        raise ConfigError(f"{path}.clock_offset_ms", "must be a whole number of milliseconds")
-    times = data.get("times", "local")
-    if times not in ("local", "utc"):
-        raise ConfigError(f"{path}.times", "must be 'local' (the event's time zone) or 'utc'")
-    host = _str(data, "host", path, "")
-    return Reader(rid, protocol, point, host, port, listen, role, offset, times)
-
-
 def parse_event(data: Mapping[str, Any]) -> Event:
     """Build an :class:`Event` from a parsed ``EVENT.toml``; raises :class:`ConfigError`."""
-    _check_keys(data, {"event", "course", "race", "timing_point", "reader"}, "")
-    ev = _req(data, "event", "")
+    check_keys(data, {"event", "course", "race", "timing_point", "reader"}, "")
+    ev = req(data, "event", "")
     if not isinstance(ev, dict):
         raise ConfigError("event", "must be a table ([event])")
-    _check_keys(ev, {"id", "name", "venue", "date", "timezone", "categories"}, "event")
+    check_keys(ev, {"id", "name", "venue", "date", "timezone", "categories"}, "event")
     event_categories = parse_categories(ev.get("categories", "uk-masters"), "event.categories")
-    tzname = _str(ev, "timezone", "event", "Europe/London")
+    tzname = string(ev, "timezone", "event", "Europe/London")
     try:
         tz = ZoneInfo(tzname)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError("event.timezone", f"unknown time zone {tzname!r}") from None
-    raw_date = _req(ev, "date", "event")
+    raw_date = req(ev, "date", "event")
     if isinstance(raw_date, str):
         try:
             raw_date = date.fromisoformat(raw_date)
@@ -442,7 +323,7 @@ def parse_event(data: Mapping[str, Any]) -> Event:
     if not isinstance(raw_date, date):
         raise ConfigError("event.date", "must be a date (YYYY-MM-DD)")
     courses: dict[str, Course] = {}
-    for i, c in enumerate(_table_list(data, "course")):
+    for i, c in enumerate(table_list(data, "course")):
         course = _course(c, f"course[{i}]")
         if course.id in courses:
             raise ConfigError(f"course[{i}].id", f"duplicate course {course.id!r}")
@@ -450,7 +331,7 @@ def parse_event(data: Mapping[str, Any]) -> Event:
     if not courses:
         raise ConfigError("course", "at least one [[course]] is required")
     races: dict[str, Race] = {}
-    for i, r in enumerate(_table_list(data, "race")):
+    for i, r in enumerate(table_list(data, "race")):
         race = _race(r, f"race[{i}]", courses, tz, event_categories)
         if race.id in races:
             raise ConfigError(f"race[{i}].id", f"duplicate race {race.id!r}")
@@ -459,17 +340,17 @@ def parse_event(data: Mapping[str, Any]) -> Event:
         raise ConfigError("race", "at least one [[race]] is required")
     cp_ids = {cp.id for c in courses.values() for cp in c.checkpoints}
     points: dict[str, TimingPoint] = {}
-    for i, p in enumerate(_table_list(data, "timing_point")):
-        point = _point(p, f"timing_point[{i}]", cp_ids)
+    for i, p in enumerate(table_list(data, "timing_point")):
+        point = parse_point(p, f"timing_point[{i}]", cp_ids)
         if point.id in points:
             raise ConfigError(f"timing_point[{i}].id", f"duplicate timing point {point.id!r}")
         points[point.id] = point
     for cp in sorted(cp_ids):
         if not any(cp in p.checkpoints for p in points.values()) and cp not in points:
-            points[cp] = _point({"id": cp, "checkpoint": cp}, f"checkpoint {cp}", cp_ids)
+            points[cp] = parse_point({"id": cp, "checkpoint": cp}, f"checkpoint {cp}", cp_ids)
     readers: dict[str, Reader] = {}
-    for i, r in enumerate(_table_list(data, "reader")):
-        reader = _reader(r, f"reader[{i}]", points)
+    for i, r in enumerate(table_list(data, "reader")):
+        reader = parse_reader(r, f"reader[{i}]", points)
         if reader.id in readers:
             raise ConfigError(f"reader[{i}].id", f"duplicate reader {reader.id!r}")
         readers[reader.id] = reader
@@ -478,9 +359,9 @@ def parse_event(data: Mapping[str, Any]) -> Event:
             alias = f"{base.id}.{reader.role}"
             points.setdefault(alias, TimingPoint(alias, base.checkpoints, reader.role, base.rules))
     return Event(
-        id=_ident(ev, "id", "event") if "id" in ev else "event",
-        name=_str(ev, "name", "event"),
-        venue=_str(ev, "venue", "event", ""),
+        id=identifier(ev, "id", "event") if "id" in ev else "event",
+        name=string(ev, "name", "event"),
+        venue=string(ev, "venue", "event", ""),
         date=raw_date,
         timezone=tzname,
         courses=courses,

@@ -10,11 +10,10 @@ import gc
 from collections.abc import Callable, Iterable
 
 from livetrack.domain import topics as tk
-from livetrack.domain.derived import DerivedState
+from livetrack.domain.correction_fold import CorrectionFold
 from livetrack.domain.event import TimingPoint
-from livetrack.domain.meet import MeetRecord, apply_adjust, apply_draw, apply_result, meet_problem
 from livetrack.domain.meet_records import DrawRound, HeatResult, RoundAdjust
-from livetrack.domain.obstacles import OUTCOMES, assess, obstacle_at
+from livetrack.domain.obstacles import assess
 from livetrack.domain.participants import category
 from livetrack.domain.passings import Inputs, Passing
 from livetrack.domain.ranking import ALL, Move
@@ -79,8 +78,10 @@ def _irrelevant(tp: TimingPoint, current: Passing, t: int) -> bool:
     return current.source == "chip" and tp.rules.pick == "first" and t >= current.time_ms
 
 
-class RaceState(DerivedState):
-    """The whole event's live state, derived from the log by :meth:`apply` alone."""
+class RaceState(CorrectionFold):
+    """The whole event's live state, derived from the log by :meth:`apply` alone. Corrections,
+    undos and status changes fold in :mod:`~livetrack.domain.correction_fold`, a meet's rounds
+    records and judgements in :mod:`~livetrack.domain.meet_fold`."""
 
     # -- the fold ----------------------------------------------------------------------------
 
@@ -393,13 +394,6 @@ class RaceState(DerivedState):
         self._targets[g.key] = f"gun:{g.race}"
         return self._refresh_race(g.race)
 
-    def _refresh_race(self, race_id: str) -> set[str]:
-        changed = {RACES_TOPIC, race_topic(race_id), feed_topic(race_id)}
-        for runner in self.runners.values():
-            if runner.race.id == race_id:
-                changed |= self._refresh(runner, 0, force=True)
-        return changed
-
     def _sighting(self, s: Sighting) -> set[str]:
         runner = self.runners.get(s.bib)
         self.now_ms = max(self.now_ms, s.time_ms)
@@ -417,150 +411,3 @@ class RaceState(DerivedState):
         runner.history.append(s)
         self._targets[s.key] = s.bib
         return self._refresh(runner, index) | {runner_topic(s.bib), marshal_topic(s.point)}
-
-    def _correction(self, c: Correction) -> set[str]:
-        if c.kind == "undo":
-            return self._undo(c)
-        runner = self.runners.get(c.bib)
-        if runner is None:
-            self._problem("unknown-bib", c.bib, c.point, "correction for an unknown bib", c)
-            return {PROBLEMS_TOPIC}
-        cps = runner.race.course.checkpoints
-        index = next((i for i, cp in enumerate(cps) if cp.id == c.point), None)
-        if index is None:
-            return set()
-        t = None if c.kind == "void" else c.time_ms
-        runner.corrections.setdefault(c.point, []).append((c.key, t))
-        runner.inputs.overrides[c.point] = (c.key, t)
-        runner.history.append(c)
-        self._targets[c.key] = c.bib
-        return self._refresh(runner, index) | {runner_topic(c.bib)}
-
-    def _undo(self, c: Correction) -> set[str]:
-        target = self._targets.get(c.target)
-        if target is None and c.target in self.problems and c.target not in self._undone:
-            # a record that only raised a problem (e.g. a mistyped bib): undoing it clears it
-            self._undone.add(c.target)
-            del self.problems[c.target]
-            return {PROBLEMS_TOPIC}
-        if target is None or c.target in self._undone:
-            return set()
-        self._undone.add(c.target)
-        if target.startswith("gun:"):
-            race_id = target[4:]
-            for key, entries in self.guns.items():
-                if key[0] == race_id:
-                    entries[:] = [e for e in entries if e[0] != c.target]
-            self._gun_cache.clear()
-            return self._refresh_race(race_id)
-        runner = self.runners[target]
-        runner.history.append(c)
-        if runner.inputs.remove_sighting(c.target) is None:
-            for cp, items in runner.corrections.items():
-                items[:] = [i for i in items if i[0] != c.target]
-                if items:
-                    runner.inputs.overrides[cp] = items[-1]
-                else:
-                    runner.inputs.overrides.pop(cp, None)
-            runner.statuses = [s for s in runner.statuses if s[0] != c.target]
-            self._drop_judgement(runner, c.target)
-            self._set_status(runner)
-        return self._refresh(runner, 0, force=True) | {runner_topic(target)}
-
-    def _status(self, s: StatusChange) -> set[str]:
-        runner = self.runners.get(s.bib)
-        if runner is None:
-            self._problem("unknown-bib", s.bib, "", "status for an unknown bib", s)
-            return {PROBLEMS_TOPIC}
-        runner.statuses.append((s.key, s.status, s.reason))
-        runner.history.append(s)
-        self._targets[s.key] = s.bib
-        self._set_status(runner)
-        return self._refresh(runner, 0, force=True) | {runner_topic(s.bib), RACES_TOPIC}
-
-    def _rounds(self, record: MeetRecord) -> set[str]:
-        """A draw, a heat's result or an adjustment of a race run in rounds."""
-        changed_problems = False
-        why = meet_problem(self.event, self.meet, record)
-        if not why:
-            if isinstance(record, DrawRound):
-                entries = [
-                    (r.bib, r.p.entry_ms)
-                    for r in self.runners.values()
-                    if r.race.id == record.race and r.status != "DNS"
-                ]
-                why = apply_draw(self.event, self.meet, record, entries)
-            elif isinstance(record, HeatResult):
-                rr = self.meet.get(record.race)
-                before = rr.results.get((record.round, record.heat)) if rr is not None else None
-                why = apply_result(self.event, self.meet, record)
-                if rr is not None and rr.results.get((record.round, record.heat)) is record:
-                    # it counts: the lines the result it replaced left out are no longer news,
-                    # and its own are listed until a result replaces it (nothing to undo)
-                    if before is not None and self.problems.pop(before.key, None) is not None:
-                        changed_problems = True
-                    why = "; ".join([*record.notes, *([why] if why else [])])
-                    if why:
-                        by = record.by
-                        self.problems[record.key] = Problem("rounds", "", "", why, "", by)
-                        why = ""
-                        changed_problems = True
-                elif record.notes:
-                    why = "; ".join([*record.notes, *([why] if why else [])])
-            else:
-                why = apply_adjust(self.event, self.meet, record)
-        changed = {race_topic(record.race)} if record.race in self.event.races else set()
-        if changed:  # the athletes' cards show their heats, lanes and Q/q
-            changed |= {
-                runner_topic(b) for b, r in self.runners.items() if r.race.id == record.race
-            }
-        if why:
-            self._problem("rounds", getattr(record, "bib", ""), "", why, record)
-            changed.add(PROBLEMS_TOPIC)
-        if changed_problems:
-            changed.add(PROBLEMS_TOPIC)
-        return changed
-
-    def _judgement(self, j: Judgement) -> set[str]:
-        runner = self.runners.get(j.bib)
-        self.now_ms = max(self.now_ms, j.time_ms)
-        if runner is None:
-            self._problem("unknown-bib", j.bib, j.point, "a judgement for a bib nobody has", j)
-            return {PROBLEMS_TOPIC}
-        obstacle = obstacle_at(runner.race.obstacles, j.point)
-        if obstacle is None or j.outcome not in OUTCOMES:
-            why = f"no obstacle at {j.point} on {runner.race.name}"
-            if obstacle is not None:
-                why = f"{j.outcome!r} is not one of {', '.join(OUTCOMES)}"
-            self._problem("not-an-obstacle", j.bib, j.point, why, j)
-            return {PROBLEMS_TOPIC}
-        runner.judgements.setdefault(j.point, []).append((j.key, j.outcome))
-        runner.history.append(j)
-        self._targets[j.key] = j.bib
-        runner.penalty = assess(runner.race.obstacles, runner.judgements)
-        self._set_status(runner)
-        changed = self._refresh(runner, 0, force=True)
-        return changed | {runner_topic(j.bib), marshal_topic(j.point), RACES_TOPIC}
-
-    @staticmethod
-    def _drop_judgement(runner: Runner, key: str) -> None:
-        """Take the judgement ``key`` out (undone): the one before it counts again."""
-        for point, items in list(runner.judgements.items()):
-            kept = [i for i in items if i[0] != key]
-            if len(kept) != len(items):
-                if kept:
-                    runner.judgements[point] = kept
-                else:
-                    del runner.judgements[point]
-                runner.penalty = assess(runner.race.obstacles, runner.judgements)
-
-    @staticmethod
-    def _set_status(runner: Runner) -> None:
-        """The latest status set, else ok; an obstacle's disqualification (while no status
-        other than ok is set) makes it DQ with the obstacle as the reason."""
-        if runner.statuses:
-            _, runner.status, runner.status_reason = runner.statuses[-1]
-        else:
-            runner.status, runner.status_reason = "ok", ""
-        if runner.status == "ok" and runner.penalty.dq:
-            runner.status, runner.status_reason = "DQ", runner.penalty.dq

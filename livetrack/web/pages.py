@@ -25,7 +25,7 @@ from livetrack.domain.state import (
 )
 from livetrack.domain.topics import Topic
 from livetrack.service.runtime import Runtime
-from livetrack.web import views
+from livetrack.web import map_views, views
 from livetrack.web.meets import ROUNDS
 from livetrack.web.regions import Ctx, Region, is_race
 from livetrack.web.render import Renderer, safe
@@ -126,7 +126,7 @@ def course_map(request: Request) -> HTMLResponse:
     head = race_topic(race_id)  # hidden: the page's freshness notice reads the race's status
     html = r.page(
         "map.html",
-        m=safe(views.course_map, rt.state, race_id),
+        m=safe(map_views.course_map, rt.state, race_id),
         fp=r.model(map_topic(race_id)),
         rs=r.model(head),
         race_name=race.name,
@@ -223,7 +223,7 @@ REGIONS = [
         "map.html",
         "field",
         "fp",
-        lambda c, t: views.field_positions(c.state, t["race"]),
+        lambda c, t: map_views.field_positions(c.state, t["race"]),
         is_race,
         keyed=True,
     ),
