@@ -1094,6 +1094,9 @@ def compare_push(
         if key in ("p50_ms", "p99_ms"):
             ratios = [ratio(b, a) for a, b in zip(without_v, with_v, strict=True)]
             out[f"{key[:3]}_ratio"] = ratios[0] if len(pairs) == 1 else ratios
+            known = sorted(r for r in ratios if r is not None)
+            if len(pairs) > 1 and known:
+                out[f"{key[:3]}_ratio_median"] = known[len(known) // 2]
     out["shown_all_with"] = [q.get("shown_all") for _, q in pairs]
     out["alerts"] = [q.get("push", {}) for _, q in pairs]
     return out

@@ -206,3 +206,79 @@ async def test_failing_alert_passes_are_logged_once_when_they_start_and_once_on_
     finally:
         await sender.stop()
         await store.close()
+
+
+async def test_the_lease_holder_resends_claims_left_without_an_outcome_or_lets_them_expire(
+    open_log: Callable[[], Any],
+) -> None:
+    from livetrack.domain.records import AlertOutcome, AlertSent
+    from livetrack.store.base import Leases
+
+    clock = GUN + 321_000  # runner 12 passed halfway a second ago
+    lg = open_log()
+    assert isinstance(lg, Leases)
+    await lg.append([r for r in race_records() if getattr(r, "time_ms", 0) <= clock])
+    st = RaceState(EVENT)
+    at = await catch_up(lg, st, None)
+    store = subscriptions_for(lg)
+    now = [clock]
+    with PushService() as svc:
+        key = await store.vapid_key(new_vapid_key)
+        sender = PushSender(key, "mailto:t@example.org", store.remove, clock_ms=lambda: now[0])
+        b = svc.subscribe(sender.public_key)
+        here = Subscription(b.endpoint, b.p256dh, b.json()["keys"]["auth"], (Follow("12"),))
+        await store.put(here)
+
+        def claim(supporter: str, kind: str, expires_ms: int) -> AlertSent:
+            return AlertSent(
+                supporter, "12", kind, clock - 900, clock - 1000, expires_ms, kind, "b", "/r/12"
+            )
+
+        # what a process stopped with: claimed, not answered
+        await lg.append(
+            [
+                claim(here.id, "passed:half", clock + 300_000),
+                claim(here.id, "near:finish", clock - 1),  # its moment has passed
+                claim("elsewhere", "passed:half", clock + 60_000),  # not subscribed here
+            ]
+        )
+        at = await catch_up(lg, st, at)
+        alerter = Alerter(st, store, sender, lg.append, lambda: now[0], leases=lg)
+        idle = PushSender(key, "mailto:t@example.org", store.remove)
+        other = Alerter(st, store, idle, lg.append, lambda: now[0], leases=lg)
+        await sender.start()
+        try:
+            await alerter.hold()
+            await other.hold()
+            assert alerter.leading and not other.leading
+            assert await alerter.attempt() is True  # runner 12's passing: already claimed
+            assert await alerter.resume(clock) == 1
+            await sender.drain(10)
+            await alerter.flush()
+            at = await catch_up(lg, st, at)
+            assert list(st.alerts_pending) == ["alert:elsewhere:12:passed:half"]
+            assert await alerter.resume(clock) == 0  # nothing sent twice
+            now[0] = clock + 60_001
+            await alerter.resume(now[0])
+            await alerter.flush()
+            at = await catch_up(lg, st, at)
+            assert st.alerts_pending == {}
+        finally:
+            await sender.stop()
+            await store.close()
+    assert [m["tag"] for m in svc.to(here.endpoint)] == ["12:passed:half"]
+    outcomes: list[tuple[str, str, str]] = []
+    async for page in lg.tail_pages(None):
+        outcomes += [
+            (r.supporter, r.kind, r.outcome) for _, r in page if isinstance(r, AlertOutcome)
+        ]
+        if page.end >= await lg.head():
+            break
+    assert sorted(outcomes) == sorted(
+        [
+            (here.id, "passed:half", "delivered"),
+            (here.id, "near:finish", "expired"),
+            ("elsewhere", "passed:half", "expired"),
+        ]
+    )
+    assert sender.counters.resent == 1 and sender.counters.expired == 2

@@ -196,7 +196,8 @@ class Alerter:
     async def resume(self, now_ms: int) -> int:
         """Send again each claim in the log with no outcome that this process did not queue
         itself (its claimer stopped before the push service answered), or record it
-        ``expired`` once its moment has passed. How many were queued again."""
+        ``expired`` once its moment has passed. A claim for a supporter with no subscription
+        here is left alone until then. How many were queued again."""
         pending = self.state.alerts_pending
         if self._settled:
             done = {k for k in self._settled if k not in pending}
@@ -208,8 +209,12 @@ class Alerter:
         subs = {t.sub.id: t.sub for t in self.targets}
         queued = 0
         for claim in left:
-            self._mine.add(claim.key)
             sub = subs.get(claim.supporter)
+            if sub is None and now_ms <= claim.expires_ms:
+                # not subscribed here: unsubscribed meanwhile, or subscribed at the other end
+                # of a site link (whose own process sends it): left to its time running out
+                continue
+            self._mine.add(claim.key)
             payload: dict[str, object] = {
                 "title": claim.title,
                 "body": claim.body,
@@ -223,8 +228,6 @@ class Alerter:
             if now_ms > claim.expires_ms:
                 self.sender.counters.expired += 1
                 self._record_outcome(msg, "expired")
-            elif sub is None:  # unsubscribed (or gone) meanwhile
-                self._record_outcome(msg, "gone")
             else:
                 self.sender.counters.resent += 1
                 queued += 1
