@@ -159,19 +159,33 @@
     if (button) button.textContent = "Turn push alerts off";
     if (box) box.setAttribute("data-push-state", d.removed ? "off" : "on");
   }
+  // A browser whose push service cannot be reached (no data to it, a blocked network) may
+  // never answer a subscription: give up after a while and say so, rather than wait forever.
+  var PUSH_WAIT_MS = 20000;
+  function within(promise, what) {
+    return new Promise(function (resolve, reject) {
+      var timer = setTimeout(function () {
+        reject(new Error(what + " did not answer in " + PUSH_WAIT_MS / 1000 + " s"));
+      }, PUSH_WAIT_MS);
+      promise.then(function (v) { clearTimeout(timer); resolve(v); },
+        function (e) { clearTimeout(timer); reject(e); });
+    });
+  }
   function turnOn() {
     say("Asking for permission…");
     Notification.requestPermission().then(function (p) {
       if (p !== "granted") throw new Error("notifications were not allowed");
-      return Promise.all([registration(), fetch("/api/v1/push").then(function (r) {
-        if (!r.ok) throw new Error("this server does not send push alerts");
-        return r.json();
-      })]);
+      say("Turning push alerts on…");
+      return Promise.all([within(registration(), "the page's service worker"),
+        fetch("/api/v1/push").then(function (r) {
+          if (!r.ok) throw new Error("this server does not send push alerts");
+          return r.json();
+        })]);
     }).then(function (both) {
       var reg = both[0], key = both[1].key;
-      return reg.pushManager.getSubscription().then(function (sub) {
+      return within(reg.pushManager.getSubscription().then(function (sub) {
         return sub || reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
-      });
+      }), "the browser's push service");
     }).then(function (sub) {
       save(PUSH_KEY, "on");
       return put(sub).then(shown);

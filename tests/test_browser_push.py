@@ -154,11 +154,16 @@ async def test_without_push_the_page_says_why_and_keeps_in_page_alerts(
         # an incognito context: Chromium refuses the subscription there
         await page.context.grant_permissions(["notifications"], origin=srv.url)  # type: ignore[attr-defined]
         await page.locator(".push-on").click()  # type: ignore[attr-defined]
+        # settled one way or the other (the page gives up on a push service that never
+        # answers), then which way, with what the page said
         await page.wait_for_function(  # type: ignore[attr-defined]
-            "document.querySelector('[data-push]').dataset.pushState === 'unavailable'",
+            "['unavailable', 'on'].includes(document.querySelector('[data-push]')"
+            ".dataset.pushState)",
             timeout=3 * WAIT_MS,
         )
         text = await page.locator(".push-why").inner_text()  # type: ignore[attr-defined]
+        state = await page.locator("[data-push]").get_attribute("data-push-state")  # type: ignore[attr-defined]
+        assert state == "unavailable", f"push state {state!r}: {text!r}"
         assert text.startswith("Push alerts are unavailable here (")
         assert "alerts here while the page is open" in text
         await page.screenshot(path=str(shot_path("push-unavailable")))  # type: ignore[attr-defined]
