@@ -3,6 +3,7 @@ with no frame arriving, a plain notice when times stop coming, and a layout for 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from datetime import date
@@ -77,6 +78,11 @@ async def test_a_board_updates_in_place_row_by_row(
         await socket_open(page)
         rows = page.locator("#t-board-mile-finish-all tbody tr")
         await rows.nth(1).wait_for(timeout=WAIT_MS)
+        # the snapshot a new socket gets first replaces every region whole: wait for it
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while not any('id="t-board-mile-finish-all"' in f for f in frames):
+            assert time.monotonic() < deadline, "no snapshot came on the new socket"
+            await asyncio.sleep(0.05)
         # mark the elements on the page: a region replaced whole would lose the marks
         await page.evaluate(
             """() => {

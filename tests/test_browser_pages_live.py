@@ -5,6 +5,7 @@ quiet."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
@@ -50,6 +51,11 @@ async def test_a_team_board_updates_in_place_from_small_frames(
         grace = page.locator("#t-tmm-mile-2")
         await grace.wait_for(timeout=WAIT_MS)
         assert (await grace.locator("td.num").inner_text()) == "—"
+        # the snapshot a new socket gets first replaces every region whole: wait for it
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while not any(f'id="{BOARD}"' in f for f in frames):
+            assert time.monotonic() < deadline, "no snapshot came on the new socket"
+            await asyncio.sleep(0.05)
         # mark the elements on the page: a region sent whole would replace them
         await page.evaluate(f"() => {KEPT}.forEach((id) => document.getElementById(id).__kept = 1)")
         regions = [BOARD, "t-teams-mile", "t-race-mile"]  # the page's live regions

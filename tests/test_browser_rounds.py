@@ -211,6 +211,14 @@ async def test_a_sprinters_page_offers_no_where_i_stand_and_my_runners_drops_a_k
             }"""
         )
         await page.goto(f"{srv.url}/me")  # type: ignore[attr-defined]
+        # runners followed with no name known yet: the page learns their names and opens
+        # itself again; what is checked below is the page as opened with them known
+        await page.wait_for_function(  # type: ignore[attr-defined]
+            "(() => { const n = JSON.parse(localStorage.getItem('livetrack.follow.names')"
+            " || '{}'); return '1' in n && '101' in n; })()",
+            timeout=WAIT_MS,
+        )
+        await page.goto(f"{srv.url}/me")  # type: ignore[attr-defined]
         await page.wait_for_function(  # type: ignore[attr-defined]
             "document.querySelectorAll(\"[data-stand-bib='1'] select option\").length > 2",
             timeout=WAIT_MS,
