@@ -62,6 +62,15 @@ async def frames_of(page: Any) -> list[str]:
     return got
 
 
+async def snapshot_of(frames: list[str], region: str) -> None:
+    """Wait until the new socket's first snapshot, which replaces every region whole (here
+    ``region``), has come: only then can a test mark what a later patch must keep."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not any(f'id="{region}"' in f for f in frames):
+        assert time.monotonic() < deadline, "no snapshot came on the new socket"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_board_updates_in_place_row_by_row(
     tmp_path: Path, page_factory: PageFactory
 ) -> None:
@@ -78,11 +87,7 @@ async def test_a_board_updates_in_place_row_by_row(
         await socket_open(page)
         rows = page.locator("#t-board-mile-finish-all tbody tr")
         await rows.nth(1).wait_for(timeout=WAIT_MS)
-        # the snapshot a new socket gets first replaces every region whole: wait for it
-        deadline = time.monotonic() + WAIT_MS / 1000
-        while not any('id="t-board-mile-finish-all"' in f for f in frames):
-            assert time.monotonic() < deadline, "no snapshot came on the new socket"
-            await asyncio.sleep(0.05)
+        await snapshot_of(frames, "t-board-mile-finish-all")
         # mark the elements on the page: a region replaced whole would lose the marks
         await page.evaluate(
             """() => {

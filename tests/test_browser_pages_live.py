@@ -5,7 +5,6 @@ quiet."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from urllib.parse import quote
 from browser import WAIT_MS, PageFactory, shot_path, socket_open, watch_sockets
 from factory import person
 from server import serve
-from test_browser_freshness import frames_of, gun, now_ms, post, today_event
+from test_browser_freshness import frames_of, gun, now_ms, post, snapshot_of, today_event
 from test_browser_marshal import sign_in
 
 from livetrack.domain.topics import dom_id
@@ -51,11 +50,7 @@ async def test_a_team_board_updates_in_place_from_small_frames(
         grace = page.locator("#t-tmm-mile-2")
         await grace.wait_for(timeout=WAIT_MS)
         assert (await grace.locator("td.num").inner_text()) == "—"
-        # the snapshot a new socket gets first replaces every region whole: wait for it
-        deadline = time.monotonic() + WAIT_MS / 1000
-        while not any(f'id="{BOARD}"' in f for f in frames):
-            assert time.monotonic() < deadline, "no snapshot came on the new socket"
-            await asyncio.sleep(0.05)
+        await snapshot_of(frames, BOARD)
         # mark the elements on the page: a region sent whole would replace them
         await page.evaluate(f"() => {KEPT}.forEach((id) => document.getElementById(id).__kept = 1)")
         regions = [BOARD, "t-teams-mile", "t-race-mile"]  # the page's live regions
