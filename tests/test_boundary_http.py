@@ -66,3 +66,22 @@ def test_a_client_that_leaves_mid_body_is_a_debug_line_not_an_error(
     assert not errors, [r.getMessage() for r in errors]
     left = [r for r in caplog.records if "went away" in r.getMessage()]
     assert left and all(r.levelno == logging.DEBUG for r in left)
+
+
+def test_a_body_that_is_not_one_json_object_is_answered_422_saying_so(tmp_path: Path) -> None:
+    import httpx
+
+    with serve(event(), tmp_path / "log.db", [person("1")]) as srv:
+        writes = [
+            ("/api/v1/corrections", "timer"),
+            ("/api/v1/status", "timer"),
+            ("/api/v1/assign", "timer"),
+            ("/api/v1/sweeps", "marshal:half"),
+        ]
+        with httpx.Client(base_url=srv.url, timeout=PATIENCE_S) as http:
+            for path, role in writes:
+                auth = {"Authorization": f"Bearer {srv.tokens[role]}"}
+                for body in ([{"bib": "1"}], "text", 5):
+                    r = http.post(path, json=body, headers=auth)
+                    assert r.status_code == 422, (path, body, r.text)
+                    assert r.json() == {"error": "body must be a JSON object"}, (path, body)

@@ -110,6 +110,14 @@ async def json_body(request: Request, limit: int = 256_000) -> Any:
         raise HTTPException(400, f"body is not JSON: {exc}") from None
 
 
+async def json_object(request: Request, limit: int = 256_000) -> dict[str, Any]:
+    """The request's body, which must be one JSON object (else a 422 saying so)."""
+    data = await json_body(request, limit)
+    if not isinstance(data, dict):
+        raise HTTPException(422, "body must be a JSON object")
+    return data
+
+
 def items_of(data: Any, name: str) -> list[dict[str, Any]]:
     """A JSON array of objects, or ``{name: [...]}``, or one object."""
     if isinstance(data, dict) and isinstance(data.get(name), list):

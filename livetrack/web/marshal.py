@@ -58,6 +58,7 @@ from livetrack.web.guards import (
     invalid,
     items_of,
     json_body,
+    json_object,
     passing_time,
     runtime,
     store,
@@ -206,9 +207,7 @@ async def post_sightings(request: Request) -> Response:
 async def post_sweep(request: Request) -> Response:
     rt = runtime(request)
     require(request, rt.state, ("marshal",))
-    data = await json_body(request, 10_000)
-    if not isinstance(data, dict):
-        return invalid(Invalid("body must be a JSON object"))
+    data = await json_object(request, 10_000)
     try:
         point = checkpoint(rt, data)
         grant = guard(request, ("marshal",), point)

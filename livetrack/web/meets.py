@@ -45,7 +45,7 @@ from livetrack.web.guards import (
     guard,
     ident,
     invalid,
-    json_body,
+    json_object,
     read_body,
     runtime,
     store,
@@ -129,9 +129,7 @@ async def post_lif(request: Request) -> Response:
 async def post_hand(request: Request) -> Response:
     rt = runtime(request)
     grant = guard(request, ("timer",))
-    data = await json_body(request, 20_000)
-    if not isinstance(data, dict):
-        return invalid(Invalid("body must be a JSON object"))
+    data = await json_object(request, 20_000)
     try:
         race_id = _race(rt.state, request)
         rid = _round(rt.state, race_id, data)
@@ -167,9 +165,7 @@ async def post_hand(request: Request) -> Response:
 async def post_draw(request: Request) -> Response:
     rt = runtime(request)
     grant = guard(request, ("timer",))
-    data = await json_body(request, 10_000)
-    if not isinstance(data, dict):
-        return invalid(Invalid("body must be a JSON object"))
+    data = await json_object(request, 10_000)
     st = rt.state
     try:
         race_id = _race(st, request)
@@ -222,9 +218,7 @@ def _check_adjust(st: RaceState, race_id: str, rid: str, kind: str, data: dict[s
 async def post_adjust(request: Request) -> Response:
     rt = runtime(request)
     grant = guard(request, ("timer",))
-    data = await json_body(request, 10_000)
-    if not isinstance(data, dict):
-        return invalid(Invalid("body must be a JSON object"))
+    data = await json_object(request, 10_000)
     st = rt.state
     try:
         race_id = _race(st, request)

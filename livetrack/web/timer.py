@@ -50,7 +50,7 @@ from livetrack.web.guards import (
     guard,
     ident,
     invalid,
-    json_body,
+    json_object,
     passing_time,
     runtime,
     store,
@@ -146,9 +146,7 @@ def _marshal_may_report(grant: TokenRecord, runner: Runner) -> None:
 async def post_correction(request: Request) -> Response:
     rt = runtime(request)
     grant = guard(request, ("marshal", "timer"))
-    data = await json_body(request, 10_000)
-    if not isinstance(data, dict):
-        return invalid(Invalid("body must be a JSON object"))
+    data = await json_object(request, 10_000)
     st = rt.state
     try:
         kind = data.get("kind")
@@ -187,9 +185,7 @@ async def post_correction(request: Request) -> Response:
 async def post_status(request: Request) -> Response:
     rt = runtime(request)
     grant = guard(request, ("marshal", "timer"))
-    data = await json_body(request, 10_000)
-    if not isinstance(data, dict):
-        return invalid(Invalid("body must be a JSON object"))
+    data = await json_object(request, 10_000)
     try:
         status = data.get("status")
         if status not in STATUSES:
@@ -210,9 +206,7 @@ async def post_status(request: Request) -> Response:
 async def post_assign(request: Request) -> Response:
     rt = runtime(request)
     grant = guard(request, ("timer",))
-    data = await json_body(request, 10_000)
-    if not isinstance(data, dict):
-        return invalid(Invalid("body must be a JSON object"))
+    data = await json_object(request, 10_000)
     try:
         chip = text(data, "chip", 64)
         bib = text(data, "bib", 32)
