@@ -10,7 +10,8 @@ during it: the team standings and one team's page change), the relay's ``--relay
 before (its first legs hand over), the fun run not started. Reads due before the window are
 posted at once.
 
-Each page is opened in its own Chromium context (390×844, empty cache) through a TCP proxy of
+Each page is opened in its own Chromium context (390×844, the big screen 1920×1080; empty
+cache) through a TCP proxy of
 its own that counts every byte the server sends to that page: the HTTP responses (HTML, CSS,
 scripts, as served, gzip included) and the websocket's frames, headers and all, as they are on
 the wire (compressed, where a compression extension is negotiated). Nothing is read from the
@@ -20,6 +21,8 @@ browser's own accounting, which reports websocket payloads after decompression.
   has arrived (cold cache).
 - ``ws_kb_per_min``, ``frames_per_min``, ``mean_frame_bytes``: the live socket during the
   window (``--minutes``), frame headers included.
+- ``mile_finishers_in_window``: the mile's finishers in the window (each changes the big
+  screen's feed and boards, ``screen_mile``).
 - ``reads_kb_per_min``: the bare baseline of the same run, the JSON the timing system posted
   for the mile during the window (every read, duplicates included); ``ratio_to_reads`` is the
   race page's websocket bytes over it.
@@ -254,10 +257,17 @@ async def post(http: httpx.AsyncClient, path: str, tok: str, body: object) -> No
 # -- the pages ----------------------------------------------------------------------------------
 
 
-async def open_page(browser: Any, proxy: Proxy, path: str) -> tuple[Any, Any]:
-    """Open ``path`` through ``proxy`` in a fresh context; returns once its socket (if it
-    has one) is open and its first frame has arrived, plus a moment for late requests."""
-    ctx = await browser.new_context(viewport={"width": 390, "height": 844})
+#: Pages seen on something other than a phone: the big screen at the finish.
+VIEWPORTS = {"screen_mile": (1920, 1080)}
+
+
+async def open_page(
+    browser: Any, proxy: Proxy, path: str, size: tuple[int, int]
+) -> tuple[Any, Any]:
+    """Open ``path`` through ``proxy`` in a fresh context with a ``size`` viewport; returns
+    once its socket (if it has one) is open and its first frame has arrived, plus a moment
+    for late requests."""
+    ctx = await browser.new_context(viewport={"width": size[0], "height": size[1]})
     page = await ctx.new_page()
     await page.goto(f"http://127.0.0.1:{proxy.port}{path}", wait_until="load")
     live = await page.locator("[ws-connect]").count()
@@ -311,6 +321,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         mile_chips = {p.chips[0]: p.bib for p in people if p.race == "mile"}
         mile_reads = [a for a in in_window if a.read and a.read["chip"] in mile_chips]
         halfway = [a for a in mile_reads if a.read and a.read["point"] == "half"]
+        mile_finishes = {
+            a.read["chip"] for a in mile_reads if a.read and a.read["point"] == "finish"
+        }
         # the runner card: a mile runner due at halfway early in the window
         due = [str(a.read["chip"]) for a in halfway if a.read and a.at_ms > t_open + 20_000]
         card_bib = mile_chips[due[0]] if due else people[0].bib
@@ -355,6 +368,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "teams": "/races/team/teams",
             "team": "/races/team/teams/" + quote(team, safe=""),
             "relay": "/races/relay/relay",
+            # the big screen at the mile's finish: its feed, boards, record watch
+            "screen_mile": "/screen/mile",
         }
         proxies = {name: Proxy(port) for name in pages}
         for p in proxies.values():
@@ -367,7 +382,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )  # fmt: skip
             opened = {}
             for name, path in pages.items():
-                opened[name] = await open_page(browser, proxies[name], path)
+                opened[name] = await open_page(
+                    browser, proxies[name], path, VIEWPORTS.get(name, (390, 844))
+                )
             first = {name: p.tally.total() for name, p in proxies.items()}
             wait = t_open / 1000 - time.time()
             if wait > 0:
@@ -415,6 +432,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "pages": result,
                 "mile_halfway_passings_in_window": len({a.read["chip"] for a in halfway if a.read}),
                 "mile_reads_in_window": len(mile_reads),
+                "mile_finishers_in_window": len(mile_finishes),
                 "reads_kb_per_min": round(reads_kb_min, 3),
                 "runner_card_bib": card_bib,
                 "team": team,
