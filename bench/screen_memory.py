@@ -6,7 +6,8 @@ DevTools Protocol) and DOM size before and after.
 
 Each update is one timer correction posted to a real server that moves a finisher to the
 newest finish time; the hub coalesces what arrives within one tick, so the page sees fewer
-swaps than updates (both are reported). The last line printed is the result as JSON.
+messages than updates (both are reported; a message changes the feed's and boards' rows in
+place). The last line printed is the result as JSON.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ PageMaker = Callable[..., Awaitable[Any]]
 _STATS = """() => ({
   nodes: document.getElementsByTagName('*').length,
   feed: document.querySelectorAll('#t-sfeed-mile li[data-key]').length,
-  swaps: window.__swaps || 0,
+  messages: window.__messages || 0,
 })"""
 
 
@@ -71,8 +72,8 @@ async def drive(
         await page.goto(srv.url + "/screen/mile?panels=feed,board&rotate=4")
         await page.wait_for_function("() => window.htmx !== undefined")
         await page.evaluate(
-            "() => { window.__swaps = 0; document.addEventListener('htmx:oobAfterSwap',"
-            " () => { window.__swaps++ }); }"
+            "() => { window.__messages = 0; document.addEventListener('htmx:wsAfterMessage',"
+            " () => { window.__messages++ }); }"
         )
 
         def update(i: int) -> tuple[str, int]:
@@ -117,7 +118,7 @@ async def drive(
     return {
         "bench": "screen_memory",
         "updates": updates,
-        "swaps": after["swaps"] - before["swaps"],
+        "messages": after["messages"] - before["messages"],
         "seconds": round(elapsed, 1),
         "heap_before_bytes": heap_before,
         "heap_after_bytes": heap_after,

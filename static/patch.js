@@ -42,7 +42,8 @@
 
   // A list marked data-derive: its positions (row order) and gaps (each row's data-ms after
   // the first's) are worked out here, as the server draws them, so that a row arriving above
-  // does not resend every row below it.
+  // does not resend every row below it. A position is a board's td.pos or the big screen's
+  // span.spos.
   function fmt(ms) {
     var s = Math.floor(ms / 1000);
     var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
@@ -58,7 +59,7 @@
       var ms = Number(row.getAttribute("data-ms"));
       var gap = row.querySelector("td.gap");
       if (gap) gap.textContent = ms === lead ? "" : "+" + fmt(ms - lead);
-      var pos = ranked && row.querySelector("td.pos");
+      var pos = ranked && row.querySelector("td.pos, span.spos");
       if (!pos) continue;
       pos.textContent = String(i + 1);
       var move = row.hasAttribute("data-prev") ? Number(row.getAttribute("data-prev")) - (i + 1) : 0;

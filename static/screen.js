@@ -1,7 +1,9 @@
 // The big screen: rotating leaderboards, the arrival animation of new finishers, and a
-// screen wake lock. Nothing here accumulates: the feed region is replaced whole by the
-// server (at most a fixed number of entries), and the only state kept is the set of keys
-// currently shown and the current board's key.
+// screen wake lock. Nothing here accumulates: the feed holds at most a fixed number of
+// entries (the server's updates drop the rows that leave it, static/patch.js), and the only
+// state kept is the set of keys currently shown and the current board's key. Updates change
+// rows in place; a board region sent whole (a (re)connect's snapshot, a new board) comes with
+// the first board shown, and the rotation puts back the one that was.
 (function () {
   "use strict";
   var rotateMs = Math.max(4000, (parseFloat(document.body.dataset.rotate) || 12) * 1000);
@@ -39,7 +41,9 @@
     var now = keys();
     if (seen !== null) {
       document.querySelectorAll(".sfeed li[data-key]").forEach(function (li) {
-        if (!seen.has(li.dataset.key)) li.classList.add("arrive");
+        if (seen.has(li.dataset.key) || li.classList.contains("arrive")) return;
+        li.classList.add("arrive");  // once: a row kept in place must not flash again
+        li.addEventListener("animationend", function () { li.classList.remove("arrive"); }, { once: true });
       });
     }
     seen = now;  // only the keys on screen: bounded by the feed's size
@@ -47,10 +51,10 @@
 
   document.addEventListener("htmx:oobAfterSwap", function (e) {
     var el = e.detail && e.detail.target;
-    if (!el || !el.id) return;
-    if (el.classList.contains("boards-panel")) show(current);
-    else if (el.classList.contains("feed-panel")) markArrivals();
+    if (el && el.classList && el.classList.contains("boards-panel")) show(current);
   });
+  // after every message, whole regions and rows patched in place alike
+  document.addEventListener("htmx:wsAfterMessage", markArrivals);
   document.addEventListener("DOMContentLoaded", function () {
     var first = boards()[0];
     if (first) show(first.dataset.key);

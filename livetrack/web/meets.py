@@ -273,7 +273,7 @@ ROUTES: list[BaseRoute] = [
 
 REGIONS = [
     race_summary(ROUNDS, "rounds.html", "rounds", "ro", rounds_view),
-    race_summary(SROUNDS, "screen_rounds.html", "srounds", "sr", screen_view),
+    race_summary(SROUNDS, "screen_rounds.html", "srounds", "sr", screen_view, keyed=True),
     Region(
         RDESK,
         "rounds_desk.html",

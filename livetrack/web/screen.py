@@ -4,8 +4,8 @@ Built for 1920×1080 read from 10 m: huge type, dark background, no scrolling, n
 Panels (any subset, in the order given; default: what suits the race):
 
 * ``feed``: the latest :data:`FEED_SIZE` finishers (name, time, position, category position).
-  The server always sends the whole bounded list, replacing the region by id, so the page's
-  DOM cannot grow however long the race runs.
+  Its rows are keyed by bib: a new finisher's row goes first and the oldest one leaves, so
+  the page's DOM cannot grow however long the race runs.
 * ``board``: leaderboards (overall, women, men, each category, teams, championship) that the
   page rotates through every ``rotate`` seconds (4–120, default 12).
 * ``record``: the course record watch (runners on record pace; the new record the moment
@@ -15,7 +15,11 @@ Panels (any subset, in the order given; default: what suits the race):
   the lanes of the next round (``livetrack.web.meets``; the default for such a race).
 
 The race clock (the core ``race:{race}`` region) is always shown. Live regions are topics
-``sfeed``, ``sboards``, ``srecord`` and ``scharity`` (each ``kind:race``).
+``sfeed``, ``sboards``, ``srecord`` and ``scharity`` (each ``kind:race``), and ``srounds``.
+Every one is keyed (:class:`~livetrack.web.regions.Region`): its rows are keyed by bib (a
+team's, a charity's name) and its totals are parts, so an update carries what changed and
+is applied in place, the boards' rotation untouched; a screen that (re)connects gets them
+whole first.
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ def boards_view(state: RaceState, race_id: str) -> dict[str, Any]:
                 r = state.runners[bib]
                 rows.append(
                     {
+                        "id": bib,
                         "position": state.position(r, finish, division),
                         "name": r.name,
                         "detail": r.p.club,
@@ -106,11 +111,14 @@ def boards_view(state: RaceState, race_id: str) -> dict[str, Any]:
                 )
             if rows:
                 title = "Overall" if division == ALL else division_label(division)
-                boards.append({"key": f"div-{division}", "title": title, "rows": rows})
+                boards.append(
+                    {"key": f"div-{division}", "title": title, "rows": rows, "ranked": True}
+                )
     if formats.shows_teams(state, race_id):
         tv = formats.teams_view(state, race_id, BOARD_ROWS)
         rows = [
             {
+                "id": t["team"],
                 "position": t["position"] or "–",
                 "name": t["team"],
                 "detail": "" if t["complete"] else f"{t['counted']} of {t['needed']} in",
@@ -119,16 +127,17 @@ def boards_view(state: RaceState, race_id: str) -> dict[str, Any]:
             for t in tv["rows"]
         ]
         if rows:
-            teams = {"key": "teams", "title": "Teams", "rows": rows}
+            teams = {"key": "teams", "title": "Teams", "rows": rows, "ranked": False}
             boards.insert(0 if race.kind == "team" else len(boards), teams)
     if race.championship is not None:
         cv = formats.champ_view(state, race_id, BOARD_ROWS)
         rows = [
-            {"position": c["position"], "name": c["name"], "detail": c["club"], "time": c["time"]}
+            {"id": c["bib"], "position": c["position"], "name": c["name"], "detail": c["club"],
+             "time": c["time"]}
             for c in cv["rows"]
-        ]
+        ]  # fmt: skip
         if rows:
-            boards.append({"key": "champ", "title": "Championship", "rows": rows})
+            boards.append({"key": "champ", "title": "Championship", "rows": rows, "ranked": True})
     if race.kind == "relay":
         rl = formats.relay_view(state, race_id)
         on_course: list[dict[str, Any]] = []
@@ -140,22 +149,23 @@ def boards_view(state: RaceState, race_id: str) -> dict[str, Any]:
             if running:
                 detail += f" · now {running['runner']}"
             on_course.append(
-                {"position": len(on_course) + 1, "name": t["name"], "detail": detail,
-                 "time": t["elapsed"]}
+                {"id": t["bib"], "position": len(on_course) + 1, "name": t["name"],
+                 "detail": detail, "time": t["elapsed"]}
             )  # fmt: skip
         if on_course:
-            boards.insert(
-                0, {"key": "on-course", "title": "On course", "rows": on_course[:BOARD_ROWS]}
-            )
+            on = {"key": "on-course", "title": "On course", "rows": on_course[:BOARD_ROWS]}
+            boards.insert(0, {**on, "ranked": True})
         for lt in rl["leg_tables"]:
             rows = [
-                {"position": i, "name": r["runner"], "detail": r["team"], "time": r["split"]}
+                {"id": r["team"], "position": i, "name": r["runner"], "detail": r["team"],
+                 "time": r["split"]}
                 for i, r in enumerate(lt["rows"], start=1)
-            ]
+            ]  # fmt: skip
             if rows:
                 boards.append(
-                    {"key": f"leg-{lt['number']}", "title": f"Leg {lt['number']}", "rows": rows}
-                )
+                    {"key": f"leg-{lt['number']}", "title": f"Leg {lt['number']}", "rows": rows,
+                     "ranked": True}
+                )  # fmt: skip
     return {"race": race_id, "boards": boards}
 
 
@@ -225,8 +235,8 @@ ROUTES = [Route("/screen", screen_index), Route("/screen/{race}", screen_page)]
 
 
 REGIONS = [
-    race_summary(SFEED, "screen.html", "feed", "sf", feed_view),
-    race_summary(SBOARDS, "screen.html", "boards", "sb", boards_view),
-    race_summary(SRECORD, "screen.html", "record", "rw", formats.record_view),
-    race_summary(SCHARITY, "screen.html", "charity", "ch", formats.charity_view),
+    race_summary(SFEED, "screen.html", "feed", "sf", feed_view, keyed=True),
+    race_summary(SBOARDS, "screen.html", "boards", "sb", boards_view, keyed=True),
+    race_summary(SRECORD, "screen.html", "record", "rw", formats.record_view, keyed=True),
+    race_summary(SCHARITY, "screen.html", "charity", "ch", formats.charity_view, keyed=True),
 ]
