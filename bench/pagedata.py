@@ -11,18 +11,18 @@ before (its first legs hand over), the fun run not started. Reads due before the
 posted at once.
 
 Each page is opened in its own Chromium context (390×844, the big screen 1920×1080; empty
-cache) through a TCP proxy of
-its own that counts every byte the server sends to that page: the HTTP responses (HTML, CSS,
-scripts, as served, gzip included) and the websocket's frames, headers and all, as they are on
-the wire (compressed, where a compression extension is negotiated). Nothing is read from the
-browser's own accounting, which reports websocket payloads after decompression.
+cache) through a TCP proxy of its own that counts every byte the server sends to that page:
+the HTTP responses (HTML, CSS, scripts, as served, gzip included) and the websocket's frames,
+headers and all, as they are on the wire (compressed, where a compression extension is
+negotiated). Nothing is read from the browser's own accounting, which reports websocket
+payloads after decompression.
 
 - ``first_load_bytes``: everything sent to the page until its socket is open and its snapshot
   has arrived (cold cache).
 - ``ws_kb_per_min``, ``frames_per_min``, ``mean_frame_bytes``: the live socket during the
   window (``--minutes``), frame headers included.
-- ``mile_finishers_in_window``: the mile's finishers in the window (each changes the big
-  screen's feed and boards, ``screen_mile``).
+- ``team_finishes_in_window``: the team race's finishes in the window (each changes its big
+  screen, ``screen_team``: the feed and the boards).
 - ``reads_kb_per_min``: the bare baseline of the same run, the JSON the timing system posted
   for the mile during the window (every read, duplicates included); ``ratio_to_reads`` is the
   race page's websocket bytes over it.
@@ -258,7 +258,7 @@ async def post(http: httpx.AsyncClient, path: str, tok: str, body: object) -> No
 
 
 #: Pages seen on something other than a phone: the big screen at the finish.
-VIEWPORTS = {"screen_mile": (1920, 1080)}
+VIEWPORTS = {"screen_team": (1920, 1080)}
 
 
 async def open_page(
@@ -321,9 +321,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         mile_chips = {p.chips[0]: p.bib for p in people if p.race == "mile"}
         mile_reads = [a for a in in_window if a.read and a.read["chip"] in mile_chips]
         halfway = [a for a in mile_reads if a.read and a.read["point"] == "half"]
-        mile_finishes = {
-            a.read["chip"] for a in mile_reads if a.read and a.read["point"] == "finish"
-        }
         # the runner card: a mile runner due at halfway early in the window
         due = [str(a.read["chip"]) for a in halfway if a.read and a.at_ms > t_open + 20_000]
         card_bib = mile_chips[due[0]] if due else people[0].bib
@@ -368,8 +365,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "teams": "/races/team/teams",
             "team": "/races/team/teams/" + quote(team, safe=""),
             "relay": "/races/relay/relay",
-            # the big screen at the mile's finish: its feed, boards, record watch
-            "screen_mile": "/screen/mile",
+            # the big screen at the team race's finish (its first finishers come in during the
+            # window): the feed, the boards (the teams first) and the race clock
+            "screen_team": "/screen/team",
         }
         proxies = {name: Proxy(port) for name in pages}
         for p in proxies.values():
@@ -432,7 +430,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "pages": result,
                 "mile_halfway_passings_in_window": len({a.read["chip"] for a in halfway if a.read}),
                 "mile_reads_in_window": len(mile_reads),
-                "mile_finishers_in_window": len(mile_finishes),
                 "reads_kb_per_min": round(reads_kb_min, 3),
                 "runner_card_bib": card_bib,
                 "team": team,
