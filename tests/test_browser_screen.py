@@ -196,7 +196,9 @@ async def test_screen_memory_and_dom_stay_bounded_over_thousands_of_updates(
     # The feed holds a fixed number of entries however many finishers there are.
     assert result["feed_items_after"] == result["feed_items_before"] == 7
     assert result["dom_nodes_after"] <= result["dom_nodes_before"] + 20
-    assert result["messages"] >= 300  # the page really was updated many times
+    # the page really was updated many times (each message changes the feed and the boards:
+    # the 300 region swaps counted before they were patched in place)
+    assert result["messages"] >= 150, result
     # Live heap after a forced GC: a few hundred KB of noise is allowed, growth with the
     # number of updates is not (one retained entry per update would be well over 1 MB here).
     assert result["heap_growth_bytes"] < 1_000_000, result
