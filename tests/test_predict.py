@@ -11,7 +11,7 @@ from conftest import SAMPLES, full_data
 
 from livetrack.domain import predict
 from livetrack.domain.predict import FINISH, RIEGEL_EXPONENT, Estimate, Predictor
-from livetrack.domain.predict_field import Calibration, weighted_quantiles
+from livetrack.domain.predict_field import Calibration, blend, weighted_quantiles
 from livetrack.domain.predict_grid import QuantileGrid
 from livetrack.evaluation.formats import BOSTON_CHECKPOINTS, RunnerResult, load_boston
 
@@ -276,6 +276,45 @@ def test_a_runner_who_slows_sharply_gets_a_later_finish() -> None:
     assert walker.seconds - even.seconds > 900.0 * 42195.0 / 30000.0
 
 
+def _relative_width(est: Estimate | None, t: float) -> float:
+    assert est is not None
+    return (est.high - est.low) / (est.seconds - t)
+
+
+@pytest.mark.parametrize("with_history", [True, False])
+def test_a_runner_whose_splits_have_been_erratic_gets_a_wider_range(with_history: bool) -> None:
+    p = Predictor(COURSE, synthetic_field(50, 600) if with_history else None)
+    field = synthetic_field(51, 300)
+    steady = [1500.0 * d / 5000.0 for _, d in COURSE[:7]]
+    # the same times at 25K and 30K (so the same pace and trend there), uneven before
+    erratic = [t * f for t, f in zip(steady, (1.0, 1.05, 0.98, 1.04, 1.03, 1.0, 1.0), strict=True)]
+    passings = [(t, c, f"r{r}") for r, times in enumerate(field) for c, t in enumerate(times)]
+    passings += [(t, c, "steady") for c, t in enumerate(steady)]
+    passings += [(t, c, "erratic") for c, t in enumerate(erratic)]
+    for t, c, runner in sorted(passings):
+        p.observe(runner, NAMES[c], t)
+    t = steady[-1]
+    wide = _relative_width(p.estimate("erratic", FINISH), t)
+    narrow = _relative_width(p.estimate("steady", FINISH), t)
+    assert wide > 1.3 * narrow
+
+
+def test_without_history_a_slow_runner_gets_a_wider_range() -> None:
+    p = Predictor(COURSE)
+    for r in range(40):
+        p.observe(f"front{r}", "5K", 1000.0 + 10.0 * r)
+    quick = p.estimate_with("new", [("5K", 1400.0)], FINISH)
+    slow = p.estimate_with("new", [("5K", 2000.0)], FINISH)
+    assert _relative_width(slow, 2000.0) > 1.5 * _relative_width(quick, 1400.0)
+    # with a history of such runners, the history tells how far apart they finish instead
+    h = Predictor(COURSE, synthetic_field(50, 600))
+    for r in range(40):
+        h.observe(f"front{r}", "5K", 1000.0 + 10.0 * r)
+    quick = h.estimate_with("new", [("5K", 1500.0)], FINISH)
+    slow = h.estimate_with("new", [("5K", 1700.0)], FINISH)
+    assert _relative_width(slow, 1700.0) == pytest.approx(_relative_width(quick, 1500.0), rel=0.3)
+
+
 def test_overdue_only_far_past_the_upper_bound() -> None:
     p = Predictor(COURSE, synthetic_field(60, 300))
     p.observe("a", "20K", 6000.0)
@@ -295,34 +334,50 @@ def test_overdue_only_far_past_the_upper_bound() -> None:
 
 def test_calibration_factors_leave_out_a_tenth_on_each_side() -> None:
     cal = Calibration()
-    assert cal.factors() == (0.0, 1.0, 1.0)
+    assert cal.factors([cal]) == (0.0, 1.0, 1.0)
     for k in range(1, 1001):
         # finished runners (nothing left open), errors spread evenly over -2..2 half-widths
-        cal.update(k, (k - 500.5) / 250.0, 0.0, 0.0, 1.0)
-    weight, below, above = cal.factors()
+        cal.update(k, (k - 500.5) / 250.0, 0.0, 0.0, 1.0, 1, 0.0)
+    weight, below, above = cal.factors([cal])
     assert weight == pytest.approx(1000.0)
     assert below == pytest.approx(1.6, abs=0.02)
     assert above == pytest.approx(1.6, abs=0.02)
 
 
 def test_calibration_adds_what_is_still_open_to_a_partial_revision() -> None:
-    cal = Calibration()
+    cal, later = Calibration(), Calibration()
     for k in range(1, 1001):
-        # half-way: revisions over -1.5..1.5 half-widths, 0.8 of a half-width still open
-        cal.update(k, (k - 500.5) / 1000.0 * 3.0, 0.8, 0.8, 0.5)
-    weight, below, above = cal.factors()
+        # half-way: revisions over -1.5..1.5 half-widths, 0.8 of a half-width still open at
+        # a checkpoint whose calibration knows nothing yet (the model's own interval there)
+        cal.update(k, (k - 500.5) / 1000.0 * 3.0, 0.8, 0.8, 0.5, 1, 1.0)
+    weight, below, above = cal.factors([cal, later])
     assert weight == pytest.approx(500.0)
     assert above == pytest.approx(math.hypot(1.2, 0.8), abs=0.03)
     assert below == pytest.approx(math.hypot(1.2, 0.8), abs=0.03)
 
 
+def test_what_is_still_open_counts_as_the_later_checkpoint_calibration_has_it_now() -> None:
+    cal, later = Calibration(), Calibration()
+    for k in range(1, 1001):
+        cal.update(k, (k - 500.5) / 1000.0 * 3.0, 0.8, 0.8, 0.5, 1, 1.0)
+    before = cal.factors([cal, later], store=False)
+    for k in range(1, 2001):
+        # the finishes from the later checkpoint: within half its model's interval
+        later.update(k, (k - 1000.5) / 2000.0 * 0.625, 0.0, 0.0, 1.0, 1, 0.0)
+    after = cal.factors([cal, later], store=False)
+    open_now = 0.8 * blend(later.factors([cal, later]), 1.0)[1]
+    assert open_now < 0.5
+    assert after[2] == pytest.approx(math.hypot(1.2, open_now), abs=0.03)
+    assert after[2] < before[2] and after[1] < before[1]
+
+
 def test_calibration_keeps_the_latest_news_of_each_runner_and_thins_evenly() -> None:
     cal = Calibration()
     for k in range(1, 101):
-        cal.update(k, 5.0, 0.0, 0.0, 1.0)
-        cal.update(k, 0.5, 0.0, 0.0, 1.0)  # replaces the first
+        cal.update(k, 5.0, 0.0, 0.0, 1.0, 1, 0.0)
+        cal.update(k, 0.5, 0.0, 0.0, 1.0, 1, 0.0)  # replaces the first
     assert len(cal) == 100
-    assert cal.factors()[2] == pytest.approx(0.5)
+    assert cal.factors([cal])[2] == pytest.approx(0.5)
     cal.thin(2)
     assert len(cal) == 50
 
@@ -331,9 +386,9 @@ def test_calibration_counts_each_runner_by_how_much_of_its_outcome_is_known() ->
     cal = Calibration()
     for k in range(1, 101):
         # finished runners a half-width early; runners barely past the checkpoint, late
-        cal.update(k, -0.5, 0.0, 0.0, 1.0)
-        cal.update(1000 + k, 3.0, 0.0, 0.0, 0.01)
-    _, below, above = cal.factors()
+        cal.update(k, -0.5, 0.0, 0.0, 1.0, 1, 0.0)
+        cal.update(1000 + k, 3.0, 0.0, 0.0, 0.01, 1, 0.0)
+    _, below, above = cal.factors([cal])
     assert below == pytest.approx(0.5, abs=0.05)
     # counted one each, the late tenth would put the upper bound 3 half-widths out
     assert above < 0.5

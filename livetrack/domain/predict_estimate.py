@@ -10,11 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from livetrack.domain.predict_field import Calibration
+from livetrack.domain.predict_field import Calibration, blend
 from livetrack.domain.predict_model import Estimate, PredictorModel, Track
 
-_CALIBRATION_PRIOR_N = 12.0
-"""Weight, in finish-equivalents, of the model's own spread against realised errors."""
 _OVERDUE_FACTOR = 1.5
 """A runner is overdue once the time since the last passing exceeds this multiple of the
 upper-bound time to the next checkpoint."""
@@ -74,6 +72,7 @@ class RunnerEstimates(PredictorModel):
         if seen is not None:
             r.times, r.xs, r.zs = list(seen.times), list(seen.xs), list(seen.zs)
             r.last, r.x, r.z, r.dev, r.dev_w = seen.last, seen.x, seen.z, seen.dev, seen.dev_w
+            r.vol, r.vol_n = seen.vol, seen.vol_n
         for name, elapsed in passings:
             c = self._checkpoint_index(name)
             t = float(elapsed)
@@ -87,6 +86,11 @@ class RunnerEstimates(PredictorModel):
                 continue
             prev = r.last
             r.last, r.x, r.z = c, r.xs[c], r.zs[c]
+            t_prev = r.times[prev] if prev == c - 1 else None
+            if t_prev is not None and t > t_prev:
+                scaled = self._segment_news(r, prev, math.log(t / t_prev), False)[1]
+                r.vol += self._segments[prev].variability(scaled)
+                r.vol_n += 1
             for k in range(max(prev, 0), c if prev >= 0 else 0):
                 found = self._segments[k].offset(r.xs[prev], self._cut(k), k, r.zs[prev], False)
                 if found is not None:
@@ -123,13 +127,10 @@ class RunnerEstimates(PredictorModel):
 
     def _factors(self, i: int, model: float) -> tuple[float, float]:
         """Multiples of the reference half-widths (below, above) for predictions from i:
-        the calibration, blended with the model's own multiple while little is known."""
-        weight, below, above = self._calibration[i].factors(self._store)
-        prior = _CALIBRATION_PRIOR_N
-        return (
-            (weight * below + prior * model) / (weight + prior),
-            (weight * above + prior * model) / (weight + prior),
-        )
+        the calibration, blended with the model's own multiple while little is known
+        (:func:`~livetrack.domain.predict_field.blend`)."""
+        calibration = self._calibration
+        return blend(calibration[i].factors(calibration, self._store), model)
 
     def next_checkpoint(self, runner_id: str) -> str | None:
         """Name of the checkpoint after the runner's last passing; ``None`` if unknown or done."""

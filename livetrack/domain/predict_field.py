@@ -36,6 +36,8 @@ _EDGE = -(2**62)
 """Cache key of queries at or beyond the cut (they all use the runners just below it)."""
 _CLIP_RESIDUAL = 0.15
 _CLIP_TREND = 0.5
+_CLIP_SCALED = 3.0
+"""Largest scaled residual counted in a runner's variability (half-widths)."""
 
 
 SCALED_PER_UNIT = 20
@@ -112,6 +114,7 @@ class SegmentOffsets:
         self._bin_counts: dict[int, int] = {}
         self._scaled = [0] * SCALED_BINS
         self._n_scaled = 0
+        self._sum_abs = 0.0
         self._ratio = 1.0
         self._ratio_due = 0.0
         # regression of clipped residuals on trends at each checkpoint 0..start
@@ -143,7 +146,17 @@ class SegmentOffsets:
             log.append(
                 (
                     self._unadd,
-                    (point, scaled_bin, key, in_bin, self._sum_r, self._sz, self._szz, self._szr),
+                    (
+                        point,
+                        scaled_bin,
+                        key,
+                        in_bin,
+                        self._sum_r,
+                        self._sum_abs,
+                        self._sz,
+                        self._szz,
+                        self._szr,
+                    ),
                 )
             )
             self._sz, self._szz, self._szr = list(self._sz), list(self._szz), list(self._szr)
@@ -153,6 +166,7 @@ class SegmentOffsets:
             self._cut_n += 1
         self._scaled[scaled_bin] += 1
         self._n_scaled += 1
+        self._sum_abs += min(abs(scaled), _CLIP_SCALED)
         self._bin_counts[key] = in_bin + 1
         r = max(-_CLIP_RESIDUAL, min(_CLIP_RESIDUAL, residual))
         self._n += 1
@@ -170,6 +184,7 @@ class SegmentOffsets:
         key: int,
         in_bin: int,
         sum_r: float,
+        sum_abs: float,
         sz: list[float],
         szz: list[float],
         szr: list[float],
@@ -186,7 +201,15 @@ class SegmentOffsets:
             del self._bin_counts[key]
         self._n -= 1
         self._sum_r = sum_r
+        self._sum_abs = sum_abs
         self._sz, self._szz, self._szr = sz, szz, szr
+
+    def variability(self, scaled: float) -> float:
+        """The size of a runner's residual ``scaled`` (as given to :meth:`add`) relative to the
+        mean size of the runners' so far, both clipped at :data:`_CLIP_SCALED`: 1 on
+        average."""
+        mean = self._sum_abs / self._n_scaled if self._n_scaled else 0.0
+        return min(abs(scaled), _CLIP_SCALED) / mean if mean > 0.0 else 1.0
 
     def spread_ratio(self, store: bool = True) -> float:
         """How much wider today's spread is than the model's: the 80% quantile of the scaled
@@ -306,8 +329,24 @@ class SegmentOffsets:
         return _Window(delta, 1.57 * sd * sd / m, mean_x, trends, n * self._refresh + 2, spread)
 
 
-_Sample = tuple[float, float, float, float]
-"""(revision s, e_lo squared, e_hi squared, weight)."""
+_Sample = tuple[float, float, float, float, int, float]
+"""(revision s, lower and upper model half-width at the checkpoint reached over those at the
+checkpoint of the prediction, weight, checkpoint reached, model multiple there)."""
+
+CALIBRATION_PRIOR_N = 12.0
+"""Weight, in finish-equivalents, of the model's own spread against realised errors."""
+
+
+def blend(factors: tuple[float, float, float], model: float) -> tuple[float, float]:
+    """Multiples (below, above) of a checkpoint's reference half-widths: its calibration's
+    ``factors`` (:meth:`Calibration.factors`), blended with the model's own multiple while
+    little is known."""
+    weight, below, above = factors
+    prior = CALIBRATION_PRIOR_N
+    return (
+        (weight * below + prior * model) / (weight + prior),
+        (weight * above + prior * model) / (weight + prior),
+    )
 
 
 class Calibration:
@@ -317,14 +356,16 @@ class Calibration:
     Each sample is the latest news of one runner: the revision ``s`` of its predicted finish
     from the checkpoint to the furthest checkpoint it has since reached (or to its finish
     time), in units of the predicted half-width on its side (negative: earlier); the
-    calibrated half-widths of the interval still open there, ``e_lo`` and ``e_hi`` in the same
-    units (0 once finished); and a weight, the share of the remaining course the revision
-    covers. ``factors()`` combines them into the multiples of the half-widths below and above
-    the median that leave out 10% on each side: ``median(s) + sqrt((q90(s) - median(s))^2 +
-    mean(e_hi^2))`` above, likewise below (the quantiles of revision plus what is still open,
-    taken as independent), where every quantile and mean counts each sample by its weight (a
-    runner just past the checkpoint tells less than a finished one); recomputed once a tenth
-    of the samples have changed.
+    half-widths of the interval still open there, ``e_lo`` and ``e_hi`` in the same units (0
+    once finished), as that checkpoint's calibration has them now (the sample keeps the model's
+    half-widths there; the calibration of a later checkpoint learns from runners who got further,
+    so a revision counts with what is known of the rest); and a weight, the share of the
+    remaining course the revision covers. ``factors()`` combines them into the multiples of the
+    half-widths below and above the median that leave out 10% on each side: ``median(s) +
+    sqrt((q90(s) - median(s))^2 + mean(e_hi^2))`` above, likewise below (the quantiles of
+    revision plus what is still open, taken as independent), where every quantile and mean
+    counts each sample by its weight (a runner just past the checkpoint tells less than a
+    finished one); recomputed once a tenth of the samples have changed.
     """
 
     __slots__ = ("_due", "_factors", "_journal", "_samples", "_updates")
@@ -339,12 +380,16 @@ class Calibration:
     def __len__(self) -> int:
         return len(self._samples)
 
-    def update(self, key: int, s: float, e_lo: float, e_hi: float, weight: float) -> None:
-        """Record (or replace) the sample ``key``."""
+    def update(
+        self, key: int, s: float, r_lo: float, r_hi: float, weight: float, at: int, model: float
+    ) -> None:
+        """Record (or replace) the sample ``key``: revision ``s``, the model's half-widths at
+        checkpoint ``at`` over the prediction's (``r_lo``, ``r_hi``; 0 at the finish), the
+        model's multiple at ``at``."""
         log = self._journal.log if self._journal is not None else None
         if log is not None:
             log.append((self._unupdate, (key, self._samples.get(key), self._updates)))
-        self._samples[key] = (s, e_lo * e_lo, e_hi * e_hi, weight)
+        self._samples[key] = (s, r_lo, r_hi, weight, at, model)
         self._updates += 1
 
     def _unupdate(self, key: int, sample: _Sample | None, updates: int) -> None:
@@ -369,17 +414,32 @@ class Calibration:
     def _unfactors(self, factors: tuple[float, float, float], due: float) -> None:
         self._factors, self._due = factors, due
 
-    def factors(self, store: bool = True) -> tuple[float, float, float]:
+    def factors(
+        self, later: Sequence[Calibration], store: bool = True
+    ) -> tuple[float, float, float]:
         """(total weight, below, above); (0, 1, 1) while empty. Factors >= MIN_FACTOR.
-        ``store``: keep a recomputed value for later calls (see
+        ``later``: the calibrations of every checkpoint (those of the checkpoints the samples
+        reached are asked). ``store``: keep a recomputed value for later calls (see
         :meth:`SegmentOffsets.spread_ratio`)."""
         if self._updates < self._due:
             return self._factors
-        samples = self._samples.values()
-        m = len(samples)
+        m = len(self._samples)
         if not m:
             return self._factors
-        # each runner counts by how much of its outcome is known (its weight)
+        # each runner counts by how much of its outcome is known (its weight); what is still
+        # open counts as the calibration of the checkpoint reached has it now
+        reached: dict[int, tuple[float, float, float]] = {}
+        samples = []
+        for s, r_lo, r_hi, w, at, model in self._samples.values():
+            if r_lo or r_hi:
+                f = reached.get(at)
+                if f is None:
+                    f = reached[at] = later[at].factors(later, store)
+                below, above = blend(f, model)
+                e_lo, e_hi = r_lo * below, r_hi * above
+            else:
+                e_lo = e_hi = 0.0
+            samples.append((s, e_lo * e_lo, e_hi * e_hi, w))
         weight = sum(p[3] for p in samples)
         if weight <= 0.0:
             return self._factors

@@ -26,10 +26,10 @@ RIEGEL_EXPONENT = 1.06
 _FADE = 0.12
 """Prior slowing of the pace from start to finish, per marathon distance of course."""
 _MARATHON = 42195.0
-_PRIOR_LOW = 0.066
+_PRIOR_LOW = 0.056
 """Prior interval below the median, per unit share of the time still to run (at the finish,
 for a marathon)."""
-_PRIOR_HIGH = 0.104
+_PRIOR_HIGH = 0.099
 """Prior interval above the median, likewise."""
 _DAY_SHIFT = 0.015
 """Least spread of a day-to-day change of a segment's log ratio, as a share of its Riegel
@@ -40,6 +40,14 @@ _BORROW_PACE = 0.2
 """Difference in log pace at which an offset borrowed from other runners is as uncertain as
 today's typical deviation from the model."""
 _INV_BORROW_SQ = 1.0 / (_BORROW_PACE * _BORROW_PACE)
+_VOLATILITY_PRIOR = 3.0
+"""Segments of the field's typical variability (1) a runner's own is pooled with."""
+_EVEN_PACE = math.log(0.305)
+"""Log pace (seconds per metre: 5:05 per km) beyond which the prior widens."""
+_SLOW_SPREAD = 2.5
+"""Growth of the prior's spread per unit of log pace beyond _EVEN_PACE."""
+_SLOW_MAX = 2.0
+"""Most the prior's spread grows for slow runners."""
 _RATIO_N = 50.0
 """Runners on a segment at which its spread ratio counts half in the model's multiple."""
 
@@ -77,6 +85,8 @@ class Track:
         "raws",
         "times",
         "version",
+        "vol",
+        "vol_n",
         "x",
         "xs",
         "z",
@@ -95,6 +105,10 @@ class Track:
         self.made: list[Estimate | None] = [None] * n
         self.dev = 0.0
         self.dev_w = 0.0
+        # the sizes of the runner's residuals on the segments run so far, each relative to
+        # the field's mean there (:meth:`SegmentOffsets.variability`), and their number
+        self.vol = 0.0
+        self.vol_n = 0
         self.version = -1
         self.cached: tuple[int, Estimate | None] = (-1, None)
 
@@ -113,6 +127,8 @@ class Track:
             list(self.made),
             self.dev,
             self.dev_w,
+            self.vol,
+            self.vol_n,
             self.version,
             self.cached,
         )
@@ -134,6 +150,8 @@ class Track:
             self.made,
             self.dev,
             self.dev_w,
+            self.vol,
+            self.vol_n,
             self.version,
             self.cached,
         ) = state  # type: ignore[assignment]
@@ -247,11 +265,39 @@ class PredictorModel:
             (r.dev + _DAY_SHIFT * _DAY_SHIFT * _STRAY_PRIOR) / (r.dev_w + _STRAY_PRIOR)
         )
         shift, var, ratio = self._correction(i, j, r.x, r.z, stray)
-        inflate = 1.0 + 1.0 / math.sqrt(n) if n else 1.0
+        # the runner's own variability so far, relative to the field's
+        typical = self._slow(r.x) if not n else 1.0
+        inflate = (r.vol + _VOLATILITY_PRIOR * typical) / (r.vol_n + _VOLATILITY_PRIOR)
+        if n:
+            inflate *= 1.0 + 1.0 / math.sqrt(n)
         extra = 1.64 * var
         lo = max(q50 - q10, 1e-6) * inflate
         hi = max(q90 - q50, 1e-6) * inflate
         return q50 + shift, math.sqrt(lo * lo + extra), math.sqrt(hi * hi + extra), ratio
+
+    def _segment_news(
+        self, r: Track, k: int, y: float, store: bool
+    ) -> tuple[float, float, tuple[float, float, float, float, float] | None]:
+        """Runner r covered segment k -> k+1 with log ratio y: its residual from the model's
+        median, that residual less today's offset for its pace in units of the model's
+        half-width on its side (1: on the bound), and the offset found (None: none yet)."""
+        x, z = r.xs[k], r.zs[k]
+        q10, q50, q90, _ = self._base(k, k + 1, x, z)
+        res = y - q50
+        found = self._segments[k].offset(x, self._cut(k), k, z, store)
+        u = res - found[0] if found is not None else res
+        scaled = u / max(q90 - q50, 1e-6) if u > 0 else u / min(q10 - q50, -1e-6)
+        return res, scaled, found
+
+    @staticmethod
+    def _slow(x: float) -> float:
+        """The prior's multiple of its spread for a runner of log pace x (seconds per metre so
+        far): 1 up to :data:`_EVEN_PACE`, growing by :data:`_SLOW_SPREAD` per unit of log pace
+        beyond, up to :data:`_SLOW_MAX` (slower runners' finishes spread more)."""
+        slower = x - _EVEN_PACE
+        if slower <= 0.0:
+            return 1.0
+        return min(_SLOW_MAX, 1.0 + _SLOW_SPREAD * slower)
 
     def _cut(self, k: int) -> float:
         """Log pace at k below which (nearly) every runner has covered segment k -> k+1."""
