@@ -204,10 +204,28 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def cpu_s(pid: int) -> float:
+def own_cpu_s(pid: int) -> float:
     """User + system CPU seconds a process has used (from ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (from ``/proc``), and theirs."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for c in (task / "children").read_text().split():
+                out += [int(c), *children(int(c))]
+    return out
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds used by a server process and its children (the push sender's process)."""
+    return own_cpu_s(pid) + sum(own_cpu_s(c) for c in children(pid))
 
 
 def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -793,6 +811,7 @@ def run_livetrack(
         hub0 = hub_counters(http_urls)
         t0 = clients.tally()
         cpu0 = [cpu_s(x.pid) for x in servers]
+        kids0 = sum(own_cpu_s(c) for x in servers for c in children(x.pid))
         posting: dict[str, Any] = {}
         if phase.push is not None:
             phase.push.send(("stats", None))
@@ -812,7 +831,10 @@ def run_livetrack(
             hub1 = hub_counters(http_urls)
         reports = clients.ask("report")
         clients.ask("close")
+        kids1 = sum(own_cpu_s(c) for x in servers for c in children(x.pid))
         metrics_text = httpx.get(base_url + "/metrics", timeout=30).text if phase.push_subs else ""
+        if phase.push_subs:  # of server_cpu_s: the push sender's process
+            out_push["sender_cpu_s"] = round(kids1 - kids0, 1)
         if phase.push is not None:
             phase.push.send(("stats", None))
             push1 = phase.push.recv()

@@ -85,6 +85,8 @@ class Settings:
     push: bool = True
     push_contact: str = "mailto:timing@livetrack.invalid"
     alert_every_s: float = 1.0
+    #: Send push messages from a process of its own (off the loop serving the pages).
+    push_sender_process: bool = True
     #: A folder the photo-finish system writes its ``.lif`` files to (``serve --lif-dir``).
     lif_dir: str | None = None
 

@@ -46,7 +46,7 @@ from livetrack.domain.alerts import (
 )
 from livetrack.domain.records import AlertOutcome, AlertSent, Record
 from livetrack.domain.state import RaceState
-from livetrack.service.push import Outgoing, PushSender
+from livetrack.service.push import Outgoing, PushSender, Sender
 from livetrack.store.base import AppendResult, Leases
 from livetrack.store.subscriptions import Subscription, SubscriptionStore
 
@@ -97,7 +97,7 @@ class Alerter:
         self,
         state: RaceState,
         store: SubscriptionStore,
-        sender: PushSender,
+        sender: Sender,
         append: Callable[[list[Record]], Awaitable[list[AppendResult]]],
         clock_ms: Callable[[], int],
         ready: Callable[[], bool] = lambda: True,
@@ -392,7 +392,7 @@ class PushService:
     """What the web layer needs of push: the store, the sender and the alert loop."""
 
     store: SubscriptionStore
-    sender: PushSender
+    sender: Sender
     alerter: Alerter
 
     async def stop(self) -> None:
@@ -410,12 +410,19 @@ async def start_push(
     contact: str,
     every_s: float = 1.0,
     leases: Leases | None = None,
+    sender_process: bool = True,
 ) -> PushService:
-    """Load (or make and store) the VAPID key, start the sender and the alert loop."""
+    """Load (or make and store) the VAPID key, start the sender (in a process of its own
+    unless ``sender_process`` is False) and the alert loop."""
     from livetrack.service.push import new_vapid_key
+    from livetrack.service.pushproc import PushProcess
 
     key = await store.vapid_key(new_vapid_key)
-    sender = PushSender(key, contact, store.remove, clock_ms=clock_ms)
+    sender: Sender = (
+        PushProcess(key, contact, store.remove, clock_ms=clock_ms)
+        if sender_process
+        else PushSender(key, contact, store.remove, clock_ms=clock_ms)
+    )
     alerter = Alerter(state, store, sender, append, clock_ms, ready, every_s, leases)
     await sender.start()
     await alerter.start()
@@ -447,7 +454,7 @@ class PushCollector(Collector):
         yield GaugeMetricFamily(
             "livetrack_push_queue",
             "Push messages waiting to be sent",
-            value=self.push.sender.queue.qsize(),
+            value=self.push.sender.waiting(),
         )
         yield GaugeMetricFamily(
             "livetrack_push_leading",

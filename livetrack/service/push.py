@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import http_ece
@@ -79,6 +80,8 @@ class Outgoing:
     claim: AlertSent | None = None
     #: sent again by a process other than the one that claimed it (after a restart)
     resent: bool = False
+    #: its number between a serving process and its sender process
+    ref: int = 0
 
 
 @dataclass
@@ -97,6 +100,44 @@ class PushCounters:
     delays_ms: list[int] = field(default_factory=list)
 
 
+def public_key_of(vapid_pem: bytes) -> str:
+    """The applicationServerKey a page subscribes with, for the VAPID key ``vapid_pem``."""
+    raw = (
+        serialization.load_pem_private_key(vapid_pem, None)
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    return b64url(raw)
+
+
+def check_contact(contact: str) -> str:
+    if not contact.startswith(("mailto:", "https:")):
+        raise ValueError(f"VAPID contact must be a mailto: or https: URL, not {contact!r}")
+    return contact
+
+
+class Sender(Protocol):
+    """What the alert loop needs of a sender: :class:`PushSender` in this process, or
+    :class:`livetrack.service.pushproc.PushProcess` in a process of its own."""
+
+    public_key: str
+    counters: PushCounters
+    on_outcome: Callable[[Outgoing, str], object] | None
+    may_send: Callable[[], bool]
+
+    def offer(self, msg: Outgoing) -> bool: ...
+
+    def forget(self) -> object: ...
+
+    def waiting(self) -> int: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def drain(self, timeout: float) -> None: ...
+
+
 class PushSender:
     def __init__(
         self,
@@ -110,16 +151,12 @@ class PushSender:
         timeout_s: float = 10.0,
         on_outcome: Callable[[Outgoing, str], object] | None = None,
         may_send: Callable[[], bool] = lambda: True,
+        encrypt_in_thread: bool = True,
     ) -> None:
-        if not contact.startswith(("mailto:", "https:")):
-            raise ValueError(f"VAPID contact must be a mailto: or https: URL, not {contact!r}")
+        self.contact = check_contact(contact)
         self.vapid = Vapid02.from_pem(vapid_pem)
-        raw = self.vapid.public_key.public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
         #: the applicationServerKey a page subscribes with
-        self.public_key = b64url(raw)
-        self.contact = contact
+        self.public_key = public_key_of(vapid_pem)
         self.on_gone = on_gone
         self.on_outcome = on_outcome
         self.may_send = may_send
@@ -130,7 +167,9 @@ class PushSender:
         self._timeout_s = timeout_s
         self._tokens: dict[str, tuple[str, float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._encrypt_in_thread = encrypt_in_thread
+        #: retries waiting for their time, and the message each will queue again
+        self._timers: dict[asyncio.TimerHandle, Outgoing] = {}
         self._client: httpx.AsyncClient | None = None
 
     # -- queue --------------------------------------------------------------------------------
@@ -146,7 +185,7 @@ class PushSender:
         return True
 
     def _outcome(self, msg: Outgoing, outcome: str) -> None:
-        if msg.claim is not None and self.on_outcome is not None:
+        if self.on_outcome is not None:
             self.on_outcome(msg, outcome)
 
     async def start(self) -> None:
@@ -171,15 +210,21 @@ class PushSender:
             await self._client.aclose()
             self._client = None
 
-    def forget(self) -> None:
+    def waiting(self) -> int:
+        """Messages queued or waiting for a retry."""
+        return self.queue.qsize() + len(self._timers)
+
+    def forget(self) -> list[Outgoing]:
         """Let every queued message and pending retry go, without an outcome (another process
-        holds the alerts now and sends what has none)."""
+        holds the alerts now and sends what has none); the messages let go."""
+        gone = list(self._timers.values())
         for h in self._timers:
             h.cancel()
         self._timers.clear()
         while not self.queue.empty():
-            self.queue.get_nowait()
+            gone.append(self.queue.get_nowait())
             self.queue.task_done()
+        return gone
 
     async def drain(self, timeout: float) -> None:
         """Wait until every queued message has been dealt with (for tests and shutdown)."""
@@ -240,7 +285,11 @@ class PushSender:
             self._outcome(msg, "expired")
             return
         assert self._client is not None
-        body = await asyncio.to_thread(self.encrypt, msg.sub, orjson.dumps(msg.payload))
+        plain = orjson.dumps(msg.payload)
+        if self._encrypt_in_thread:
+            body = await asyncio.to_thread(self.encrypt, msg.sub, plain)
+        else:
+            body = self.encrypt(msg.sub, plain)
         ttl = max(0, (msg.expires_ms - now) // 1000)
         headers = {
             "Authorization": self._token(msg.sub.endpoint),
@@ -298,8 +347,8 @@ class PushSender:
         loop = asyncio.get_running_loop()
 
         def again() -> None:
-            self._timers.discard(handle)
+            self._timers.pop(handle, None)
             self.offer(msg)
 
         handle = loop.call_later(delay, again)
-        self._timers.add(handle)
+        self._timers[handle] = msg

@@ -154,6 +154,7 @@ def create_app(settings: Settings) -> Starlette:
                     settings.push_contact,
                     settings.alert_every_s,
                     event_log if isinstance(event_log, Leases) else None,
+                    settings.push_sender_process,
                 )
                 push_metrics.push = app.state.push
             log.info("ready: %d records applied", state.applied)
