@@ -78,7 +78,8 @@ async def test_messages_are_sent_by_another_process_and_their_outcomes_come_back
             await s.sender.stop()
         assert pid is not None and pid != os.getpid()
         assert svc.rejected == []
-        assert sorted(d.payload["title"] for d in svc.delivered) == ["alert 0", "alert 1", "alert 2"]
+        titles = sorted(d.payload["title"] for d in svc.delivered)
+        assert titles == ["alert 0", "alert 1", "alert 2"]
         assert sorted(s.outcomes) == [(f"alert {i}", "delivered") for i in range(3)]
         assert s.sender.counters.sent == 3 and len(s.sender.counters.delays_ms) == 3
         assert s.sender.waiting() == 0

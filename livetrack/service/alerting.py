@@ -65,6 +65,9 @@ KEEP_MS = 5 * 60_000
 LEASE = "alerts"
 #: Its time to live: a stopped holder's unsent alerts are taken over within about this long.
 LEASE_TTL_S = 10.0
+#: Outcomes that come within this long (seconds) of one another are appended together: at
+#: fifty alerts a second, a few appends a second instead of one per answer.
+OUTCOME_GATHER_S = 0.1
 
 
 #: The subscription of an alert whose supporter has none any more (never sent to).
@@ -261,6 +264,7 @@ class Alerter:
     async def _flush_loop(self) -> None:
         while True:
             await self._flush_wake.wait()
+            await asyncio.sleep(OUTCOME_GATHER_S)
             self._flush_wake.clear()
             try:
                 await self.flush()

@@ -35,9 +35,9 @@ from typing import Any
 import orjson
 
 from livetrack.service.push import (
+    Outgoing,
     PushCounters,
     PushSender,
-    Outgoing,
     check_contact,
     public_key_of,
 )
@@ -50,6 +50,9 @@ _LEN = struct.Struct(">I")
 COUNTED = ("sent", "dropped", "late", "failed", "gone", "retried", "expired")
 #: How long a stopping child may take to give the outcomes it has.
 STOP_WAIT_S = 10.0
+#: The child's CPU priority below the serving process's (``nice``): an alert may wait a few
+#: milliseconds for a core, a page's tick should not.
+NICE = 10
 
 
 def frame(obj: object) -> bytes:
@@ -345,6 +348,8 @@ async def child(reader: asyncio.StreamReader, out: Callable[[bytes], None]) -> N
 
 def main() -> None:
     _die_with_parent()
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[sender]: %(message)s"
     )
