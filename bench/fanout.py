@@ -41,7 +41,9 @@ message only when its VAPID signature verifies and its body decrypts). Reads in 
 posted with a chip time 65 s old, so that finish alerts (due once a finish has stood a minute)
 are decided, encrypted and sent while the clients are timed. ``push`` reports both phases'
 read-to-screen p50/p99, their ratios, the server's push counters (sent, dropped, late) from
-``/metrics`` and what the stand-in service counted.
+``/metrics`` and what the stand-in service counted (it runs at a lower CPU priority, ``nice``
+10: it stands for a service elsewhere). ``--push-alternate`` runs every other pair with push
+first. A server's CPU counts its child processes too (the push sender's).
 
 Prints one JSON object on its last line.
 """
@@ -52,6 +54,7 @@ import argparse
 import array
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import multiprocessing as mp
@@ -131,7 +134,12 @@ def token(log_args: list[str], role: str) -> str:
 
 
 def start_server(
-    log_args: list[str], people: Path, port: int, ws: str, tick: float | None = None
+    log_args: list[str],
+    people: Path,
+    port: int,
+    ws: str,
+    tick: float | None = None,
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     from livetrack.demo.run import write_event
 
@@ -140,6 +148,7 @@ def start_server(
     serve += ["--port", str(port)]
     if tick is not None:
         serve += ["--tick", str(tick)]
+    serve += extra
     if ws:  # the same server with another uvicorn websocket implementation
         argv = [sys.executable, str(Path(__file__).resolve()), "--serve-with", ws, "--", *serve]
     else:
@@ -728,6 +737,8 @@ class Phase:
     #: push service (``push``: its pipe), each following one of the runners who finish in
     #: the phase.
     push_subs: int = 0
+    #: The server sends push messages from its own process (``serve --push-in-process``).
+    push_in_process: bool = False
     push: Connection | None = None
     #: How many runners the subscriptions follow, one each in turn (the phase's finishers
     #: first); no fewer than the phase's finishers.
@@ -765,7 +776,8 @@ def run_livetrack(
     servers: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:  # one at a time: the first seeds the participants, the rest find them
-            servers.append(start_server(log_args, people, port, args.ws, phase.tick))
+            extra = ("--push-in-process",) if phase.push_in_process else ()
+            servers.append(start_server(log_args, people, port, args.ws, phase.tick, extra))
             wait_ready(f"http://127.0.0.1:{port}")
         base_url = f"http://127.0.0.1:{ports[0]}"
         gun_ms = int(time.time() * 1000) - 3_600_000  # an hour ago: any finish now is plausible
@@ -1092,6 +1104,7 @@ def compare_push(
     age_ms = 65_000
     pairs = []
     with_first = []
+    inproc: list[dict[str, Any]] = []
     for i in range(max(1, args.push_pairs)):
         without = Phase(None, args.rate, args.seconds, read_age_ms=age_ms)
         with_push = Phase(
@@ -1100,15 +1113,23 @@ def compare_push(
         )  # fmt: skip
         flip = bool(args.push_alternate and i % 2)  # every other pair: with push first
         with_first.append(flip)
+        order = [with_push, without] if flip else [without, with_push]
+        in_process = None
+        if args.push_in_process_too:  # a third phase: with push sent from the server's process
+            in_process = dataclasses.replace(with_push, push_in_process=True)
+            order.append(in_process)
+            order = order[i % 3 :] + order[: i % 3]  # each kind first, second and last in turn
         done = {}
-        for ph in (with_push, without) if flip else (without, with_push):
+        for ph in order:
             done[id(ph)] = run_livetrack(args, clients, posted, bibs, 1, None, tmp, people, ph)
-        plain, pushed = done[id(without)], done[id(with_push)]
-        for r in (plain, pushed):
+            r = done[id(ph)]
             for k in ("_sample", "_kept", "_first"):
                 r.pop(k, None)
             print(json.dumps(r), file=sys.stderr)
+        plain, pushed = done[id(without)], done[id(with_push)]
         pairs.append((plain, pushed))
+        if in_process is not None:
+            inproc.append(done[id(in_process)])
 
     def ratio(a: Any, b: Any) -> float | None:
         return round(a / b, 2) if a and b and a == a and b == b else None
@@ -1131,6 +1152,17 @@ def compare_push(
             if len(pairs) > 1 and known:
                 out[f"{key[:3]}_ratio_median"] = known[len(known) // 2]
     out["shown_all_with"] = [q.get("shown_all") for _, q in pairs]
+    if inproc:  # the same with push sent from the serving process itself
+        for key in ("p50_ms", "p99_ms", "post_p99_ms", "server_cpu_s"):
+            out[f"{key}_in_process"] = [r.get(key) for r in inproc]
+        ratios = [
+            ratio(r.get("p99_ms"), p.get("p99_ms")) for r, (p, _) in zip(inproc, pairs, strict=True)
+        ]
+        out["p99_ratio_in_process"] = ratios
+        known = sorted(x for x in ratios if x is not None)
+        if known:
+            out["p99_ratio_in_process_median"] = known[len(known) // 2]
+        out["alerts_in_process"] = [r.get("push", {}) for r in inproc]
     if args.push_alternate:
         out["with_first"] = with_first
     out["alerts"] = [q.get("push", {}) for _, q in pairs]
@@ -1187,6 +1219,12 @@ def main() -> None:
     )
     ap.add_argument(
         "--push-pairs", type=int, default=1, help="how many times to run that pair (default 1)"
+    )
+    ap.add_argument(
+        "--push-in-process-too",
+        action="store_true",
+        help="make each pair a triple: also with push sent from the server's own process"
+        " (serve --push-in-process); the order rotates",
     )
     ap.add_argument(
         "--push-alternate",

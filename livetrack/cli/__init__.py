@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FOLDER",
         help="import the photo-finish system's .lif result files from FOLDER as they appear",
     )
+    p.add_argument(
+        "--push-in-process",
+        action="store_true",
+        help="send push alerts from this process (default: from a sender process of its own)",
+    )
     p.set_defaults(func=cmd_serve)
 
     sitecli.add_parsers(sub, tick_arg)

@@ -118,6 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tick_s=args.tick,
         site_keys=args.site_keys,
         lif_dir=lif_dir,
+        push_sender_process=not args.push_in_process,
     )
     serve_app(create_app(settings), args.host, args.port)
     return 0
