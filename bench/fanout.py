@@ -12,8 +12,10 @@ latency covers the log, the fold, the hub's tick, rendering and the socket (one 
 That is the latency phase; its delivered frames/s are capped by the hub's tick (one message per
 client per 250 ms) and the offered reads, so it says nothing about capacity. The saturation
 phase then starts a fresh server, its log on a tmpfs (``--sat-log-dir``), whose hub ticks every
-``--sat-tick`` (50 ms) and posts ``--sat-rate`` reads/s (200, in posts of 5), several posts per
-tick, so that the hub can offer each client more messages than it can read; the clients only
+``--sat-tick`` (10 ms after each tick's work: at 5,000 clients a tick's writes take most of
+a tenth of a second, so a longer wait would cap what the hub offers below what the clients
+read) and posts ``--sat-rate`` reads/s (200, in posts of 5), several posts per tick, so that
+the hub can offer each client more messages than it can read; the clients only
 count frames and bytes there, and the phase says what limited it (``saturation.limit``). In the
 same run the same clients then connect to a bare ``websockets`` server
 (``websockets.asyncio.server``) that sends the messages one spectator got in the saturation
@@ -26,7 +28,7 @@ connection is the server's RSS (from ``/proc``) after connecting the idle client
 before, divided by the count.
 
     python bench/fanout.py [--clients 5000] [--rate 50] [--seconds 20] [--client-procs P]
-                           [--sat-seconds 10] [--sat-rate 200] [--sat-tick 0.05]
+                           [--sat-seconds 10] [--sat-rate 200] [--sat-tick 0.01]
     python bench/fanout.py --processes 2 [--redis URL]   # two servers behind one Redis stream
     python bench/fanout.py --compare                      # one process, then two, same run
     python bench/fanout.py --clients 10000 --connect-only # connect + snapshot check only
@@ -1198,7 +1200,7 @@ def main() -> None:
     )
     ap.add_argument("--sat-rate", type=float, default=200.0, help="reads/s in saturation")
     ap.add_argument("--sat-batch", type=int, default=5, help="reads per post in saturation")
-    ap.add_argument("--sat-tick", type=float, default=0.05, help="hub tick (s) in saturation")
+    ap.add_argument("--sat-tick", type=float, default=0.01, help="hub tick (s) in saturation")
     ap.add_argument("--ws", default="", help="uvicorn websocket implementation (default: serve's)")
     ap.add_argument(
         "--compression", default="deflate", choices=["deflate", "none"],

@@ -337,6 +337,29 @@ async def test_a_second_log_on_the_same_storage_sees_the_first_ones_records(
     assert (await reader.append(reads(1, start=2)))[0].duplicate  # keys are shared too
 
 
+async def test_a_tail_sees_its_own_and_another_process_appends_interleaved_in_log_order(
+    open_log: Opener,
+) -> None:
+    """This process's appends may reach its tail without being read back (the SQLite log
+    hands them over directly); another process's records between them must still come, and
+    everything in the order of its offsets, each once."""
+    here, there = open_log(), open_log()
+    follower = Follower(here, 12)
+    stored_in_order: list[Offset] = []
+    try:
+        for i in range(6):
+            for log, base in ((here, 0), (there, 100)):
+                res = await log.append(reads(1, start=base + i))
+                stored_in_order += stored(res)
+            if i % 2:
+                await follower.wait_for_count(2 * (i + 1))  # sometimes caught up, sometimes not
+    finally:
+        seen = await follower.finish()
+    assert [o for o, _ in seen] == sorted(stored_in_order)
+    expected = [r for i in range(6) for r in reads(1, start=i) + reads(1, start=100 + i)]
+    assert [rec for _, rec in seen] == expected
+
+
 async def test_concurrent_appends_are_each_stored_once(open_log: Opener) -> None:
     logs = [open_log(), open_log()]
     contested = Sighting("same-uuid", "cp1", "7", 1_000)

@@ -388,3 +388,36 @@ def test_the_installed_server_still_has_what_the_direct_write_relies_on() -> Non
     from livetrack.live import wire
 
     assert wire.probe() == ""
+
+
+async def test_each_connection_gets_the_frame_it_negotiated_the_same_bytes_for_all_alike() -> None:
+    """A tick's message is framed once plain and once compressed; a connection that
+    negotiated permessage-deflate gets the compressed frame, the others the plain one, and
+    every connection of a kind gets the very same bytes object."""
+
+    class Writer:
+        def __init__(self, deflate: bool) -> None:
+            self.deflate = deflate
+            self.frames: list[bytes] = []
+
+        def __call__(self, frame: bytes) -> bool:
+            self.frames.append(frame)
+            return True
+
+    async def send(text: str) -> None:
+        raise AssertionError("direct writes never fall back to send here")
+
+    text = {"a": "<div id=a>0</div>"}
+    hub = Hub(lambda topic: text[topic])
+    writers = [Writer(deflate=i % 2 == 0) for i in range(6)]
+    for w in writers:
+        hub.subscribe(Subscriber(send, ["a"], w))
+    text["a"] = "<div id=a>" + "1" * 300 + "</div>"  # long enough to be worth compressing
+    hub.mark(["a"])
+    hub.flush()
+    packed = {id(w.frames[-1]) for w in writers if w.deflate}
+    plain = {id(w.frames[-1]) for w in writers if not w.deflate}
+    assert len(packed) == 1 and len(plain) == 1
+    assert writers[0].frames[-1][0] == 0xC1  # FIN, RSV1 (compressed), text
+    assert writers[1].frames[-1] == text_frame(text["a"].encode())
+    assert all(len(w.frames) == 2 for w in writers)  # the snapshot, then the change

@@ -196,6 +196,11 @@ class SqliteEventLog:
         try:
             while not self._closed:
                 wake.clear()
+                local = self._appended_here(seq)
+                if local:
+                    seq = int(local[-1][0])
+                    yield Page(local, Offset(seq))
+                    continue
                 # shielded: a tail cancelled mid-read leaves the read to finish in its thread,
                 # and the connection is closed only after it (closing it under a running
                 # query crashes the process)
@@ -227,6 +232,22 @@ class SqliteEventLog:
                 reading.add_done_callback(lambda _: conn.close())
             else:
                 conn.close()
+
+    def _appended_here(self, seq: int) -> list[tuple[Offset, Record]]:
+        """The records after ``seq`` that this process appended and nothing else came between:
+        handed to the tail without reading them back, so what a post appended is folded in
+        the same turn of the event loop that learnt it was committed, not a read later.
+        Sound because writers are serialised: once a transaction holding ``seq + n`` has
+        committed, every record numbered below it has too, so a run of consecutive numbers
+        all appended here leaves nothing out; a gap (another process's record) sends the tail
+        to the file, which reads it and the rest in order."""
+        recent = self._recent
+        page: list[tuple[Offset, Record]] = []
+        nxt = seq + 1
+        while nxt in recent and len(page) < BATCH:
+            page.append((Offset(nxt), recent.pop(nxt)))
+            nxt += 1
+        return page
 
     @staticmethod
     def _page(conn: sqlite3.Connection, seq: int) -> list[tuple[int, str]]:
