@@ -2,7 +2,8 @@
 
 Two simulated races are played through the fold while a clock steps on (every ``--step``
 seconds), and the alerts are decided for supporters standing at checkpoints exactly as the
-service decides them (``livetrack.evaluation.alerts``):
+service decides them (``livetrack.evaluation.alerts``, through the alert loop's
+:class:`~livetrack.domain.alert_plan.Plan`):
 
 - ``boston``: a marathon on real pacing: a sample of the Boston Marathon 2015 runners' real
   splits (5K … 40K, finish) as chip reads, starts spread over 25 minutes; supporters at 30K
@@ -12,7 +13,10 @@ service decides them (``livetrack.evaluation.alerts``):
 
 The error is the alert's time minus (the runner's actual passing minus the lead): negative is
 early, positive late. The baseline is a bare even-pace extrapolation from the runner's latest
-passing, timed the same way in the same run. The last line is one JSON object.
+passing, timed the same way in the same run. Each race is also played with every watch looked
+at every step (``every_watch``): how many watches got the very same alerts at the same steps
+(``same_alerts_as_every_watch``), and how many looks each way took. The last line is one JSON
+object.
 
 Data: ``boston_2015.csv`` from ``LIVETRACK_DATA``, else ``../shared/data`` beside the checkout.
 Usage: ``python bench/alerts_timing.py [--runners 300] [--watched 40] [--step 15]`` (the clock
@@ -36,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from livetrack import sim
 from livetrack.cli import demo_event
+from livetrack.domain.alert_plan import Plan
 from livetrack.domain.alerts import Spot, Watch
 from livetrack.domain.event import Event, load_event_text
 from livetrack.domain.records import ChipRead, GunStart, ParticipantRecord, Record
@@ -130,7 +135,8 @@ def run(
     picked = bibs[:: max(1, len(bibs) // watched)][:watched]
     watches = [Watch(f"s-{s}", b, Spot(s), 180) for s in spots for b in picked]
     t0 = time.perf_counter()
-    timings = play(RaceState(event), records, watches, step_ms=step_s * 1000)
+    plan = Plan()
+    timings = play(RaceState(event), records, watches, step_ms=step_s * 1000, plan=plan)
     took = time.perf_counter() - t0
     figures = summary(timings)
     out: dict[str, object] = {"runners": len(bibs), "spots": spots, **figures}
@@ -138,6 +144,21 @@ def run(
         base = figures[f"naive_{k}"]
         out[f"{k}_ratio_to_naive"] = round(float(figures[k]) / float(base), 2) if base else None
     out["seconds"] = round(took, 1)
+    # the same race with every watch looked at every step: the plan should change nothing
+    every = play(RaceState(event), records, watches, step_ms=step_s * 1000)
+    steps = (max(t for t, _ in records) + 15 * 60_000 - min(t for t, _ in records)) // (
+        step_s * 1000
+    ) + 1
+    out["every_watch"] = {
+        k: v
+        for k, v in summary(every).items()
+        if k in ("alerted", "median_error_s", "p90_abs_error_s")
+    }
+    out["same_alerts_as_every_watch"] = sum(
+        a.when == b.when for a, b in zip(timings, every, strict=True)
+    )
+    out["watches_examined"] = plan.examined
+    out["watches_examined_every_watch"] = steps * len(watches)
     print(name, json.dumps(out), file=sys.stderr)
     return out
 

@@ -58,6 +58,11 @@ class DerivedState:
         self.meet = Meet(event)
         self.now_ms = 0
         self.applied = 0
+        #: Runners whose passings were re-derived with a change, or forcibly (a new entry, gun,
+        #: status), each at the count of such re-derivations when it last was, newest last:
+        #: :meth:`moved_since` answers what changed since a count without going over everyone.
+        self.moved: dict[str, int] = {}
+        self.moves = 0
         self._undone: set[str] = set()
         self._gun_cache: dict[tuple[str, str], int | None] = {}
         self._targets: dict[str, str] = {}  # undoable record key -> bib
@@ -162,6 +167,22 @@ class DerivedState:
 
     # -- derived state -----------------------------------------------------------------------
 
+    def _note_moved(self, bib: str) -> None:
+        self.moves += 1
+        moved = self.moved
+        moved.pop(bib, None)
+        moved[bib] = self.moves
+
+    def moved_since(self, count: int) -> list[str]:
+        """The runners re-derived (see :attr:`moved`) after :attr:`moves` was ``count``,
+        newest first: as many steps as there are such runners, whatever the field's size."""
+        out = []
+        for bib, n in reversed(self.moved.items()):
+            if n <= count:
+                break
+            out.append(bib)
+        return out
+
     def _refresh(
         self,
         runner: Runner,
@@ -180,7 +201,10 @@ class DerivedState:
         old = runner.passings
         if not old and not runner.ranked and runner.inputs.empty():
             # nothing to derive or rank (a new entry, or a gun for runners not yet seen)
-            return self._idle_topics(race) if force else set()
+            if not force:
+                return set()
+            self._note_moved(runner.bib)
+            return self._idle_topics(race)
         gun = self.gun_ms(race.id, runner.p.wave)
         feeds = self._feeds[race.course.id]
         new = compute(race, feeds, runner.inputs, gun, old, from_index, settle)
@@ -188,6 +212,7 @@ class DerivedState:
         if not force and not moved:
             return set()
         runner.passings = new
+        self._note_moved(runner.bib)
         own_topic = runner_topic(runner.bib)
         topics = self._race_topics(race)
         changed: set[str] = {own_topic, topics.map} if moved else set()

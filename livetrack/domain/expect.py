@@ -105,11 +105,17 @@ def overdue_ms(state: RaceState, runner: Runner, checkpoint: str, now_ms: int) -
 def overdue_by(runner: Runner, exp: Expected | None, now_ms: int) -> int | None:
     """:func:`overdue_ms` for a caller that already has :func:`expected`'s answer for a
     checkpoint the runner has not passed."""
+    limit = overdue_from(runner, exp)
+    if limit is None or now_ms <= limit:
+        return None
+    return now_ms - limit
+
+
+def overdue_from(runner: Runner, exp: Expected | None) -> int | None:
+    """The moment after which ``runner`` is overdue at the checkpoint ``exp`` is for (the top
+    of its range plus a margin); None with no split of theirs to go on."""
     if exp is None or exp.basis != "predictor":
         return None
     last = last_passing(runner)
     since = exp.high_ms - (last[1] if last else exp.high_ms)
-    limit = exp.high_ms + int(since * OVERDUE_MARGIN)
-    if now_ms <= limit:
-        return None
-    return now_ms - limit
+    return exp.high_ms + int(since * OVERDUE_MARGIN)

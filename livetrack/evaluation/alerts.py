@@ -6,6 +6,10 @@ the service decides them (:func:`livetrack.domain.alerts.due`, each key once). W
 is over, each ``near`` alert's time is compared with the moment it should have come: the
 runner's actual passing of that checkpoint minus the lead time. A naive even-pace
 extrapolation from the runner's latest passing is timed the same way, as the baseline.
+
+Given a :class:`~livetrack.domain.alert_plan.Plan`, each step looks only at the watches it hands
+out (their runner moved, or their moment came), as the service's alert loop does; without one,
+at every watch at every step.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from livetrack.domain.alerts import Watch, due, races_over
+from livetrack.domain.alert_plan import Plan, key_of
+from livetrack.domain.alerts import Memo, Watch, due, races_over
 from livetrack.domain.expect import last_passing, start_ms
 from livetrack.domain.records import Record
 from livetrack.domain.state import RaceState
@@ -29,6 +34,8 @@ class Timing:
     naive_ms: int | None = None
     arrival_ms: int | None = None
     alerts: list[str] = field(default_factory=list)
+    #: when each alert came, by kind
+    when: dict[str, int] = field(default_factory=dict)
 
     @property
     def error_s(self) -> float | None:
@@ -62,10 +69,15 @@ def play(
     watches: Sequence[Watch],
     step_ms: int = 5_000,
     tail_ms: int = 15 * 60_000,
+    plan: Plan | None = None,
 ) -> list[Timing]:
     """Fold ``records`` (each with the time it becomes known) while a clock steps by
-    ``step_ms``; returns each watch's timing. Watches must stand at checkpoints."""
+    ``step_ms``; returns each watch's timing. Watches must stand at checkpoints. With
+    ``plan``, each step decides only the watches it hands out (its counters say how many)."""
     timings = [Timing(w) for w in watches]
+    by_key = {key_of(t.watch): t for t in timings}
+    if plan is not None:
+        plan.load(watches)
     sent: set[str] = set()
     ordered = sorted(records, key=lambda x: x[0])
     if not ordered:
@@ -89,14 +101,20 @@ def play(
         if batch:
             state.apply_all(batch)
         over = races_over(state, now)
+        memo: Memo = {}
+        for w in watches if plan is None else plan.take(state, now):
+            t = by_key[key_of(w)]
+            for a in due(state, w, now, sent, over, memo):
+                sent.add(a.key)
+                t.alerts.append(a.kind)
+                t.when[a.kind] = now
+                if a.kind.startswith("near:") and t.alert_ms is None:
+                    t.alert_ms = now
+            if plan is not None:
+                plan.plan(w, state, now, memo, sent)
         for t in timings:
             w = t.watch
             assert w.spot is not None
-            for a in due(state, w, now, sent, over):
-                sent.add(a.key)
-                t.alerts.append(a.kind)
-                if a.kind.startswith("near:") and t.alert_ms is None:
-                    t.alert_ms = now
             if w.bib not in state.runners:
                 continue
             if t.naive_ms is None and w.spot.checkpoint not in state.runners[w.bib].passings:

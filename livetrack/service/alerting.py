@@ -10,10 +10,11 @@ processes decide it. Once the push service has answered (or the alert is let go)
 stopped) it sends again every claim with no outcome whose moment has not passed, and records
 those whose moment has passed as ``expired``: a stopped process's queue is neither lost nor
 sent late. The loop
-reads the subscriptions again only when their store's version moves, looks at a watch again
-only when its runner has passed a mat, when its near alert's moment comes, or after
-:data:`REFRESH_MS`, yields to the event loop every :data:`SLICE_S`, and never waits for a push
-service (the sender's queue is bounded and :meth:`PushSender.offer` does not block).
+reads the subscriptions again only when their store's version moves, looks only at the watches
+whose runner the fold re-derived since the last pass or whose moment has come
+(:class:`~livetrack.domain.alert_plan.Plan`: a pass costs what changed, not how many watch),
+yields to the event loop every :data:`SLICE_S`, and never waits for a push service (the
+sender's queue is bounded and :meth:`PushSender.offer` does not block).
 
 After the event (every race over) the subscriptions are removed.
 """
@@ -27,15 +28,15 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Container, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from livetrack.domain.alert_plan import Plan
 from livetrack.domain.alerts import (
     KINDS,
-    NEAR_TOO_LATE_MS,
     Alert,
     Memo,
     Spot,
@@ -54,10 +55,6 @@ log = logging.getLogger("livetrack.alerts")
 
 #: The alert loop yields to the event loop after this long (seconds) of deciding.
 SLICE_S = 0.01
-#: A watch whose runner has not passed a mat since it was last looked at is looked at again
-#: after this long (event time), or sooner when its near alert's moment comes: predictions
-#: drift slowly as the field moves, and a passing is noticed on the next pass.
-REFRESH_MS = 60_000
 #: An alert's message is worth sending until this long after its moment (near alerts: until
 #: the runner is expected at the spot).
 KEEP_MS = 5 * 60_000
@@ -116,9 +113,10 @@ class Alerter:
         self.ready = ready
         self.every_s = every_s
         self.targets: list[Target] = []
-        #: per watch (supporter, runner, spot): its runner's (passings, status) when last looked
-        #: at, and when it is next looked at; kept across reloads of the subscriptions
-        self._seen: dict[tuple[str, str, Spot | None], tuple[tuple[int, str], int]] = {}
+        self._subs: dict[str, Subscription] = {}
+        #: the watches by runner, and when each is next looked at (kept across reloads)
+        self.plan = Plan()
+        #: watches looked at (decided with :func:`due`), in all passes
         self.evaluated = 0
         self._version: int | None = None
         self._task: asyncio.Task[None] | None = None
@@ -209,7 +207,7 @@ class Alerter:
         left = [c for k, c in pending.items() if k not in self._mine]
         if not left:
             return 0
-        subs = {t.sub.id: t.sub for t in self.targets}
+        subs = self._subs
         queued = 0
         for claim in left:
             sub = subs.get(claim.supporter)
@@ -295,34 +293,30 @@ class Alerter:
             return
         subs = await self.store.all()
         self.targets = [Target(s, w) for s in subs for w in watches_of(s)]
-        keep = {(t.watch.supporter, t.watch.bib, t.watch.spot) for t in self.targets}
-        self._seen = {k: v for k, v in self._seen.items() if k in keep}
+        self._subs = {s.id: s for s in subs}
+        self.plan.load(t.watch for t in self.targets)
         self._version = version
 
-    @staticmethod
-    def _next_look(w: Watch, now_ms: int, memo: Memo, sent: Container[str], i: int) -> int:
-        """When to look at ``w`` again if its runner passes no mat meanwhile: within
-        :data:`REFRESH_MS` (spread, so that watches made at once are not all looked at in one
-        pass), and just before its near alert's moment while that is still to come."""
-        nxt = now_ms + REFRESH_MS // 2 + (i * 7919) % (REFRESH_MS // 2)
-        if w.spot is None or f"alert:{w.supporter}:{w.bib}:near:{w.spot.key}" in sent:
-            return nxt
-        eta = memo.get(("eta", w.bib, w.spot))
-        if (
-            isinstance(eta, SpotEta)
-            and not eta.passed
-            and eta.basis == "predictor"
-            and now_ms < eta.at_ms - NEAR_TOO_LATE_MS
-        ):  # its near alert's window is open or to come: look again just before it opens
-            nxt = min(nxt, max(now_ms + 1000, eta.at_ms - w.lead_s * 1000 - 5000))
-        return nxt
-
     async def run_once(self, now_ms: int) -> list[Alert]:
-        """One pass: the alerts this process claimed in the log and queued for sending."""
+        """One pass: the alerts this process claimed in the log and queued for sending. It
+        looks only at the watches :meth:`Plan.take` hands out (their runner moved, or their
+        moment came), and plans each again."""
         await self.reload()
         self.passes += 1
         if not self.targets:
             return []
+        state = self.state
+        todo = self.plan.take(state, now_ms)
+        if not todo:
+            return []
+        self.evaluated += len(todo)
+        try:
+            return await self._decide(todo, now_ms)
+        except BaseException:
+            self.plan.again(todo)  # not claimed, or not planned: look again on the next pass
+            raise
+
+    async def _decide(self, todo: list[Watch], now_ms: int) -> list[Alert]:
         state = self.state
         over = races_over(state, now_ms)
         if over and over >= set(state.event.races):
@@ -332,28 +326,16 @@ class Alerter:
         sent = state.alerts_sent
         memo: Memo = {}
         found: list[tuple[Target, Alert]] = []
-        looked = 0
         slice_end = time.perf_counter() + SLICE_S
-        for i, t in enumerate(self.targets):
-            if i % 256 == 0 and time.perf_counter() > slice_end:
+        for i, w in enumerate(todo):
+            if i % 16 == 0 and time.perf_counter() > slice_end:
                 await asyncio.sleep(0)
                 slice_end = time.perf_counter() + SLICE_S
-            r = state.runners.get(t.watch.bib)
-            if r is None:
-                continue
-            sig = (len(r.passings), r.status)
-            key = (t.watch.supporter, t.watch.bib, t.watch.spot)
-            seen = self._seen.get(key)
-            if seen is not None and seen[0] == sig and now_ms < seen[1]:
-                continue  # nothing new about this runner, and no moment of theirs is near
-            looked += 1
-            if looked % 16 == 0 and time.perf_counter() > slice_end:
-                await asyncio.sleep(0)
-                slice_end = time.perf_counter() + SLICE_S
-            for a in due(state, t.watch, now_ms, sent, over, memo):
-                found.append((t, a))
-            self._seen[key] = (sig, self._next_look(t.watch, now_ms, memo, sent, i))
-        self.evaluated += looked
+            if w.bib in state.runners:
+                sub = self._subs[w.supporter]
+                for a in due(state, w, now_ms, sent, over, memo):
+                    found.append((Target(sub, w), a))
+            self.plan.plan(w, state, now_ms, memo, sent)
         if not found:
             return []
         records = []
@@ -368,12 +350,7 @@ class Alerter:
                     a.supporter, a.bib, a.kind, now_ms, a.due_ms, expires, a.title, a.body, a.url
                 )
             )
-        try:
-            results = await self._append(list(records))
-        except Exception:
-            for t, _ in found:  # not claimed: look at these watches again on the next pass
-                self._seen.pop((t.watch.supporter, t.watch.bib, t.watch.spot), None)
-            raise
+        results = await self._append(list(records))
         claimed = []
         for (t, a), claim, res in zip(found, records, results, strict=True):
             if res.duplicate:
@@ -469,6 +446,11 @@ class PushCollector(Collector):
             "livetrack_push_unsettled",
             "Alerts claimed in the log with no outcome yet, as folded by this process",
             value=len(self.push.alerter.state.alerts_pending),
+        )
+        yield CounterMetricFamily(
+            "livetrack_push_watches_examined",
+            "Watches the alert loop's passes looked at (their runner moved, or their moment came)",
+            value=self.push.alerter.evaluated,
         )
         yield GaugeMetricFamily(
             "livetrack_push_watches",
