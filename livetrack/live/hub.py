@@ -35,12 +35,6 @@ Render = Callable[[str], "str | Drawing"]
 Send = Callable[[str], Awaitable[None]]
 
 
-#: How long a tick offers to clients before it lets the event loop in (:meth:`Hub.tick`), and
-#: every how many clients it looks at the clock.
-SLICE_S = 0.005
-SLICE_CHECK = 64
-
-
 class Message:
     """One tick's fragments for one topic set: the text, and its frames built on first use.
 
@@ -383,48 +377,12 @@ class Hub:
     def flush(self) -> int:
         """Render each dirty, watched topic once; offer each group whose topics changed one
         message (its changed fragments, in its topic order), the same object to every member.
-        Returns the number of renders. (:meth:`run` does the same, letting the event loop in
-        while it offers.)"""
-        started = time.perf_counter()
-        rendered, deliveries = self._render_dirty()
-        rendered_at = time.perf_counter()
-        for message, members in deliveries:
-            for sub in members:
-                sub.offer_message(message)
-        self._ticked(started, rendered_at, time.perf_counter() - rendered_at)
-        return rendered
-
-    async def tick(self) -> int:
-        """:meth:`flush`, yielding to the event loop after every :data:`SLICE_S` of offering,
-        so that with thousands of clients the posts, the fold and the log's appends go on
-        while a tick is being written out (a write takes some microseconds: 5,000 clients
-        would otherwise hold the loop for most of a tenth of a second). A member who
-        subscribes meanwhile got the new state in its snapshot and is not offered the change;
-        one who leaves is skipped."""
-        started = time.perf_counter()
-        rendered, deliveries = self._render_dirty()
-        rendered_at = slice_at = time.perf_counter()
-        busy = 0.0
-        for message, members in deliveries:
-            for i, sub in enumerate(members, 1):
-                sub.offer_message(message)
-                if i % SLICE_CHECK == 0:
-                    now = time.perf_counter()
-                    if now - slice_at >= SLICE_S:
-                        busy += now - slice_at
-                        await asyncio.sleep(0)
-                        slice_at = time.perf_counter()
-        busy += time.perf_counter() - slice_at
-        self._ticked(started, rendered_at, busy)
-        return rendered
-
-    def _render_dirty(self) -> tuple[int, list[tuple[Message, list[Subscriber]]]]:
-        """Render the dirty, watched topics and build each touched group's message: the
-        renders, and (message, members) to offer it to."""
+        Returns the number of renders."""
         dirty, self._dirty = self._dirty, set()
         if self._derive is not None and dirty:
             dirty = self._derive(dirty, self._subs.keys())
         rendered = 0
+        started = time.perf_counter()
         touched: dict[Group, None] = {}
         wholes: dict[str, str] = {}
         for topic in dirty:
@@ -447,38 +405,30 @@ class Hub:
             for group in self._topic_groups.get(topic, ()):
                 group.pending[topic] = fragment
                 touched[group] = None
-        deliveries: list[tuple[Message, list[Subscriber]]] = []
+        rendered_at = time.perf_counter()
         for group in touched:
             pending, group.pending = group.pending, {}
             fragments = {t: pending[t] for t in group.topics if t in pending}
             whole_of = {t: wholes[t] for t in fragments}
             message = Message(fragments, whole_of if whole_of != fragments else None)
             self.messages += 1
-            deliveries.append((message, list(group.members)))
-        return rendered, deliveries
-
-    def _ticked(self, started: float, rendered_at: float, send_s: float) -> None:
+            for sub in list(group.members):
+                sub.offer_message(message)
         self.ticks += 1
+        done = time.perf_counter()
         self.last_tick_s = rendered_at - started
-        self.last_send_s = send_s
-        self.flush_s += self.last_tick_s + send_s
+        self.last_send_s = done - rendered_at
+        self.flush_s += done - started
+        return rendered
 
     async def run(self) -> None:
-        """Tick every ``tick_s`` forever (cancel to stop); a failing render is logged, never
-        fatal. A tick that takes longer than ``tick_s`` (thousands of clients on a busy
-        machine) is followed by the next at once, never by a burst to catch up: a tick lets
-        the loop in while it writes (:meth:`tick`), so ticking back to back still leaves the
-        posts and the fold their turns."""
-        loop = asyncio.get_running_loop()
-        due = loop.time() + self.tick_s
+        """Tick forever (cancel to stop); a failing render is logged, never fatal."""
         while True:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            started = loop.time()
+            await asyncio.sleep(self.tick_s)
             try:
-                await self.tick()
+                self.flush()
             except Exception:
                 log.exception("hub tick failed")
-            due = max(started + self.tick_s, loop.time())
 
     async def serve(self, sub: Subscriber) -> None:
         """Subscribe ``sub`` and deliver to it until it closes, fails to send, or this is
