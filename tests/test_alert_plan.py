@@ -85,16 +85,16 @@ async def test_a_pass_over_ten_thousand_watches_looks_only_at_the_runners_who_mo
         assert await alerter.run_once(clock[0]) == []
         assert plan.examined == FIELD + 3
 
-        # nothing moves for a minute, a pass a second: each watch is looked at once or twice
-        # (its refresh falls 30 to 60 s after its last look), not sixty times, and spread out
-        per_pass = []
+        # nothing moves for a minute, a pass a second: the three runners on the course are
+        # looked at once or twice (their predictions drift as the field passes mats), the
+        # 9,997 who have not passed a mat not at all (nothing of theirs comes with time alone)
+        looks = []
         for _ in range(REFRESH_MS // 1000):
             before = plan.examined
             clock[0] += 1000
             await alerter.run_once(clock[0])
-            per_pass.append(plan.examined - before)
-        assert FIELD <= sum(per_pass) < 2 * FIELD
-        assert max(per_pass) < FIELD // 10  # not all at once
+            looks.append(plan.examined - before)
+        assert 3 <= sum(looks) <= 6
 
         # one of them finishes: looked at when the finish has stood a minute, alerted then
         finish = clock[0] = passed + 200_000
@@ -143,4 +143,4 @@ def test_a_planned_race_alerts_every_watch_at_the_same_moments_as_looking_at_all
     for a, b in zip(planned, every, strict=True):
         assert a.when == b.when, a.watch
     steps = (max(t for t, _ in records) + 15 * 60_000 - min(t for t, _ in records)) // 5000 + 1
-    assert plan.examined < steps * len(watches) // 5  # 38,539 of 358,316 when written
+    assert plan.examined < steps * len(watches) // 15  # 15,211 of 358,316 when written

@@ -2,8 +2,9 @@
 
 The watches are indexed by runner, and a heap holds the moment each one next needs a look
 (its near alert's window about to open, its runner's finish about to have stood a minute, its
-runner about to become overdue, or the once-a-minute look that notices predictions drifting
-as the field moves). A pass (:meth:`Plan.take`) hands out only:
+runner about to become overdue, or, while the runner is on the course with a split of their
+own, the once-a-minute look that notices their prediction drifting as the field moves). A pass
+(:meth:`Plan.take`) hands out only:
 
 - the watches of the runners the fold re-derived since the last pass
   (:meth:`~livetrack.domain.derived.DerivedState.moved_since`: a passing came, moved or went,
@@ -11,9 +12,11 @@ as the field moves). A pass (:meth:`Plan.take`) hands out only:
 - the watches whose moment has come;
 
 the caller decides each with :func:`~livetrack.domain.alerts.due` and plans it again
-(:meth:`Plan.plan`). Every watch is taken at least once a minute (event time), so nothing the
-moments above miss waits longer than before. Pure and synchronous, like the fold: the clock
-comes in as ``now_ms``.
+(:meth:`Plan.plan`). A watch whose runner is on the course is taken at least once a minute
+(event time), so nothing the moments above miss waits longer than it did when every watch was
+looked at; one whose runner has not started, finished (and been announced) or stopped waits for
+them to move, as nothing about them comes with time alone. Pure and synchronous, like the fold:
+the clock comes in as ``now_ms``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ from livetrack.domain.alerts import (
     has_spots,
     spot_eta,
 )
-from livetrack.domain.expect import Expected, expected, next_checkpoint, overdue_from
+from livetrack.domain.expect import (
+    Expected,
+    expected,
+    last_passing,
+    next_checkpoint,
+    overdue_from,
+)
 from livetrack.domain.state import RaceState
 
 #: A watch is looked at again after at most this long (event time) even if nothing about its
@@ -112,13 +121,15 @@ class Plan:
 
     def plan(
         self, w: Watch, state: RaceState, now_ms: int, memo: Memo, sent: Container[str]
-    ) -> int:
+    ) -> int | None:
         """When to look at ``w`` again if its runner does not move meanwhile (and plan it):
-        within :data:`REFRESH_MS`, and at the next moment one of its alerts may fall due.
-        ``memo`` is the pass's (:func:`~livetrack.domain.alerts.due` filled it for ``w``)."""
+        at the next moment one of its alerts may fall due, and within :data:`REFRESH_MS` while
+        the runner is on the course with a split of their own (their prediction drifts as the
+        field passes mats). None: not until the runner moves (not started, or not past the
+        start mat, finished, stopped, or not entered: no alert of theirs comes with time
+        alone). ``memo`` is the pass's (:func:`~livetrack.domain.alerts.due` filled it)."""
         self._order += 1
-        half = REFRESH_MS // 2
-        nxt = now_ms + half + (self._order * 7919) % half
+        nxt: int | None = None
         r = state.runners.get(w.bib)
         if r is not None:
             prefix = f"alert:{w.supporter}:{w.bib}:"
@@ -130,32 +141,39 @@ class Plan:
                 and now_ms < fin.time_ms + FINISH_SETTLE_MS
                 and prefix + "finished" not in sent
             ):  # a finish not yet stood a minute: look when it has
-                nxt = min(nxt, fin.time_ms + FINISH_SETTLE_MS)
+                nxt = fin.time_ms + FINISH_SETTLE_MS
             if "passed" in w.kinds:
                 for p in r.passings.values():
-                    if now_ms < p.time_ms < nxt:  # a passing timed ahead of this clock
-                        nxt = p.time_ms
+                    if now_ms < p.time_ms and (nxt is None or p.time_ms < nxt):
+                        nxt = p.time_ms  # a passing timed ahead of this clock
             if r.status == "ok" and has_spots(r.race):
-                nxt = min(nxt, self._near_at(w, state, now_ms, memo, sent, prefix))
-                if "overdue" in w.kinds and (cp := next_checkpoint(r)) is not None:
-                    key = ("exp", r.bib, cp)
-                    if key not in memo:
-                        memo[key] = expected(state, r, cp)
-                    exp = memo[key]
-                    limit = overdue_from(r, exp if isinstance(exp, Expected) else None)
-                    if limit is not None and prefix + f"overdue:{cp}" not in sent:
-                        nxt = min(nxt, max(now_ms + 1000, limit + 1))
-        self._schedule(key_of(w), nxt)
+                near = self._near_at(w, state, now_ms, memo, sent, prefix)
+                if near is not None and (nxt is None or near < nxt):
+                    nxt = near
+                cp = next_checkpoint(r)
+                if cp is not None and last_passing(r) is not None:
+                    half = REFRESH_MS // 2
+                    refresh = now_ms + half + (self._order * 7919) % half
+                    nxt = refresh if nxt is None else min(nxt, refresh)
+                    if "overdue" in w.kinds and prefix + f"overdue:{cp}" not in sent:
+                        key = ("exp", r.bib, cp)
+                        if key not in memo:
+                            memo[key] = expected(state, r, cp)
+                        exp = memo[key]
+                        limit = overdue_from(r, exp if isinstance(exp, Expected) else None)
+                        if limit is not None:
+                            nxt = min(nxt, max(now_ms + 1000, limit + 1))
+        if nxt is not None:
+            self._schedule(key_of(w), nxt)
         return nxt
 
     @staticmethod
     def _near_at(
         w: Watch, state: RaceState, now_ms: int, memo: Memo, sent: Container[str], prefix: str
-    ) -> int:
+    ) -> int | None:
         if "near" not in w.kinds or w.spot is None or prefix + f"near:{w.spot.key}" in sent:
-            return now_ms + REFRESH_MS
-        r = state.runners[w.bib]
-        eta = spot_eta(state, r, w.spot, memo)
+            return None
+        eta = spot_eta(state, state.runners[w.bib], w.spot, memo)
         if (
             isinstance(eta, SpotEta)
             and not eta.passed
@@ -163,7 +181,7 @@ class Plan:
             and now_ms < eta.at_ms - NEAR_TOO_LATE_MS
         ):  # its window is open or to come: look again just before it opens
             return max(now_ms + 1000, eta.at_ms - w.lead_s * 1000 - NEAR_AHEAD_MS)
-        return now_ms + REFRESH_MS
+        return None
 
     def _schedule(self, k: WatchKey, when: int) -> None:
         self._at[k] = when

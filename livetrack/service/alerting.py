@@ -55,6 +55,9 @@ log = logging.getLogger("livetrack.alerts")
 
 #: The alert loop yields to the event loop after this long (seconds) of deciding.
 SLICE_S = 0.01
+#: A pass with no watch to look at still sees at least this often (event time) whether every
+#: race is over (then the subscriptions are removed).
+OVER_CHECK_MS = 60_000
 #: An alert's message is worth sending until this long after its moment (near alerts: until
 #: the runner is expected at the spot).
 KEEP_MS = 5 * 60_000
@@ -116,6 +119,7 @@ class Alerter:
         self._subs: dict[str, Subscription] = {}
         #: the watches by runner, and when each is next looked at (kept across reloads)
         self.plan = Plan()
+        self._over_check_ms = 0  # when to see whether the event is over on a pass with no look
         #: watches looked at (decided with :func:`due`), in all passes
         self.evaluated = 0
         self._version: int | None = None
@@ -307,7 +311,7 @@ class Alerter:
             return []
         state = self.state
         todo = self.plan.take(state, now_ms)
-        if not todo:
+        if not todo and now_ms < self._over_check_ms:
             return []
         self.evaluated += len(todo)
         try:
@@ -318,7 +322,8 @@ class Alerter:
 
     async def _decide(self, todo: list[Watch], now_ms: int) -> list[Alert]:
         state = self.state
-        over = races_over(state, now_ms)
+        over = races_over(state, now_ms)  # on a pass with watches to look at, or once a minute
+        self._over_check_ms = now_ms + OVER_CHECK_MS
         if over and over >= set(state.event.races):
             self.cleared += await self.store.clear()
             await self.reload()
