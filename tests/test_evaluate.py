@@ -262,3 +262,36 @@ def test_leave_one_out_needs_two_races(tmp_path: Path, capsys: pytest.CaptureFix
     write_boston(tmp_path / "boston_2015.csv")
     assert main(["--leave-one-out", str(tmp_path / "boston_2015.csv")]) == 2
     assert "at least two races" in capsys.readouterr().err
+
+
+def test_stress_variants_change_the_race_as_documented_and_repeat_with_their_seed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from livetrack.evaluation.formats import load_results
+    from livetrack.evaluation.variants import variant
+
+    write_boston(tmp_path / "boston_2015.csv", runners=200, seed=5)
+    race = load_results(tmp_path / "boston_2015.csv", "boston")
+    names = [name for name, _ in race.checkpoints]
+    at_10k, at_15k = names.index("10K"), names.index("15K")
+    warm = variant(race, "warm", seed=3)
+    cold = variant(race, "cold", seed=3)
+    for before, hot, chill in zip(race.runners, warm.runners, cold.runners, strict=True):
+        # nothing changes up to 15K; after it, a warm day is slower and a cold one faster
+        assert hot.times[: at_15k + 1] == before.times[: at_15k + 1]
+        assert chill.times[at_10k] == before.times[at_10k]
+        assert hot.finish is not None and before.finish is not None and chill.finish is not None
+        assert hot.finish > before.finish > chill.finish
+        # still in course order
+        timed = [t for t in hot.times if t is not None]
+        assert timed == sorted(timed)
+    assert variant(race, "warm", seed=3) == warm
+    assert variant(race, "warm", seed=4) != warm
+    half = variant(race, "half", seed=3)
+    assert 60 < len(half.runners) < 140
+    assert {r.runner_id for r in half.runners} <= {r.runner_id for r in race.runners}
+    with pytest.raises(ValueError, match="unknown variant"):
+        variant(race, "windy")
+    path = str(tmp_path / "boston_2015.csv")
+    assert main([path, "--variant", "warm", "--seed", "3", "--quiet"]) == 0
+    assert "(warm variant, seed 3)" in capsys.readouterr().out

@@ -456,8 +456,9 @@ def history_only_coverage(history: list[list[float]], today: list[list[float]], 
 
 
 def test_intervals_widen_to_cover_a_field_more_spread_than_its_history() -> None:
-    history = noisy_field(40, 1000, noise=0.01)
-    today = noisy_field(41, 1000, noise=0.06)
+    # 2,000 runners: with 1,000 the late coverage sits within sampling noise of the bound
+    history = noisy_field(40, 2000, noise=0.01)
+    today = noisy_field(41, 2000, noise=0.06)
     late = NAMES.index("40K")
     assert history_only_coverage(history, today, late) < 0.65
     results = replay(Predictor(COURSE, history), today)
@@ -594,3 +595,49 @@ def test_a_predictor_keeps_what_it_can_undo_for_its_latest_observations_only(
     assert p.undoable() is None
     with pytest.raises(IndexError):
         p.undo()
+
+
+def test_a_field_slowing_late_more_than_its_history_moves_the_estimates_of_runners_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a warm day: today's runners fade four times as much as the history's; the model's
+    # median for a segment follows each runner's trend, so the runners ahead show the day
+    # as steeper trends more than as residuals, and the runners behind are owed that part
+    history = synthetic_field(31, 1500, fade=0.08)
+    today = synthetic_field(32, 1500, fade=0.32)
+    from livetrack.domain import predict_model
+
+    def late_errors() -> float:
+        scored = replay(Predictor(COURSE, history), today)
+        slow_half = scored[NAMES.index("25K")][750:]
+        return sum(truth - e.seconds for truth, e in slow_half) / len(slow_half)
+
+    with_day = late_errors()
+    monkeypatch.setattr(predict_model, "_ANOMALY", 0.0)
+    without = late_errors()
+    assert without > 60.0  # estimates too early without it
+    # half of the anomaly is taken (all of it would count the runner's own trend twice):
+    # the estimates move later by a fifth of what they lacked, and not past the truth
+    assert 0.0 < with_day < without - 30.0
+
+
+def test_on_a_field_slowing_late_the_upper_side_of_runners_behind_widens_by_the_day_ahead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the runners ahead lost time on the late segments; a slower runner may lose more
+    history = synthetic_field(31, 1500, fade=0.08)
+    today = synthetic_field(32, 1500, fade=0.32)
+    from livetrack.domain import predict_model
+
+    def slow_half() -> list[tuple[float, Estimate]]:
+        return replay(Predictor(COURSE, history), today)[NAMES.index("25K")][750:]
+
+    wide = slow_half()
+    monkeypatch.setattr(predict_model, "_AHEAD", 0.0)
+    narrow = slow_half()
+    above = sum(e.high - e.seconds for _, e in wide) / sum(e.high - e.seconds for _, e in narrow)
+    below = sum(e.seconds - e.low for _, e in wide) / sum(e.seconds - e.low for _, e in narrow)
+    assert above > 1.1
+    assert below < 1.02
+    late_misses = [sum(truth > e.high for truth, e in pairs) for pairs in (wide, narrow)]
+    assert late_misses[0] < late_misses[1]

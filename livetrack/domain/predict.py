@@ -28,19 +28,30 @@ later checkpoint ``j``; all ratios are in log space::
   the segment just run to the rest of the course. A runner timed at ``a`` and then ``b`` but not
   between (an untimed station, a missed mat) counts on each segment between with the model's
   ratio plus a share of the residual over ``a..b`` proportional to the segment's Riegel ratio.
-* The reference 80% interval is ``H``'s 10%..90% spread around the corrected median, scaled
-  by the runner's own variability and widened by the uncertainty of the corrections: few
-  runners; offsets borrowed from runners of another pace, the more so the more today's runners
-  of this pace have strayed from the model on the segments behind them; and with history, a
-  day-to-day shift on segments nobody has run yet of that same size. The runner's variability
-  is the mean size of its residuals on the segments it has run (less today's offset, in units
-  of the model's half-width), each relative to the mean size of the field's there, pooled with
-  three segments of the typical size 1: a runner whose splits have swung finishes further
-  from any prediction (on Boston 2015, from 30K the fifth of the field with the steadiest
-  splits finishes within half the spread of the least steady fifth). Where the prior stands
-  alone (no comparable runner in the history), that typical size grows for runners slower
-  than 5:05 per km (by 2.5 per unit of log pace beyond, at most 2): in a marathon the finishes
-  of the slower part of the field spread about twice as far from their 5K times as the rest.
+  With history, each segment ahead of ``i`` (not the one starting there) also adds half of
+  today's trend anomaly there: how much of ``H``'s median for the segment the trends of the
+  runners who ran it account for, beyond the trend usual at their pace in the history. A
+  field slowing more than its history (a warm day) shows on the late segments mostly as
+  steeper trends, which ``H`` follows runner by runner, so their residuals stay small; a
+  runner further back, whose trend there is not known yet, is owed that part (all of it
+  would count twice what the runner's own trend at ``i`` already carries).
+* The reference 80% interval is ``H``'s 10%..90% spread around the corrected median, scaled by
+  the runner's own variability and widened by the uncertainty of the corrections: few runners;
+  offsets borrowed from runners of another pace, the more so the more today's runners of this
+  pace have strayed from the model on the segments behind them; and with history, a day-to-day
+  shift on segments nobody has run yet of that same size; and with history, on the side it
+  points to, twice today's shift on the segments ahead (added in quadrature; the offsets plus
+  anomalies found there, summed, each counted by how much slower the runner is than the runners
+  who ran the segment, in units of 0.2 in log pace, at most 1): a runner slower than those who
+  lost time on a segment may lose up to twice as much. The runner's variability is the mean size
+  of its residuals on the segments it has run (less today's offset, in units of the model's
+  half-width), each relative to the mean size of the field's there, pooled with three segments
+  of the typical size 1: a runner whose splits have swung finishes further from any prediction
+  (on Boston 2015, from 30K the fifth of the field with the steadiest splits finishes within
+  half the spread of the least steady fifth). Where the prior stands alone (no comparable runner
+  in the history), that typical size grows for runners slower than 5:05 per km (by 2.5 per unit
+  of log pace beyond, at most 2): in a marathon the finishes of the slower part of the field
+  spread about twice as far from their 5K times as the rest.
 * Calibration, online: its half-widths below and above the median are multiplied by factors
   learned from how earlier predictions from the same checkpoint turned out
   (:class:`~livetrack.domain.predict_field.Calibration`), so that each side leaves out 10%. A
@@ -367,12 +378,12 @@ class Predictor(RunnerEstimates):
 
     def _add_segment(self, r: Track, k: int, y: float) -> None:
         """Today's runner r covered segment k -> k+1 with log ratio y."""
-        res, scaled, found = self._segment_news(r, k, y, True)
+        res, scaled, found, median = self._segment_news(r, k, y, True)
         if found is not None:
             riegel = self._seg_riegel[k]
             r.dev += found[0] * found[0]
             r.dev_w += riegel * riegel
         seg = self._segments[k]
-        seg.add(r.xs[k], res, scaled, r.zs)
+        seg.add(r.xs[k], res, scaled, r.zs, self._anomaly(r, k, median))
         r.vol += seg.variability(scaled)
         r.vol_n += 1

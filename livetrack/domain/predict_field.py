@@ -57,7 +57,7 @@ def histogram_quantile(counts: list[int], rank: float) -> float:
 
 
 class _Window:
-    __slots__ = ("delta", "due_bin", "due_n", "high", "low", "mean_x", "trends", "var")
+    __slots__ = ("anomaly", "delta", "due_bin", "due_n", "high", "low", "mean_x", "trends", "var")
 
     def __init__(
         self,
@@ -75,6 +75,7 @@ class _Window:
         self.trends = trends
         self.due_n = due_n
         self.due_bin = 0.0
+        self.anomaly = 0.0
 
 
 class SegmentOffsets:
@@ -129,15 +130,24 @@ class SegmentOffsets:
     def __len__(self) -> int:
         return len(self._points)
 
-    def add(self, x: float, residual: float, scaled: float, trends: Sequence[float]) -> None:
+    def add(
+        self,
+        x: float,
+        residual: float,
+        scaled: float,
+        trends: Sequence[float],
+        anomaly: float = 0.0,
+    ) -> None:
         """Record one runner.
 
         ``x``: log pace at the segment start; ``residual``: its log ratio minus the model's
         median; ``scaled``: the residual in units of the model's interval half-width on that
-        side (1 = on the bound); ``trends``: its pacing trend at checkpoints ``0..start``.
+        side (1 = on the bound); ``trends``: its pacing trend at checkpoints ``0..start``;
+        ``anomaly``: how much of the model's median for the segment its trend at the start
+        accounts for beyond the trend usual there at its pace (see :meth:`offset`).
         """
         zs = tuple(trends[: self._start + 1])
-        point = (x, residual, self._seq + 1, zs)
+        point = (x, residual, self._seq + 1, zs, anomaly)
         scaled_bin = min(SCALED_BINS - 1, int(abs(scaled) * SCALED_PER_UNIT))
         key = math.floor(x * self._inv_bin)
         in_bin = self._bin_counts.get(key, 0)
@@ -179,7 +189,7 @@ class SegmentOffsets:
 
     def _unadd(
         self,
-        point: tuple[float, float, int, tuple[float, ...]],
+        point: tuple[float, float, int, tuple[float, ...], float],
         scaled_bin: int,
         key: int,
         in_bin: int,
@@ -263,11 +273,17 @@ class SegmentOffsets:
 
     def offset(
         self, x: float, x_cut: float, i: int, z: float, store: bool = True
-    ) -> tuple[float, float, float, float, float] | None:
+    ) -> tuple[float, float, float, float, float, float] | None:
         """(offset, variance of the offset, lower and upper 80% half-width of the residuals
-        around it, log pace of the query minus the mean of the runners used) for a runner of
-        log pace ``x`` and trend ``z`` at checkpoint ``i`` (``i <= start``); ``None`` without
-        data.
+        around it, log pace of the query minus the mean of the runners used, and the mean
+        ``anomaly`` of those runners) for a runner of log pace ``x`` and trend ``z`` at
+        checkpoint ``i`` (``i <= start``); ``None`` without data.
+
+        The anomaly is what the offset leaves out for a runner still short of the segment:
+        the model's median for it already follows each runner's trend at its start, so a
+        whole field slowing (a warm day) shows there as steeper trends more than as
+        residuals, and a runner further back, whose trend there is not known yet, is owed
+        that part too.
 
         Only runners with log pace below ``x_cut`` are used: slower ones may not all have
         covered the segment yet, and those who have are the quick ones (a biased sample).
@@ -299,7 +315,7 @@ class SegmentOffsets:
         if z or win.trends[i]:
             shift += self.trend_slope(i, store) * (z - win.trends[i])
         dx = x - win.mean_x
-        return shift, win.var + self._drift * dx * dx, win.low, win.high, dx
+        return shift, win.var + self._drift * dx * dx, win.low, win.high, dx, win.anomaly
 
     def _uncache(self, key: int, win: _Window | None) -> None:
         if win is None:
@@ -315,6 +331,7 @@ class SegmentOffsets:
         m = len(window)
         residuals = sorted(p[1] for p in window)
         mean_x = sum(p[0] for p in window) / m
+        anomaly = sum(p[4] for p in window) / m
         trends = [sum(p[3][i] for p in window) / m for i in range(self._start + 1)]
         median = quantile(residuals, 0.5)
         q10 = quantile(residuals, 0.1)
@@ -326,7 +343,9 @@ class SegmentOffsets:
         delta = median * m / (m + self._shrink)
         inflate = 1.0 + 2.0 / math.sqrt(m)
         spread = ((median - q10) * inflate, (q90 - median) * inflate)
-        return _Window(delta, 1.57 * sd * sd / m, mean_x, trends, n * self._refresh + 2, spread)
+        win = _Window(delta, 1.57 * sd * sd / m, mean_x, trends, n * self._refresh + 2, spread)
+        win.anomaly = anomaly * m / (m + self._shrink)
+        return win
 
 
 _Sample = tuple[float, float, float, float, int, float]

@@ -9,13 +9,14 @@ observations' bookkeeping, the calibration of the intervals and the public API).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from livetrack.domain.predict_field import SegmentOffsets
-from livetrack.domain.predict_grid import QuantileGrid
+from livetrack.domain.predict_grid import QuantileGrid, quantile
 
 FINISH = "finish"
 """Target alias for the last checkpoint, whatever its name."""
@@ -48,6 +49,18 @@ _SLOW_SPREAD = 2.5
 """Growth of the prior's spread per unit of log pace beyond _EVEN_PACE."""
 _SLOW_MAX = 2.0
 """Most the prior's spread grows for slow runners."""
+_AHEAD = 4.0
+"""Multiple of the square of today's shift so far on the segments ahead (summed, each counted
+by how far slower than the runners who ran it the runner is, up to :data:`_BORROW_PACE`)
+added to the square of the half-width on its side: a runner slower than those may lose (or
+gain) up to twice what they did."""
+_USUAL_N = 100
+"""History runners nearest in pace whose median trend is the usual one at a checkpoint."""
+_ANOMALY = 0.5
+"""Share of today's trend anomaly on the segments ahead added to a runner's offsets: all of
+it counts twice what the runner's own trend at its checkpoint already carries into the
+history's median from there."""
+"""Share of today's trend anomaly on a segment ahead added to a runner's offsets."""
 _RATIO_N = 50.0
 """Runners on a segment at which its spread ratio counts half in the model's multiple."""
 
@@ -62,7 +75,7 @@ class Estimate:
     high: float
 
 
-_Correction = tuple[float, float, float]
+_Correction = tuple[float, float, float, float]
 _Raw = tuple[float, float, float, float]
 """(median, lower and upper half-width of the reference 80% interval, all in log ratio to the
 runner's last passing; the model's own multiple of those half-widths)."""
@@ -193,6 +206,8 @@ class PredictorModel:
             self._history.append([_positive(v) for v in row])
         self._history_features: list[tuple[list[float], list[float]]] | None = None
         self._grids: dict[tuple[int, int], QuantileGrid | None] = {}
+        self._usual: dict[int, tuple[list[float], list[float]]] = {}
+        self._usual_cache: dict[tuple[int, int], float] = {}
         self._segments = [SegmentOffsets(k) for k in range(n - 1)]
         self._runners: dict[str, Track] = {}
         self._now = 0.0
@@ -264,7 +279,7 @@ class PredictorModel:
         stray = math.sqrt(
             (r.dev + _DAY_SHIFT * _DAY_SHIFT * _STRAY_PRIOR) / (r.dev_w + _STRAY_PRIOR)
         )
-        shift, var, ratio = self._correction(i, j, r.x, r.z, stray)
+        shift, var, ratio, ahead = self._correction(i, j, r.x, r.z, stray)
         # the runner's own variability so far, relative to the field's
         typical = self._slow(r.x) if not n else 1.0
         inflate = (r.vol + _VOLATILITY_PRIOR * typical) / (r.vol_n + _VOLATILITY_PRIOR)
@@ -273,21 +288,64 @@ class PredictorModel:
         extra = 1.64 * var
         lo = max(q50 - q10, 1e-6) * inflate
         hi = max(q90 - q50, 1e-6) * inflate
-        return q50 + shift, math.sqrt(lo * lo + extra), math.sqrt(hi * hi + extra), ratio
+        # today's shift on the segments ahead, which a runner slower than those who ran them
+        # may suffer (or enjoy) up to twice over: on that side only
+        up = _AHEAD * ahead * ahead
+        lo_sq = lo * lo + extra + (up if ahead < 0.0 else 0.0)
+        hi_sq = hi * hi + extra + (up if ahead > 0.0 else 0.0)
+        return q50 + shift, math.sqrt(lo_sq), math.sqrt(hi_sq), ratio
+
+    def _usual_trend(self, k: int, x: float) -> float:
+        """The history's median trend at checkpoint k among its runners nearest log pace x
+        (0 without history): what the model's median for a segment from k expects of a
+        runner there."""
+        if not self._history:
+            return 0.0
+        key = (k, math.floor(x * 100.0))
+        found = self._usual_cache.get(key)
+        if found is not None:
+            return found
+        table = self._usual.get(k)
+        if table is None:
+            pairs = sorted(
+                (xs[k], zs[k])
+                for row, (xs, zs) in zip(self._history, self._features(), strict=True)
+                if row[k] is not None
+            )
+            table = self._usual[k] = ([p[0] for p in pairs], [p[1] for p in pairs])
+        xs_k, zs_k = table
+        if not xs_k:
+            value = 0.0
+        else:
+            pos = bisect.bisect_left(xs_k, (key[1] + 0.5) / 100.0)
+            lo = max(0, min(pos - _USUAL_N // 2, len(xs_k) - _USUAL_N))
+            value = quantile(sorted(zs_k[lo : lo + _USUAL_N]), 0.5)
+        self._usual_cache[key] = value
+        return value
+
+    def _anomaly(self, r: Track, k: int, median: float) -> float:
+        """How much of the model's median log ratio over segment k -> k+1 for runner r
+        (``median``) its trend at k accounts for beyond the trend usual there at its pace (0
+        without history)."""
+        if not self._history:
+            return 0.0
+        x = r.xs[k]
+        return median - self._base(k, k + 1, x, self._usual_trend(k, x))[1]
 
     def _segment_news(
         self, r: Track, k: int, y: float, store: bool
-    ) -> tuple[float, float, tuple[float, float, float, float, float] | None]:
+    ) -> tuple[float, float, tuple[float, float, float, float, float, float] | None, float]:
         """Runner r covered segment k -> k+1 with log ratio y: its residual from the model's
         median, that residual less today's offset for its pace in units of the model's
-        half-width on its side (1: on the bound), and the offset found (None: none yet)."""
+        half-width on its side (1: on the bound), the offset found (None: none yet) and the
+        model's median."""
         x, z = r.xs[k], r.zs[k]
         q10, q50, q90, _ = self._base(k, k + 1, x, z)
         res = y - q50
         found = self._segments[k].offset(x, self._cut(k), k, z, store)
         u = res - found[0] if found is not None else res
         scaled = u / max(q90 - q50, 1e-6) if u > 0 else u / min(q10 - q50, -1e-6)
-        return res, scaled, found
+        return res, scaled, found, q50
 
     @staticmethod
     def _slow(x: float) -> float:
@@ -328,7 +386,7 @@ class PredictorModel:
         deviation of today's runners of this pace from the model, per unit of Riegel ratio),
         and with history the mean ratio of today's spread to the model's on the segments run
         so far (1 if none)."""
-        shift = var = unseen = seen_riegel = unseen_riegel = ratios = covered = 0.0
+        shift = var = unseen = seen_riegel = unseen_riegel = ratios = covered = ahead = 0.0
         shift_before: float | None = None
         drift = RIEGEL_EXPONENT - 1.0
         logd = self._logd
@@ -350,6 +408,13 @@ class PredictorModel:
                 continue
             if found is not None:
                 shift += found[0]
+                if k > i:
+                    # the slowing of today's field its trends account for, which this
+                    # runner's trend at i cannot show yet
+                    shift += _ANOMALY * found[5]
+                    if found[4] > 0.0 and history:
+                        gap = found[4] / _BORROW_PACE
+                        ahead += (found[0] + found[5]) * (gap if gap < 1.0 else 1.0)
                 # borrowed from runners of another pace: as uncertain as today's deviations
                 borrowed = found[4] * found[4] * _INV_BORROW_SQ
                 var += found[1] + stray_sq * riegel * riegel * (borrowed if borrowed < 1.0 else 1.0)
@@ -362,7 +427,7 @@ class PredictorModel:
             before = RIEGEL_EXPONENT * (logd[i] - logd[i - 1])
             shift += shift_before * unseen_riegel / before
         if not history:
-            return shift, var, 1.0
+            return shift, var, 1.0, 0.0
         # today's spread relative to the model's on the segments ahead, each counting by the
         # runners who have covered it (a segment nobody has covered counts as 1)
         for k in range(i, j):
@@ -370,7 +435,7 @@ class PredictorModel:
             weight = seg_riegel[k] * n / (n + _RATIO_N)
             ratios += weight * segments[k].spread_ratio(self._store) + seg_riegel[k] - weight
             covered += seg_riegel[k]
-        return shift, var + unseen * unseen, ratios / covered if covered else 1.0
+        return shift, var + unseen * unseen, ratios / covered if covered else 1.0, ahead
 
     def _segment_high(self, k: int) -> float:
         """A high (about 97.5%) log ratio of times across segment k -> k+1: runners at k more

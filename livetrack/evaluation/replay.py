@@ -15,6 +15,7 @@ import sys
 
 from livetrack.evaluation.formats import FORMATS, load_results
 from livetrack.evaluation.scoring import CheckpointScore, evaluate, format_table
+from livetrack.evaluation.variants import VARIANTS, variant
 
 __all__ = ["CheckpointScore", "evaluate", "format_table", "main"]
 
@@ -84,6 +85,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --leave-one-out, also print each held-out race's coverage of the 80%% "
         "interval per checkpoint on stderr",
     )
+    p.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        help="replay a stress variant of the race instead (history unchanged): warm (late "
+        "slowdown from 15K, larger for slower runners), cold (late speed-up) or half (a "
+        "random half of the field); see livetrack.evaluation.variants",
+    )
+    p.add_argument("--seed", type=int, default=1, help="random seed of --variant (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -125,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
             race = race.select([year])
         if args.limit is not None:
             race = race.sample(args.limit)
+        if args.variant is not None:
+            race = variant(race, args.variant, args.seed)
         history: list[tuple[float | None, ...]] = []
         years = _year_range(args.history_years) if args.history_years else None
         for path in args.history:
@@ -143,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     finishers = sum(1 for r in race.runners if r.finish is not None)
     title = f"{args.results}" + (f" edition {year}" if year is not None else "")
+    if args.variant is not None:
+        title += f" ({args.variant} variant, seed {args.seed})"
     print(
         f"{title}: {len(race.runners)} runners ({finishers} finished), "
         f"history: {len(history)} runners"
