@@ -11,7 +11,7 @@ from conftest import SAMPLES, full_data
 
 from livetrack.domain import predict
 from livetrack.domain.predict import FINISH, RIEGEL_EXPONENT, Estimate, Predictor
-from livetrack.domain.predict_field import Calibration, blend, weighted_quantiles
+from livetrack.domain.predict_calibration import Calibration, blend, weighted_quantiles
 from livetrack.domain.predict_grid import QuantileGrid
 from livetrack.evaluation.formats import BOSTON_CHECKPOINTS, RunnerResult, load_boston
 

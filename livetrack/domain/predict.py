@@ -54,7 +54,7 @@ later checkpoint ``j``; all ratios are in log space::
   spread about twice as far from their 5K times as the rest.
 * Calibration, online: its half-widths below and above the median are multiplied by factors
   learned from how earlier predictions from the same checkpoint turned out
-  (:class:`~livetrack.domain.predict_field.Calibration`), so that each side leaves out 10%. A
+  (:class:`~livetrack.domain.predict_calibration.Calibration`), so that each side leaves out 10%. A
   runner followed from checkpoint ``i`` is checked at later checkpoints ``m`` (``i+1``, ``i+2``,
   ``i+4``... and the finish) once the upper bound of its prediction, prorated to ``m``, has
   passed (so that slow runners are not missed while fast ones count: which runners are
@@ -85,8 +85,9 @@ from collections.abc import Iterable, Sequence
 
 from sortedcontainers import SortedList
 
+from livetrack.domain.predict_calibration import Calibration
 from livetrack.domain.predict_estimate import RunnerEstimates
-from livetrack.domain.predict_field import Calibration, SegmentOffsets
+from livetrack.domain.predict_field import SegmentOffsets
 from livetrack.domain.predict_model import FINISH, Estimate, Pending, Track
 from livetrack.domain.predict_model import RIEGEL_EXPONENT as RIEGEL_EXPONENT
 from livetrack.domain.predict_undo import Journal, Key, Undo

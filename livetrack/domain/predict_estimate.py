@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from livetrack.domain.predict_field import Calibration, blend
+from livetrack.domain.predict_calibration import Calibration, blend
 from livetrack.domain.predict_model import Estimate, PredictorModel, Track
 
 _OVERDUE_FACTOR = 1.5
@@ -128,7 +128,7 @@ class RunnerEstimates(PredictorModel):
     def _factors(self, i: int, model: float) -> tuple[float, float]:
         """Multiples of the reference half-widths (below, above) for predictions from i:
         the calibration, blended with the model's own multiple while little is known
-        (:func:`~livetrack.domain.predict_field.blend`)."""
+        (:func:`~livetrack.domain.predict_calibration.blend`)."""
         calibration = self._calibration
         return blend(calibration[i].factors(calibration, self._store), model)
 
