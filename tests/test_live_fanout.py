@@ -14,7 +14,7 @@ from server import Running, serve
 from server import recv_until as recv_one_until
 from websockets.asyncio.client import ClientConnection, connect
 
-from livetrack.live.wire import DirectWrite
+from livetrack.live.wire import DirectWrite, text_frame
 from livetrack.service.runtime import Runtime
 
 CLIENTS = 300
@@ -117,3 +117,25 @@ async def test_closed_clients_are_unsubscribed(tmp_path: Path) -> None:
         assert hub.clients == 0 and hub.topic_count == 0 and not hub._groups
         async with connect(srv.ws_url + "/live?topics=race:mile", open_timeout=30) as ws:
             assert 'id="t-race-mile"' in await recv_until(ws, 'id="t-race-mile"')
+
+
+async def test_a_direct_write_refuses_once_the_client_has_closed(tmp_path: Path) -> None:
+    """The direct write does not read the websocket's own state: the client's close must have
+    closed the transport by the time the next tick could write, so nothing follows the close."""
+    with serve(event(), tmp_path / "log.db", [person("1")]) as srv:
+
+        async def on_server(write: DirectWrite, payload: bytes) -> bool:
+            async def call() -> bool:
+                return write(text_frame(payload))
+
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), srv.loop))
+
+        async with connect(srv.ws_url + "/live?topics=race:mile", compression=None) as ws:
+            await recv_until(ws, 'id="t-race-mile"')
+            (sub,) = [s for g in runtime(srv).hub._groups.values() for s in g.members]
+            assert isinstance(sub.write, DirectWrite)
+            write = sub.write
+            assert await on_server(write, b"<p>before</p>")
+            assert await asyncio.wait_for(ws.recv(), PATIENCE_S) == "<p>before</p>"
+            await ws.close()
+        assert not await on_server(write, b"<p>after</p>")

@@ -128,12 +128,14 @@ def attach(ws: WebSocket, *, sndbuf: int | None = SNDBUF) -> tuple[DirectWrite |
         from websockets.protocol import State
     except ImportError:  # pragma: no cover
         return None, "websockets.protocol.State is missing"
+    if conn.state is not State.OPEN:
+        return None, "the connection is not open"
     if sndbuf:
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    return DirectWrite(proto, transport, conn, writable, State.OPEN, deflate), ""
+    return DirectWrite(proto, transport, writable, deflate), ""
 
 
 #: The uvicorn websocket protocol whose internals the direct write uses, and the attributes
@@ -193,31 +195,20 @@ class DirectWrite:
     low-water mark, or the connection is lost: then the write refuses and ``send`` raises).
     ``deflate``: the connection takes the shared compressed frames."""
 
-    __slots__ = ("_conn", "_open", "_proto", "_transport", "_writable", "deflate")
+    __slots__ = ("_proto", "_transport", "_writable", "deflate")
 
-    def __init__(
-        self,
-        proto: Any,
-        transport: Any,
-        conn: Any,
-        writable: Any,
-        is_open: Any,
-        deflate: bool = False,
-    ) -> None:
+    def __init__(self, proto: Any, transport: Any, writable: Any, deflate: bool = False) -> None:
         self.deflate = deflate
         self._proto = proto
         self._transport = transport
-        self._conn = conn
         self._writable = writable
-        self._open = is_open
 
     def __call__(self, frame: bytes) -> bool:
-        if (
-            not self._writable.is_set()
-            or self._proto.close_sent
-            or self._conn.state is not self._open
-            or self._transport.is_closing()
-        ):
+        # Runs once per client per tick: the cheapest checks first. The websocket's own state
+        # is not read (a property): it leaves OPEN only when we sent a close (``close_sent``),
+        # or when a close arrived or the connection failed, and then uvicorn closes the
+        # transport in the same callback, before any other code runs.
+        if self._proto.close_sent or self._transport.is_closing() or not self._writable.is_set():
             return False
         self._transport.write(frame)
         return True
