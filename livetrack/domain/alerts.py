@@ -126,18 +126,12 @@ def race_over(state: RaceState, race: Race, now_ms: int) -> bool:
     """Everyone who set off has finished, or the race has finishers and nobody has passed a
     mat for :data:`QUIET_END_MS` (runners who stopped without a DNF would keep it running;
     the passings are walked only once nobody has finished for that long)."""
-    finish = race.course.checkpoints[-1].id
-    moving = [
-        r
-        for r in state.runners.values()
-        if r.race.id == race.id and r.passings and r.status == "ok"
-    ]
-    if moving and all(finish in r.passings for r in moving):
+    counts = state.race_counts(race.id)
+    if counts.moving and counts.moving == counts.moving_finished:
         return True
     finishers = state.finishers[race.id]
     if finishers and now_ms - finishers[-1][0] > QUIET_END_MS:
-        last = max((p.time_ms for r in moving for p in r.passings.values()), default=0)
-        return now_ms - last > QUIET_END_MS
+        return now_ms - state.last_moving_passing_ms(race.id) > QUIET_END_MS
     return False
 
 

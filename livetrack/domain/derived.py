@@ -8,6 +8,8 @@ record changes it. Pure and synchronous, like the fold.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sortedcontainers import SortedList
 
 from livetrack.domain.event import Event, Race
@@ -32,6 +34,21 @@ from livetrack.domain.runner import (
 )
 from livetrack.domain.topics import board_topic
 from livetrack.domain.window import bounds, read_bounds
+
+
+@dataclass(slots=True)
+class RaceCounts:
+    """One race's field, counted for one state of the fold (see
+    :meth:`DerivedState.race_counts`)."""
+
+    #: Runners entered in the race.
+    entrants: int = 0
+    #: Runners who have passed a mat and are still in it (status ok).
+    moving: int = 0
+    #: Of those, how many have finished.
+    moving_finished: int = 0
+    #: The latest passing of a moving runner (worked out when first asked: it walks passings).
+    last_passing_ms: int | None = None
 
 
 class DerivedState:
@@ -82,6 +99,8 @@ class DerivedState:
         #: Records skipped because their time is unusable, not yet reported (see
         #: :meth:`take_skipped`); each is also kept in ``problems``.
         self._skipped: list[Problem] = []
+        self._counts: dict[str, RaceCounts] = {}
+        self._counts_at = -1  # the ``applied`` count they were made at
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -164,6 +183,45 @@ class DerivedState:
         """The records skipped since the last call (for the caller to log once each)."""
         taken, self._skipped = self._skipped, []
         return taken
+
+    def race_counts(self, race_id: str) -> RaceCounts:
+        """``race_id``'s entrants and runners on the move. Every race is counted in one walk
+        of the field, once per state of the fold (each record applied changes ``applied``),
+        so the pages' race headers and the alerts may ask at every tick, for every race,
+        without walking the field each time: at a city marathon's field size a walk per
+        header was a cost paid per render."""
+        if self._counts_at != self.applied:
+            counts = {race: RaceCounts() for race in self.event.races}
+            finish_of = {r.id: r.course.checkpoints[-1].id for r in self.event.races.values()}
+            for runner in self.runners.values():
+                rid = runner.race.id
+                c = counts.get(rid)
+                if c is None:
+                    c = counts[rid] = RaceCounts()
+                c.entrants += 1
+                if runner.passings and runner.status == "ok":
+                    c.moving += 1
+                    if finish_of.get(rid, "") in runner.passings:
+                        c.moving_finished += 1
+            self._counts = counts
+            self._counts_at = self.applied
+        return self._counts.get(race_id) or RaceCounts()
+
+    def last_moving_passing_ms(self, race_id: str) -> int:
+        """The latest passing of ``race_id``'s runners on the move (0 when none), worked out
+        once per state of the fold."""
+        c = self.race_counts(race_id)
+        if c.last_passing_ms is None:
+            c.last_passing_ms = max(
+                (
+                    p.time_ms
+                    for r in self.runners.values()
+                    if r.race.id == race_id and r.passings and r.status == "ok"
+                    for p in r.passings.values()
+                ),
+                default=0,
+            )
+        return c.last_passing_ms
 
     # -- derived state -----------------------------------------------------------------------
 

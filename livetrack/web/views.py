@@ -60,7 +60,6 @@ def race_status(
     guns = [g for w in race.waves if (g := state.gun_ms(race.id, w.id)) is not None]
     gun = min(guns) if guns else None  # the first wave's gun starts the race clock
     started = state.started(race.id)
-    runners = [r for r in state.runners.values() if r.race.id == race.id]
     finished = len(state.finishers[race.id])
     done = race_over(state, race, now_ms)
     status = "not started" if not started else ("finished" if done else "running")
@@ -91,7 +90,7 @@ def race_status(
         ),
         "stop_ms": stop if done and finished else None,
         "quiet_until": quiet_until,
-        "entrants": len(runners),
+        "entrants": state.race_counts(race.id).entrants,
         "finished": finished,
         # a race in rounds: where its rounds stand, said instead of how many finished
         "rounds": rounds_note(state, race.id) if race.rounds is not None else "",
