@@ -451,9 +451,15 @@ async def _frames(ws: Any) -> Any:
 
 
 def worker_main(
-    pipe: Connection, posted: SynchronizedArray[float], bibs: list[str], compression: str
+    pipe: Connection,
+    posted: SynchronizedArray[float],
+    bibs: list[str],
+    compression: str,
+    nice: int = 0,
 ) -> None:
     raise_nofile(65536)
+    if nice:
+        os.nice(nice)
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -466,7 +472,12 @@ class Clients:
     """The client processes, driven over pipes."""
 
     def __init__(
-        self, procs: int, posted: SynchronizedArray[float], bibs: list[str], compression: str
+        self,
+        procs: int,
+        posted: SynchronizedArray[float],
+        bibs: list[str],
+        compression: str,
+        nice: int = 0,
     ) -> None:
         ctx = mp.get_context("fork")
         self.pipes: list[Connection] = []
@@ -474,7 +485,7 @@ class Clients:
         for _ in range(procs):
             parent, child = ctx.Pipe()
             p = ctx.Process(
-                target=worker_main, args=(child, posted, bibs, compression), daemon=True
+                target=worker_main, args=(child, posted, bibs, compression, nice), daemon=True
             )
             p.start()
             self.pipes.append(parent)
@@ -1244,6 +1255,14 @@ def main() -> None:
         help="where the saturation phase's log goes (default /dev/shm where there is one: "
         "the phase measures the send path, not how many fsyncs a shared disk allows)",
     )
+    ap.add_argument(
+        "--client-nice",
+        type=int,
+        default=5,
+        help="niceness of the client processes, in every phase alike (default 5: the load"
+        " generator yields the cores to the server it measures, as phones elsewhere would;"
+        " 0 makes them compete for it)",
+    )
     ap.add_argument("--serve-with", help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -1262,7 +1281,7 @@ def main() -> None:
     bibs = [str(i) for i in range(1, runners + 1)]
     posted = mp.Array("d", runners)
     # forked before any event loop or thread exists
-    clients = Clients(procs, posted, bibs, args.compression)
+    clients = Clients(procs, posted, bibs, args.compression, args.client_nice)
     push_proc: Any = None
     push_pipe: Connection | None = None
     if args.push_subscriptions:
@@ -1277,6 +1296,7 @@ def main() -> None:
     write_participants(people, runners)
     redis_proc: subprocess.Popen[bytes] | None = None
     result: dict[str, Any] = {"bench": "fanout", "cpus": os.cpu_count(), "nofile": nofile}
+    result["client_nice"] = args.client_nice
     try:
         redis = args.redis
         if (args.processes == 2 or args.compare) and not redis:
