@@ -100,7 +100,7 @@ async def test_my_runners_page_finds_and_follows_a_runner_in_place(
         await card.get_by_text("Grace Hopper").wait_for(timeout=WAIT_MS)
         assert await page.locator("#mine-empty").is_hidden()
         post(srv, "C2", "half", 200)
-        await card.get_by_text("Halfway").wait_for(timeout=WAIT_MS)
+        await card.get_by_text("Halfway").first.wait_for(timeout=WAIT_MS)
         await page.locator("#toasts .toast").wait_for(timeout=WAIT_MS)
         assert "Grace Hopper passed Halfway" in await page.locator("#toasts").inner_text()
 
@@ -123,7 +123,7 @@ async def test_followed_bibs_without_names_get_their_topics_from_the_server(
         assert kept == ["2"]
         assert names == {"2": {"topic": "runner:2", "id": "t-runner-2"}}
         post(srv, "C2", "half", 200)
-        await card.get_by_text("Halfway").wait_for(timeout=WAIT_MS)
+        await card.get_by_text("Halfway").first.wait_for(timeout=WAIT_MS)
 
 
 async def test_page_shows_reconnecting_and_recovers_after_a_server_restart(

@@ -4,7 +4,7 @@ message per client per tick built once per topic set."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from livetrack.live.hub import Hub, Message, Subscriber
 from livetrack.live.wire import text_frame
@@ -421,3 +421,35 @@ async def test_each_connection_gets_the_frame_it_negotiated_the_same_bytes_for_a
     assert writers[0].frames[-1][0] == 0xC1  # FIN, RSV1 (compressed), text
     assert writers[1].frames[-1] == text_frame(text["a"].encode())
     assert all(len(w.frames) == 2 for w in writers)  # the snapshot, then the change
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), 10)
+
+
+async def test_an_idle_hub_sends_the_first_change_at_once_and_then_waits_a_tick() -> None:
+    """Nothing to send: the hub waits for news and sends it without waiting for a tick; what
+    changes after that goes out together, a tick later."""
+    render = Counter()
+    hub = Hub(render, tick_s=3600.0)  # a tick that never comes within the test
+    got, s = sink()
+    hub.subscribe(s)
+    await until(lambda: len(got) == 1)  # the snapshot
+    runner = asyncio.create_task(hub.run())
+    try:
+        await asyncio.sleep(0)  # the hub is waiting, with nothing to send
+        render.version = 1
+        hub.mark(["a"])
+        await until(lambda: len(got) == 2)
+        assert got[-1] == "<div id=a>1</div>" and hub.ticks == 1
+        render.version = 2
+        hub.mark(["a"])  # during the tick's wait: held for the next tick
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert hub.ticks == 1 and len(got) == 2
+    finally:
+        runner.cancel()

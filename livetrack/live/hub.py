@@ -306,6 +306,7 @@ class Hub:
         self._groups: dict[tuple[str, ...], Group] = {}
         self._topic_groups: dict[str, set[Group]] = {}
         self._dirty: set[str] = set()
+        self._wake: asyncio.Event | None = None  # set by mark() while run() waits for news
         #: Each watched topic's last rendering: what every subscriber has been sent (or has
         #: waiting in its slots), so the next tick's patch applies on top of it.
         self._cache: dict[str, str | Drawing] = {}
@@ -397,6 +398,8 @@ class Hub:
     def mark(self, topics: Iterable[str]) -> None:
         """Note that ``topics`` changed; rendered at the next tick if anyone watches them."""
         self._dirty.update(topics)
+        if self._wake is not None and self._dirty:
+            self._wake.set()
 
     def subscribed(self, topic: str) -> int:
         return len(self._subs.get(topic, ()))
@@ -452,13 +455,22 @@ class Hub:
         return rendered
 
     async def run(self) -> None:
-        """Tick forever (cancel to stop); a failing render is logged, never fatal."""
+        """Tick forever (cancel to stop); a failing render is logged, never fatal.
+
+        A tick is followed by a full tick's wait, so changes arriving meanwhile go out
+        together; a hub with nothing to send then waits for the next change and sends it at
+        once, rather than at a tick that might be nearly a whole tick away (or ticking for
+        nothing: on a busy server an empty tick is a tick's wait lost)."""
+        wake = self._wake = asyncio.Event()
         while True:
-            await asyncio.sleep(self.tick_s)
+            if not self._dirty:
+                wake.clear()
+                await wake.wait()
             try:
                 self.flush()
             except Exception:
                 log.exception("hub tick failed")
+            await asyncio.sleep(self.tick_s)
 
     async def serve(self, sub: Subscriber) -> None:
         """Subscribe ``sub`` and deliver to it until it closes, fails to send, or this is
