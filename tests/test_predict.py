@@ -262,6 +262,25 @@ def test_a_stretch_with_an_untimed_checkpoint_still_teaches_its_segments() -> No
     assert learned.seconds == pytest.approx(6600.0, rel=0.01)
 
 
+def test_a_misread_passing_alone_on_a_stretch_barely_moves_the_field_behind() -> None:
+    # a passing misread by the timing: "ghost" timed at 15K after 1000 s and at 20K after
+    # 3000 s, three times as long, and for a while the only runner to have run 15K-20K
+    with_ghost, without = Predictor(COURSE), Predictor(COURSE)
+    with_ghost.observe("ghost", "15K", 1000.0)
+    with_ghost.observe("ghost", "20K", 3000.0)
+    for p in (with_ghost, without):
+        for r in range(20):
+            p.observe(f"r{r}", "5K", 1500.0 + r)
+        for r in range(20):
+            p.observe(f"r{r}", "10K", 3050.0 + 2.0 * r)
+    for r in range(20):
+        moved = with_ghost.estimate(f"r{r}", FINISH)
+        plain = without.estimate(f"r{r}", FINISH)
+        assert moved is not None and plain is not None
+        # unclipped, its residual (log 3 less the prior's) would put every finish 17% later
+        assert plain.seconds <= moved.seconds < 1.04 * plain.seconds
+
+
 def test_a_runner_who_slows_sharply_gets_a_later_finish() -> None:
     history = synthetic_field(50, 600)
     p = Predictor(COURSE, history)

@@ -7,8 +7,9 @@ at checkpoints ``0..k``.
 
 ``offset`` returns, for a runner of log pace ``x`` whose trend at checkpoint ``i`` is ``z``:
 
-* the median residual of the ``window`` runners nearest in pace, shrunk towards zero while few
-  runners exist,
+* the median residual of the ``window`` runners nearest in pace (each residual clipped at
+  ±0.15, so that a misread passing cannot carry the offset while it is alone on the stretch),
+  shrunk towards zero while few runners exist,
 * plus ``g * (z - mean trend at i of those runners)``, where ``g`` is the least-squares slope of
   residuals on trend at ``i`` over every runner so far (a runner slowing down keeps slowing),
 * and the variance of that estimate.
@@ -34,6 +35,10 @@ from livetrack.domain.predict_undo import Journal
 _EDGE = -(2**62)
 """Cache key of queries at or beyond the cut (they all use the runners just below it)."""
 _CLIP_RESIDUAL = 0.15
+"""Largest residual (log ratio) counted, either way, in the trend regression and in an
+offset's window: a passing misread by the timing (a runner timed at 15K seventeen minutes
+after the start, in a marathon) would otherwise set, while it is the only runner on a
+stretch, the offset of everyone behind."""
 _CLIP_TREND = 0.5
 _CLIP_SCALED = 3.0
 """Largest scaled residual counted in a runner's variability (half-widths)."""
@@ -328,7 +333,8 @@ class SegmentOffsets:
         lo = max(0, min(pos - w // 2, n - w))
         window = self._points[lo : min(n, lo + w)]
         m = len(window)
-        residuals = sorted(p[1] for p in window)
+        clip = _CLIP_RESIDUAL
+        residuals = sorted(max(-clip, min(clip, p[1])) for p in window)
         mean_x = sum(p[0] for p in window) / m
         anomaly = sum(p[4] for p in window) / m
         trends = [sum(p[3][i] for p in window) / m for i in range(self._start + 1)]
