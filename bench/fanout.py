@@ -66,11 +66,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from benchkit import start_redis
 from fanout_ceiling import measure_ceiling
 from fanout_clients import Clients
 from fanout_phase import LATENCY_RENAMES, SATURATION_KEYS, Phase, run_livetrack
 from fanout_push import compare_push, push_service_main
-from fanout_setup import raise_nofile, serve_with, start_redis, write_participants
+from fanout_setup import raise_nofile, serve_with, write_participants
 
 
 def saturation_limit(sat: dict[str, Any], per_client: float) -> str:
@@ -256,7 +257,7 @@ def main() -> None:
     try:
         redis = args.redis
         if (args.processes == 2 or args.compare) and not redis:
-            redis_proc, redis = start_redis(tmp)
+            redis_proc, redis = start_redis(tmp, appendfsync="everysec")
         modes = [1, 2] if args.compare else [args.processes]
         runs = []
         samples = []

@@ -11,8 +11,9 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from benchkit import free_port
 from fanout_clients import Clients
-from fanout_setup import TOPICS, cpu_s, free_port, raise_nofile, rss_kb
+from fanout_setup import TOPICS, cpu_s, raise_nofile, rss_kb
 
 # -- the bare ceiling ---------------------------------------------------------------------------
 

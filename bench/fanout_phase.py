@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from benchkit import free_port, wait_ready
 from fanout_clients import Clients
 from fanout_setup import (
     HIST_MS,
@@ -24,13 +25,11 @@ from fanout_setup import (
     TOPICS,
     children,
     cpu_s,
-    free_port,
     hub_counters,
     own_cpu_s,
     rss_kb,
     start_server,
     token,
-    wait_ready,
 )
 
 # -- load ---------------------------------------------------------------------------------------

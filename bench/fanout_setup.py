@@ -7,11 +7,8 @@ import contextlib
 import os
 import re
 import resource
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -32,12 +29,6 @@ KEEP_MESSAGES = 2000
 
 
 # -- setup --------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def raise_nofile(want: int) -> int:
@@ -127,16 +118,6 @@ def serve_with(ws: str, argv: list[str]) -> None:
     )  # fmt: skip
 
 
-def wait_ready(url: str, timeout: float = 180.0) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not ready")
-
-
 def hub_counters(urls: list[str]) -> dict[str, float]:
     """The hub's renders, latest-wins skips, ticks, messages and time spent in its ticks,
     summed over the servers (from ``/metrics``)."""
@@ -186,20 +167,3 @@ def children(pid: int) -> list[int]:
 def cpu_s(pid: int) -> float:
     """CPU seconds used by a server process and its children (the push sender's process)."""
     return own_cpu_s(pid) + sum(own_cpu_s(c) for c in children(pid))
-
-
-def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise SystemExit("fanout: --processes 2 needs redis-server on PATH, or --redis URL")
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp), "--save", "",
-         "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    for _ in range(200):
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return proc, f"redis://127.0.0.1:{port}/0"
-        time.sleep(0.05)
-    raise TimeoutError("redis-server did not start")

@@ -17,8 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from benchkit import free_port, start_redis, wait_ready
 
 from livetrack.cli import demo_event
 from livetrack.domain.records import Record, decode
@@ -35,12 +34,6 @@ from livetrack.service.runtime import CATCH_UP_RECORDS
 from livetrack.sim import make_participants, plan
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_participants(path: Path, n: int) -> None:
@@ -79,18 +72,6 @@ def start_server(
     )  # fmt: skip
 
 
-def wait_ready(url: str, timeout: float = 600.0) -> float:
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return time.perf_counter() - t0
-        except httpx.TransportError:
-            pass
-        time.sleep(0.02)
-    raise TimeoutError("server not ready")
-
-
 def token(log_args: list[str], event: Path, role: str) -> str:
     out = subprocess.run(
         [
@@ -100,29 +81,6 @@ def token(log_args: list[str], event: Path, role: str) -> str:
         capture_output=True, text=True, check=True, cwd=ROOT,
     )  # fmt: skip
     return out.stdout.split()[0]
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A private redis-server with the durable configuration docs/redis.md recommends."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise SystemExit("redis-server is not installed: pass --redis URL or --no-redis")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-        ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"redis://127.0.0.1:{port}/0"
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("redis-server did not start")
 
 
 def run(
@@ -137,7 +95,7 @@ def run(
     url = f"http://127.0.0.1:{port}"
     server = start_server(log_args, event, people, port)
     try:
-        wait_ready(url)
+        wait_ready(url, timeout=600)
         gun = int(time.time() * 1000)
         httpx.post(
             url + "/api/v1/races/tenk/gun", json={"time": gun},
@@ -151,14 +109,14 @@ def run(
     port2 = free_port()
     server = start_server([*log_args, "--no-snapshots"], event, people, port2)
     try:
-        ready = wait_ready(f"http://127.0.0.1:{port2}")
+        ready = wait_ready(f"http://127.0.0.1:{port2}", timeout=600)
     finally:
         server.terminate()
         server.wait(60)
     port3 = free_port()  # the first server saved a snapshot of its fold when it stopped
     server = start_server(log_args, event, people, port3)
     try:
-        ready_snapshot = wait_ready(f"http://127.0.0.1:{port3}")
+        ready_snapshot = wait_ready(f"http://127.0.0.1:{port3}", timeout=600)
     finally:
         server.terminate()
         server.wait(60)

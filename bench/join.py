@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ingest import free_port, write_participants
+from benchkit import free_port
+from ingest import write_participants
 
 from livetrack.cli import demo_event
 from livetrack.domain import snapshot

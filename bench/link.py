@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from benchkit import free_port
 
 from livetrack.domain.records import ChipRead, Record, TokenRecord
 from livetrack.store.sqlite import SqliteEventLog
@@ -43,12 +43,6 @@ from livetrack.web.auth import issue, new_token, token_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENT = ROOT / "livetrack" / "demo" / "heaton.toml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Proc:

@@ -42,7 +42,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,17 +52,12 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from benchkit import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 #: Per-spectator budgets (KB per minute, wire bytes, frame headers included).
 BUDGET_KB_PER_MIN = {"race_mile": 10.0, "race_idle": 0.5}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the counting proxy -------------------------------------------------------------------------
@@ -237,16 +231,6 @@ def start_server(
     argv = cli("serve", "--event", str(event), "--participants", str(people), "--db", str(db))
     argv += ["--port", str(port), "--tick", str(tick)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-
-
-def wait_ready(url: str, timeout: float = 120.0) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready")
 
 
 async def post(http: httpx.AsyncClient, path: str, tok: str, body: object) -> None:
