@@ -295,3 +295,47 @@ def test_stress_variants_change_the_race_as_documented_and_repeat_with_their_see
     path = str(tmp_path / "boston_2015.csv")
     assert main([path, "--variant", "warm", "--seed", "3", "--quiet"]) == 0
     assert "(warm variant, seed 3)" in capsys.readouterr().out
+
+
+def test_halves_split_every_runner_into_exactly_one_half_the_same_way_per_seed(
+    tmp_path: Path,
+) -> None:
+    write_boston(tmp_path / "today.csv", runners=60)
+    race = load_boston(tmp_path / "today.csv")
+    first, second = race.halves(5)
+    ids = [r.runner_id for r in first.runners] + [r.runner_id for r in second.runners]
+    assert sorted(ids) == sorted(r.runner_id for r in race.runners)
+    assert 15 <= len(first.runners) <= 45
+    assert race.halves(5) == (first, second)
+    assert race.halves(6) != (first, second)
+
+
+def test_same_day_replays_each_half_with_the_other_as_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_boston(tmp_path / "today.csv", runners=60, seed=4)
+    args = [str(tmp_path / "today.csv"), "--format", "boston", "--quiet"]
+    assert main([*args, "--same-day", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "each half replayed with the other as history (seed 3)" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[3:]}
+    assert rows["5K"][1] == "60"  # both halves scored, every runner once
+    race = load_boston(tmp_path / "today.csv")
+    first, second = race.halves(3)
+    from livetrack.evaluation.scoring import evaluate
+
+    alone = evaluate(first, [r.times for r in second.runners])[0]
+    assert alone.n == len(first.runners)
+    assert alone.n < 60
+
+
+def test_same_day_refuses_a_history_or_several_races(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_boston(tmp_path / "today.csv")
+    write_boston(tmp_path / "past.csv", seed=2)
+    today, past = str(tmp_path / "today.csv"), str(tmp_path / "past.csv")
+    assert main([today, "--same-day", "--history", past]) == 2
+    assert "--same-day takes its history from the race itself" in capsys.readouterr().err
+    assert main([today, past, "--leave-one-out", "--same-day"]) == 2
+    assert "--same-day replays one race" in capsys.readouterr().err

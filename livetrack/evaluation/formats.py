@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import math
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,18 @@ class RaceResults:
             return self
         picked = tuple(self.runners[k * total // n] for k in range(max(0, n)))
         return RaceResults(self.checkpoints, picked)
+
+    def halves(self, seed: int) -> tuple[RaceResults, RaceResults]:
+        """The runners split in two at random (each with probability one half, seeded: the
+        same split every time for one seed); every runner is in exactly one half."""
+        rng = random.Random(seed)
+        first: list[RunnerResult] = []
+        second: list[RunnerResult] = []
+        for runner in self.runners:
+            (first if rng.random() < 0.5 else second).append(runner)
+        return RaceResults(self.checkpoints, tuple(first)), RaceResults(
+            self.checkpoints, tuple(second)
+        )
 
 
 def parse_clock(text: str) -> float | None:

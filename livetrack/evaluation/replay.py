@@ -14,7 +14,12 @@ import argparse
 import sys
 
 from livetrack.evaluation.formats import FORMATS, load_results
-from livetrack.evaluation.scoring import CheckpointScore, evaluate, format_table
+from livetrack.evaluation.scoring import (
+    CheckpointScore,
+    evaluate,
+    evaluate_same_day,
+    format_table,
+)
 from livetrack.evaluation.variants import VARIANTS, variant
 
 __all__ = ["CheckpointScore", "evaluate", "format_table", "main"]
@@ -92,7 +97,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "slowdown from 15K, larger for slower runners), cold (late speed-up) or half (a "
         "random half of the field); see livetrack.evaluation.variants",
     )
-    p.add_argument("--seed", type=int, default=1, help="random seed of --variant (default: 1)")
+    p.add_argument(
+        "--same-day",
+        action="store_true",
+        help="replay each half of the race (a random split, --seed) with the other half as "
+        "its history and score both: the predictor knowing the day as no live race lets it, "
+        "so what is left of its errors is what the splits cannot tell (not with --history)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=1, help="random seed of --variant and --same-day (default: 1)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -117,9 +131,23 @@ def run(args: argparse.Namespace) -> int:
     from livetrack.evaluation import loo
 
     if args.leave_one_out:
+        alone = [o for o, on in (("--same-day", args.same_day), ("--variant", args.variant)) if on]
+        if alone:
+            print(
+                f"evaluate-predictions: {alone[0]} replays one race, not --leave-one-out",
+                file=sys.stderr,
+            )
+            return 2
         return loo.run(args.results, args.format, args.quiet, sys.stderr, args.per_race)
     if len(args.results) != 1:
         print("evaluate-predictions: one results file, or --leave-one-out", file=sys.stderr)
+        return 2
+    if args.same_day and args.history:
+        print(
+            "evaluate-predictions: --same-day takes its history from the race itself, not "
+            "--history",
+            file=sys.stderr,
+        )
         return 2
     args.results = args.results[0]
     try:
@@ -156,10 +184,18 @@ def run(args: argparse.Namespace) -> int:
     title = f"{args.results}" + (f" edition {year}" if year is not None else "")
     if args.variant is not None:
         title += f" ({args.variant} variant, seed {args.seed})"
+    progress = None if args.quiet else sys.stderr
+    if args.same_day:
+        print(
+            f"{title}: {len(race.runners)} runners ({finishers} finished), each half replayed "
+            f"with the other as history (seed {args.seed})"
+        )
+        print(format_table(evaluate_same_day(race, args.seed, progress=progress)))
+        return 0
     print(
         f"{title}: {len(race.runners)} runners ({finishers} finished), "
         f"history: {len(history)} runners"
     )
-    scores = evaluate(race, history or None, progress=None if args.quiet else sys.stderr)
+    scores = evaluate(race, history or None, progress=progress)
     print(format_table(scores))
     return 0

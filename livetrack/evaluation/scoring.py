@@ -18,7 +18,7 @@ from typing import TextIO
 from livetrack.domain.predict import Predictor
 from livetrack.evaluation.formats import RaceResults
 
-__all__ = ["CheckpointScore", "evaluate", "format_table"]
+__all__ = ["CheckpointScore", "evaluate", "evaluate_same_day", "format_table"]
 
 
 @dataclass(slots=True)
@@ -46,6 +46,18 @@ class CheckpointScore:
         base = abs(baseline - truth)
         self.base_abs_err_s += base
         self.base_abs_err_pct += 100.0 * base / truth
+
+    def merge(self, other: CheckpointScore) -> None:
+        """Add the scores of ``other`` (the same checkpoint, another part of the field)."""
+        self.n += other.n
+        self.abs_err_s += other.abs_err_s
+        self.abs_err_pct += other.abs_err_pct
+        self.covered += other.covered
+        self.base_abs_err_s += other.base_abs_err_s
+        self.base_abs_err_pct += other.base_abs_err_pct
+        self.base_covered += other.base_covered
+        self.dnf += other.dnf
+        self.errors.extend(other.errors)
 
     @property
     def mae_min(self) -> float:
@@ -103,6 +115,26 @@ def evaluate(
             if done == total:
                 progress.write("\n")
             progress.flush()
+    return scores
+
+
+def evaluate_same_day(
+    race: RaceResults, seed: int = 1, *, progress: TextIO | None = None
+) -> list[CheckpointScore]:
+    """Each half of ``race`` (:meth:`~livetrack.evaluation.formats.RaceResults.halves`)
+    replayed with the other half as its history, both scored together: the predictor as it
+    would do if its history were this very day, which no live race can give it. What is left
+    of its errors then is what the splits (as the model reads them) cannot tell, not what the
+    day had in store; the gap to a run with the real history is what the day's conditions
+    cost."""
+    first, second = race.halves(seed)
+    scores = evaluate(first, [r.times for r in second.runners], progress=progress)
+    for total, part in zip(
+        scores,
+        evaluate(second, [r.times for r in first.runners], progress=progress),
+        strict=True,
+    ):
+        total.merge(part)
     return scores
 
 
