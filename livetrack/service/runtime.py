@@ -19,7 +19,7 @@ from livetrack.domain.forecast import Forecasts
 from livetrack.domain.records import ParticipantRecord, Record
 from livetrack.domain.state import RaceState, runner_topic
 from livetrack.live.hub import Hub
-from livetrack.service import snapshots
+from livetrack.service import snapshots, stopping
 from livetrack.service.snapshots import SnapshotInfo
 from livetrack.store.base import AppendResult, Countable, EventLog, LogUnavailable, Offset
 
@@ -326,11 +326,7 @@ class Runtime:
     async def stop(self) -> None:
         """Stop tailing; save a last snapshot if anything was folded since the newest one;
         close the log."""
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await stopping.end_tasks(self._tasks)
         try:
             if (
                 self.snapshot_on_stop
@@ -339,7 +335,7 @@ class Runtime:
             ):
                 await snapshots.save(self.log, self.state, self.offset, self.snapshot)
         finally:
-            await self.log.close()
+            await stopping.within("closing the log", self.log.close())
 
 
 async def restore(

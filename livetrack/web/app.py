@@ -21,7 +21,7 @@ from livetrack.config import Settings as Settings
 from livetrack.domain.state import RaceState
 from livetrack.live import wire
 from livetrack.live.hub import Hub
-from livetrack.service import entries, linkwire
+from livetrack.service import entries, linkwire, stopping
 from livetrack.service.alerting import PushCollector, start_push
 from livetrack.service.link import SiteLink
 from livetrack.service.lynx import LifWatcher
@@ -160,15 +160,17 @@ def create_app(settings: Settings) -> Starlette:
             log.info("ready: %d records applied", state.applied)
             yield {"runtime": rt, "renderer": renderer}
         finally:
+            # each step within a bound: a worker that never stops is killed, final snapshot
+            # and all (livetrack.service.stopping)
             if getattr(app.state, "push", None) is not None:
-                await app.state.push.stop()
+                await stopping.within("the push service", app.state.push.stop())
             if site_link is not None:
-                await site_link.stop()
+                await stopping.within("the site link", site_link.stop())
             if follower is not None:
-                await follower.stop()
+                await stopping.within("the follower", follower.stop())
             if watcher is not None:
-                await watcher.stop()
-            await readers.stop()
+                await stopping.within("the photo-finish watcher", watcher.stop())
+            await stopping.within("the readers", readers.stop())
             await rt.stop()
 
     routes = [
