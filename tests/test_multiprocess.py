@@ -413,3 +413,39 @@ def test_health_reports_lag_zero_when_caught_up(tmp_path: Path, servers: list[Se
     body = json.loads(s.health().text)
     assert body["ready"] is True and body["caught_up"] is True and body["lag"] == 0
     assert body["applied"] >= 10 and body["head"] == body["offset"]
+
+
+def test_sigterm_stops_a_server_whose_spectator_never_answers(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    """A phone that went quiet mid-connection (its websocket open, nothing read, no close
+    answered) cannot hold a stopping server: it is given its grace and the process exits."""
+    import base64
+    import socket
+
+    from livetrack.cli.common import GRACEFUL_S
+
+    ev = make_event(tmp_path, ["--db", str(tmp_path / "log.db")], runners=5)
+    s = start(ev)
+    servers.append(s)
+    quiet = socket.create_connection(("127.0.0.1", s.port), timeout=PATIENCE_S)
+    key = base64.b64encode(os.urandom(16)).decode()
+    quiet.sendall(
+        (
+            f"GET /live HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    assert quiet.recv(4096).startswith(b"HTTP/1.1 101"), "the websocket was not accepted"
+    quiet.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)  # and it reads no more
+    try:
+        started = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        s.proc.wait(GRACEFUL_S + 20)
+        assert time.monotonic() - started < GRACEFUL_S + 20
+        text = s.errlog.read_text()
+        # uvicorn ends by raising the signal it caught again, once shut down
+        assert s.proc.returncode in (0, -signal.SIGTERM), text[-2000:]
+        assert "Application shutdown complete" in text and "snapshot saved" in text, text
+    finally:
+        quiet.close()

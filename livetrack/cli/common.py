@@ -125,6 +125,11 @@ def sim_start(event: Event, now_ms: int) -> int:
     return now_ms + shift * 86_400_000 if shift else now_ms
 
 
+GRACEFUL_S = 10
+"""Seconds requests and live connections still open at SIGTERM are given to end before
+they are cancelled and the application shuts down (uvicorn otherwise waits for them)."""
+
+
 def serve_app(app: object, host: str, port: int) -> None:
     import uvicorn
 
@@ -140,6 +145,7 @@ def serve_app(app: object, host: str, port: int) -> None:
         ws_ping_timeout=20,
         log_level="info",
         access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_S,
     )
 
 

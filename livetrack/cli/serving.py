@@ -8,6 +8,7 @@ import tempfile
 
 from livetrack import config
 from livetrack.cli.common import (
+    GRACEFUL_S,
     check_log,
     load_event,
     load_participants,
@@ -107,6 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "livetrack.web.factory:create_from_env", factory=True, workers=args.workers,
             host=args.host, port=args.port, ws=WS_PROTOCOL, ws_per_message_deflate=False,
             ws_ping_interval=20, ws_ping_timeout=20, log_level="info", access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_S,
         )  # fmt: skip
         return 0
     settings = Settings(
