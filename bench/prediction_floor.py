@@ -21,8 +21,9 @@ pace so far, and every segment's log pace relative to it), and scores their fini
   checkpoint distance``; every figure has its ratio to it beside it (``*_ratio``).
 
 Only runners timed at every checkpoint are used (trained on and scored), so compare it with
-the predictor's errors on the same runners. A target below ``same_day_sex_age`` at a checkpoint asks a live forecast to know a runner's
-finish better than a model trained on that day's own finishes does.
+the predictor's errors on the same runners. A target below ``same_day_sex_age`` at a
+checkpoint asks a live forecast to know a runner's finish better than a model trained on that
+day's own finishes does.
 
     python bench/prediction_floor.py RACE.csv [--history PAST.csv ...] [--seed 1]
 """
