@@ -218,7 +218,14 @@ async def test_a_sprinters_page_offers_no_where_i_stand_and_my_runners_drops_a_k
             " || '{}'); return '1' in n && '101' in n; })()",
             timeout=WAIT_MS,
         )
-        await page.goto(f"{srv.url}/me")  # type: ignore[attr-defined]
+        # it reloads itself the moment it has saved them: opening it now may meet that reload
+        # on its way, which then carries on to the same page
+        try:
+            await page.goto(f"{srv.url}/me")  # type: ignore[attr-defined]
+        except Exception as exc:  # playwright's Error, raised by the navigation that lost
+            if "interrupted by another navigation" not in str(exc):
+                raise
+            await page.wait_for_load_state("load")  # type: ignore[attr-defined]
         await page.wait_for_function(  # type: ignore[attr-defined]
             "document.querySelectorAll(\"[data-stand-bib='1'] select option\").length > 2",
             timeout=WAIT_MS,

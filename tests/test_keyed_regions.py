@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from factory import event, gun, person, read
 
 from livetrack.domain.state import RaceState
+from livetrack.service import runtime
 from livetrack.web import features
 from livetrack.web.render import Renderer
 
 STEP = re.compile(r'<template data-p="([^"]*)">')
+
+
+@pytest.fixture(autouse=True)
+def _race_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The event's clock is the wall clock once it is past the newest record: an overdue
+    runner's row says how long it has been overdue, so a second ticking between two frames
+    would send that row as changed. Here the clock is the newest record's time, as in a
+    replay."""
+    monkeypatch.setattr(runtime, "now_ms", lambda: 0)
 
 
 def _race() -> Renderer:
