@@ -119,16 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     for c, (name, _) in enumerate(BOSTON_CHECKPOINTS[:-1]):
         base = mae_min(np, times, c, np.full(len(times), np.log(dist[-1] / dist[c])))
         row = {"constant_pace": round(base, 3)}
-        for label, sex_age in (("same_day", False), ("same_day_sex_age", True)):
-            x, y = features(np, times, people, c, sex_age)
+        splits, y = features(np, times, people, c, False)  # what the history model reads too
+        with_people, _ = features(np, times, people, c, True)
+        for label, x in (("same_day", splits), ("same_day_sex_age", with_people)):
             guess = np.empty(len(times))
             for part in (halves, ~halves):
                 guess[~part] = model().fit(x[part], y[part]).predict(x[~part])
             row[label] = round(mae_min(np, times, c, guess), 3)
         if past is not None:
             x_past, y_past = features(np, past[0], past[1], c, False)
-            x, _ = features(np, times, people, c, False)
-            row["history"] = round(mae_min(np, times, c, model().fit(x_past, y_past).predict(x)), 3)
+            guess = model().fit(x_past, y_past).predict(splits)
+            row["history"] = round(mae_min(np, times, c, guess), 3)
         for key in [k for k in row if k != "constant_pace"]:
             row[f"{key}_ratio"] = round(row[key] / base, 3)
         rows[name] = row

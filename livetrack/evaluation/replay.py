@@ -131,10 +131,10 @@ def run(args: argparse.Namespace) -> int:
     from livetrack.evaluation import loo
 
     if args.leave_one_out:
-        alone = [o for o, on in (("--same-day", args.same_day), ("--variant", args.variant)) if on]
-        if alone:
+        if args.same_day or args.variant:
+            flag = "--same-day" if args.same_day else "--variant"
             print(
-                f"evaluate-predictions: {alone[0]} replays one race, not --leave-one-out",
+                f"evaluate-predictions: {flag} replays one race, not --leave-one-out",
                 file=sys.stderr,
             )
             return 2

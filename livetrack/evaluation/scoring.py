@@ -12,7 +12,7 @@ are replayed too (they are part of the field) and counted per checkpoint.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import TextIO
 
 from livetrack.domain.predict import Predictor
@@ -32,9 +32,7 @@ class CheckpointScore:
     covered: int = 0
     base_abs_err_s: float = 0.0
     base_abs_err_pct: float = 0.0
-    base_covered: int = 0
     dnf: int = 0
-    errors: list[float] = field(default_factory=list)
 
     def add(self, truth: float, seconds: float, low: float, high: float, baseline: float) -> None:
         """Score one estimate (and its baseline) against the true finish time."""
@@ -48,16 +46,11 @@ class CheckpointScore:
         self.base_abs_err_pct += 100.0 * base / truth
 
     def merge(self, other: CheckpointScore) -> None:
-        """Add the scores of ``other`` (the same checkpoint, another part of the field)."""
-        self.n += other.n
-        self.abs_err_s += other.abs_err_s
-        self.abs_err_pct += other.abs_err_pct
-        self.covered += other.covered
-        self.base_abs_err_s += other.base_abs_err_s
-        self.base_abs_err_pct += other.base_abs_err_pct
-        self.base_covered += other.base_covered
-        self.dnf += other.dnf
-        self.errors.extend(other.errors)
+        """Add the scores of ``other`` (the same checkpoint, another part of the field):
+        every field but the name is a sum."""
+        for f in fields(self):
+            if f.name != "name":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     @property
     def mae_min(self) -> float:
